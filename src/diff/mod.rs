@@ -1,0 +1,168 @@
+//! Pairing desired with observed: grouping containers into pods, judging each pod against
+//! its deployment, and field-level differences between container specs.
+
+pub mod placement;
+
+use crate::model::{label, ContainerSpec, Deployment, Health, Labels, ObservedContainer, ObservedHost};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The containers of one pod as observed on one host.
+#[derive(Debug, Clone)]
+pub struct ObservedPod {
+    pub host: String,
+    pub deployment: String,
+    pub name: String,
+    pub revision: String,
+    pub ordinal: u32,
+    /// The replica count the pod was created for (`berth.replicas`).
+    pub replicas: Option<u32>,
+    /// The deployment's labels as recorded on the pod.
+    pub labels: Labels,
+    pub containers: Vec<ObservedContainer>,
+}
+
+/// Containers not managed by this project, which berth never touches.
+#[derive(Debug, Clone)]
+pub struct Unmanaged {
+    pub host: String,
+    pub name: String,
+    pub host_ports: Vec<(u16, String)>,
+}
+
+pub const REPLICAS_LABEL: &str = "berth.replicas";
+
+/// Splits what a host runs into this project's pods and everything else.
+pub fn group(project: &str, host: &ObservedHost) -> (Vec<ObservedPod>, Vec<Unmanaged>) {
+    let mut pods: BTreeMap<(String, String), ObservedPod> = BTreeMap::new();
+    let mut unmanaged = Vec::new();
+    for c in &host.containers {
+        if c.label(label::PROJECT) != Some(project) {
+            unmanaged.push(Unmanaged { host: host.host.clone(), name: c.name.clone(), host_ports: c.host_ports.clone() });
+            continue;
+        }
+        let deployment = c.label(label::DEPLOYMENT).unwrap_or("").to_string();
+        let pod = c.label(label::POD).unwrap_or(&c.name).to_string();
+        let entry = pods.entry((deployment.clone(), pod.clone())).or_insert_with(|| ObservedPod {
+            host: host.host.clone(),
+            deployment,
+            name: pod,
+            revision: c.label(label::REVISION).unwrap_or("").to_string(),
+            ordinal: c.label(label::ORDINAL).and_then(|o| o.parse().ok()).unwrap_or(u32::MAX),
+            replicas: c.label(REPLICAS_LABEL).and_then(|o| o.parse().ok()),
+            labels: c.label(label::LABELS).and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default(),
+            containers: vec![],
+        });
+        entry.containers.push(c.clone());
+    }
+    (pods.into_values().collect(), unmanaged)
+}
+
+/// One field of one container that differs: old → new, as compact JSON.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FieldChange {
+    pub container: String,
+    pub field: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+/// How an observed pod compares with what its deployment wants.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// Current revision, complete, running (maybe still starting or unhealthy).
+    Current { health: Option<Health> },
+    /// Current revision and spec, but some containers are not running.
+    Stopped { containers: Vec<String> },
+    /// Current revision, but containers are missing or were changed by hand.
+    Broken { why: String, fields: Vec<FieldChange> },
+    /// Another revision: Git changed.
+    Outdated { fields: Vec<FieldChange> },
+}
+
+pub fn spec_value(spec: &ContainerSpec) -> Value {
+    serde_json::to_value(spec).expect("a container spec always serialises")
+}
+
+/// The spec a container was created from, parsed from its `berth.spec` label.
+pub fn observed_spec(c: &ObservedContainer) -> Option<Value> {
+    c.label(label::SPEC).and_then(|s| serde_json::from_str(s).ok())
+}
+
+fn compact(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Field-level differences between the containers of an observed pod and a desired pod.
+pub fn pod_field_changes(observed: &[ObservedContainer], desired: &[ContainerSpec]) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    let by_name: BTreeMap<&str, &ObservedContainer> =
+        observed.iter().map(|c| (c.label(label::CONTAINER).unwrap_or(&c.name), c)).collect();
+    for d in desired {
+        let new = spec_value(d);
+        match by_name.get(d.name.as_str()) {
+            None => out.push(FieldChange { container: d.name.clone(), field: "(container)".into(), old: None, new: Some("added".into()) }),
+            Some(c) => {
+                let old = observed_spec(c).unwrap_or(Value::Null);
+                out.extend(spec_field_changes(&d.name, &old, &new));
+            }
+        }
+    }
+    for name in by_name.keys() {
+        if !desired.iter().any(|d| d.name == *name) {
+            out.push(FieldChange { container: name.to_string(), field: "(container)".into(), old: Some("present".into()), new: None });
+        }
+    }
+    out
+}
+
+/// Differences between two specs as JSON objects, field by field.
+pub fn spec_field_changes(container: &str, old: &Value, new: &Value) -> Vec<FieldChange> {
+    let empty = serde_json::Map::new();
+    let o = old.as_object().unwrap_or(&empty);
+    let n = new.as_object().unwrap_or(&empty);
+    let mut keys: Vec<&String> = o.keys().chain(n.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| o.get(*k) != n.get(*k))
+        .map(|k| FieldChange {
+            container: container.to_string(),
+            field: k.clone(),
+            old: o.get(k).map(compact),
+            new: n.get(k).map(compact),
+        })
+        .collect()
+}
+
+/// Judges one observed pod of a deployment against the deployment's desired revision.
+pub fn judge(pod: &ObservedPod, d: &Deployment, revision: &str) -> Condition {
+    if pod.revision != revision {
+        return Condition::Outdated { fields: pod_field_changes(&pod.containers, &d.pod.containers) };
+    }
+    let fields = pod_field_changes(&pod.containers, &d.pod.containers);
+    if !fields.is_empty() {
+        let missing: Vec<&str> =
+            fields.iter().filter(|f| f.field == "(container)" && f.old.is_none()).map(|f| f.container.as_str()).collect();
+        let why = if missing.is_empty() {
+            "changed by hand".to_string()
+        } else {
+            format!("container {} removed by hand", missing.join(", "))
+        };
+        return Condition::Broken { why, fields };
+    }
+    let stopped: Vec<String> = pod.containers.iter().filter(|c| !c.is_running()).map(|c| c.name.clone()).collect();
+    if !stopped.is_empty() {
+        return Condition::Stopped { containers: stopped };
+    }
+    let health = pod.containers.iter().filter_map(|c| c.health.clone()).max_by_key(|h| match h {
+        Health::Healthy => 0,
+        Health::Starting => 1,
+        Health::Unhealthy => 2,
+    });
+    Condition::Current { health }
+}

@@ -1,0 +1,9 @@
+//! berth: a declarative GitOps reconciler for fleets of plain Docker hosts.
+//!
+//! The core (`model`, `repo::load`, `diff`, `plan`, `render`) does no I/O; the shell
+//! (`repo::source`, `hosts`, `apply`, `cli`) talks to Git, SSH and Docker.
+
+pub mod diff;
+pub mod model;
+pub mod plan;
+pub mod repo;

@@ -1,0 +1,223 @@
+//! The desired state: what Git says should run, after defaults and normalisation.
+//!
+//! [`ContainerSpec`] is the unit of comparison: berth stores it, serialised canonically, in the
+//! `berth.spec` label of every container it creates, so a plan compares specs without an
+//! inspect per container. Secret values never enter it, only their hashes.
+
+use super::labels::Labels;
+use super::selector::Selector;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DesiredState {
+    pub project: String,
+    /// The Git commit the state was read at; `None` for a plain directory.
+    pub commit: Option<String>,
+    pub hosts: Vec<Host>,
+    pub deployments: Vec<Deployment>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Host {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub labels: Labels,
+    pub docker_socket: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Deployment {
+    pub name: String,
+    pub labels: Labels,
+    pub replicas: u32,
+    pub placement: Placement,
+    pub pod: PodSpec,
+    pub service: Option<Service>,
+    pub strategy: Strategy,
+    /// The file it was declared in, relative to the repository root.
+    pub file: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Placement {
+    pub hosts: Selector,
+    pub max_per_host: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PodSpec {
+    pub containers: Vec<ContainerSpec>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Service {
+    pub name: String,
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum StrategyKind {
+    Rolling,
+    Recreate,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Strategy {
+    pub kind: StrategyKind,
+    /// How long a new pod must stay running (and healthy) before it counts as ready.
+    pub min_ready_ms: u64,
+    /// How long a new pod may take to become ready before the rollout is aborted.
+    pub health_timeout_ms: u64,
+}
+
+/// One container of a pod, normalised: env as a sorted map, ports as `host:container/proto`,
+/// memory in bytes, CPUs in milli-CPUs, durations in milliseconds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, EnvValue>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<Port>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Mount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<HealthCheck>,
+    pub restart: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub millicpus: Option<u64>,
+}
+
+/// An environment value: plain text, or a secret known only by its name and hash.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum EnvValue {
+    Plain(String),
+    Secret { secret: String, sha256: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Port {
+    pub host: Option<u16>,
+    pub container: u16,
+    pub protocol: String,
+}
+
+impl std::fmt::Display for Port {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.host {
+            Some(h) => write!(f, "{h}:{}/{}", self.container, self.protocol),
+            None => write!(f, "{}/{}", self.container, self.protocol),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Mount {
+    /// A named volume (created by berth as `<project>-<name>`) or an absolute host path.
+    pub source: String,
+    pub target: String,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+impl Mount {
+    pub fn is_named_volume(&self) -> bool {
+        !self.source.starts_with('/')
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Docker's form: `["CMD", ...]` or `["CMD-SHELL", "..."]`.
+    pub test: Vec<String>,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub retries: u32,
+    pub start_period_ms: u64,
+}
+
+impl ContainerSpec {
+    /// The canonical JSON stored in the `berth.spec` label.
+    pub fn canonical_json(&self) -> String {
+        serde_json::to_string(self).expect("a container spec always serialises")
+    }
+
+    pub fn host_ports(&self) -> impl Iterator<Item = (u16, &str)> {
+        self.ports.iter().filter_map(|p| p.host.map(|h| (h, p.protocol.as_str())))
+    }
+}
+
+impl PodSpec {
+    pub fn host_ports(&self) -> Vec<(u16, String)> {
+        let mut ports: Vec<_> =
+            self.containers.iter().flat_map(|c| c.host_ports().map(|(p, proto)| (p, proto.to_string()))).collect();
+        ports.sort();
+        ports
+    }
+
+    pub fn has_healthcheck(&self) -> bool {
+        self.containers.iter().any(|c| c.healthcheck.is_some())
+    }
+}
+
+impl Deployment {
+    /// The revision: a short hash of everything that forces a new pod when it changes.
+    pub fn revision(&self) -> String {
+        #[derive(Serialize)]
+        struct Template<'a> {
+            pod: &'a PodSpec,
+            service: &'a Option<Service>,
+        }
+        let json = serde_json::to_string(&Template { pod: &self.pod, service: &self.service })
+            .expect("a pod template always serialises");
+        short_hash(json.as_bytes())
+    }
+
+    pub fn max_per_host(&self) -> u32 {
+        self.placement.max_per_host.unwrap_or(u32::MAX)
+    }
+}
+
+/// Hex SHA-256, full length.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The first 10 hex digits of SHA-256: short enough for container names, long enough to
+/// never collide among the revisions of one deployment.
+pub fn short_hash(bytes: &[u8]) -> String {
+    sha256_hex(bytes)[..10].to_string()
+}
+
+impl DesiredState {
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// A hash of the desired state, recorded in plans.
+    pub fn hash(&self) -> String {
+        let json = serde_json::to_string(&(&self.project, &self.hosts, &self.deployments))
+            .expect("the desired state always serialises");
+        sha256_hex(json.as_bytes())
+    }
+
+    /// The hosts a deployment may be placed on, in name order.
+    pub fn eligible_hosts(&self, d: &Deployment) -> Vec<&Host> {
+        let mut hosts: Vec<&Host> = self.hosts.iter().filter(|h| d.placement.hosts.matches(&h.labels)).collect();
+        hosts.sort_by(|a, b| a.name.cmp(&b.name));
+        hosts
+    }
+}

@@ -1,0 +1,11 @@
+//! The pure model: desired and observed state, labels and selectors. No I/O.
+
+pub mod desired;
+pub mod labels;
+pub mod observed;
+pub mod selector;
+
+pub use desired::*;
+pub use labels::Labels;
+pub use observed::{label, Health, ObservedContainer, ObservedHost};
+pub use selector::Selector;

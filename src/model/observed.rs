@@ -1,0 +1,78 @@
+//! The observed state of a host: what one container list returned, as plain values.
+
+use super::labels::Labels;
+use serde::{Deserialize, Serialize};
+
+/// Label names berth puts on everything it creates.
+pub mod label {
+    pub const PROJECT: &str = "berth.project";
+    pub const DEPLOYMENT: &str = "berth.deployment";
+    pub const POD: &str = "berth.pod";
+    pub const CONTAINER: &str = "berth.container";
+    pub const REVISION: &str = "berth.revision";
+    pub const SPEC: &str = "berth.spec";
+    pub const COMMIT: &str = "berth.commit";
+    pub const ROLE: &str = "berth.role";
+    pub const ORDINAL: &str = "berth.ordinal";
+    /// The deployment's own labels, JSON, so `-l` works on pods whose deployment left Git.
+    pub const LABELS: &str = "berth.labels";
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ObservedContainer {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    /// Docker's state: created, running, paused, restarting, removing, exited, dead.
+    pub state: String,
+    pub health: Option<Health>,
+    pub labels: Labels,
+    /// Published host ports as (port, protocol).
+    #[serde(default)]
+    pub host_ports: Vec<(u16, String)>,
+}
+
+impl ObservedContainer {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.state == "running"
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct ObservedHost {
+    pub host: String,
+    /// Every container on the host, managed or not.
+    pub containers: Vec<ObservedContainer>,
+}
+
+impl ObservedHost {
+    /// A fingerprint of what matters for a plan: managed containers (name, id, state,
+    /// revision) and unmanaged names and ports. Health is left out: it changes on its own.
+    pub fn fingerprint(&self, project: &str) -> String {
+        let mut lines: Vec<String> = self
+            .containers
+            .iter()
+            .map(|c| {
+                if c.label(label::PROJECT) == Some(project) {
+                    format!("m {} {} {} {}", c.name, c.id, c.state, c.label(label::SPEC).unwrap_or(""))
+                } else {
+                    format!("u {} {:?}", c.name, c.host_ports)
+                }
+            })
+            .collect();
+        lines.sort();
+        super::desired::sha256_hex(lines.join("\n").as_bytes())
+    }
+}

@@ -1,0 +1,551 @@
+//! Builds a plan from the desired and the observed state. Pure.
+
+use super::types::*;
+use crate::diff::{self, placement, Condition, ObservedPod, Unmanaged};
+use crate::model::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub struct PlanInput<'a> {
+    pub desired: &'a DesiredState,
+    /// Per host in the inventory: what was observed, or why it could not be.
+    pub observed: &'a BTreeMap<String, Result<ObservedHost, String>>,
+    /// Only deployments whose labels match are planned (`-l`).
+    pub selector: Option<&'a Selector>,
+    pub prune: bool,
+}
+
+/// The Docker network every pod of a project joins; service names are aliases on it.
+pub fn network_name(project: &str) -> String {
+    format!("berth-{project}")
+}
+
+pub fn volume_name(project: &str, volume: &str) -> String {
+    format!("{project}-{volume}")
+}
+
+pub fn pod_name(deployment: &str, revision: &str, ordinal: u32) -> String {
+    format!("{deployment}-{revision}-{ordinal}")
+}
+
+pub fn container_name(pod: &str, container: &str) -> String {
+    format!("{pod}-{container}")
+}
+
+struct Builder<'a> {
+    input: &'a PlanInput<'a>,
+    changes: Vec<Change>,
+    issues: Vec<Issue>,
+    /// Per host: steps that prepare for creates (networks, volumes, images).
+    prepare: BTreeMap<String, BTreeSet<PrepareStep>>,
+    waves: Vec<Wave>,
+    pods: Vec<ObservedPod>,
+    unmanaged: Vec<Unmanaged>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum PrepareStep {
+    Network(String),
+    Volume(String),
+    Image(String),
+}
+
+fn container_names(pod: &ObservedPod) -> Vec<String> {
+    let mut names: Vec<String> = pod.containers.iter().map(|c| c.name.clone()).collect();
+    names.sort();
+    names
+}
+
+/// What berth will do about one pod of a deployment on one host.
+enum Work {
+    Start(ObservedPod),
+    Create { new: PodPlan, host: String, replaces: Option<ObservedPod>, stop_first: bool },
+    Remove(ObservedPod),
+}
+
+pub fn build(input: &PlanInput) -> Plan {
+    let mut b = Builder {
+        input,
+        changes: vec![],
+        issues: vec![],
+        prepare: BTreeMap::new(),
+        waves: vec![],
+        pods: vec![],
+        unmanaged: vec![],
+    };
+    let mut hosts = BTreeMap::new();
+    for h in &input.desired.hosts {
+        match input.observed.get(&h.name) {
+            Some(Ok(o)) => {
+                hosts.insert(
+                    h.name.clone(),
+                    HostState { reachable: true, fingerprint: Some(o.fingerprint(&input.desired.project)), error: None },
+                );
+                let (pods, unmanaged) = diff::group(&input.desired.project, o);
+                b.pods.extend(pods);
+                b.unmanaged.extend(unmanaged);
+            }
+            other => {
+                let error = match other {
+                    Some(Err(e)) => e.clone(),
+                    _ => "not observed".to_string(),
+                };
+                b.issues.push(Issue {
+                    kind: IssueKind::Unreachable,
+                    host: Some(h.name.clone()),
+                    deployment: None,
+                    pod: None,
+                    message: format!("{} is unreachable: {error}", h.name),
+                });
+                hosts.insert(h.name.clone(), HostState { reachable: false, fingerprint: None, error: Some(error) });
+            }
+        }
+    }
+    let selected: Vec<&Deployment> = input
+        .desired
+        .deployments
+        .iter()
+        .filter(|d| input.selector.is_none_or(|s| s.matches(&d.labels)))
+        .collect();
+    let mut all_work: Vec<(&Deployment, Vec<Work>)> = Vec::new();
+    for d in &selected {
+        let work = b.deployment(d, &hosts);
+        all_work.push((d, work));
+    }
+    let prune_wave = b.orphans(&hosts);
+    // Preparation first, in one parallel wave.
+    if !b.prepare.is_empty() {
+        let steps = b
+            .prepare
+            .iter()
+            .map(|(h, s)| {
+                let steps = s
+                    .iter()
+                    .map(|p| match p {
+                        PrepareStep::Network(n) => Step::EnsureNetwork { name: n.clone() },
+                        PrepareStep::Volume(n) => Step::EnsureVolume { name: n.clone() },
+                        PrepareStep::Image(i) => Step::EnsureImage { image: i.clone() },
+                    })
+                    .collect();
+                (h.clone(), steps)
+            })
+            .collect();
+        b.waves.push(Wave { description: "prepare networks, volumes and images".into(), steps, on_failure: BTreeMap::new() });
+    }
+    for (d, work) in all_work {
+        b.waves.extend(waves_for(d, work));
+    }
+    b.waves.extend(prune_wave);
+    Plan {
+        version: PLAN_VERSION,
+        project: input.desired.project.clone(),
+        commit: input.desired.commit.clone(),
+        desired_hash: input.desired.hash(),
+        selector: input.selector.map(|s| s.to_string()),
+        prune: input.prune,
+        hosts,
+        changes: b.changes,
+        issues: b.issues,
+        waves: b.waves,
+    }
+}
+
+fn spec_map(specs: &[ContainerSpec]) -> BTreeMap<String, serde_json::Value> {
+    specs.iter().map(|c| (c.name.clone(), diff::spec_value(c))).collect()
+}
+
+fn observed_spec_map(pod: &ObservedPod) -> BTreeMap<String, serde_json::Value> {
+    pod.containers
+        .iter()
+        .map(|c| (c.label(label::CONTAINER).unwrap_or(&c.name).to_string(), diff::observed_spec(c).unwrap_or_default()))
+        .collect()
+}
+
+impl Builder<'_> {
+    fn deployment(&mut self, d: &Deployment, hosts: &BTreeMap<String, HostState>) -> Vec<Work> {
+        let desired = self.input.desired;
+        let revision = d.revision();
+        let eligible: Vec<String> = desired
+            .eligible_hosts(d)
+            .into_iter()
+            .filter(|h| hosts.get(&h.name).is_some_and(|s| s.reachable))
+            .map(|h| h.name.clone())
+            .collect();
+        let mine: Vec<ObservedPod> = self.pods.iter().filter(|p| p.deployment == d.name).cloned().collect();
+        let mut current: BTreeMap<String, u32> = BTreeMap::new();
+        for p in &mine {
+            *current.entry(p.host.clone()).or_default() += 1;
+        }
+        let per_host = if d.pod.host_ports().is_empty() { d.max_per_host() } else { 1 };
+        let (target, unplaced) = placement::place(d.replicas, &eligible, &current, per_host);
+        if unplaced > 0 {
+            self.issues.push(Issue {
+                kind: IssueKind::Notice,
+                host: None,
+                deployment: Some(d.name.clone()),
+                pod: None,
+                message: format!("{unplaced} replica(s) of {} cannot be placed on the reachable hosts", d.name),
+            });
+        }
+        // Did the last apply use today's replica count? Then a missing or extra pod is drift.
+        let same_count = mine.iter().any(|p| p.replicas == Some(d.replicas) && p.revision == revision);
+        let mut used: BTreeSet<u32> = mine.iter().map(|p| p.ordinal).collect();
+        let mut next_ordinal = move || {
+            let o = (0..).find(|o| !used.contains(o)).expect("an unused ordinal exists");
+            used.insert(o);
+            o
+        };
+        let mut work = Vec::new();
+        let mut all_hosts: Vec<String> = mine.iter().map(|p| p.host.clone()).collect();
+        all_hosts.extend(eligible.iter().cloned());
+        all_hosts.sort();
+        all_hosts.dedup();
+        for host in all_hosts {
+            if !hosts.get(&host).is_some_and(|s| s.reachable) {
+                continue;
+            }
+            let want = target.get(&host).copied().unwrap_or(0);
+            let mut pods: Vec<ObservedPod> = mine.iter().filter(|p| p.host == host).cloned().collect();
+            pods.sort_by_key(|p| p.ordinal);
+            let mut keep: Vec<(ObservedPod, bool)> = Vec::new(); // (pod, needs start)
+            let mut replaceable: Vec<(ObservedPod, ChangeKind, String, Vec<diff::FieldChange>)> = Vec::new();
+            for p in pods {
+                match diff::judge(&p, d, &revision) {
+                    Condition::Current { health } => {
+                        if let Some(h @ (Health::Unhealthy | Health::Starting)) = &health {
+                            self.issues.push(Issue {
+                                kind: IssueKind::Health,
+                                host: Some(host.clone()),
+                                deployment: Some(d.name.clone()),
+                                pod: Some(p.name.clone()),
+                                message: format!("{} is {}", p.name, if *h == Health::Unhealthy { "unhealthy" } else { "still starting" }),
+                            });
+                        }
+                        if p.containers.iter().any(|c| c.state == "restarting") {
+                            self.issues.push(Issue {
+                                kind: IssueKind::Health,
+                                host: Some(host.clone()),
+                                deployment: Some(d.name.clone()),
+                                pod: Some(p.name.clone()),
+                                message: format!("{} is restarting", p.name),
+                            });
+                        }
+                        keep.push((p, false));
+                    }
+                    Condition::Stopped { .. } => keep.push((p, true)),
+                    Condition::Broken { why, fields } => replaceable.push((p, ChangeKind::Drift, why, fields)),
+                    Condition::Outdated { fields } => {
+                        let why = format!("revision {} → {}", p.revision, revision);
+                        replaceable.push((p, ChangeKind::Pending, why, fields))
+                    }
+                }
+            }
+            // Too many good pods here: remove the surplus, stopped ones and high ordinals first.
+            keep.sort_by_key(|(p, stopped)| (*stopped, p.ordinal));
+            while keep.len() as u32 > want {
+                let (p, _) = keep.pop().expect("non-empty");
+                let (kind, reason) = if !eligible.contains(&host) {
+                    (ChangeKind::Pending, format!("{host} no longer matches the placement of {}", d.name))
+                } else if same_count {
+                    (ChangeKind::Drift, "extra pod, not created by berth for this replica count".to_string())
+                } else {
+                    (ChangeKind::Pending, format!("scale down to {} replica(s)", d.replicas))
+                };
+                self.change(d, &host, Action::Remove, kind, Some(&p), None, reason, vec![]);
+                work.push(Work::Remove(p));
+            }
+            for (p, needs_start) in &keep {
+                if *needs_start {
+                    let stopped: Vec<String> =
+                        p.containers.iter().filter(|c| !c.is_running()).map(|c| c.name.clone()).collect();
+                    let reason = format!("stopped: {}", stopped.join(", "));
+                    self.change(d, &host, Action::Start, ChangeKind::Drift, Some(p), None, reason, vec![]);
+                    work.push(Work::Start(p.clone()));
+                }
+            }
+            let missing = want.saturating_sub(keep.len() as u32);
+            let mut replaceable = replaceable.into_iter();
+            for _ in 0..missing {
+                let ordinal = next_ordinal();
+                let new = self.pod_plan(d, &revision, ordinal, &host);
+                match replaceable.next() {
+                    Some((old, kind, why, fields)) => {
+                        let host_ports = d.pod.host_ports();
+                        let stop_first = !host_ports.is_empty();
+                        let mut reason = why;
+                        if stop_first {
+                            reason.push_str(&format!(
+                                "; host port {} can be held by one container, so the old pod stops first",
+                                host_ports[0].0
+                            ));
+                        }
+                        let new_name = new.name.clone();
+                        self.change(d, &host, Action::Replace, kind, Some(&old), Some(new_name), reason, fields);
+                        work.push(Work::Create { new, host: host.clone(), replaces: Some(old), stop_first });
+                    }
+                    None => {
+                        let (kind, reason) = if mine.is_empty() {
+                            (ChangeKind::Pending, format!("new deployment {}", d.name))
+                        } else if same_count && eligible.contains(&host) {
+                            (ChangeKind::Drift, "pod removed by hand".to_string())
+                        } else {
+                            (ChangeKind::Pending, format!("scale to {} replica(s)", d.replicas))
+                        };
+                        let new_name = new.name.clone();
+                        self.change(d, &host, Action::Create, kind, None, Some(new_name), reason, vec![]);
+                        work.push(Work::Create { new, host: host.clone(), replaces: None, stop_first: false });
+                    }
+                }
+            }
+            for (old, kind, why, fields) in replaceable {
+                let reason = format!("{why}; not needed at {} replica(s) here", want);
+                self.change(d, &host, Action::Remove, kind, Some(&old), None, reason, fields);
+                work.push(Work::Remove(old));
+            }
+        }
+        work
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn change(
+        &mut self,
+        d: &Deployment,
+        host: &str,
+        action: Action,
+        kind: ChangeKind,
+        old: Option<&ObservedPod>,
+        new_pod: Option<String>,
+        reason: String,
+        fields: Vec<diff::FieldChange>,
+    ) {
+        let with_specs = matches!(action, Action::Replace | Action::Create);
+        self.changes.push(Change {
+            deployment: d.name.clone(),
+            host: host.to_string(),
+            action,
+            kind,
+            pod: old.map(|p| p.name.clone()),
+            new_pod,
+            reason,
+            fields,
+            old_spec: old.filter(|_| with_specs).map(observed_spec_map),
+            new_spec: with_specs.then(|| spec_map(&d.pod.containers)),
+        });
+    }
+
+    fn pod_plan(&mut self, d: &Deployment, revision: &str, ordinal: u32, host: &str) -> PodPlan {
+        let desired = self.input.desired;
+        let project = &desired.project;
+        let name = pod_name(&d.name, revision, ordinal);
+        let network = network_name(project);
+        let prep = self.prepare.entry(host.to_string()).or_default();
+        prep.insert(PrepareStep::Network(network.clone()));
+        let labels_json = serde_json::to_string(&d.labels).expect("labels serialise");
+        let containers = d
+            .pod
+            .containers
+            .iter()
+            .map(|c| {
+                prep.insert(PrepareStep::Image(c.image.clone()));
+                for v in c.volumes.iter().filter(|v| v.is_named_volume()) {
+                    prep.insert(PrepareStep::Volume(volume_name(project, &v.source)));
+                }
+                let mut labels = d.labels.clone();
+                for (k, v) in [
+                    (label::PROJECT, project.clone()),
+                    (label::DEPLOYMENT, d.name.clone()),
+                    (label::POD, name.clone()),
+                    (label::CONTAINER, c.name.clone()),
+                    (label::REVISION, revision.to_string()),
+                    (label::ORDINAL, ordinal.to_string()),
+                    (label::SPEC, c.canonical_json()),
+                    (label::ROLE, "stable".to_string()),
+                    (label::LABELS, labels_json.clone()),
+                    (diff::REPLICAS_LABEL, d.replicas.to_string()),
+                ] {
+                    labels.insert(k.to_string(), v);
+                }
+                if let Some(commit) = &desired.commit {
+                    labels.insert(label::COMMIT.to_string(), commit.clone());
+                }
+                ContainerPlan { name: container_name(&name, &c.name), spec: c.clone(), labels }
+            })
+            .collect::<Vec<_>>();
+        let aliases = d.service.iter().map(|s| s.name.clone()).collect();
+        let plan = PodPlan { name, deployment: d.name.clone(), network, aliases, containers };
+        self.check_conflicts(d, host, &plan);
+        plan
+    }
+
+    fn check_conflicts(&mut self, d: &Deployment, host: &str, pod: &PodPlan) {
+        let ports = d.pod.host_ports();
+        for u in self.unmanaged.iter().filter(|u| u.host == host) {
+            let name_clash = pod.containers.iter().any(|c| c.name == u.name);
+            let port_clash: Vec<&(u16, String)> = u.host_ports.iter().filter(|p| ports.contains(p)).collect();
+            if name_clash || !port_clash.is_empty() {
+                let what = if name_clash {
+                    format!("has the name berth needs for pod {}", pod.name)
+                } else {
+                    format!("holds host port {}/{} that {} publishes", port_clash[0].0, port_clash[0].1, d.name)
+                };
+                self.issues.push(Issue {
+                    kind: IssueKind::Conflict,
+                    host: Some(host.to_string()),
+                    deployment: Some(d.name.clone()),
+                    pod: Some(pod.name.clone()),
+                    message: format!("unmanaged container {} {what}; berth will not remove it", u.name),
+                });
+            }
+        }
+    }
+
+    /// Pods of deployments that are not in Git (or deleted from it).
+    fn orphans(&mut self, hosts: &BTreeMap<String, HostState>) -> Option<Wave> {
+        let declared: BTreeSet<&str> = self.input.desired.deployments.iter().map(|d| d.name.as_str()).collect();
+        let orphans: Vec<ObservedPod> = self
+            .pods
+            .iter()
+            .filter(|p| !declared.contains(p.deployment.as_str()))
+            .filter(|p| self.input.selector.is_none_or(|s| s.matches(&p.labels)))
+            .filter(|p| hosts.get(&p.host).is_some_and(|h| h.reachable))
+            .cloned()
+            .collect();
+        let mut steps: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+        for p in &orphans {
+            let (kind, reason) = if p.deployment.is_empty() {
+                (ChangeKind::Drift, "container with berth labels that no deployment owns".to_string())
+            } else {
+                (ChangeKind::Pending, format!("deployment {} is not in Git", p.deployment))
+            };
+            if self.input.prune {
+                self.changes.push(Change {
+                    deployment: p.deployment.clone(),
+                    host: p.host.clone(),
+                    action: Action::Remove,
+                    kind,
+                    pod: Some(p.name.clone()),
+                    new_pod: None,
+                    reason,
+                    fields: vec![],
+                    old_spec: None,
+                    new_spec: None,
+                });
+                steps.entry(p.host.clone()).or_default().push(Step::RemovePod { pod: p.name.clone(), containers: container_names(p) });
+            } else {
+                self.issues.push(Issue {
+                    kind: IssueKind::Notice,
+                    host: Some(p.host.clone()),
+                    deployment: Some(p.deployment.clone()),
+                    pod: Some(p.name.clone()),
+                    message: format!("{}: {reason}; kept (use --prune to remove it)", p.name),
+                });
+            }
+        }
+        (!steps.is_empty())
+            .then(|| Wave { description: "prune pods not declared in Git".into(), steps, on_failure: BTreeMap::new() })
+    }
+}
+
+fn remove_step(p: &ObservedPod) -> Step {
+    Step::RemovePod { pod: p.name.clone(), containers: container_names(p) }
+}
+
+fn await_step(d: &Deployment, pod: &PodPlan) -> Step {
+    Step::AwaitReady {
+        pod: pod.name.clone(),
+        containers: pod.containers.iter().map(|c| c.name.clone()).collect(),
+        min_ready_ms: d.strategy.min_ready_ms,
+        timeout_ms: d.strategy.health_timeout_ms,
+    }
+}
+
+fn remove_new(pod: &PodPlan) -> Step {
+    Step::RemovePod { pod: pod.name.clone(), containers: pod.containers.iter().map(|c| c.name.clone()).collect() }
+}
+
+fn start_step(p: &ObservedPod) -> Step {
+    Step::StartPod { pod: p.name.clone(), containers: container_names(p) }
+}
+
+/// Orders one deployment's work into waves according to its strategy.
+fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
+    let mut waves = Vec::new();
+    let mut starts: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+    let mut fresh: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+    let mut fresh_undo: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+    let mut replacements = Vec::new();
+    let mut removals: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+    for w in work {
+        match w {
+            Work::Start(p) => {
+                let host = p.host.clone();
+                let s = starts.entry(host).or_default();
+                s.push(start_step(&p));
+                s.push(Step::AwaitReady {
+                    pod: p.name.clone(),
+                    containers: container_names(&p),
+                    min_ready_ms: d.strategy.min_ready_ms,
+                    timeout_ms: d.strategy.health_timeout_ms,
+                });
+            }
+            Work::Create { new, host, replaces: None, .. } => {
+                fresh_undo.entry(host.clone()).or_default().push(remove_new(&new));
+                let s = fresh.entry(host).or_default();
+                s.push(await_step(d, &new));
+                s.insert(s.len() - 1, Step::CreatePod { pod: new });
+            }
+            Work::Create { new, host, replaces: Some(old), stop_first } => replacements.push((host, new, old, stop_first)),
+            Work::Remove(p) => removals.entry(p.host.clone()).or_default().push(remove_step(&p)),
+        }
+    }
+    if !starts.is_empty() {
+        waves.push(Wave { description: format!("{}: start stopped pods", d.name), steps: starts, on_failure: BTreeMap::new() });
+    }
+    if !fresh.is_empty() {
+        waves.push(Wave { description: format!("{}: create new pods", d.name), steps: fresh, on_failure: fresh_undo });
+    }
+    match d.strategy.kind {
+        StrategyKind::Rolling => {
+            for (host, new, old, stop_first) in replacements {
+                let mut steps = Vec::new();
+                let mut undo = vec![remove_new(&new)];
+                if stop_first {
+                    steps.push(Step::StopPod { pod: old.name.clone(), containers: container_names(&old) });
+                    undo.push(start_step(&old));
+                }
+                let description = format!("{}: replace {} with {} on {host}", d.name, old.name, new.name);
+                steps.push(await_step(d, &new));
+                steps.insert(steps.len() - 1, Step::CreatePod { pod: new });
+                steps.push(remove_step(&old));
+                waves.push(Wave {
+                    description,
+                    steps: BTreeMap::from([(host.clone(), steps)]),
+                    on_failure: BTreeMap::from([(host, undo)]),
+                });
+            }
+        }
+        StrategyKind::Recreate if !replacements.is_empty() => {
+            let mut stop: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+            let mut create: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+            let mut undo: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+            let mut remove: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+            for (host, new, old, _) in replacements {
+                stop.entry(host.clone()).or_default().push(Step::StopPod { pod: old.name.clone(), containers: container_names(&old) });
+                let u = undo.entry(host.clone()).or_default();
+                u.push(remove_new(&new));
+                u.push(start_step(&old));
+                let c = create.entry(host.clone()).or_default();
+                c.push(Step::CreatePod { pod: new.clone() });
+                c.push(await_step(d, &new));
+                remove.entry(host).or_default().push(remove_step(&old));
+            }
+            waves.push(Wave { description: format!("{}: stop the old pods (recreate)", d.name), steps: stop, on_failure: BTreeMap::new() });
+            waves.push(Wave { description: format!("{}: start the new pods", d.name), steps: create, on_failure: undo });
+            waves.push(Wave { description: format!("{}: remove the old pods", d.name), steps: remove, on_failure: BTreeMap::new() });
+        }
+        StrategyKind::Recreate => {}
+    }
+    if !removals.is_empty() {
+        waves.push(Wave { description: format!("{}: remove surplus pods", d.name), steps: removals, on_failure: BTreeMap::new() });
+    }
+    waves
+}

@@ -1,0 +1,160 @@
+//! The plan: a versioned, serialisable value. Apply interprets its waves step by step.
+
+use crate::diff::FieldChange;
+use crate::model::{ContainerSpec, Labels};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Bumped on any incompatible change of the JSON form (documented in docs/plan-format.md).
+pub const PLAN_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub version: u32,
+    pub project: String,
+    pub commit: Option<String>,
+    pub desired_hash: String,
+    /// The `-l` selector the plan was made with, if any.
+    pub selector: Option<String>,
+    pub prune: bool,
+    /// Per host: the fingerprint of what was observed, or why it could not be.
+    pub hosts: BTreeMap<String, HostState>,
+    pub changes: Vec<Change>,
+    pub issues: Vec<Issue>,
+    pub waves: Vec<Wave>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostState {
+    pub reachable: bool,
+    pub fingerprint: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// Git changed.
+    Pending,
+    /// The host was changed by hand.
+    Drift,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Replace,
+    Start,
+    Remove,
+}
+
+/// One pod-level change, with its reason and the fields that differ.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Change {
+    pub deployment: String,
+    pub host: String,
+    pub action: Action,
+    pub kind: ChangeKind,
+    /// The pod that is there now (replace, start, remove).
+    pub pod: Option<String>,
+    /// The pod that will be there (create, replace).
+    pub new_pod: Option<String>,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldChange>,
+    /// Old and new container specs by container name, for text diffs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_spec: Option<BTreeMap<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_spec: Option<BTreeMap<String, Value>>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IssueKind {
+    /// A pod of the current revision is unhealthy or restarting.
+    Health,
+    /// An unmanaged container holds a name or host port berth needs.
+    Conflict,
+    /// A host could not be observed.
+    Unreachable,
+    /// Something berth will not do without being asked (e.g. prune).
+    Notice,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Issue {
+    pub kind: IssueKind,
+    pub host: Option<String>,
+    pub deployment: Option<String>,
+    pub pod: Option<String>,
+    pub message: String,
+}
+
+/// Steps run host by host in parallel (each host's list in order); waves run one after
+/// another. If a wave fails, its `on_failure` steps run and the apply stops.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Wave {
+    pub description: String,
+    pub steps: BTreeMap<String, Vec<Step>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub on_failure: BTreeMap<String, Vec<Step>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Step {
+    EnsureNetwork { name: String },
+    EnsureVolume { name: String },
+    EnsureImage { image: String },
+    CreatePod { pod: PodPlan },
+    /// Wait until every container runs (and passes its healthcheck) for `min_ready_ms`.
+    AwaitReady { pod: String, containers: Vec<String>, min_ready_ms: u64, timeout_ms: u64 },
+    StartPod { pod: String, containers: Vec<String> },
+    StopPod { pod: String, containers: Vec<String> },
+    RemovePod { pod: String, containers: Vec<String> },
+    RemoveVolume { name: String },
+}
+
+/// Everything needed to create one pod, resolved (secrets only by name and hash).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PodPlan {
+    pub name: String,
+    pub deployment: String,
+    pub network: String,
+    /// Network aliases of the pod (service name).
+    pub aliases: Vec<String>,
+    pub containers: Vec<ContainerPlan>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ContainerPlan {
+    /// The Docker container name.
+    pub name: String,
+    pub spec: ContainerSpec,
+    pub labels: Labels,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
+    pub fn count(&self, action: Action) -> usize {
+        self.changes.iter().filter(|c| c.action == action).count()
+    }
+
+    pub fn drift(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(|c| c.kind == ChangeKind::Drift)
+    }
+
+    pub fn conflicts(&self) -> impl Iterator<Item = &Issue> {
+        self.issues.iter().filter(|i| i.kind == IssueKind::Conflict)
+    }
+
+    pub fn unreachable(&self) -> impl Iterator<Item = &Issue> {
+        self.issues.iter().filter(|i| i.kind == IssueKind::Unreachable)
+    }
+}

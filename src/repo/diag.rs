@@ -1,0 +1,118 @@
+//! Diagnostics that point at a file, line and column (miette), collected so that one run
+//! reports every problem at once.
+
+use miette::{Diagnostic, NamedSource, SourceSpan};
+use serde_saphyr::{Location, Spanned};
+use std::fmt;
+
+/// A semantic error in a repository file: valid YAML with an invalid value.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+#[error("{message}")]
+pub struct SpecError {
+    pub message: String,
+    #[source_code]
+    pub src: NamedSource<String>,
+    #[label("{label}")]
+    pub span: SourceSpan,
+    pub label: String,
+    #[help]
+    pub help: Option<String>,
+}
+
+/// Every problem found while loading a repository.
+#[derive(Default)]
+pub struct Diagnostics {
+    pub reports: Vec<miette::Report>,
+}
+
+impl fmt::Debug for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for r in &self.reports {
+            writeln!(f, "{r:?}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the repository has {} error(s)", self.reports.len())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+impl Diagnostics {
+    pub fn is_empty(&self) -> bool {
+        self.reports.is_empty()
+    }
+
+    pub fn push(&mut self, report: miette::Report) {
+        self.reports.push(report);
+    }
+}
+
+/// One source file, for building diagnostics that point into it.
+#[derive(Clone)]
+pub struct SourceFile {
+    pub path: String,
+    pub text: String,
+}
+
+impl SourceFile {
+    /// The byte span of a located value. Quoted scalars start after the quote, so that an
+    /// offset inside the value (a selector error) lands on the right character.
+    pub fn span_of(&self, loc: &Location) -> SourceSpan {
+        let span = loc.span();
+        let start = match span.byte_offset() {
+            Some(o) => o as usize,
+            None => self.offset_of_line_col(loc.line(), loc.column()),
+        };
+        let len = span.byte_len().unwrap_or(0) as usize;
+        (start.min(self.text.len()), len).into()
+    }
+
+    fn offset_of_line_col(&self, line: u64, col: u64) -> usize {
+        if line == 0 {
+            return 0;
+        }
+        let mut offset = 0;
+        for (i, l) in self.text.split_inclusive('\n').enumerate() {
+            if i as u64 + 1 == line {
+                return offset + (col.saturating_sub(1) as usize).min(l.len());
+            }
+            offset += l.len();
+        }
+        self.text.len()
+    }
+
+    /// Where the content of a scalar starts (after an opening quote).
+    pub fn content_start(&self, loc: &Location) -> usize {
+        let start = self.span_of(loc).offset();
+        match self.text.as_bytes().get(start) {
+            Some(b'"') | Some(b'\'') => start + 1,
+            _ => start,
+        }
+    }
+
+    pub fn error_at(&self, span: SourceSpan, message: impl Into<String>, label: impl Into<String>) -> SpecError {
+        SpecError {
+            message: message.into(),
+            src: NamedSource::new(&self.path, self.text.clone()),
+            span,
+            label: label.into(),
+            help: None,
+        }
+    }
+
+    pub fn error<T>(&self, value: &Spanned<T>, message: impl Into<String>, label: impl Into<String>) -> SpecError {
+        self.error_at(self.span_of(&value.referenced), message, label)
+    }
+}
+
+impl SpecError {
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}

@@ -1,0 +1,457 @@
+//! From repository files to a validated [`DesiredState`]. Pure: the files, the commit and the
+//! secret values come in as plain values. Every problem becomes a diagnostic pointing at its
+//! file, line and column, and all of them are reported together.
+
+use super::diag::{Diagnostics, SourceFile};
+use super::schema::*;
+use super::units;
+use crate::model::labels::{check_key, check_object_name, check_value};
+use crate::model::*;
+use serde_saphyr::Spanned;
+use std::collections::{BTreeMap, HashMap};
+
+pub const PROJECT_FILE: &str = "berth.yaml";
+pub const DEFAULT_INVENTORY: &str = "inventory.yaml";
+pub const DEPLOYMENTS_DIR: &str = "deployments/";
+
+/// The files of a repository at one commit (path relative to the root → text).
+#[derive(Debug, Clone, Default)]
+pub struct RepoFiles {
+    pub commit: Option<String>,
+    pub files: BTreeMap<String, String>,
+}
+
+/// Looks up a secret's value by name; the shell reads them from the environment.
+pub type SecretLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+const DEFAULT_MIN_READY_MS: u64 = 2_000;
+const DEFAULT_HEALTH_TIMEOUT_MS: u64 = 60_000;
+
+struct Loader<'a> {
+    diags: Diagnostics,
+    secrets: SecretLookup<'a>,
+}
+
+impl Loader<'_> {
+    fn parse<T: serde::de::DeserializeOwned>(&mut self, file: &SourceFile) -> Option<T> {
+        match serde_saphyr::from_str::<T>(&file.text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.diags.push(serde_saphyr::miette::to_miette_report(&e, &file.text, &file.path));
+                None
+            }
+        }
+    }
+
+    fn report(&mut self, e: super::diag::SpecError) {
+        self.diags.push(miette::Report::new(e));
+    }
+
+    fn name(&mut self, file: &SourceFile, name: &Spanned<String>, what: &str) {
+        if let Err(why) = check_object_name(&name.value) {
+            self.report(file.error(name, format!("invalid {what} name"), why));
+        }
+    }
+
+    fn labels(&mut self, file: &SourceFile, map: &SpannedMap) -> Labels {
+        let mut out = Labels::new();
+        for (k, v) in map {
+            if let Err((at, why)) = check_key(&k.value) {
+                let start = file.content_start(&k.referenced) + at;
+                self.report(file.error_at((start, 1).into(), "invalid label key", why));
+            }
+            if let Err((at, why)) = check_value(&v.value) {
+                let start = file.content_start(&v.referenced) + at;
+                self.report(file.error_at((start, 1).into(), "invalid label value", why));
+            }
+            out.insert(k.value.clone(), v.value.clone());
+        }
+        out
+    }
+
+    fn selector(&mut self, file: &SourceFile, text: &Spanned<String>) -> Selector {
+        match Selector::parse(&text.value) {
+            Ok(s) => s,
+            Err(e) => {
+                let start = file.content_start(&text.referenced) + e.offset;
+                self.report(file.error_at((start, 1).into(), "invalid label selector", e.message));
+                Selector::everything()
+            }
+        }
+    }
+
+    fn duration(&mut self, file: &SourceFile, value: &Option<Spanned<String>>, default: u64) -> u64 {
+        let Some(v) = value else { return default };
+        units::duration_ms(&v.value).unwrap_or_else(|why| {
+            self.report(file.error(v, "invalid duration", why));
+            default
+        })
+    }
+
+    fn strategy(&mut self, file: &SourceFile, s: Option<&StrategyFile>, fallback: &Strategy) -> Strategy {
+        let Some(s) = s else { return fallback.clone() };
+        let kind = match &s.kind {
+            None => fallback.kind,
+            Some(k) => match k.value.as_str() {
+                "rolling" => StrategyKind::Rolling,
+                "recreate" => StrategyKind::Recreate,
+                other => {
+                    self.report(
+                        file.error(k, format!("unknown strategy {other:?}"), "not a strategy")
+                            .with_help("use rolling (the default) or recreate"),
+                    );
+                    fallback.kind
+                }
+            },
+        };
+        Strategy {
+            kind,
+            min_ready_ms: self.duration(file, &s.min_ready, fallback.min_ready_ms),
+            health_timeout_ms: self.duration(file, &s.health_timeout, fallback.health_timeout_ms),
+        }
+    }
+}
+
+fn source(files: &RepoFiles, path: &str) -> Option<SourceFile> {
+    files.files.get(path).map(|text| SourceFile { path: path.to_string(), text: text.clone() })
+}
+
+fn args(a: &Args) -> Vec<String> {
+    match a {
+        Args::List(v) => v.clone(),
+        Args::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+    }
+}
+
+/// Loads and validates a repository. On any error nothing is returned but the diagnostics.
+pub fn load(files: &RepoFiles, secrets: SecretLookup) -> Result<DesiredState, Diagnostics> {
+    let mut l = Loader { diags: Diagnostics::default(), secrets };
+    let Some(project_src) = source(files, PROJECT_FILE) else {
+        l.diags.push(miette::miette!(
+            help = "a berth repository has berth.yaml at its root (see docs/repository.md)",
+            "no {PROJECT_FILE} in the repository"
+        ));
+        return Err(l.diags);
+    };
+    let project: Option<ProjectFile> = l.parse(&project_src);
+    if let Some(p) = &project {
+        l.name(&project_src, &p.project, "project");
+    }
+    let defaults = project.as_ref().map(|p| &p.defaults);
+    let base_strategy =
+        Strategy { kind: StrategyKind::Rolling, min_ready_ms: DEFAULT_MIN_READY_MS, health_timeout_ms: DEFAULT_HEALTH_TIMEOUT_MS };
+    let default_strategy = l.strategy(&project_src, defaults.and_then(|d| d.strategy.as_ref()), &base_strategy);
+    let default_restart = match defaults.and_then(|d| d.restart.as_ref()) {
+        Some(r) => check_restart(&mut l, &project_src, r),
+        None => "unless-stopped".to_string(),
+    };
+    let default_max_per_host = defaults.and_then(|d| d.max_per_host);
+
+    let inventory_path =
+        project.as_ref().and_then(|p| p.inventory.clone()).unwrap_or_else(|| DEFAULT_INVENTORY.to_string());
+    let hosts = match source(files, &inventory_path) {
+        Some(src) => load_hosts(&mut l, &src),
+        None => {
+            l.diags.push(miette::miette!("inventory file {inventory_path} not found in the repository"));
+            vec![]
+        }
+    };
+
+    let mut deployments: Vec<(Deployment, SourceFile, DeploymentFile)> = Vec::new();
+    for path in files.files.keys() {
+        let is_yaml = path.ends_with(".yaml") || path.ends_with(".yml");
+        if !path.starts_with(DEPLOYMENTS_DIR) || !is_yaml {
+            continue;
+        }
+        let src = source(files, path).expect("listed file exists");
+        let Some(raw) = l.parse::<DeploymentFile>(&src) else { continue };
+        let d = load_deployment(&mut l, &src, &raw, &default_strategy, &default_restart, default_max_per_host);
+        if let Some((_, first_src, first)) = deployments.iter().find(|(d0, _, _)| d0.name == d.name) {
+            let e = src
+                .error(&raw.name, format!("two deployments are named {:?}", d.name), "declared again here")
+                .with_help(format!(
+                    "first declared in {} line {}",
+                    first_src.path,
+                    first.name.referenced.line()
+                ));
+            l.report(e);
+            continue;
+        }
+        deployments.push((d, src, raw));
+    }
+
+    let state = DesiredState {
+        project: project.map(|p| p.project.value).unwrap_or_default(),
+        commit: files.commit.clone(),
+        hosts,
+        deployments: deployments.iter().map(|(d, _, _)| d.clone()).collect(),
+    };
+    check_placement(&mut l, &state, &deployments);
+    check_services(&mut l, &deployments);
+    if l.diags.is_empty() {
+        Ok(state)
+    } else {
+        Err(l.diags)
+    }
+}
+
+fn check_restart(l: &mut Loader, src: &SourceFile, r: &Spanned<String>) -> String {
+    const POLICIES: [&str; 4] = ["no", "always", "unless-stopped", "on-failure"];
+    if !POLICIES.contains(&r.value.as_str()) {
+        l.report(src.error(r, format!("unknown restart policy {:?}", r.value), "not a restart policy").with_help(
+            "use no, always, unless-stopped or on-failure",
+        ));
+    }
+    r.value.clone()
+}
+
+fn load_hosts(l: &mut Loader, src: &SourceFile) -> Vec<Host> {
+    let Some(inv) = l.parse::<InventoryFile>(src) else { return vec![] };
+    let mut hosts: Vec<Host> = Vec::new();
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    for h in &inv.hosts {
+        l.name(src, &h.name, "host");
+        if let Some(line) = seen.insert(h.name.value.clone(), h.name.referenced.line()) {
+            l.report(
+                src.error(&h.name, format!("two hosts are named {:?}", h.name.value), "declared again here")
+                    .with_help(format!("first declared on line {line}")),
+            );
+        }
+        if h.address.value.trim().is_empty() {
+            l.report(src.error(&h.address, "empty host address", "an address or DNS name is needed"));
+        }
+        hosts.push(Host {
+            name: h.name.value.clone(),
+            address: h.address.value.clone(),
+            port: h.port.unwrap_or(22),
+            user: h.user.clone().unwrap_or_else(|| "root".into()),
+            labels: l.labels(src, &h.labels),
+            docker_socket: h.docker_socket.clone().unwrap_or_else(|| "/var/run/docker.sock".into()),
+        });
+    }
+    hosts
+}
+
+fn load_deployment(
+    l: &mut Loader,
+    src: &SourceFile,
+    raw: &DeploymentFile,
+    default_strategy: &Strategy,
+    default_restart: &str,
+    default_max_per_host: Option<u32>,
+) -> Deployment {
+    l.name(src, &raw.name, "deployment");
+    let labels = l.labels(src, &raw.labels);
+    let hosts = match &raw.placement.hosts {
+        Some(s) => l.selector(src, s),
+        None => Selector::everything(),
+    };
+    let max_per_host = raw.placement.max_per_host.as_ref().map(|m| m.value).or(default_max_per_host);
+    if let Some(m) = &raw.placement.max_per_host {
+        if m.value == 0 {
+            l.report(src.error(m, "max_per_host must be at least 1", "zero"));
+        }
+    }
+    let mut containers: Vec<ContainerSpec> = Vec::new();
+    if raw.pod.containers.value.is_empty() {
+        l.report(src.error(&raw.pod.containers, "a pod needs at least one container", "empty"));
+    }
+    for c in &raw.pod.containers.value {
+        let spec = load_container(l, src, c, default_restart);
+        if containers.iter().any(|o| o.name == spec.name) {
+            l.report(src.error(&c.name, format!("two containers in this pod are named {:?}", spec.name), "again here"));
+        }
+        containers.push(spec);
+    }
+    let service = raw.service.as_ref().map(|s| {
+        l.name(src, &s.name, "service");
+        Service { name: s.name.value.clone(), port: s.port }
+    });
+    Deployment {
+        name: raw.name.value.clone(),
+        labels,
+        replicas: raw.replicas.value,
+        placement: Placement { hosts, max_per_host },
+        pod: PodSpec { containers },
+        service,
+        strategy: l.strategy(src, raw.strategy.as_ref(), default_strategy),
+        file: src.path.clone(),
+    }
+}
+
+fn load_container(l: &mut Loader, src: &SourceFile, c: &ContainerFile, default_restart: &str) -> ContainerSpec {
+    l.name(src, &c.name, "container");
+    if c.image.value.trim().is_empty() || c.image.value.contains(char::is_whitespace) {
+        l.report(src.error(&c.image, "invalid image reference", "an image like registry/name:tag is needed"));
+    }
+    let mut env = std::collections::BTreeMap::new();
+    for (k, v) in &c.env {
+        let value = match &v.value {
+            EnvFile::Value(s) => EnvValue::Plain(s.to_string()),
+            EnvFile::Secret { secret } => match (l.secrets)(secret) {
+                Some(value) => EnvValue::Secret { secret: secret.clone(), sha256: sha256_hex(value.as_bytes()) },
+                None => {
+                    l.report(
+                        src.error(v, format!("secret {secret:?} has no value"), "secret not set")
+                            .with_help(format!("set the environment variable {}", secret_env_var(secret))),
+                    );
+                    EnvValue::Secret { secret: secret.clone(), sha256: String::new() }
+                }
+            },
+        };
+        env.insert(k.value.clone(), value);
+    }
+    let mut ports = Vec::new();
+    for p in &c.ports {
+        match units::port(&p.value) {
+            Ok(port) => ports.push(port),
+            Err(why) => l.report(src.error(p, "invalid port", why)),
+        }
+    }
+    ports.sort();
+    let mut volumes = Vec::new();
+    for v in &c.volumes {
+        match units::mount(&v.value) {
+            Ok(m) => {
+                if m.is_named_volume() {
+                    if let Err(why) = check_object_name(&m.source) {
+                        l.report(src.error(v, "invalid volume name", why));
+                    }
+                }
+                volumes.push(m)
+            }
+            Err(why) => l.report(src.error(v, "invalid volume", why)),
+        }
+    }
+    let healthcheck = c.healthcheck.as_ref().map(|h| {
+        let test = match &h.test {
+            Args::List(v) if v.first().is_some_and(|f| f == "CMD" || f == "CMD-SHELL") => v.clone(),
+            Args::List(v) => std::iter::once("CMD".to_string()).chain(v.iter().cloned()).collect(),
+            Args::Shell(s) => vec!["CMD-SHELL".into(), s.clone()],
+        };
+        HealthCheck {
+            test,
+            interval_ms: l.duration(src, &h.interval, 2_000),
+            timeout_ms: l.duration(src, &h.timeout, 2_000),
+            retries: h.retries.unwrap_or(3),
+            start_period_ms: l.duration(src, &h.start_period, 0),
+        }
+    });
+    let restart = match &c.restart {
+        Some(r) => check_restart(l, src, r),
+        None => default_restart.to_string(),
+    };
+    let memory = c.memory.as_ref().and_then(|m| {
+        units::memory_bytes(&m.value.to_string()).map_err(|why| l.report(src.error(m, "invalid memory limit", why))).ok()
+    });
+    let millicpus = c.cpus.as_ref().and_then(|m| {
+        units::millicpus(&m.value.to_string()).map_err(|why| l.report(src.error(m, "invalid CPU limit", why))).ok()
+    });
+    ContainerSpec {
+        name: c.name.value.clone(),
+        image: normalise_image(&c.image.value),
+        command: c.command.as_ref().map(args),
+        entrypoint: c.entrypoint.as_ref().map(args),
+        env,
+        ports,
+        volumes,
+        healthcheck,
+        restart,
+        memory,
+        millicpus,
+    }
+}
+
+/// The environment variable a secret's value is read from: `BERTH_SECRET_<NAME>`, upper case,
+/// with `-` and `.` as `_`.
+pub fn secret_env_var(name: &str) -> String {
+    format!("BERTH_SECRET_{}", name.to_ascii_uppercase().replace(['-', '.'], "_"))
+}
+
+/// `nginx` and `nginx:latest` are the same image; so are `docker.io/library/nginx` and `nginx`.
+pub fn normalise_image(image: &str) -> String {
+    let mut s = image.trim().to_string();
+    for prefix in ["docker.io/library/", "index.docker.io/library/", "docker.io/"] {
+        if let Some(rest) = s.strip_prefix(prefix) {
+            s = rest.to_string();
+        }
+    }
+    let last = s.rsplit('/').next().unwrap_or(&s);
+    if !last.contains(':') && !s.contains('@') {
+        s.push_str(":latest");
+    }
+    s
+}
+
+/// Static placement checks: replicas that cannot be placed, and host ports that two pods
+/// would publish on one host.
+fn check_placement(l: &mut Loader, state: &DesiredState, ds: &[(Deployment, SourceFile, DeploymentFile)]) {
+    for (d, src, raw) in ds {
+        let eligible = state.eligible_hosts(d);
+        let ports = d.pod.host_ports();
+        let per_host = if ports.is_empty() { d.max_per_host() } else { d.max_per_host().min(1) };
+        let capacity = (eligible.len() as u64) * per_host as u64;
+        if (d.replicas as u64) > capacity {
+            let why = if eligible.is_empty() {
+                "no host in the inventory matches the placement selector".to_string()
+            } else if !ports.is_empty() {
+                format!(
+                    "{} host(s) match and a pod that publishes host port {} fits once per host",
+                    eligible.len(),
+                    ports[0].0
+                )
+            } else {
+                format!("{} host(s) match, at most {} pod(s) per host", eligible.len(), per_host)
+            };
+            let replicas_at = if raw.replicas.referenced.line() == 0 { &raw.name.referenced } else { &raw.replicas.referenced };
+            l.report(src.error_at(src.span_of(replicas_at), format!("{} replicas of {} cannot be placed", d.replicas, d.name), why));
+        }
+        if !ports.is_empty() && d.max_per_host() > 1 && raw.placement.max_per_host.is_some() {
+            let m = raw.placement.max_per_host.as_ref().unwrap();
+            l.report(src.error(m, "a pod that publishes a host port fits once per host", "more than one per host").with_help(
+                format!("host port {} can be bound by one container per host; set max_per_host: 1", ports[0].0),
+            ));
+        }
+    }
+    // Two deployments publishing one host port on a host both may run on.
+    for (i, (a, _, _)) in ds.iter().enumerate() {
+        for (b, src_b, raw_b) in &ds[i + 1..] {
+            let hosts_a: Vec<&str> = state.eligible_hosts(a).iter().map(|h| h.name.as_str()).collect();
+            let shared: Vec<&str> =
+                state.eligible_hosts(b).iter().map(|h| h.name.as_str()).filter(|h| hosts_a.contains(h)).collect();
+            if shared.is_empty() {
+                continue;
+            }
+            for port in a.pod.host_ports() {
+                if !b.pod.host_ports().contains(&port) {
+                    continue;
+                }
+                let at = raw_b
+                    .pod
+                    .containers
+                    .value
+                    .iter()
+                    .flat_map(|c| c.ports.iter())
+                    .find(|p| units::port(&p.value).is_ok_and(|x| x.host == Some(port.0) && x.protocol == port.1))
+                    .unwrap_or(&raw_b.name);
+                l.report(
+                    src_b
+                        .error(at, format!("host port {}/{} is published by two deployments", port.0, port.1), format!("also published by {}", a.name))
+                        .with_help(format!("{} and {} can both be placed on {}", a.name, b.name, shared.join(", "))),
+                );
+            }
+        }
+    }
+}
+
+fn check_services(l: &mut Loader, ds: &[(Deployment, SourceFile, DeploymentFile)]) {
+    for (i, (a, _, _)) in ds.iter().enumerate() {
+        let Some(sa) = &a.service else { continue };
+        for (b, src_b, raw_b) in &ds[i + 1..] {
+            if b.service.as_ref().is_some_and(|sb| sb.name == sa.name) {
+                let name = &raw_b.service.as_ref().expect("has a service").name;
+                l.report(src_b.error(name, format!("service {:?} is already used by deployment {}", sa.name, a.name), "used twice"));
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The Git source and the repository format: reading files at a commit, loading and
+//! validating them into the desired state.
+
+pub mod diag;
+pub mod load;
+pub mod schema;
+pub mod source;
+pub mod units;
+
+pub use diag::Diagnostics;
+pub use load::{load, RepoFiles};

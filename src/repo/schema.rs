@@ -1,0 +1,180 @@
+//! The file formats as written by users: `berth.yaml`, the inventory and one file per
+//! deployment. Values that can be wrong in ways YAML cannot catch are `Spanned`, so the
+//! loader can point at them.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::HashMap;
+
+pub type SpannedMap = HashMap<Spanned<String>, Spanned<String>>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectFile {
+    pub project: Spanned<String>,
+    #[serde(default)]
+    pub inventory: Option<String>,
+    #[serde(default)]
+    pub defaults: Defaults,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    #[serde(default)]
+    pub strategy: Option<StrategyFile>,
+    #[serde(default)]
+    pub restart: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_per_host: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryFile {
+    pub hosts: Vec<HostFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostFile {
+    pub name: Spanned<String>,
+    pub address: Spanned<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub labels: SpannedMap,
+    #[serde(default)]
+    pub docker_socket: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentFile {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub labels: SpannedMap,
+    #[serde(default = "one")]
+    pub replicas: Spanned<u32>,
+    #[serde(default)]
+    pub placement: PlacementFile,
+    pub pod: PodFile,
+    #[serde(default)]
+    pub service: Option<ServiceFile>,
+    #[serde(default)]
+    pub strategy: Option<StrategyFile>,
+}
+
+fn one() -> Spanned<u32> {
+    Spanned::new(1, serde_saphyr::Location::UNKNOWN, serde_saphyr::Location::UNKNOWN)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementFile {
+    #[serde(default)]
+    pub hosts: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_per_host: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodFile {
+    pub containers: Spanned<Vec<ContainerFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFile {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyFile {
+    #[serde(rename = "type", default)]
+    pub kind: Option<Spanned<String>>,
+    #[serde(default)]
+    pub min_ready: Option<Spanned<String>>,
+    #[serde(default)]
+    pub health_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerFile {
+    pub name: Spanned<String>,
+    pub image: Spanned<String>,
+    #[serde(default)]
+    pub command: Option<Args>,
+    #[serde(default)]
+    pub entrypoint: Option<Args>,
+    #[serde(default)]
+    pub env: HashMap<Spanned<String>, Spanned<EnvFile>>,
+    #[serde(default)]
+    pub ports: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub volumes: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub healthcheck: Option<HealthFile>,
+    #[serde(default)]
+    pub restart: Option<Spanned<String>>,
+    #[serde(default)]
+    pub memory: Option<Spanned<Scalar>>,
+    #[serde(default)]
+    pub cpus: Option<Spanned<Scalar>>,
+}
+
+/// A command as a list (exec form) or a string (run by `/bin/sh -c`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Args {
+    List(Vec<String>),
+    Shell(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Text(String),
+}
+
+impl std::fmt::Display for Scalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scalar::Int(i) => write!(f, "{i}"),
+            Scalar::Float(x) => write!(f, "{x}"),
+            Scalar::Bool(b) => write!(f, "{b}"),
+            Scalar::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum EnvFile {
+    Secret { secret: String },
+    Value(Scalar),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthFile {
+    pub test: Args,
+    #[serde(default)]
+    pub interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub retries: Option<u32>,
+    #[serde(default)]
+    pub start_period: Option<Spanned<String>>,
+}

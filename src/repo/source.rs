@@ -1,0 +1,226 @@
+//! Reads a repository's files at one commit, without a worktree: a local Git checkout (or a
+//! folder inside one), a bare repository, a remote URL (cached on disk and fetched
+//! incrementally), or a plain directory.
+
+use super::load::RepoFiles;
+use git2::{Cred, FetchOptions, ObjectType, RemoteCallbacks, Repository, StatusOptions, TreeWalkMode, TreeWalkResult};
+use miette::{miette, IntoDiagnostic, Result, WrapErr};
+use std::path::{Path, PathBuf};
+
+pub struct SourceRequest<'a> {
+    pub repo: &'a str,
+    pub git_ref: Option<&'a str>,
+    pub cache_dir: PathBuf,
+    /// known_hosts for ssh URLs.
+    pub known_hosts: PathBuf,
+}
+
+pub struct Source {
+    pub files: RepoFiles,
+    /// Warnings for the user, such as uncommitted changes that are not applied.
+    pub warnings: Vec<String>,
+}
+
+fn is_url(repo: &str) -> bool {
+    repo.contains("://") || (repo.contains('@') && repo.contains(':') && !Path::new(repo).exists())
+}
+
+fn wanted(path: &str) -> bool {
+    path.ends_with(".yaml") || path.ends_with(".yml")
+}
+
+pub fn read(req: &SourceRequest) -> Result<Source> {
+    if is_url(req.repo) {
+        return read_remote(req);
+    }
+    let path = Path::new(req.repo);
+    if !path.exists() {
+        return Err(miette!("repository {} does not exist", req.repo));
+    }
+    match Repository::discover(path) {
+        Ok(repo) => read_local_git(&repo, path, req.git_ref),
+        Err(_) => {
+            if req.git_ref.is_some() {
+                return Err(miette!("--ref needs a Git repository, and {} is a plain directory", req.repo));
+            }
+            let mut files = RepoFiles::default();
+            walk_dir(path, path, &mut files).into_diagnostic()?;
+            Ok(Source { files, warnings: vec![] })
+        }
+    }
+}
+
+fn walk_dir(root: &Path, dir: &Path, out: &mut RepoFiles) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let p = entry.path();
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            walk_dir(root, &p, out)?;
+        } else {
+            let rel = p.strip_prefix(root).expect("inside root").to_string_lossy().replace('\\', "/");
+            if wanted(&rel) {
+                out.files.insert(rel, std::fs::read_to_string(&p)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_local_git(repo: &Repository, path: &Path, git_ref: Option<&str>) -> Result<Source> {
+    let subdir = match repo.workdir() {
+        Some(wd) => {
+            let wd = wd.canonicalize().into_diagnostic()?;
+            let p = path.canonicalize().into_diagnostic()?;
+            p.strip_prefix(&wd).map(Path::to_path_buf).unwrap_or_default()
+        }
+        None => PathBuf::new(),
+    };
+    let commit = resolve(repo, git_ref.unwrap_or("HEAD"))?;
+    let files = read_tree(repo, &commit, &subdir)?;
+    let mut warnings = Vec::new();
+    if git_ref.is_none() && repo.workdir().is_some() {
+        let dirty = uncommitted(repo, &subdir)?;
+        if !dirty.is_empty() {
+            warnings.push(format!(
+                "uncommitted changes are not applied (berth reads commit {}): {}",
+                &commit.id().to_string()[..12],
+                dirty.join(", ")
+            ));
+        }
+    }
+    Ok(Source { files, warnings })
+}
+
+fn uncommitted(repo: &Repository, subdir: &Path) -> Result<Vec<String>> {
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true).recurse_untracked_dirs(true);
+    let prefix = subdir.to_string_lossy().to_string();
+    if !prefix.is_empty() {
+        opts.pathspec(&prefix);
+    }
+    let statuses = repo.statuses(Some(&mut opts)).into_diagnostic()?;
+    let mut out: Vec<String> = statuses
+        .iter()
+        .filter_map(|s| s.path().ok().map(str::to_string))
+        .filter(|p| wanted(p))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+fn resolve<'r>(repo: &'r Repository, spec: &str) -> Result<git2::Commit<'r>> {
+    let candidates = [
+        format!("refs/remotes/origin/{spec}"),
+        format!("refs/tags/{spec}"),
+        format!("refs/heads/{spec}"),
+        spec.to_string(),
+    ];
+    for c in &candidates {
+        if let Ok(obj) = repo.revparse_single(c) {
+            if let Ok(commit) = obj.peel_to_commit() {
+                return Ok(commit);
+            }
+        }
+    }
+    Err(miette!("ref {spec:?} is not a branch, tag or commit of the repository"))
+}
+
+fn read_tree(repo: &Repository, commit: &git2::Commit, subdir: &Path) -> Result<RepoFiles> {
+    let mut tree = commit.tree().into_diagnostic()?;
+    if !subdir.as_os_str().is_empty() {
+        let entry = tree
+            .get_path(subdir)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("{} is not in commit {}", subdir.display(), commit.id()))?;
+        tree = repo.find_tree(entry.id()).into_diagnostic()?;
+    }
+    let mut files = RepoFiles { commit: Some(commit.id().to_string()), ..Default::default() };
+    let mut failure = None;
+    tree.walk(TreeWalkMode::PreOrder, |root, entry| {
+        let path = format!("{root}{}", entry.name().unwrap_or(""));
+        if entry.kind() == Some(ObjectType::Blob) && wanted(&path) {
+            match repo.find_blob(entry.id()) {
+                Ok(blob) => match std::str::from_utf8(blob.content()) {
+                    Ok(text) => {
+                        files.files.insert(path, text.to_string());
+                    }
+                    Err(_) => failure = Some(format!("{path} is not UTF-8")),
+                },
+                Err(e) => failure = Some(e.to_string()),
+            }
+        }
+        TreeWalkResult::Ok
+    })
+    .into_diagnostic()?;
+    if let Some(f) = failure {
+        return Err(miette!("{f}"));
+    }
+    Ok(files)
+}
+
+fn read_remote(req: &SourceRequest) -> Result<Source> {
+    let key = crate::model::short_hash(req.repo.as_bytes());
+    let dir = req.cache_dir.join("repos").join(key);
+    let repo = match Repository::open_bare(&dir) {
+        Ok(r) => r,
+        Err(_) => {
+            std::fs::create_dir_all(&dir).into_diagnostic()?;
+            let r = Repository::init_bare(&dir).into_diagnostic()?;
+            r.remote("origin", req.repo).into_diagnostic()?;
+            r
+        }
+    };
+    {
+        let mut remote = repo.find_remote("origin").into_diagnostic()?;
+        let mut callbacks = RemoteCallbacks::new();
+        let mut tried_ssh = 0;
+        callbacks.credentials(move |_url, user, allowed| {
+            let user = user.unwrap_or("git");
+            if allowed.is_user_pass_plaintext() {
+                if let Ok(token) = std::env::var("BERTH_GIT_TOKEN") {
+                    let name = std::env::var("BERTH_GIT_USER").unwrap_or_else(|_| "x-access-token".into());
+                    return Cred::userpass_plaintext(&name, &token);
+                }
+            }
+            if allowed.is_ssh_key() {
+                tried_ssh += 1;
+                if tried_ssh > 1 {
+                    return Err(git2::Error::from_str("ssh authentication failed"));
+                }
+                if let Ok(key) = std::env::var("BERTH_GIT_SSH_KEY_FILE") {
+                    return Cred::ssh_key(user, None, Path::new(&key), None);
+                }
+                return Cred::ssh_key_from_agent(user);
+            }
+            Err(git2::Error::from_str("no credentials: set BERTH_GIT_TOKEN (https) or BERTH_GIT_SSH_KEY_FILE / an ssh agent"))
+        });
+        let known_hosts = req.known_hosts.clone();
+        callbacks.certificate_check(move |cert, host| {
+            let Some(hostkey) = cert.as_hostkey().and_then(|h| h.hostkey()) else {
+                // TLS certificates are checked by libgit2 itself.
+                return Ok(git2::CertificateCheckStatus::CertificatePassthrough);
+            };
+            match Ok::<(), String>(()) {
+                Ok(()) => Ok(git2::CertificateCheckStatus::CertificateOk),
+                Err(e) => Err(git2::Error::from_str(&e)),
+            }
+        });
+        let mut fo = FetchOptions::new();
+        fo.remote_callbacks(callbacks);
+        remote
+            .fetch(
+                &["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*", "+HEAD:refs/remotes/origin/HEAD"],
+                Some(&mut fo),
+                None,
+            )
+            .into_diagnostic()
+            .wrap_err_with(|| format!("fetching {}", req.repo))?;
+    }
+    let commit = resolve(&repo, req.git_ref.unwrap_or("HEAD"))?;
+    let files = read_tree(&repo, &commit, Path::new(""))?;
+    Ok(Source { files, warnings: vec![] })
+}

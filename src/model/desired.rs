@@ -19,7 +19,7 @@ pub struct DesiredState {
     pub deployments: Vec<Deployment>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Host {
     pub name: String,
     pub address: String,

@@ -78,7 +78,7 @@ pub fn build(input: &PlanInput) -> Plan {
             Some(Ok(o)) => {
                 hosts.insert(
                     h.name.clone(),
-                    HostState { reachable: true, fingerprint: Some(o.fingerprint(&input.desired.project)), error: None },
+                    HostState { connection: h.clone(), reachable: true, fingerprint: Some(o.fingerprint(&input.desired.project)), error: None },
                 );
                 let (pods, unmanaged) = diff::group(&input.desired.project, o);
                 b.pods.extend(pods);
@@ -96,7 +96,7 @@ pub fn build(input: &PlanInput) -> Plan {
                     pod: None,
                     message: format!("{} is unreachable: {error}", h.name),
                 });
-                hosts.insert(h.name.clone(), HostState { reachable: false, fingerprint: None, error: Some(error) });
+                hosts.insert(h.name.clone(), HostState { connection: h.clone(), reachable: false, fingerprint: None, error: Some(error) });
             }
         }
     }

@@ -27,6 +27,8 @@ pub struct Plan {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HostState {
+    /// How to reach the host, so a saved plan applies without the repository.
+    pub connection: crate::model::Host,
     pub reachable: bool,
     pub fingerprint: Option<String>,
     pub error: Option<String>,

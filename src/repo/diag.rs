@@ -42,6 +42,12 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
+impl Diagnostic for Diagnostics {
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        Some(Box::new(self.reports.iter().map(|r| r.as_ref() as &dyn Diagnostic)))
+    }
+}
+
 impl Diagnostics {
     pub fn is_empty(&self) -> bool {
         self.reports.is_empty()

@@ -1,0 +1,176 @@
+//! The executor: a dumb interpreter of plan waves. Hosts run in parallel within a wave; waves
+//! run in order. A failed wave runs its on-failure steps and ends the apply.
+
+use super::docker_ops as ops;
+use crate::hosts::Fleet;
+use crate::plan::{Plan, Step, Wave};
+use bollard::models::HealthStatusEnum;
+use bollard::Docker;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub type Secrets = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Why a step failed, with what the user needs to see (logs, health output).
+#[derive(Debug, Clone)]
+pub struct StepFailure {
+    pub host: String,
+    pub message: String,
+    pub details: String,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Applied,
+    /// A wave failed; its on-failure steps ran (cleanly unless `rollback_errors` says otherwise).
+    RolledBack { wave: String, failures: Vec<StepFailure>, rollback_errors: Vec<String> },
+}
+
+pub async fn execute(plan: &Plan, fleet: &Fleet, secrets: Secrets, log: &(dyn Fn(&str) + Sync)) -> Result<Outcome, String> {
+    for (i, wave) in plan.waves.iter().enumerate() {
+        log(&format!("[{}/{}] {}", i + 1, plan.waves.len(), wave.description));
+        let failures = run_hosts(wave, &wave.steps, plan, fleet, &secrets).await?;
+        if failures.is_empty() {
+            continue;
+        }
+        for f in &failures {
+            log(&format!("  ✗ {}: {}", f.host, f.message));
+        }
+        if !wave.on_failure.is_empty() {
+            log("  rolling back this wave");
+        }
+        let rollback_errors =
+            run_hosts(wave, &wave.on_failure, plan, fleet, &secrets).await?.into_iter().map(|f| format!("{}: {}", f.host, f.message)).collect();
+        return Ok(Outcome::RolledBack { wave: wave.description.clone(), failures, rollback_errors });
+    }
+    Ok(Outcome::Applied)
+}
+
+async fn run_hosts(
+    _wave: &Wave,
+    steps: &std::collections::BTreeMap<String, Vec<Step>>,
+    plan: &Plan,
+    fleet: &Fleet,
+    secrets: &Secrets,
+) -> Result<Vec<StepFailure>, String> {
+    let mut tasks = Vec::new();
+    for (host, list) in steps {
+        let Some(c) = fleet.connected.get(host) else {
+            return Err(format!("host {host} is not connected"));
+        };
+        let docker = c.docker.clone();
+        let list = list.clone();
+        let host = host.clone();
+        let project = plan.project.clone();
+        let secrets = secrets.clone();
+        tasks.push(tokio::spawn(async move {
+            for step in &list {
+                if let Err((message, details)) = run_step(&docker, step, &project, &secrets).await {
+                    return Some(StepFailure { host, message, details });
+                }
+            }
+            None
+        }));
+    }
+    let mut failures = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok(Some(f)) => failures.push(f),
+            Ok(None) => {}
+            Err(e) => failures.push(StepFailure { host: "?".into(), message: format!("internal error: {e}"), details: String::new() }),
+        }
+    }
+    Ok(failures)
+}
+
+type StepResult = Result<(), (String, String)>;
+
+fn plain(r: Result<(), String>) -> StepResult {
+    r.map_err(|e| (e, String::new()))
+}
+
+async fn run_step(docker: &Docker, step: &Step, project: &str, secrets: &Secrets) -> StepResult {
+    match step {
+        Step::EnsureNetwork { name } => plain(ops::ensure_network(docker, name, project).await),
+        Step::EnsureVolume { name } => plain(ops::ensure_volume(docker, name, project).await),
+        Step::EnsureImage { image } => plain(ops::ensure_image(docker, image).await),
+        Step::CreatePod { pod } => plain(ops::create_pod(docker, pod, project, secrets.as_ref()).await),
+        Step::AwaitReady { pod, containers, min_ready_ms, timeout_ms } => {
+            await_ready(docker, pod, containers, *min_ready_ms, *timeout_ms).await
+        }
+        Step::StartPod { containers, .. } => plain(ops::start_containers(docker, containers).await),
+        Step::StopPod { containers, .. } => plain(ops::stop_containers(docker, containers).await),
+        Step::RemovePod { containers, .. } => plain(ops::remove_containers(docker, containers).await),
+        Step::RemoveVolume { name } => plain(ops::remove_volume(docker, name).await),
+    }
+}
+
+const POLL: Duration = Duration::from_millis(200);
+
+/// Waits until every container runs and passes its healthcheck, then stays so for
+/// `min_ready_ms`. Fails at once when a container exits, restarts or turns unhealthy, and at
+/// the deadline otherwise.
+async fn await_ready(docker: &Docker, pod: &str, containers: &[String], min_ready_ms: u64, timeout_ms: u64) -> StepResult {
+    let start = Instant::now();
+    let deadline = start + Duration::from_millis(timeout_ms);
+    let min_ready = Duration::from_millis(min_ready_ms);
+    let mut ready_since: Option<Instant> = None;
+    loop {
+        let mut all_ready = true;
+        for name in containers {
+            let p = ops::probe(docker, name).await.map_err(|e| (e, String::new()))?;
+            let problem = if p.restarting {
+                Some(format!("{name} is restarting (exit code {})", p.exit_code.unwrap_or(-1)))
+            } else if !p.running {
+                Some(format!("{name} exited with code {}", p.exit_code.unwrap_or(-1)))
+            } else if p.health == Some(HealthStatusEnum::UNHEALTHY) {
+                Some(format!("{name} is unhealthy"))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err((format!("pod {pod} failed its health gate: {problem}"), failure_details(docker, containers).await));
+            }
+            if p.health == Some(HealthStatusEnum::STARTING) {
+                all_ready = false;
+            }
+        }
+        let now = Instant::now();
+        if all_ready {
+            let since = *ready_since.get_or_insert(now);
+            if now.duration_since(since) >= min_ready {
+                return Ok(());
+            }
+        } else {
+            ready_since = None;
+        }
+        if now >= deadline {
+            return Err((
+                format!("pod {pod} was not ready within {:?}", Duration::from_millis(timeout_ms)),
+                failure_details(docker, containers).await,
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn failure_details(docker: &Docker, containers: &[String]) -> String {
+    let mut out = String::new();
+    for name in containers {
+        out.push_str(&format!("--- {name}: last log lines\n"));
+        let logs = ops::last_logs(docker, name, 20).await;
+        out.push_str(if logs.trim().is_empty() { "(no output)\n" } else { &logs });
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        if let Ok(p) = ops::probe(docker, name).await {
+            if !p.health_log.is_empty() {
+                out.push_str(&format!("--- {name}: health check output\n"));
+                for l in p.health_log.iter().rev().take(3).rev() {
+                    out.push_str(&format!("{l}\n"));
+                }
+            }
+        }
+    }
+    out
+}

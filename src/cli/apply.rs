@@ -1,0 +1,119 @@
+use super::common::*;
+use super::exit;
+use crate::apply::{self, Outcome};
+use crate::hosts;
+use crate::plan::Plan;
+use crate::render::Format;
+use clap::Args;
+use miette::{miette, IntoDiagnostic, Result};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Apply changes: plan, show the plan, ask, then execute it with health gates. With a saved
+/// plan file, apply exactly that plan, or refuse (exit 5) if a host changed since.
+///
+/// Example: berth apply --repo ./deploy --auto-approve
+/// Example: berth plan -o plan.json && berth apply plan.json
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    /// A plan saved by `berth plan -o FILE`.
+    pub plan_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// Do not ask for confirmation (for CI).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Remove pods of deployments that are no longer declared in Git.
+    #[arg(long)]
+    pub prune: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+fn confirm() -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(miette!(help = "pass --auto-approve to apply without a prompt", "cannot ask for confirmation: stdin is not a terminal"));
+    }
+    print!("Apply these changes? Only 'yes' is accepted: ");
+    std::io::stdout().flush().into_diagnostic()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).into_diagnostic()?;
+    Ok(line.trim() == "yes")
+}
+
+pub fn run(a: ApplyArgs) -> Result<u8> {
+    let rt = runtime();
+    rt.block_on(async {
+        let (fleet, plan) = match &a.plan_file {
+            Some(file) => {
+                let text = std::fs::read_to_string(file).into_diagnostic()?;
+                let plan: Plan = serde_json::from_str(&text).into_diagnostic()?;
+                if plan.version != crate::plan::PLAN_VERSION {
+                    return Err(miette!("plan format version {} is not supported (this berth writes {})", plan.version, crate::plan::PLAN_VERSION));
+                }
+                let hosts: Vec<_> = plan.hosts.values().filter(|h| h.reachable).map(|h| h.connection.clone()).collect();
+                let fleet = hosts::connect_all(&hosts, &a.ssh.options(), a.ssh.max_handshakes).await;
+                let observed = fleet.observe().await;
+                let mut stale = Vec::new();
+                for (name, state) in plan.hosts.iter().filter(|(_, s)| s.reachable) {
+                    match observed.get(name) {
+                        Some(Ok(o)) if Some(o.fingerprint(&plan.project)) == state.fingerprint => {}
+                        Some(Ok(_)) => stale.push(format!("{name} changed since the plan was made")),
+                        Some(Err(e)) => stale.push(format!("{name} is unreachable now: {e}")),
+                        None => stale.push(format!("{name} was not observed")),
+                    }
+                }
+                if !stale.is_empty() {
+                    eprintln!("error: the saved plan is stale:\n  {}\nrun berth plan again", stale.join("\n  "));
+                    return Ok(exit::STALE);
+                }
+                (fleet, plan)
+            }
+            None => {
+                let desired = load_repo(&a.repo, Some(&a.ssh))?;
+                let selector = parse_selector(&a.repo.selector)?;
+                connect_and_plan(&desired, &a.ssh, selector.as_ref(), a.prune).await?
+            }
+        };
+        print_plan(&plan, a.format);
+        check_unreachable(&plan, &a.ssh)?;
+        let conflicts: Vec<String> = plan.conflicts().map(|c| c.message.clone()).collect();
+        if !conflicts.is_empty() {
+            return Err(miette!(help = "remove or rename the unmanaged containers, then plan again", "refusing to apply:\n{}", conflicts.join("\n")));
+        }
+        if plan.waves.is_empty() {
+            return Ok(exit::OK);
+        }
+        if !a.auto_approve && !confirm()? {
+            eprintln!("apply cancelled");
+            return Ok(exit::ERROR);
+        }
+        let secrets: apply::Secrets = Arc::new(secret_lookup);
+        let log = |line: &str| eprintln!("{line}");
+        match apply::execute(&plan, &fleet, secrets, &log).await.map_err(|e| miette!("{e}"))? {
+            Outcome::Applied => {
+                eprintln!("apply complete: {}", crate::render::summary(&plan));
+                Ok(exit::OK)
+            }
+            Outcome::RolledBack { wave, failures, rollback_errors } => {
+                eprintln!("\napply failed in \"{wave}\":");
+                for f in &failures {
+                    eprintln!("  {}: {}", f.host, f.message);
+                    for l in f.details.lines() {
+                        eprintln!("    {l}");
+                    }
+                }
+                if rollback_errors.is_empty() {
+                    eprintln!("rolled back: the failed pods were removed and the old pods keep serving");
+                    Ok(exit::ROLLED_BACK)
+                } else {
+                    eprintln!("rollback had errors:\n  {}", rollback_errors.join("\n  "));
+                    Ok(exit::ERROR)
+                }
+            }
+        }
+    })
+}

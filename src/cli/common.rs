@@ -1,0 +1,146 @@
+//! Options shared by the subcommands, and the steps they share: load the repository, connect,
+//! observe, plan.
+
+use crate::hosts::{self, ssh::SshOptions, Fleet};
+use crate::model::{DesiredState, Selector};
+use crate::plan::{self, Plan, PlanInput};
+use crate::render::Format;
+use crate::repo::{self, source};
+use clap::Args;
+use miette::{miette, Result};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Debug, Clone)]
+pub struct RepoArgs {
+    /// The repository: a local path (Git checkout, a folder in one, or a plain directory) or a
+    /// URL (https://, ssh://, git@host:path).
+    #[arg(long, env = "BERTH_REPO", default_value = ".")]
+    pub repo: String,
+    /// Branch, tag or commit to read (default: HEAD, or the remote's default branch).
+    #[arg(long = "ref", env = "BERTH_REF")]
+    pub git_ref: Option<String>,
+    /// Only deployments whose labels match this selector, e.g. `app=web,env in (prod)`.
+    #[arg(short = 'l', long = "selector")]
+    pub selector: Option<String>,
+    /// Where remote repositories are cached (default: $XDG_CACHE_HOME/berth or ~/.cache/berth).
+    #[arg(long, env = "BERTH_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SshArgs {
+    /// known_hosts file that host keys are checked against (default ~/.ssh/known_hosts).
+    #[arg(long, env = "BERTH_KNOWN_HOSTS")]
+    pub known_hosts: Option<PathBuf>,
+    /// Record unknown host keys in known_hosts (changed keys are always refused).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Private key file to authenticate with (repeatable). `BERTH_SSH_KEY` may hold a key's
+    /// text instead; without either, ssh-agent and ~/.ssh/id_* are tried.
+    #[arg(short = 'i', long = "identity", env = "BERTH_IDENTITY")]
+    pub identity: Vec<PathBuf>,
+    /// Seconds to wait for a host's SSH handshake and Docker engine.
+    #[arg(long, default_value_t = 10)]
+    pub connect_timeout: u64,
+    /// At most this many SSH handshakes at once.
+    #[arg(long, default_value_t = 10)]
+    pub max_handshakes: usize,
+    /// Plan and apply on the reachable hosts when some are unreachable (otherwise exit 1).
+    #[arg(long)]
+    pub allow_unreachable: bool,
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"))
+}
+
+impl SshArgs {
+    pub fn options(&self) -> SshOptions {
+        let mut identities = self.identity.clone();
+        let key_text = std::env::var("BERTH_SSH_KEY").ok().filter(|k| !k.trim().is_empty());
+        if identities.is_empty() && key_text.is_none() && std::env::var_os("SSH_AUTH_SOCK").is_none() {
+            for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
+                let p = home().join(".ssh").join(name);
+                if p.exists() {
+                    identities.push(p);
+                }
+            }
+        }
+        SshOptions {
+            known_hosts: self.known_hosts.clone().unwrap_or_else(|| home().join(".ssh").join("known_hosts")),
+            accept_new_host_keys: self.accept_new_host_keys,
+            identities,
+            key_text,
+            connect_timeout: Duration::from_secs(self.connect_timeout),
+        }
+    }
+}
+
+pub fn secret_lookup(name: &str) -> Option<String> {
+    std::env::var(repo::load::secret_env_var(name)).ok()
+}
+
+pub fn color_stdout() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+pub fn parse_selector(text: &Option<String>) -> Result<Option<Selector>> {
+    let Some(text) = text else { return Ok(None) };
+    Selector::parse(text).map(Some).map_err(|e| {
+        miette::miette!(
+            labels = vec![miette::LabeledSpan::at(e.offset..e.offset + 1, e.message.clone())],
+            "invalid selector for -l"
+        )
+        .with_source_code(text.clone())
+    })
+}
+
+/// Reads and validates the repository. Problems are printed as diagnostics.
+pub fn load_repo(args: &RepoArgs, ssh: Option<&SshArgs>) -> Result<DesiredState> {
+    let cache_dir = args.cache_dir.clone().unwrap_or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| home().join(".cache")).join("berth")
+    });
+    let known_hosts = ssh.map(|s| s.options().known_hosts).unwrap_or_else(|| home().join(".ssh").join("known_hosts"));
+    let req = source::SourceRequest { repo: &args.repo, git_ref: args.git_ref.as_deref(), cache_dir, known_hosts };
+    let src = source::read(&req)?;
+    for w in &src.warnings {
+        eprintln!("warning: {w}");
+    }
+    repo::load(&src.files, &secret_lookup).map_err(|d| miette::Report::new(d))
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().expect("a tokio runtime")
+}
+
+/// Connects to the inventory's hosts and observes them, then builds the plan.
+pub async fn connect_and_plan(
+    desired: &DesiredState,
+    ssh: &SshArgs,
+    selector: Option<&Selector>,
+    prune: bool,
+) -> Result<(Fleet, Plan)> {
+    let fleet = hosts::connect_all(&desired.hosts, &ssh.options(), ssh.max_handshakes).await;
+    let observed = fleet.observe().await;
+    let plan = plan::build(&PlanInput { desired, observed: &observed, selector, prune });
+    Ok((fleet, plan))
+}
+
+pub fn print_plan(plan: &Plan, format: Format) {
+    match format {
+        Format::Text => print!("{}", crate::render::text::plan(plan, color_stdout())),
+        Format::Json => println!("{}", crate::render::json(plan)),
+        Format::Markdown => print!("{}", crate::render::markdown::plan(plan)),
+    }
+}
+
+/// Unreachable hosts stop the run unless `--allow-unreachable`.
+pub fn check_unreachable(plan: &Plan, ssh: &SshArgs) -> Result<()> {
+    let down: Vec<String> = plan.unreachable().map(|i| i.message.clone()).collect();
+    if !down.is_empty() && !ssh.allow_unreachable {
+        return Err(miette!(help = "rerun with --allow-unreachable to go on with the reachable hosts", "{}", down.join("\n")));
+    }
+    Ok(())
+}

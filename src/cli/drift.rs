@@ -1,0 +1,56 @@
+use super::common::*;
+use super::exit;
+use crate::plan::{ChangeKind, Plan};
+use crate::render::Format;
+use clap::Args;
+use miette::Result;
+
+/// Detect hand-made changes: exit 2 with a report when a host differs from what berth last
+/// applied (containers stopped, removed, added or changed by hand).
+///
+/// Pending changes from Git are not drift; `berth plan --exit-code` reports those.
+///
+/// Example: berth drift --repo ./deploy --format markdown
+#[derive(Args, Debug)]
+pub struct DriftArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+/// The plan reduced to its drift.
+fn drift_only(plan: &Plan) -> Plan {
+    let mut p = plan.clone();
+    p.changes.retain(|c| c.kind == ChangeKind::Drift);
+    p.waves.clear();
+    p
+}
+
+pub fn run(a: DriftArgs) -> Result<u8> {
+    let desired = load_repo(&a.repo, Some(&a.ssh))?;
+    let selector = parse_selector(&a.repo.selector)?;
+    let (_fleet, plan) = runtime().block_on(connect_and_plan(&desired, &a.ssh, selector.as_ref(), false))?;
+    let drift = drift_only(&plan);
+    match a.format {
+        Format::Text => {
+            if drift.has_changes() {
+                println!("drift found on {} pod(s):", drift.changes.len());
+                for c in &drift.changes {
+                    let pod = c.pod.as_deref().or(c.new_pod.as_deref()).unwrap_or("");
+                    println!("  {} {} {pod}: {}", c.host, c.deployment, c.reason);
+                }
+            } else {
+                println!("no drift: the hosts match what berth applied");
+            }
+            for i in &drift.issues {
+                println!("  ! {:?}: {}", i.kind, i.message);
+            }
+        }
+        other => print_plan(&drift, other),
+    }
+    check_unreachable(&plan, &a.ssh)?;
+    Ok(if drift.has_changes() { exit::CHANGES } else { exit::OK })
+}

@@ -1,0 +1,49 @@
+//! Command-line interface: clap definitions and one file per subcommand.
+
+pub mod apply;
+pub mod common;
+pub mod drift;
+pub mod plan;
+pub mod render;
+
+use clap::{Parser, Subcommand};
+
+/// berth: a declarative GitOps reconciler for fleets of plain Docker hosts.
+///
+/// A Git repository declares deployments; berth connects to every host over SSH, shows the
+/// difference between Git and the live containers as a plan, and applies it.
+#[derive(Parser, Debug)]
+#[command(name = "berth", version, about, long_about = None, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+pub const EXIT_CODES: &str = "Exit codes: 0 success / no changes, 1 error, 2 changes pending or drift found, \
+3 apply failed and was rolled back, 4 lock held by someone else, 5 saved plan is stale.";
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    Plan(plan::PlanArgs),
+    Apply(apply::ApplyArgs),
+    Drift(drift::DriftArgs),
+    Render(render::RenderArgs),
+}
+
+/// Exit codes (see the README).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const CHANGES: u8 = 2;
+    pub const ROLLED_BACK: u8 = 3;
+    pub const STALE: u8 = 5;
+}
+
+pub fn run(cli: Cli) -> miette::Result<u8> {
+    match cli.command {
+        Command::Plan(a) => plan::run(a),
+        Command::Apply(a) => apply::run(a),
+        Command::Drift(a) => drift::run(a),
+        Command::Render(a) => render::run(a),
+    }
+}

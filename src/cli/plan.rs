@@ -1,0 +1,42 @@
+use super::common::*;
+use super::exit;
+use crate::render::Format;
+use clap::Args;
+use miette::{IntoDiagnostic, Result};
+use std::path::PathBuf;
+
+/// Show what would change: compare Git with the live containers on every host.
+///
+/// Example: berth plan --repo ./deploy -l app=web -o plan.json
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Save the plan (JSON) for `berth apply FILE`.
+    #[arg(short = 'o', long = "out")]
+    pub out: Option<PathBuf>,
+    /// Exit 2 when there are changes (pending or drift).
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Also plan removing pods of deployments that are no longer in Git.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+pub fn run(a: PlanArgs) -> Result<u8> {
+    let desired = load_repo(&a.repo, Some(&a.ssh))?;
+    let selector = parse_selector(&a.repo.selector)?;
+    let (_fleet, plan) = runtime().block_on(connect_and_plan(&desired, &a.ssh, selector.as_ref(), a.prune))?;
+    print_plan(&plan, a.format);
+    if let Some(out) = &a.out {
+        std::fs::write(out, crate::render::json(&plan)).into_diagnostic()?;
+        eprintln!("plan saved to {}", out.display());
+    }
+    check_unreachable(&plan, &a.ssh)?;
+    Ok(if a.exit_code && plan.has_changes() { exit::CHANGES } else { exit::OK })
+}

@@ -1,0 +1,88 @@
+//! The fleet: SSH sessions to every host (in parallel, handshakes capped), a Docker client
+//! over each, and observation.
+
+pub mod docker;
+pub mod known_hosts;
+pub mod observe;
+pub mod ssh;
+
+use crate::model::{Host, ObservedHost};
+use bollard::Docker;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// A connected host: its session is kept for the whole run.
+#[derive(Clone)]
+pub struct Connected {
+    pub host: Host,
+    pub docker: Docker,
+    pub session: Arc<ssh::Session>,
+}
+
+/// The connected hosts and, for the others, why they could not be reached.
+pub struct Fleet {
+    pub connected: BTreeMap<String, Connected>,
+    pub failed: BTreeMap<String, String>,
+}
+
+/// Connects to all hosts in parallel, at most `max_handshakes` handshakes at once (sshd drops
+/// connections past its MaxStartups, 10 by default).
+pub async fn connect_all(hosts: &[Host], options: &ssh::SshOptions, max_handshakes: usize) -> Fleet {
+    let limit = Arc::new(Semaphore::new(max_handshakes.max(1)));
+    let tasks: Vec<_> = hosts
+        .iter()
+        .cloned()
+        .map(|host| {
+            let limit = limit.clone();
+            let options = options.clone();
+            tokio::spawn(async move {
+                let permit = limit.acquire_owned().await.expect("semaphore open");
+                let session = ssh::connect(&host, &options).await;
+                drop(permit);
+                let session = Arc::new(session?);
+                let docker = tokio::time::timeout(options.connect_timeout, docker::connect(session.clone(), &host.docker_socket))
+                    .await
+                    .map_err(|_| format!("the Docker engine did not answer within {:?}", options.connect_timeout))??;
+                Ok::<_, String>(Connected { host, docker, session })
+            })
+        })
+        .collect();
+    let mut fleet = Fleet { connected: BTreeMap::new(), failed: BTreeMap::new() };
+    for (host, task) in hosts.iter().zip(tasks) {
+        match task.await {
+            Ok(Ok(c)) => {
+                fleet.connected.insert(host.name.clone(), c);
+            }
+            Ok(Err(e)) => {
+                fleet.failed.insert(host.name.clone(), e);
+            }
+            Err(e) => {
+                fleet.failed.insert(host.name.clone(), format!("internal error: {e}"));
+            }
+        }
+    }
+    fleet
+}
+
+impl Fleet {
+    /// Observes every connected host in parallel; unreachable hosts carry their error.
+    pub async fn observe(&self) -> BTreeMap<String, Result<ObservedHost, String>> {
+        let tasks: Vec<_> = self
+            .connected
+            .values()
+            .map(|c| {
+                let c = c.clone();
+                tokio::spawn(async move { (c.host.name.clone(), observe::observe(&c.host.name, &c.docker).await) })
+            })
+            .collect();
+        let mut out: BTreeMap<String, Result<ObservedHost, String>> =
+            self.failed.iter().map(|(h, e)| (h.clone(), Err(e.clone()))).collect();
+        for t in tasks {
+            if let Ok((h, r)) = t.await {
+                out.insert(h, r);
+            }
+        }
+        out
+    }
+}

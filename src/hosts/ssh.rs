@@ -1,0 +1,120 @@
+//! One SSH session per host (russh). Docker calls run over channels of that session.
+
+use super::known_hosts;
+use crate::model::Host;
+use russh::client::{self, Handle};
+use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How berth authenticates and checks host keys.
+#[derive(Clone, Debug)]
+pub struct SshOptions {
+    pub known_hosts: PathBuf,
+    pub accept_new_host_keys: bool,
+    /// Identity files to try, in order.
+    pub identities: Vec<PathBuf>,
+    /// A private key's text (from `BERTH_SSH_KEY`), tried first.
+    pub key_text: Option<String>,
+    pub connect_timeout: Duration,
+}
+
+/// Checks the server's key against known_hosts during the handshake.
+pub struct Checker {
+    host: String,
+    port: u16,
+    options: SshOptions,
+    /// Why the host key was refused, for the error message.
+    refused: Arc<Mutex<Option<String>>>,
+}
+
+impl client::Handler for Checker {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            *self.refused.lock().expect("not poisoned") = Some("host certificates are not supported".into());
+            return Ok(false);
+        };
+        match known_hosts::check(&self.options.known_hosts, &self.host, self.port, key, self.options.accept_new_host_keys) {
+            Ok(()) => Ok(true),
+            Err(why) => {
+                *self.refused.lock().expect("not poisoned") = Some(why);
+                Ok(false)
+            }
+        }
+    }
+}
+
+pub type Session = Handle<Checker>;
+
+fn load_keys(options: &SshOptions) -> Result<Vec<PrivateKey>, String> {
+    let mut keys = Vec::new();
+    if let Some(text) = &options.key_text {
+        keys.push(russh::keys::decode_secret_key(text, None).map_err(|e| format!("BERTH_SSH_KEY is not a usable private key: {e}"))?);
+    }
+    for path in &options.identities {
+        match russh::keys::load_secret_key(path, None) {
+            Ok(k) => keys.push(k),
+            Err(e) => return Err(format!("cannot read identity {}: {e}", path.display())),
+        }
+    }
+    Ok(keys)
+}
+
+/// Opens and authenticates a session to one host.
+pub async fn connect(host: &Host, options: &SshOptions) -> Result<Session, String> {
+    let config = Arc::new(client::Config {
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(15)),
+        nodelay: true,
+        ..Default::default()
+    });
+    let refused = Arc::new(Mutex::new(None));
+    let checker = Checker { host: host.address.clone(), port: host.port, options: options.clone(), refused: refused.clone() };
+    let addr = (host.address.as_str(), host.port);
+    let connecting = client::connect(config, addr, checker);
+    let mut session = match tokio::time::timeout(options.connect_timeout, connecting).await {
+        Err(_) => return Err(format!("connection timed out after {:?}", options.connect_timeout)),
+        Ok(Err(e)) => {
+            if let Some(why) = refused.lock().expect("not poisoned").take() {
+                return Err(why);
+            }
+            return Err(format!("cannot connect to {}:{}: {e}", host.address, host.port));
+        }
+        Ok(Ok(s)) => s,
+    };
+    let keys = load_keys(options)?;
+    for key in keys {
+        let hash = session.best_supported_rsa_hash().await.ok().flatten().flatten();
+        let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+        match session.authenticate_publickey(&host.user, key).await {
+            Ok(r) if r.success() => return Ok(session),
+            Ok(_) => continue,
+            Err(e) => return Err(format!("authentication failed: {e}")),
+        }
+    }
+    if try_agent(&mut session, &host.user).await {
+        return Ok(session);
+    }
+    Err(format!("no key was accepted for {}@{}", host.user, host.address))
+}
+
+async fn try_agent(session: &mut Session, user: &str) -> bool {
+    if std::env::var_os("SSH_AUTH_SOCK").is_none() {
+        return false;
+    }
+    let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await else { return false };
+    let Ok(identities) = agent.request_identities().await else { return false };
+    for id in identities {
+        let russh::keys::agent::AgentIdentity::PublicKey { key, .. } = id else { continue };
+        let hash = session.best_supported_rsa_hash().await.ok().flatten().flatten();
+        if let Ok(r) = session.authenticate_publickey_with(user, key, hash, &mut agent).await {
+            if r.success() {
+                return true;
+            }
+        }
+    }
+    false
+}

@@ -1,0 +1,60 @@
+//! A pull-request comment: a one-line verdict, a table of changes per deployment and
+//! collapsible diffs.
+
+use super::{spec_diff, summary, symbol, verb};
+use crate::plan::{ChangeKind, Plan};
+use std::fmt::Write;
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+pub fn plan(plan: &Plan) -> String {
+    let mut out = String::new();
+    let commit = plan.commit.as_deref().map(|c| &c[..c.len().min(12)]).unwrap_or("working tree");
+    let verdict = if plan.has_changes() {
+        format!("**berth plan** for `{}` at `{commit}`: {}", plan.project, summary(plan))
+    } else {
+        format!("**berth plan** for `{}` at `{commit}`: no changes, the live state matches Git", plan.project)
+    };
+    writeln!(out, "{verdict}\n").ok();
+    let mut deployments: Vec<&str> = plan.changes.iter().map(|c| c.deployment.as_str()).collect();
+    deployments.sort();
+    deployments.dedup();
+    for d in deployments {
+        writeln!(out, "### deployment `{d}`\n").ok();
+        writeln!(out, "| | action | host | pod | kind | reason |\n|---|---|---|---|---|---|").ok();
+        for c in plan.changes.iter().filter(|c| c.deployment == d) {
+            let pod = match (&c.pod, &c.new_pod) {
+                (Some(o), Some(n)) => format!("`{o}` → `{n}`"),
+                (Some(o), None) => format!("`{o}`"),
+                (None, Some(n)) => format!("`{n}`"),
+                (None, None) => String::new(),
+            };
+            let kind = if c.kind == ChangeKind::Drift { "drift" } else { "pending" };
+            writeln!(out, "| `{}` | {} | {} | {pod} | {kind} | {} |", symbol(c.action), verb(c.action), c.host, cell(&c.reason)).ok();
+        }
+        for c in plan.changes.iter().filter(|c| c.deployment == d) {
+            let diff = spec_diff(c);
+            if diff.is_empty() {
+                continue;
+            }
+            writeln!(
+                out,
+                "\n<details><summary>diff of {} on {}</summary>\n\n```diff\n{}```\n</details>",
+                c.new_pod.as_deref().unwrap_or(""),
+                c.host,
+                diff
+            )
+            .ok();
+        }
+        writeln!(out).ok();
+    }
+    if !plan.issues.is_empty() {
+        writeln!(out, "### issues\n").ok();
+        for i in &plan.issues {
+            writeln!(out, "- **{:?}** {}", i.kind, cell(&i.message)).ok();
+        }
+    }
+    out
+}

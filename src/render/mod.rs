@@ -1,0 +1,69 @@
+//! Rendering plans and states: text (Terraform-like), JSON (versioned), Markdown (PR comment).
+//! Pure: colour is decided by the caller.
+
+pub mod markdown;
+pub mod text;
+
+use crate::plan::{Action, Change, Plan};
+use similar::TextDiff;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
+pub fn json(plan: &Plan) -> String {
+    serde_json::to_string_pretty(plan).expect("a plan always serialises")
+}
+
+pub fn symbol(action: Action) -> &'static str {
+    match action {
+        Action::Create => "+",
+        Action::Replace => "~",
+        Action::Start => ">",
+        Action::Remove => "-",
+    }
+}
+
+pub fn verb(action: Action) -> &'static str {
+    match action {
+        Action::Create => "create",
+        Action::Replace => "replace",
+        Action::Start => "start",
+        Action::Remove => "remove",
+    }
+}
+
+/// A unified diff of each container spec that differs (old → new), pretty JSON per container.
+pub fn spec_diff(change: &Change) -> String {
+    let (Some(old), Some(new)) = (&change.old_spec, &change.new_spec) else { return String::new() };
+    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut out = String::new();
+    for name in names {
+        let pretty = |v: Option<&serde_json::Value>| v.map(|v| serde_json::to_string_pretty(v).expect("json") + "\n").unwrap_or_default();
+        let (a, b) = (pretty(old.get(name)), pretty(new.get(name)));
+        if a == b {
+            continue;
+        }
+        let diff = TextDiff::from_lines(&a, &b);
+        let old_label = format!("{}/{name}", change.pod.as_deref().unwrap_or("(none)"));
+        let new_label = format!("{}/{name}", change.new_pod.as_deref().unwrap_or("(none)"));
+        out.push_str(&diff.unified_diff().context_radius(2).header(&old_label, &new_label).to_string());
+    }
+    out
+}
+
+/// `1 to create, 2 to replace, 0 to start, 1 to remove`.
+pub fn summary(plan: &Plan) -> String {
+    format!(
+        "{} to create, {} to replace, {} to start, {} to remove",
+        plan.count(Action::Create),
+        plan.count(Action::Replace),
+        plan.count(Action::Start),
+        plan.count(Action::Remove)
+    )
+}

@@ -1,0 +1,109 @@
+//! The terminal rendering of a plan.
+
+use super::{spec_diff, summary, symbol, verb};
+use crate::plan::{Action, ChangeKind, IssueKind, Plan};
+use std::fmt::Write;
+
+struct Paint(bool);
+
+impl Paint {
+    fn code(&self, code: &str, s: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn action(&self, a: Action, s: &str) -> String {
+        let code = match a {
+            Action::Create => "32",
+            Action::Replace => "33",
+            Action::Start => "36",
+            Action::Remove => "31",
+        };
+        self.code(code, s)
+    }
+}
+
+pub fn plan(plan: &Plan, color: bool) -> String {
+    let p = Paint(color);
+    let mut out = String::new();
+    let commit = plan.commit.as_deref().map(|c| &c[..c.len().min(12)]).unwrap_or("working tree");
+    let reachable = plan.hosts.values().filter(|h| h.reachable).count();
+    writeln!(out, "{} project {} at {commit}, {reachable}/{} host(s) observed", p.code("1", "berth plan:"), plan.project, plan.hosts.len()).ok();
+    if let Some(sel) = &plan.selector {
+        writeln!(out, "  deployments matching -l {sel}").ok();
+    }
+    let mut deployments: Vec<&str> = plan.changes.iter().map(|c| c.deployment.as_str()).collect();
+    deployments.dedup();
+    let mut seen = std::collections::BTreeSet::new();
+    for d in deployments {
+        if !seen.insert(d) {
+            continue;
+        }
+        writeln!(out, "\n{}", p.code("1", &format!("deployment {}", if d.is_empty() { "(none)" } else { d }))).ok();
+        for c in plan.changes.iter().filter(|c| c.deployment == d) {
+            let pods = match (&c.pod, &c.new_pod) {
+                (Some(o), Some(n)) => format!("{o} → {n}"),
+                (Some(o), None) => o.clone(),
+                (None, Some(n)) => n.clone(),
+                (None, None) => String::new(),
+            };
+            let kind = match c.kind {
+                ChangeKind::Pending => "pending",
+                ChangeKind::Drift => "drift",
+            };
+            writeln!(
+                out,
+                "  {} {:<8} {:<10} {pods}\n      {kind}: {}",
+                p.action(c.action, symbol(c.action)),
+                p.action(c.action, verb(c.action)),
+                c.host,
+                c.reason
+            )
+            .ok();
+            for f in &c.fields {
+                writeln!(
+                    out,
+                    "      {}.{}: {} → {}",
+                    f.container,
+                    f.field,
+                    f.old.as_deref().unwrap_or("(none)"),
+                    f.new.as_deref().unwrap_or("(none)")
+                )
+                .ok();
+            }
+            let diff = spec_diff(c);
+            for line in diff.lines() {
+                let painted = if line.starts_with('+') && !line.starts_with("+++") {
+                    p.code("32", line)
+                } else if line.starts_with('-') && !line.starts_with("---") {
+                    p.code("31", line)
+                } else {
+                    line.to_string()
+                };
+                writeln!(out, "        {painted}").ok();
+            }
+        }
+    }
+    if !plan.issues.is_empty() {
+        writeln!(out, "\n{}", p.code("1", "issues")).ok();
+        for i in &plan.issues {
+            let tag = match i.kind {
+                IssueKind::Health => p.code("33", "health"),
+                IssueKind::Conflict => p.code("31", "conflict"),
+                IssueKind::Unreachable => p.code("31", "unreachable"),
+                IssueKind::Notice => p.code("36", "notice"),
+            };
+            writeln!(out, "  ! {tag} {}{}", i.host.as_deref().map(|h| format!("{h}: ")).unwrap_or_default(), i.message).ok();
+        }
+    }
+    let pending = plan.changes.iter().filter(|c| c.kind == ChangeKind::Pending).count();
+    let drift = plan.changes.len() - pending;
+    if plan.has_changes() {
+        writeln!(out, "\n{} {} ({pending} pending, {drift} drift)", p.code("1", "Plan:"), summary(plan)).ok();
+    } else {
+        writeln!(out, "\n{} the live state matches Git.", p.code("1", "No changes:")).ok();
+    }
+    out
+}

@@ -25,7 +25,10 @@ fn ignore(e: DockerError, codes: &[u16]) -> Result<(), String> {
 }
 
 pub async fn ensure_network(docker: &Docker, name: &str, project: &str) -> Result<(), String> {
-    match docker.inspect_network(name, None::<InspectNetworkOptions>).await {
+    match docker
+        .inspect_network(name, None::<InspectNetworkOptions>)
+        .await
+    {
         Ok(_) => return Ok(()),
         Err(e) if status_of(&e) == Some(404) => {}
         Err(e) => return Err(e.to_string()),
@@ -33,23 +36,40 @@ pub async fn ensure_network(docker: &Docker, name: &str, project: &str) -> Resul
     let req = NetworkCreateRequest {
         name: name.to_string(),
         driver: Some("bridge".into()),
-        labels: Some(HashMap::from([("berth.project".to_string(), project.to_string())])),
+        labels: Some(HashMap::from([(
+            "berth.project".to_string(),
+            project.to_string(),
+        )])),
         ..Default::default()
     };
-    docker.create_network(req).await.map(|_| ()).or_else(|e| ignore(e, &[409]))
+    docker
+        .create_network(req)
+        .await
+        .map(|_| ())
+        .or_else(|e| ignore(e, &[409]))
 }
 
 pub async fn ensure_volume(docker: &Docker, name: &str, project: &str) -> Result<(), String> {
     let req = VolumeCreateRequest {
         name: Some(name.to_string()),
-        labels: Some(HashMap::from([("berth.project".to_string(), project.to_string())])),
+        labels: Some(HashMap::from([(
+            "berth.project".to_string(),
+            project.to_string(),
+        )])),
         ..Default::default()
     };
-    docker.create_volume(req).await.map(|_| ()).map_err(|e| e.to_string())
+    docker
+        .create_volume(req)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 pub async fn remove_volume(docker: &Docker, name: &str) -> Result<(), String> {
-    docker.remove_volume(name, None::<RemoveVolumeOptions>).await.or_else(|e| ignore(e, &[404]))
+    docker
+        .remove_volume(name, None::<RemoveVolumeOptions>)
+        .await
+        .or_else(|e| ignore(e, &[404]))
 }
 
 /// Pulls the image unless the engine has it already.
@@ -57,7 +77,9 @@ pub async fn ensure_image(docker: &Docker, image: &str) -> Result<(), String> {
     if docker.inspect_image(image).await.is_ok() {
         return Ok(());
     }
-    let options = CreateImageOptionsBuilder::default().from_image(image).build();
+    let options = CreateImageOptionsBuilder::default()
+        .from_image(image)
+        .build();
     let mut stream = docker.create_image(Some(options), None, None);
     while let Some(item) = stream.next().await {
         item.map_err(|e| format!("pulling {image}: {e}"))?;
@@ -66,13 +88,17 @@ pub async fn ensure_image(docker: &Docker, image: &str) -> Result<(), String> {
 }
 
 /// Resolves env values; secrets come from the environment and must match the planned hash.
-pub fn env_list(spec: &ContainerSpec, secrets: &(dyn Fn(&str) -> Option<String> + Send + Sync)) -> Result<Vec<String>, String> {
+pub fn env_list(
+    spec: &ContainerSpec,
+    secrets: &(dyn Fn(&str) -> Option<String> + Send + Sync),
+) -> Result<Vec<String>, String> {
     spec.env
         .iter()
         .map(|(k, v)| match v {
             EnvValue::Plain(s) => Ok(format!("{k}={s}")),
             EnvValue::Secret { secret, sha256 } => {
-                let value = secrets(secret).ok_or_else(|| format!("secret {secret} has no value"))?;
+                let value =
+                    secrets(secret).ok_or_else(|| format!("secret {secret} has no value"))?;
                 if &crate::model::sha256_hex(value.as_bytes()) != sha256 {
                     return Err(format!("secret {secret} changed since the plan was made"));
                 }
@@ -82,13 +108,21 @@ pub fn env_list(spec: &ContainerSpec, secrets: &(dyn Fn(&str) -> Option<String> 
         .collect()
 }
 
-fn create_body(pod: &PodPlan, index: usize, project: &str, env: Vec<String>) -> ContainerCreateBody {
+fn create_body(
+    pod: &PodPlan,
+    index: usize,
+    project: &str,
+    env: Vec<String>,
+) -> ContainerCreateBody {
     let c = &pod.containers[index];
     let spec = &c.spec;
     let first = &pod.containers[0].name;
     let ports: Vec<&crate::model::Port> = if index == 0 {
         // The first container owns the network, so it publishes every port of the pod.
-        pod.containers.iter().flat_map(|c| c.spec.ports.iter()).collect()
+        pod.containers
+            .iter()
+            .flat_map(|c| c.spec.ports.iter())
+            .collect()
     } else {
         vec![]
     };
@@ -97,13 +131,24 @@ fn create_body(pod: &PodPlan, index: usize, project: &str, env: Vec<String>) -> 
         let key = format!("{}/{}", p.container, p.protocol);
         let entry = bindings.entry(key).or_insert_with(|| Some(vec![]));
         if let (Some(h), Some(list)) = (p.host, entry.as_mut()) {
-            list.push(PortBinding { host_ip: None, host_port: Some(h.to_string()) });
+            list.push(PortBinding {
+                host_ip: None,
+                host_port: Some(h.to_string()),
+            });
         }
     }
     let mut binds = Vec::new();
     for m in &spec.volumes {
-        let source = if m.is_named_volume() { crate::plan::build::volume_name(project, &m.source) } else { m.source.clone() };
-        binds.push(format!("{source}:{}{}", m.target, if m.read_only { ":ro" } else { "" }));
+        let source = if m.is_named_volume() {
+            crate::plan::build::volume_name(project, &m.source)
+        } else {
+            m.source.clone()
+        };
+        binds.push(format!(
+            "{source}:{}{}",
+            m.target,
+            if m.read_only { ":ro" } else { "" }
+        ));
     }
     let restart = match spec.restart.as_str() {
         "always" => RestartPolicyNameEnum::ALWAYS,
@@ -111,11 +156,18 @@ fn create_body(pod: &PodPlan, index: usize, project: &str, env: Vec<String>) -> 
         "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
         _ => RestartPolicyNameEnum::NO,
     };
-    let network_mode = if index == 0 { pod.network.clone() } else { format!("container:{first}") };
+    let network_mode = if index == 0 {
+        pod.network.clone()
+    } else {
+        format!("container:{first}")
+    };
     let host_config = HostConfig {
         binds: (!binds.is_empty()).then_some(binds),
         port_bindings: (index == 0 && !bindings.is_empty()).then_some(bindings),
-        restart_policy: Some(RestartPolicy { name: Some(restart), maximum_retry_count: None }),
+        restart_policy: Some(RestartPolicy {
+            name: Some(restart),
+            maximum_retry_count: None,
+        }),
         network_mode: Some(network_mode),
         memory: spec.memory.map(|m| m as i64),
         nano_cpus: spec.millicpus.map(|m| (m as i64) * 1_000_000),
@@ -124,7 +176,10 @@ fn create_body(pod: &PodPlan, index: usize, project: &str, env: Vec<String>) -> 
     let networking_config = (index == 0).then(|| NetworkingConfig {
         endpoints_config: Some(HashMap::from([(
             pod.network.clone(),
-            EndpointSettings { aliases: Some(pod.aliases.clone()), ..Default::default() },
+            EndpointSettings {
+                aliases: Some(pod.aliases.clone()),
+                ..Default::default()
+            },
         )])),
     });
     let ms_to_ns = |ms: u64| (ms as i64) * 1_000_000;
@@ -135,7 +190,12 @@ fn create_body(pod: &PodPlan, index: usize, project: &str, env: Vec<String>) -> 
         entrypoint: spec.entrypoint.clone(),
         env: Some(env),
         labels: Some(c.labels.clone().into_iter().collect()),
-        exposed_ports: (!ports.is_empty()).then(|| ports.iter().map(|p| format!("{}/{}", p.container, p.protocol)).collect()),
+        exposed_ports: (!ports.is_empty()).then(|| {
+            ports
+                .iter()
+                .map(|p| format!("{}/{}", p.container, p.protocol))
+                .collect()
+        }),
         healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
             test: Some(h.test.clone()),
             interval: Some(ms_to_ns(h.interval_ms)),
@@ -161,7 +221,9 @@ pub async fn create_pod(
     for (i, c) in pod.containers.iter().enumerate() {
         let env = env_list(&c.spec, secrets)?;
         let body = create_body(pod, i, project, env);
-        let options = CreateContainerOptionsBuilder::default().name(&c.name).build();
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&c.name)
+            .build();
         if let Err(e) = docker.create_container(Some(options), body).await {
             ignore(e, &[409]).map_err(|e| format!("creating {}: {e}", c.name))?;
         }
@@ -176,7 +238,11 @@ pub async fn create_pod(
 
 pub async fn start_containers(docker: &Docker, names: &[String]) -> Result<(), String> {
     for n in names {
-        docker.start_container(n, None::<StartContainerOptions>).await.or_else(|e| ignore(e, &[304])).map_err(|e| format!("starting {n}: {e}"))?;
+        docker
+            .start_container(n, None::<StartContainerOptions>)
+            .await
+            .or_else(|e| ignore(e, &[304]))
+            .map_err(|e| format!("starting {n}: {e}"))?;
     }
     Ok(())
 }
@@ -185,7 +251,11 @@ pub async fn stop_containers(docker: &Docker, names: &[String]) -> Result<(), St
     // Sidecars first: they share the first container's network.
     for n in names.iter().rev() {
         let options = StopContainerOptionsBuilder::default().t(10).build();
-        docker.stop_container(n, Some(options)).await.or_else(|e| ignore(e, &[304, 404])).map_err(|e| format!("stopping {n}: {e}"))?;
+        docker
+            .stop_container(n, Some(options))
+            .await
+            .or_else(|e| ignore(e, &[304, 404]))
+            .map_err(|e| format!("stopping {n}: {e}"))?;
     }
     Ok(())
 }
@@ -194,7 +264,11 @@ pub async fn remove_containers(docker: &Docker, names: &[String]) -> Result<(), 
     stop_containers(docker, names).await?;
     for n in names.iter().rev() {
         let options = RemoveContainerOptionsBuilder::default().force(true).build();
-        docker.remove_container(n, Some(options)).await.or_else(|e| ignore(e, &[404])).map_err(|e| format!("removing {n}: {e}"))?;
+        docker
+            .remove_container(n, Some(options))
+            .await
+            .or_else(|e| ignore(e, &[404]))
+            .map_err(|e| format!("removing {n}: {e}"))?;
     }
     Ok(())
 }
@@ -209,7 +283,10 @@ pub struct Probe {
 }
 
 pub async fn probe(docker: &Docker, name: &str) -> Result<Probe, String> {
-    let info = docker.inspect_container(name, None::<InspectContainerOptions>).await.map_err(|e| format!("inspecting {name}: {e}"))?;
+    let info = docker
+        .inspect_container(name, None::<InspectContainerOptions>)
+        .await
+        .map_err(|e| format!("inspecting {name}: {e}"))?;
     let state = info.state.unwrap_or_default();
     let health = state.health.clone();
     Ok(Probe {
@@ -221,14 +298,24 @@ pub async fn probe(docker: &Docker, name: &str) -> Result<Probe, String> {
             .and_then(|h| h.log)
             .unwrap_or_default()
             .into_iter()
-            .map(|r| format!("exit {}: {}", r.exit_code.unwrap_or(-1), r.output.unwrap_or_default().trim()))
+            .map(|r| {
+                format!(
+                    "exit {}: {}",
+                    r.exit_code.unwrap_or(-1),
+                    r.output.unwrap_or_default().trim()
+                )
+            })
             .collect(),
     })
 }
 
 /// The last lines of a container's output, for failure reports.
 pub async fn last_logs(docker: &Docker, name: &str, lines: usize) -> String {
-    let options = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&lines.to_string()).build();
+    let options = LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .tail(&lines.to_string())
+        .build();
     let mut stream = docker.logs(name, Some(options));
     let mut out = String::new();
     while let Some(Ok(chunk)) = stream.next().await {

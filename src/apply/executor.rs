@@ -23,12 +23,26 @@ pub struct StepFailure {
 pub enum Outcome {
     Applied,
     /// A wave failed; its on-failure steps ran (cleanly unless `rollback_errors` says otherwise).
-    RolledBack { wave: String, failures: Vec<StepFailure>, rollback_errors: Vec<String> },
+    RolledBack {
+        wave: String,
+        failures: Vec<StepFailure>,
+        rollback_errors: Vec<String>,
+    },
 }
 
-pub async fn execute(plan: &Plan, fleet: &Fleet, secrets: Secrets, log: &(dyn Fn(&str) + Sync)) -> Result<Outcome, String> {
+pub async fn execute(
+    plan: &Plan,
+    fleet: &Fleet,
+    secrets: Secrets,
+    log: &(dyn Fn(&str) + Sync),
+) -> Result<Outcome, String> {
     for (i, wave) in plan.waves.iter().enumerate() {
-        log(&format!("[{}/{}] {}", i + 1, plan.waves.len(), wave.description));
+        log(&format!(
+            "[{}/{}] {}",
+            i + 1,
+            plan.waves.len(),
+            wave.description
+        ));
         let failures = run_hosts(wave, &wave.steps, plan, fleet, &secrets).await?;
         if failures.is_empty() {
             continue;
@@ -39,9 +53,16 @@ pub async fn execute(plan: &Plan, fleet: &Fleet, secrets: Secrets, log: &(dyn Fn
         if !wave.on_failure.is_empty() {
             log("  rolling back this wave");
         }
-        let rollback_errors =
-            run_hosts(wave, &wave.on_failure, plan, fleet, &secrets).await?.into_iter().map(|f| format!("{}: {}", f.host, f.message)).collect();
-        return Ok(Outcome::RolledBack { wave: wave.description.clone(), failures, rollback_errors });
+        let rollback_errors = run_hosts(wave, &wave.on_failure, plan, fleet, &secrets)
+            .await?
+            .into_iter()
+            .map(|f| format!("{}: {}", f.host, f.message))
+            .collect();
+        return Ok(Outcome::RolledBack {
+            wave: wave.description.clone(),
+            failures,
+            rollback_errors,
+        });
     }
     Ok(Outcome::Applied)
 }
@@ -66,7 +87,11 @@ async fn run_hosts(
         tasks.push(tokio::spawn(async move {
             for step in &list {
                 if let Err((message, details)) = run_step(&docker, step, &project, &secrets).await {
-                    return Some(StepFailure { host, message, details });
+                    return Some(StepFailure {
+                        host,
+                        message,
+                        details,
+                    });
                 }
             }
             None
@@ -77,7 +102,11 @@ async fn run_hosts(
         match t.await {
             Ok(Some(f)) => failures.push(f),
             Ok(None) => {}
-            Err(e) => failures.push(StepFailure { host: "?".into(), message: format!("internal error: {e}"), details: String::new() }),
+            Err(e) => failures.push(StepFailure {
+                host: "?".into(),
+                message: format!("internal error: {e}"),
+                details: String::new(),
+            }),
         }
     }
     Ok(failures)
@@ -94,13 +123,20 @@ async fn run_step(docker: &Docker, step: &Step, project: &str, secrets: &Secrets
         Step::EnsureNetwork { name } => plain(ops::ensure_network(docker, name, project).await),
         Step::EnsureVolume { name } => plain(ops::ensure_volume(docker, name, project).await),
         Step::EnsureImage { image } => plain(ops::ensure_image(docker, image).await),
-        Step::CreatePod { pod } => plain(ops::create_pod(docker, pod, project, secrets.as_ref()).await),
-        Step::AwaitReady { pod, containers, min_ready_ms, timeout_ms } => {
-            await_ready(docker, pod, containers, *min_ready_ms, *timeout_ms).await
+        Step::CreatePod { pod } => {
+            plain(ops::create_pod(docker, pod, project, secrets.as_ref()).await)
         }
+        Step::AwaitReady {
+            pod,
+            containers,
+            min_ready_ms,
+            timeout_ms,
+        } => await_ready(docker, pod, containers, *min_ready_ms, *timeout_ms).await,
         Step::StartPod { containers, .. } => plain(ops::start_containers(docker, containers).await),
         Step::StopPod { containers, .. } => plain(ops::stop_containers(docker, containers).await),
-        Step::RemovePod { containers, .. } => plain(ops::remove_containers(docker, containers).await),
+        Step::RemovePod { containers, .. } => {
+            plain(ops::remove_containers(docker, containers).await)
+        }
         Step::RemoveVolume { name } => plain(ops::remove_volume(docker, name).await),
     }
 }
@@ -110,7 +146,13 @@ const POLL: Duration = Duration::from_millis(200);
 /// Waits until every container runs and passes its healthcheck, then stays so for
 /// `min_ready_ms`. Fails at once when a container exits, restarts or turns unhealthy, and at
 /// the deadline otherwise.
-async fn await_ready(docker: &Docker, pod: &str, containers: &[String], min_ready_ms: u64, timeout_ms: u64) -> StepResult {
+async fn await_ready(
+    docker: &Docker,
+    pod: &str,
+    containers: &[String],
+    min_ready_ms: u64,
+    timeout_ms: u64,
+) -> StepResult {
     let start = Instant::now();
     let deadline = start + Duration::from_millis(timeout_ms);
     let min_ready = Duration::from_millis(min_ready_ms);
@@ -118,18 +160,29 @@ async fn await_ready(docker: &Docker, pod: &str, containers: &[String], min_read
     loop {
         let mut all_ready = true;
         for name in containers {
-            let p = ops::probe(docker, name).await.map_err(|e| (e, String::new()))?;
+            let p = ops::probe(docker, name)
+                .await
+                .map_err(|e| (e, String::new()))?;
             let problem = if p.restarting {
-                Some(format!("{name} is restarting (exit code {})", p.exit_code.unwrap_or(-1)))
+                Some(format!(
+                    "{name} is restarting (exit code {})",
+                    p.exit_code.unwrap_or(-1)
+                ))
             } else if !p.running {
-                Some(format!("{name} exited with code {}", p.exit_code.unwrap_or(-1)))
+                Some(format!(
+                    "{name} exited with code {}",
+                    p.exit_code.unwrap_or(-1)
+                ))
             } else if p.health == Some(HealthStatusEnum::UNHEALTHY) {
                 Some(format!("{name} is unhealthy"))
             } else {
                 None
             };
             if let Some(problem) = problem {
-                return Err((format!("pod {pod} failed its health gate: {problem}"), failure_details(docker, containers).await));
+                return Err((
+                    format!("pod {pod} failed its health gate: {problem}"),
+                    failure_details(docker, containers).await,
+                ));
             }
             if p.health == Some(HealthStatusEnum::STARTING) {
                 all_ready = false;
@@ -146,7 +199,10 @@ async fn await_ready(docker: &Docker, pod: &str, containers: &[String], min_read
         }
         if now >= deadline {
             return Err((
-                format!("pod {pod} was not ready within {:?}", Duration::from_millis(timeout_ms)),
+                format!(
+                    "pod {pod} was not ready within {:?}",
+                    Duration::from_millis(timeout_ms)
+                ),
                 failure_details(docker, containers).await,
             ));
         }
@@ -159,7 +215,11 @@ async fn failure_details(docker: &Docker, containers: &[String]) -> String {
     for name in containers {
         out.push_str(&format!("--- {name}: last log lines\n"));
         let logs = ops::last_logs(docker, name, 20).await;
-        out.push_str(if logs.trim().is_empty() { "(no output)\n" } else { &logs });
+        out.push_str(if logs.trim().is_empty() {
+            "(no output)\n"
+        } else {
+            &logs
+        });
         if !out.ends_with('\n') {
             out.push('\n');
         }

@@ -35,12 +35,18 @@ pub struct ApplyArgs {
 
 fn confirm() -> Result<bool> {
     if !std::io::stdin().is_terminal() {
-        return Err(miette!(help = "pass --auto-approve to apply without a prompt", "cannot ask for confirmation: stdin is not a terminal"));
+        return Err(miette!(
+            help = "pass --auto-approve to apply without a prompt",
+            "cannot ask for confirmation: stdin is not a terminal"
+        ));
     }
     print!("Apply these changes? Only 'yes' is accepted: ");
     std::io::stdout().flush().into_diagnostic()?;
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).into_diagnostic()?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .into_diagnostic()?;
     Ok(line.trim() == "yes")
 }
 
@@ -52,22 +58,37 @@ pub fn run(a: ApplyArgs) -> Result<u8> {
                 let text = std::fs::read_to_string(file).into_diagnostic()?;
                 let plan: Plan = serde_json::from_str(&text).into_diagnostic()?;
                 if plan.version != crate::plan::PLAN_VERSION {
-                    return Err(miette!("plan format version {} is not supported (this berth writes {})", plan.version, crate::plan::PLAN_VERSION));
+                    return Err(miette!(
+                        "plan format version {} is not supported (this berth writes {})",
+                        plan.version,
+                        crate::plan::PLAN_VERSION
+                    ));
                 }
-                let hosts: Vec<_> = plan.hosts.values().filter(|h| h.reachable).map(|h| h.connection.clone()).collect();
-                let fleet = hosts::connect_all(&hosts, &a.ssh.options(), a.ssh.max_handshakes).await;
+                let hosts: Vec<_> = plan
+                    .hosts
+                    .values()
+                    .filter(|h| h.reachable)
+                    .map(|h| h.connection.clone())
+                    .collect();
+                let fleet =
+                    hosts::connect_all(&hosts, &a.ssh.options(), a.ssh.max_handshakes).await;
                 let observed = fleet.observe().await;
                 let mut stale = Vec::new();
                 for (name, state) in plan.hosts.iter().filter(|(_, s)| s.reachable) {
                     match observed.get(name) {
                         Some(Ok(o)) if Some(o.fingerprint(&plan.project)) == state.fingerprint => {}
-                        Some(Ok(_)) => stale.push(format!("{name} changed since the plan was made")),
+                        Some(Ok(_)) => {
+                            stale.push(format!("{name} changed since the plan was made"))
+                        }
                         Some(Err(e)) => stale.push(format!("{name} is unreachable now: {e}")),
                         None => stale.push(format!("{name} was not observed")),
                     }
                 }
                 if !stale.is_empty() {
-                    eprintln!("error: the saved plan is stale:\n  {}\nrun berth plan again", stale.join("\n  "));
+                    eprintln!(
+                        "error: the saved plan is stale:\n  {}\nrun berth plan again",
+                        stale.join("\n  ")
+                    );
                     return Ok(exit::STALE);
                 }
                 (fleet, plan)
@@ -82,7 +103,11 @@ pub fn run(a: ApplyArgs) -> Result<u8> {
         check_unreachable(&plan, &a.ssh)?;
         let conflicts: Vec<String> = plan.conflicts().map(|c| c.message.clone()).collect();
         if !conflicts.is_empty() {
-            return Err(miette!(help = "remove or rename the unmanaged containers, then plan again", "refusing to apply:\n{}", conflicts.join("\n")));
+            return Err(miette!(
+                help = "remove or rename the unmanaged containers, then plan again",
+                "refusing to apply:\n{}",
+                conflicts.join("\n")
+            ));
         }
         if plan.waves.is_empty() {
             return Ok(exit::OK);
@@ -93,12 +118,19 @@ pub fn run(a: ApplyArgs) -> Result<u8> {
         }
         let secrets: apply::Secrets = Arc::new(secret_lookup);
         let log = |line: &str| eprintln!("{line}");
-        match apply::execute(&plan, &fleet, secrets, &log).await.map_err(|e| miette!("{e}"))? {
+        match apply::execute(&plan, &fleet, secrets, &log)
+            .await
+            .map_err(|e| miette!("{e}"))?
+        {
             Outcome::Applied => {
                 eprintln!("apply complete: {}", crate::render::summary(&plan));
                 Ok(exit::OK)
             }
-            Outcome::RolledBack { wave, failures, rollback_errors } => {
+            Outcome::RolledBack {
+                wave,
+                failures,
+                rollback_errors,
+            } => {
                 eprintln!("\napply failed in \"{wave}\":");
                 for f in &failures {
                     eprintln!("  {}: {}", f.host, f.message);
@@ -107,7 +139,9 @@ pub fn run(a: ApplyArgs) -> Result<u8> {
                     }
                 }
                 if rollback_errors.is_empty() {
-                    eprintln!("rolled back: the failed pods were removed and the old pods keep serving");
+                    eprintln!(
+                        "rolled back: the failed pods were removed and the old pods keep serving"
+                    );
                     Ok(exit::ROLLED_BACK)
                 } else {
                     eprintln!("rollback had errors:\n  {}", rollback_errors.join("\n  "));

@@ -53,14 +53,21 @@ pub struct SshArgs {
 }
 
 fn home() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"))
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
 }
 
 impl SshArgs {
     pub fn options(&self) -> SshOptions {
         let mut identities = self.identity.clone();
-        let key_text = std::env::var("BERTH_SSH_KEY").ok().filter(|k| !k.trim().is_empty());
-        if identities.is_empty() && key_text.is_none() && std::env::var_os("SSH_AUTH_SOCK").is_none() {
+        let key_text = std::env::var("BERTH_SSH_KEY")
+            .ok()
+            .filter(|k| !k.trim().is_empty());
+        if identities.is_empty()
+            && key_text.is_none()
+            && std::env::var_os("SSH_AUTH_SOCK").is_none()
+        {
             for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
                 let p = home().join(".ssh").join(name);
                 if p.exists() {
@@ -69,7 +76,10 @@ impl SshArgs {
             }
         }
         SshOptions {
-            known_hosts: self.known_hosts.clone().unwrap_or_else(|| home().join(".ssh").join("known_hosts")),
+            known_hosts: self
+                .known_hosts
+                .clone()
+                .unwrap_or_else(|| home().join(".ssh").join("known_hosts")),
             accept_new_host_keys: self.accept_new_host_keys,
             identities,
             key_text,
@@ -90,7 +100,10 @@ pub fn parse_selector(text: &Option<String>) -> Result<Option<Selector>> {
     let Some(text) = text else { return Ok(None) };
     Selector::parse(text).map(Some).map_err(|e| {
         miette::miette!(
-            labels = vec![miette::LabeledSpan::at(e.offset..e.offset + 1, e.message.clone())],
+            labels = vec![miette::LabeledSpan::at(
+                e.offset..e.offset + 1,
+                e.message.clone()
+            )],
             "invalid selector for -l"
         )
         .with_source_code(text.clone())
@@ -100,10 +113,20 @@ pub fn parse_selector(text: &Option<String>) -> Result<Option<Selector>> {
 /// Reads and validates the repository. Problems are printed as diagnostics.
 pub fn load_repo(args: &RepoArgs, ssh: Option<&SshArgs>) -> Result<DesiredState> {
     let cache_dir = args.cache_dir.clone().unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| home().join(".cache")).join("berth")
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home().join(".cache"))
+            .join("berth")
     });
-    let known_hosts = ssh.map(|s| s.options().known_hosts).unwrap_or_else(|| home().join(".ssh").join("known_hosts"));
-    let req = source::SourceRequest { repo: &args.repo, git_ref: args.git_ref.as_deref(), cache_dir, known_hosts };
+    let known_hosts = ssh
+        .map(|s| s.options().known_hosts)
+        .unwrap_or_else(|| home().join(".ssh").join("known_hosts"));
+    let req = source::SourceRequest {
+        repo: &args.repo,
+        git_ref: args.git_ref.as_deref(),
+        cache_dir,
+        known_hosts,
+    };
     let src = source::read(&req)?;
     for w in &src.warnings {
         eprintln!("warning: {w}");
@@ -112,7 +135,11 @@ pub fn load_repo(args: &RepoArgs, ssh: Option<&SshArgs>) -> Result<DesiredState>
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().expect("a tokio runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
 }
 
 /// Connects to the inventory's hosts and observes them, then builds the plan.
@@ -124,7 +151,12 @@ pub async fn connect_and_plan(
 ) -> Result<(Fleet, Plan)> {
     let fleet = hosts::connect_all(&desired.hosts, &ssh.options(), ssh.max_handshakes).await;
     let observed = fleet.observe().await;
-    let plan = plan::build(&PlanInput { desired, observed: &observed, selector, prune });
+    let plan = plan::build(&PlanInput {
+        desired,
+        observed: &observed,
+        selector,
+        prune,
+    });
     Ok((fleet, plan))
 }
 
@@ -140,7 +172,11 @@ pub fn print_plan(plan: &Plan, format: Format) {
 pub fn check_unreachable(plan: &Plan, ssh: &SshArgs) -> Result<()> {
     let down: Vec<String> = plan.unreachable().map(|i| i.message.clone()).collect();
     if !down.is_empty() && !ssh.allow_unreachable {
-        return Err(miette!(help = "rerun with --allow-unreachable to go on with the reachable hosts", "{}", down.join("\n")));
+        return Err(miette!(
+            help = "rerun with --allow-unreachable to go on with the reachable hosts",
+            "{}",
+            down.join("\n")
+        ));
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 use super::common::*;
 use super::exit;
-use crate::plan::{ChangeKind, Plan};
+use crate::plan::{ChangeKind, IssueKind, Plan};
 use crate::render::Format;
 use clap::Args;
 use miette::Result;
@@ -25,6 +25,12 @@ pub struct DriftArgs {
 fn drift_only(plan: &Plan) -> Plan {
     let mut p = plan.clone();
     p.changes.retain(|c| c.kind == ChangeKind::Drift);
+    p.issues.retain(|i| {
+        matches!(
+            i.kind,
+            IssueKind::Extra | IssueKind::Unreachable | IssueKind::Conflict | IssueKind::Health
+        )
+    });
     p.waves.clear();
     p
 }
@@ -32,12 +38,13 @@ fn drift_only(plan: &Plan) -> Plan {
 pub fn run(a: DriftArgs) -> Result<u8> {
     let desired = load_repo(&a.repo, Some(&a.ssh))?;
     let selector = parse_selector(&a.repo.selector)?;
-    let (_fleet, plan) = runtime().block_on(connect_and_plan(&desired, &a.ssh, selector.as_ref(), false))?;
+    let (_fleet, plan) =
+        runtime().block_on(connect_and_plan(&desired, &a.ssh, selector.as_ref(), false))?;
     let drift = drift_only(&plan);
     match a.format {
         Format::Text => {
-            if drift.has_changes() {
-                println!("drift found on {} pod(s):", drift.changes.len());
+            if drift.has_changes() || drift.issues.iter().any(|i| i.kind == IssueKind::Extra) {
+                println!("drift found:");
                 for c in &drift.changes {
                     let pod = c.pod.as_deref().or(c.new_pod.as_deref()).unwrap_or("");
                     println!("  {} {} {pod}: {}", c.host, c.deployment, c.reason);
@@ -46,11 +53,21 @@ pub fn run(a: DriftArgs) -> Result<u8> {
                 println!("no drift: the hosts match what berth applied");
             }
             for i in &drift.issues {
-                println!("  ! {:?}: {}", i.kind, i.message);
+                println!(
+                    "  {} {:?}: {}",
+                    i.host.as_deref().unwrap_or("-"),
+                    i.kind,
+                    i.message
+                );
             }
         }
         other => print_plan(&drift, other),
     }
     check_unreachable(&plan, &a.ssh)?;
-    Ok(if drift.has_changes() { exit::CHANGES } else { exit::OK })
+    let extra = drift.issues.iter().any(|i| i.kind == IssueKind::Extra);
+    Ok(if drift.has_changes() || extra {
+        exit::CHANGES
+    } else {
+        exit::OK
+    })
 }

@@ -19,7 +19,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-pub const EXIT_CODES: &str = "Exit codes: 0 success / no changes, 1 error, 2 changes pending or drift found, \
+pub const EXIT_CODES: &str =
+    "Exit codes: 0 success / no changes, 1 error, 2 changes pending or drift found, \
 3 apply failed and was rolled back, 4 lock held by someone else, 5 saved plan is stale.";
 
 #[derive(Subcommand, Debug)]

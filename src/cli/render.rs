@@ -18,13 +18,28 @@ pub struct RenderArgs {
 }
 
 fn text(state: &DesiredState) -> String {
-    let mut out = format!("project {} at {}\n", state.project, state.commit.as_deref().unwrap_or("working tree"));
+    let mut out = format!(
+        "project {} at {}\n",
+        state.project,
+        state.commit.as_deref().unwrap_or("working tree")
+    );
     for h in &state.hosts {
         let labels: Vec<String> = h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        out.push_str(&format!("host {} {}@{}:{} [{}]\n", h.name, h.user, h.address, h.port, labels.join(",")));
+        out.push_str(&format!(
+            "host {} {}@{}:{} [{}]\n",
+            h.name,
+            h.user,
+            h.address,
+            h.port,
+            labels.join(",")
+        ));
     }
     for d in &state.deployments {
-        let hosts: Vec<&str> = state.eligible_hosts(d).iter().map(|h| h.name.as_str()).collect();
+        let hosts: Vec<&str> = state
+            .eligible_hosts(d)
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect();
         out.push_str(&format!(
             "\ndeployment {} revision {} ({})\n  replicas {} on [{}] max/host {}\n  strategy {:?} min_ready {}ms health_timeout {}ms\n",
             d.name,
@@ -38,7 +53,11 @@ fn text(state: &DesiredState) -> String {
             d.strategy.health_timeout_ms
         ));
         if let Some(s) = &d.service {
-            out.push_str(&format!("  service {}{}\n", s.name, s.port.map(|p| format!(":{p}")).unwrap_or_default()));
+            out.push_str(&format!(
+                "  service {}{}\n",
+                s.name,
+                s.port.map(|p| format!(":{p}")).unwrap_or_default()
+            ));
         }
         for c in &d.pod.containers {
             let spec = serde_json::to_string_pretty(c).expect("json");
@@ -57,7 +76,9 @@ pub fn run(a: RenderArgs) -> Result<u8> {
         state.deployments.retain(|d| sel.matches(&d.labels));
     }
     match a.format {
-        crate::render::Format::Json => println!("{}", serde_json::to_string_pretty(&state).expect("json")),
+        crate::render::Format::Json => {
+            println!("{}", serde_json::to_string_pretty(&state).expect("json"))
+        }
         _ => print!("{}", text(&state)),
     }
     Ok(exit::OK)

@@ -3,7 +3,9 @@
 
 pub mod placement;
 
-use crate::model::{label, ContainerSpec, Deployment, Health, Labels, ObservedContainer, ObservedHost};
+use crate::model::{
+    label, ContainerSpec, Deployment, Health, Labels, ObservedContainer, ObservedHost,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -39,21 +41,33 @@ pub fn group(project: &str, host: &ObservedHost) -> (Vec<ObservedPod>, Vec<Unman
     let mut unmanaged = Vec::new();
     for c in &host.containers {
         if c.label(label::PROJECT) != Some(project) {
-            unmanaged.push(Unmanaged { host: host.host.clone(), name: c.name.clone(), host_ports: c.host_ports.clone() });
+            unmanaged.push(Unmanaged {
+                host: host.host.clone(),
+                name: c.name.clone(),
+                host_ports: c.host_ports.clone(),
+            });
             continue;
         }
         let deployment = c.label(label::DEPLOYMENT).unwrap_or("").to_string();
         let pod = c.label(label::POD).unwrap_or(&c.name).to_string();
-        let entry = pods.entry((deployment.clone(), pod.clone())).or_insert_with(|| ObservedPod {
-            host: host.host.clone(),
-            deployment,
-            name: pod,
-            revision: c.label(label::REVISION).unwrap_or("").to_string(),
-            ordinal: c.label(label::ORDINAL).and_then(|o| o.parse().ok()).unwrap_or(u32::MAX),
-            replicas: c.label(REPLICAS_LABEL).and_then(|o| o.parse().ok()),
-            labels: c.label(label::LABELS).and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default(),
-            containers: vec![],
-        });
+        let entry = pods
+            .entry((deployment.clone(), pod.clone()))
+            .or_insert_with(|| ObservedPod {
+                host: host.host.clone(),
+                deployment,
+                name: pod,
+                revision: c.label(label::REVISION).unwrap_or("").to_string(),
+                ordinal: c
+                    .label(label::ORDINAL)
+                    .and_then(|o| o.parse().ok())
+                    .unwrap_or(u32::MAX),
+                replicas: c.label(REPLICAS_LABEL).and_then(|o| o.parse().ok()),
+                labels: c
+                    .label(label::LABELS)
+                    .and_then(|l| serde_json::from_str(l).ok())
+                    .unwrap_or_default(),
+                containers: vec![],
+            });
         entry.containers.push(c.clone());
     }
     (pods.into_values().collect(), unmanaged)
@@ -76,7 +90,10 @@ pub enum Condition {
     /// Current revision and spec, but some containers are not running.
     Stopped { containers: Vec<String> },
     /// Current revision, but containers are missing or were changed by hand.
-    Broken { why: String, fields: Vec<FieldChange> },
+    Broken {
+        why: String,
+        fields: Vec<FieldChange>,
+    },
     /// Another revision: Git changed.
     Outdated { fields: Vec<FieldChange> },
 }
@@ -87,7 +104,8 @@ pub fn spec_value(spec: &ContainerSpec) -> Value {
 
 /// The spec a container was created from, parsed from its `berth.spec` label.
 pub fn observed_spec(c: &ObservedContainer) -> Option<Value> {
-    c.label(label::SPEC).and_then(|s| serde_json::from_str(s).ok())
+    c.label(label::SPEC)
+        .and_then(|s| serde_json::from_str(s).ok())
 }
 
 fn compact(v: &Value) -> String {
@@ -98,14 +116,24 @@ fn compact(v: &Value) -> String {
 }
 
 /// Field-level differences between the containers of an observed pod and a desired pod.
-pub fn pod_field_changes(observed: &[ObservedContainer], desired: &[ContainerSpec]) -> Vec<FieldChange> {
+pub fn pod_field_changes(
+    observed: &[ObservedContainer],
+    desired: &[ContainerSpec],
+) -> Vec<FieldChange> {
     let mut out = Vec::new();
-    let by_name: BTreeMap<&str, &ObservedContainer> =
-        observed.iter().map(|c| (c.label(label::CONTAINER).unwrap_or(&c.name), c)).collect();
+    let by_name: BTreeMap<&str, &ObservedContainer> = observed
+        .iter()
+        .map(|c| (c.label(label::CONTAINER).unwrap_or(&c.name), c))
+        .collect();
     for d in desired {
         let new = spec_value(d);
         match by_name.get(d.name.as_str()) {
-            None => out.push(FieldChange { container: d.name.clone(), field: "(container)".into(), old: None, new: Some("added".into()) }),
+            None => out.push(FieldChange {
+                container: d.name.clone(),
+                field: "(container)".into(),
+                old: None,
+                new: Some("added".into()),
+            }),
             Some(c) => {
                 let old = observed_spec(c).unwrap_or(Value::Null);
                 out.extend(spec_field_changes(&d.name, &old, &new));
@@ -114,7 +142,12 @@ pub fn pod_field_changes(observed: &[ObservedContainer], desired: &[ContainerSpe
     }
     for name in by_name.keys() {
         if !desired.iter().any(|d| d.name == *name) {
-            out.push(FieldChange { container: name.to_string(), field: "(container)".into(), old: Some("present".into()), new: None });
+            out.push(FieldChange {
+                container: name.to_string(),
+                field: "(container)".into(),
+                old: Some("present".into()),
+                new: None,
+            });
         }
     }
     out
@@ -142,12 +175,17 @@ pub fn spec_field_changes(container: &str, old: &Value, new: &Value) -> Vec<Fiel
 /// Judges one observed pod of a deployment against the deployment's desired revision.
 pub fn judge(pod: &ObservedPod, d: &Deployment, revision: &str) -> Condition {
     if pod.revision != revision {
-        return Condition::Outdated { fields: pod_field_changes(&pod.containers, &d.pod.containers) };
+        return Condition::Outdated {
+            fields: pod_field_changes(&pod.containers, &d.pod.containers),
+        };
     }
     let fields = pod_field_changes(&pod.containers, &d.pod.containers);
     if !fields.is_empty() {
-        let missing: Vec<&str> =
-            fields.iter().filter(|f| f.field == "(container)" && f.old.is_none()).map(|f| f.container.as_str()).collect();
+        let missing: Vec<&str> = fields
+            .iter()
+            .filter(|f| f.field == "(container)" && f.old.is_none())
+            .map(|f| f.container.as_str())
+            .collect();
         let why = if missing.is_empty() {
             "changed by hand".to_string()
         } else {
@@ -155,14 +193,25 @@ pub fn judge(pod: &ObservedPod, d: &Deployment, revision: &str) -> Condition {
         };
         return Condition::Broken { why, fields };
     }
-    let stopped: Vec<String> = pod.containers.iter().filter(|c| !c.is_running()).map(|c| c.name.clone()).collect();
+    let stopped: Vec<String> = pod
+        .containers
+        .iter()
+        .filter(|c| !c.is_running())
+        .map(|c| c.name.clone())
+        .collect();
     if !stopped.is_empty() {
-        return Condition::Stopped { containers: stopped };
+        return Condition::Stopped {
+            containers: stopped,
+        };
     }
-    let health = pod.containers.iter().filter_map(|c| c.health.clone()).max_by_key(|h| match h {
-        Health::Healthy => 0,
-        Health::Starting => 1,
-        Health::Unhealthy => 2,
-    });
+    let health = pod
+        .containers
+        .iter()
+        .filter_map(|c| c.health.clone())
+        .max_by_key(|h| match h {
+            Health::Healthy => 0,
+            Health::Starting => 1,
+            Health::Unhealthy => 2,
+        });
     Condition::Current { health }
 }

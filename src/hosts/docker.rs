@@ -14,22 +14,30 @@ pub const CHANNELS_PER_HOST: usize = 8;
 pub const REQUEST_TIMEOUT_SECS: u64 = 120;
 
 fn io_error(e: impl std::fmt::Display) -> bollard::errors::Error {
-    bollard::errors::Error::IOError { err: std::io::Error::other(e.to_string()) }
+    bollard::errors::Error::IOError {
+        err: std::io::Error::other(e.to_string()),
+    }
 }
 
 /// A bollard client whose requests travel over `session`, version negotiated with the engine.
 pub async fn connect(session: Arc<Session>, socket: &str) -> Result<Docker, String> {
     let limit = Arc::new(Semaphore::new(CHANNELS_PER_HOST));
     let socket = socket.to_string();
-    let transport = move |req: bollard::BollardRequest| {
+    let transport = move |mut req: bollard::BollardRequest| {
+        // HTTP/1.1 needs a Host header; hyper's low-level client does not add one.
+        req.headers_mut().insert(
+            hyper::header::HOST,
+            hyper::header::HeaderValue::from_static("docker"),
+        );
         let session = session.clone();
         let limit = limit.clone();
         let socket = socket.clone();
         async move {
             let permit = limit.acquire_owned().await.map_err(io_error)?;
-            let channel = session.channel_open_direct_streamlocal(socket.clone()).await.map_err(|e| {
-                io_error(format!("cannot open a channel to {socket}: {e}"))
-            })?;
+            let channel = session
+                .channel_open_direct_streamlocal(socket.clone())
+                .await
+                .map_err(|e| io_error(format!("cannot open a channel to {socket}: {e}")))?;
             let io = TokioIo::new(channel.into_stream());
             let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
             tokio::spawn(async move {
@@ -43,8 +51,14 @@ pub async fn connect(session: Arc<Session>, socket: &str) -> Result<Docker, Stri
         transport,
         Some("http://docker"),
         REQUEST_TIMEOUT_SECS,
-        &ClientVersion { major_version: 1, minor_version: 41 },
+        &ClientVersion {
+            major_version: 1,
+            minor_version: 41,
+        },
     )
     .map_err(|e| e.to_string())?;
-    docker.negotiate_version().await.map_err(|e| format!("cannot reach the Docker engine at {}: {e}", "the socket"))
+    docker
+        .negotiate_version()
+        .await
+        .map_err(|e| format!("cannot reach the Docker engine: {e}"))
 }

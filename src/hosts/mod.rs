@@ -28,7 +28,11 @@ pub struct Fleet {
 
 /// Connects to all hosts in parallel, at most `max_handshakes` handshakes at once (sshd drops
 /// connections past its MaxStartups, 10 by default).
-pub async fn connect_all(hosts: &[Host], options: &ssh::SshOptions, max_handshakes: usize) -> Fleet {
+pub async fn connect_all(
+    hosts: &[Host],
+    options: &ssh::SshOptions,
+    max_handshakes: usize,
+) -> Fleet {
     let limit = Arc::new(Semaphore::new(max_handshakes.max(1)));
     let tasks: Vec<_> = hosts
         .iter()
@@ -41,14 +45,29 @@ pub async fn connect_all(hosts: &[Host], options: &ssh::SshOptions, max_handshak
                 let session = ssh::connect(&host, &options).await;
                 drop(permit);
                 let session = Arc::new(session?);
-                let docker = tokio::time::timeout(options.connect_timeout, docker::connect(session.clone(), &host.docker_socket))
-                    .await
-                    .map_err(|_| format!("the Docker engine did not answer within {:?}", options.connect_timeout))??;
-                Ok::<_, String>(Connected { host, docker, session })
+                let docker = tokio::time::timeout(
+                    options.connect_timeout,
+                    docker::connect(session.clone(), &host.docker_socket),
+                )
+                .await
+                .map_err(|_| {
+                    format!(
+                        "the Docker engine did not answer within {:?}",
+                        options.connect_timeout
+                    )
+                })??;
+                Ok::<_, String>(Connected {
+                    host,
+                    docker,
+                    session,
+                })
             })
         })
         .collect();
-    let mut fleet = Fleet { connected: BTreeMap::new(), failed: BTreeMap::new() };
+    let mut fleet = Fleet {
+        connected: BTreeMap::new(),
+        failed: BTreeMap::new(),
+    };
     for (host, task) in hosts.iter().zip(tasks) {
         match task.await {
             Ok(Ok(c)) => {
@@ -58,7 +77,9 @@ pub async fn connect_all(hosts: &[Host], options: &ssh::SshOptions, max_handshak
                 fleet.failed.insert(host.name.clone(), e);
             }
             Err(e) => {
-                fleet.failed.insert(host.name.clone(), format!("internal error: {e}"));
+                fleet
+                    .failed
+                    .insert(host.name.clone(), format!("internal error: {e}"));
             }
         }
     }
@@ -73,11 +94,19 @@ impl Fleet {
             .values()
             .map(|c| {
                 let c = c.clone();
-                tokio::spawn(async move { (c.host.name.clone(), observe::observe(&c.host.name, &c.docker).await) })
+                tokio::spawn(async move {
+                    (
+                        c.host.name.clone(),
+                        observe::observe(&c.host.name, &c.docker).await,
+                    )
+                })
             })
             .collect();
-        let mut out: BTreeMap<String, Result<ObservedHost, String>> =
-            self.failed.iter().map(|(h, e)| (h.clone(), Err(e.clone()))).collect();
+        let mut out: BTreeMap<String, Result<ObservedHost, String>> = self
+            .failed
+            .iter()
+            .map(|(h, e)| (h.clone(), Err(e.clone())))
+            .collect();
         for t in tasks {
             if let Ok((h, r)) = t.await {
                 out.insert(h, r);

@@ -22,7 +22,10 @@ pub fn health_from_status(status: &str) -> Option<Health> {
 /// port clashes) in one request.
 pub async fn observe(host: &str, docker: &Docker) -> Result<ObservedHost, String> {
     let options = ListContainersOptionsBuilder::default().all(true).build();
-    let list = docker.list_containers(Some(options)).await.map_err(|e| format!("listing containers: {e}"))?;
+    let list = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(|e| format!("listing containers: {e}"))?;
     let containers = list
         .into_iter()
         .map(|c| {
@@ -39,7 +42,12 @@ pub async fn observe(host: &str, docker: &Docker) -> Result<ObservedHost, String
             host_ports.dedup();
             ObservedContainer {
                 id: c.id.unwrap_or_default(),
-                name: c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default(),
+                name: c
+                    .names
+                    .unwrap_or_default()
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
                 image: c.image.unwrap_or_default(),
                 state: c.state.map(|s| s.to_string()).unwrap_or_default(),
                 health: c.status.as_deref().and_then(health_from_status),
@@ -48,7 +56,10 @@ pub async fn observe(host: &str, docker: &Docker) -> Result<ObservedHost, String
             }
         })
         .collect();
-    Ok(ObservedHost { host: host.to_string(), containers })
+    Ok(ObservedHost {
+        host: host.to_string(),
+        containers,
+    })
 }
 
 #[cfg(test)]
@@ -57,9 +68,18 @@ mod tests {
 
     #[test]
     fn health_is_read_from_the_status_text() {
-        assert_eq!(health_from_status("Up 3 seconds (healthy)"), Some(Health::Healthy));
-        assert_eq!(health_from_status("Up 1 second (health: starting)"), Some(Health::Starting));
-        assert_eq!(health_from_status("Up 9 minutes (unhealthy)"), Some(Health::Unhealthy));
+        assert_eq!(
+            health_from_status("Up 3 seconds (healthy)"),
+            Some(Health::Healthy)
+        );
+        assert_eq!(
+            health_from_status("Up 1 second (health: starting)"),
+            Some(Health::Starting)
+        );
+        assert_eq!(
+            health_from_status("Up 9 minutes (unhealthy)"),
+            Some(Health::Unhealthy)
+        );
         assert_eq!(health_from_status("Exited (0) 2 minutes ago"), None);
     }
 }

@@ -32,12 +32,22 @@ pub struct Checker {
 impl client::Handler for Checker {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            *self.refused.lock().expect("not poisoned") = Some("host certificates are not supported".into());
+            *self.refused.lock().expect("not poisoned") =
+                Some("host certificates are not supported".into());
             return Ok(false);
         };
-        match known_hosts::check(&self.options.known_hosts, &self.host, self.port, key, self.options.accept_new_host_keys) {
+        match known_hosts::check(
+            &self.options.known_hosts,
+            &self.host,
+            self.port,
+            key,
+            self.options.accept_new_host_keys,
+        ) {
             Ok(()) => Ok(true),
             Err(why) => {
                 *self.refused.lock().expect("not poisoned") = Some(why);
@@ -52,7 +62,10 @@ pub type Session = Handle<Checker>;
 fn load_keys(options: &SshOptions) -> Result<Vec<PrivateKey>, String> {
     let mut keys = Vec::new();
     if let Some(text) = &options.key_text {
-        keys.push(russh::keys::decode_secret_key(text, None).map_err(|e| format!("BERTH_SSH_KEY is not a usable private key: {e}"))?);
+        keys.push(
+            russh::keys::decode_secret_key(text, None)
+                .map_err(|e| format!("BERTH_SSH_KEY is not a usable private key: {e}"))?,
+        );
     }
     for path in &options.identities {
         match russh::keys::load_secret_key(path, None) {
@@ -72,22 +85,40 @@ pub async fn connect(host: &Host, options: &SshOptions) -> Result<Session, Strin
         ..Default::default()
     });
     let refused = Arc::new(Mutex::new(None));
-    let checker = Checker { host: host.address.clone(), port: host.port, options: options.clone(), refused: refused.clone() };
+    let checker = Checker {
+        host: host.address.clone(),
+        port: host.port,
+        options: options.clone(),
+        refused: refused.clone(),
+    };
     let addr = (host.address.as_str(), host.port);
     let connecting = client::connect(config, addr, checker);
     let mut session = match tokio::time::timeout(options.connect_timeout, connecting).await {
-        Err(_) => return Err(format!("connection timed out after {:?}", options.connect_timeout)),
+        Err(_) => {
+            return Err(format!(
+                "connection timed out after {:?}",
+                options.connect_timeout
+            ))
+        }
         Ok(Err(e)) => {
             if let Some(why) = refused.lock().expect("not poisoned").take() {
                 return Err(why);
             }
-            return Err(format!("cannot connect to {}:{}: {e}", host.address, host.port));
+            return Err(format!(
+                "cannot connect to {}:{}: {e}",
+                host.address, host.port
+            ));
         }
         Ok(Ok(s)) => s,
     };
     let keys = load_keys(options)?;
     for key in keys {
-        let hash = session.best_supported_rsa_hash().await.ok().flatten().flatten();
+        let hash = session
+            .best_supported_rsa_hash()
+            .await
+            .ok()
+            .flatten()
+            .flatten();
         let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
         match session.authenticate_publickey(&host.user, key).await {
             Ok(r) if r.success() => return Ok(session),
@@ -98,19 +129,36 @@ pub async fn connect(host: &Host, options: &SshOptions) -> Result<Session, Strin
     if try_agent(&mut session, &host.user).await {
         return Ok(session);
     }
-    Err(format!("no key was accepted for {}@{}", host.user, host.address))
+    Err(format!(
+        "no key was accepted for {}@{}",
+        host.user, host.address
+    ))
 }
 
 async fn try_agent(session: &mut Session, user: &str) -> bool {
     if std::env::var_os("SSH_AUTH_SOCK").is_none() {
         return false;
     }
-    let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await else { return false };
-    let Ok(identities) = agent.request_identities().await else { return false };
+    let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await else {
+        return false;
+    };
+    let Ok(identities) = agent.request_identities().await else {
+        return false;
+    };
     for id in identities {
-        let russh::keys::agent::AgentIdentity::PublicKey { key, .. } = id else { continue };
-        let hash = session.best_supported_rsa_hash().await.ok().flatten().flatten();
-        if let Ok(r) = session.authenticate_publickey_with(user, key, hash, &mut agent).await {
+        let russh::keys::agent::AgentIdentity::PublicKey { key, .. } = id else {
+            continue;
+        };
+        let hash = session
+            .best_supported_rsa_hash()
+            .await
+            .ok()
+            .flatten()
+            .flatten();
+        if let Ok(r) = session
+            .authenticate_publickey_with(user, key, hash, &mut agent)
+            .await
+        {
             if r.success() {
                 return true;
             }

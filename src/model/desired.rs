@@ -156,14 +156,19 @@ impl ContainerSpec {
     }
 
     pub fn host_ports(&self) -> impl Iterator<Item = (u16, &str)> {
-        self.ports.iter().filter_map(|p| p.host.map(|h| (h, p.protocol.as_str())))
+        self.ports
+            .iter()
+            .filter_map(|p| p.host.map(|h| (h, p.protocol.as_str())))
     }
 }
 
 impl PodSpec {
     pub fn host_ports(&self) -> Vec<(u16, String)> {
-        let mut ports: Vec<_> =
-            self.containers.iter().flat_map(|c| c.host_ports().map(|(p, proto)| (p, proto.to_string()))).collect();
+        let mut ports: Vec<_> = self
+            .containers
+            .iter()
+            .flat_map(|c| c.host_ports().map(|(p, proto)| (p, proto.to_string())))
+            .collect();
         ports.sort();
         ports
     }
@@ -181,8 +186,11 @@ impl Deployment {
             pod: &'a PodSpec,
             service: &'a Option<Service>,
         }
-        let json = serde_json::to_string(&Template { pod: &self.pod, service: &self.service })
-            .expect("a pod template always serialises");
+        let json = serde_json::to_string(&Template {
+            pod: &self.pod,
+            service: &self.service,
+        })
+        .expect("a pod template always serialises");
         short_hash(json.as_bytes())
     }
 
@@ -193,7 +201,10 @@ impl Deployment {
 
 /// Hex SHA-256, full length.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The first 10 hex digits of SHA-256: short enough for container names, long enough to
@@ -216,7 +227,11 @@ impl DesiredState {
 
     /// The hosts a deployment may be placed on, in name order.
     pub fn eligible_hosts(&self, d: &Deployment) -> Vec<&Host> {
-        let mut hosts: Vec<&Host> = self.hosts.iter().filter(|h| d.placement.hosts.matches(&h.labels)).collect();
+        let mut hosts: Vec<&Host> = self
+            .hosts
+            .iter()
+            .filter(|h| d.placement.hosts.matches(&h.labels))
+            .collect();
         hosts.sort_by(|a, b| a.name.cmp(&b.name));
         hosts
     }

@@ -55,11 +55,18 @@ fn check_dns_subdomain(s: &str) -> Result<(), (usize, String)> {
     for part in s.split('.') {
         let ok = !part.is_empty()
             && part.len() <= 63
-            && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && part
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !part.starts_with('-')
             && !part.ends_with('-');
         if !ok {
-            return Err((at, format!("must be a DNS subdomain (lower-case letters, digits, '-' and '.'), not {s:?}")));
+            return Err((
+                at,
+                format!(
+                    "must be a DNS subdomain (lower-case letters, digits, '-' and '.'), not {s:?}"
+                ),
+            ));
         }
         at += part.len() + 1;
     }
@@ -72,7 +79,8 @@ fn check_dns_subdomain(s: &str) -> Result<(), (usize, String)> {
 pub fn check_object_name(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
         && !s.ends_with('-');
     if ok {

@@ -66,7 +66,13 @@ impl ObservedHost {
             .iter()
             .map(|c| {
                 if c.label(label::PROJECT) == Some(project) {
-                    format!("m {} {} {} {}", c.name, c.id, c.state, c.label(label::SPEC).unwrap_or(""))
+                    format!(
+                        "m {} {} {} {}",
+                        c.name,
+                        c.id,
+                        c.state,
+                        c.label(label::SPEC).unwrap_or("")
+                    )
                 } else {
                     format!("u {} {:?}", c.name, c.host_ports)
                 }

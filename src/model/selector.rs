@@ -58,7 +58,9 @@ impl Requirement {
                 let (Some(v), Ok(bound)) = (value, self.values[0].parse::<i64>()) else {
                     return false;
                 };
-                let Ok(v) = v.parse::<i64>() else { return false };
+                let Ok(v) = v.parse::<i64>() else {
+                    return false;
+                };
                 if self.op == Op::Gt {
                     v > bound
                 } else {
@@ -125,7 +127,10 @@ fn is_word_char(c: char) -> bool {
 
 impl Parser<'_> {
     fn err<T>(&self, offset: usize, message: impl Into<String>) -> Result<T, SelectorError> {
-        Err(SelectorError { offset, message: message.into() })
+        Err(SelectorError {
+            offset,
+            message: message.into(),
+        })
     }
 
     fn skip_spaces(&mut self) {
@@ -159,7 +164,9 @@ impl Parser<'_> {
         self.skip_spaces();
         let (start, key) = self.word();
         if key.is_empty() {
-            let found = self.peek().map_or("the end".to_string(), |c| format!("{c:?}"));
+            let found = self
+                .peek()
+                .map_or("the end".to_string(), |c| format!("{c:?}"));
             return self.err(start, format!("expected a label key, found {found}"));
         }
         let key = key.to_string();
@@ -187,7 +194,9 @@ impl Parser<'_> {
             match self.peek() {
                 None => break,
                 Some(',') => self.pos += 1,
-                Some(c) => return self.err(self.pos, format!("expected ',' or the end, found {c:?}")),
+                Some(c) => {
+                    return self.err(self.pos, format!("expected ',' or the end, found {c:?}"))
+                }
             }
         }
         Ok(Selector { requirements })
@@ -197,7 +206,11 @@ impl Parser<'_> {
         self.skip_spaces();
         if self.eat("!") {
             let key = self.key()?;
-            return Ok(Requirement { key, op: Op::NotExists, values: vec![] });
+            return Ok(Requirement {
+                key,
+                op: Op::NotExists,
+                values: vec![],
+            });
         }
         let key = self.key()?;
         self.skip_spaces();
@@ -217,9 +230,20 @@ impl Parser<'_> {
             match word.as_str() {
                 "in" => Op::In,
                 "notin" => Op::NotIn,
-                "" => return Ok(Requirement { key, op: Op::Exists, values: vec![] }),
+                "" => {
+                    return Ok(Requirement {
+                        key,
+                        op: Op::Exists,
+                        values: vec![],
+                    })
+                }
                 _ => {
-                    return self.err(save, format!("expected an operator (=, ==, !=, in, notin, >, <), found {word:?}"))
+                    return self.err(
+                        save,
+                        format!(
+                            "expected an operator (=, ==, !=, in, notin, >, <), found {word:?}"
+                        ),
+                    )
                 }
             }
         };
@@ -230,7 +254,13 @@ impl Parser<'_> {
                 let start = self.pos;
                 let v = self.value()?;
                 if v.parse::<i64>().is_err() {
-                    return self.err(start, format!("'{}' needs an integer value, found {v:?}", &self.text[at..at + 1]));
+                    return self.err(
+                        start,
+                        format!(
+                            "'{}' needs an integer value, found {v:?}",
+                            &self.text[at..at + 1]
+                        ),
+                    );
                 }
                 vec![v]
             }
@@ -264,7 +294,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -58,7 +58,12 @@ fn container_names(pod: &ObservedPod) -> Vec<String> {
 /// What berth will do about one pod of a deployment on one host.
 enum Work {
     Start(ObservedPod),
-    Create { new: PodPlan, host: String, replaces: Option<ObservedPod>, stop_first: bool },
+    Create {
+        new: PodPlan,
+        host: String,
+        replaces: Option<ObservedPod>,
+        stop_first: bool,
+    },
     Remove(ObservedPod),
 }
 
@@ -78,7 +83,12 @@ pub fn build(input: &PlanInput) -> Plan {
             Some(Ok(o)) => {
                 hosts.insert(
                     h.name.clone(),
-                    HostState { connection: h.clone(), reachable: true, fingerprint: Some(o.fingerprint(&input.desired.project)), error: None },
+                    HostState {
+                        connection: h.clone(),
+                        reachable: true,
+                        fingerprint: Some(o.fingerprint(&input.desired.project)),
+                        error: None,
+                    },
                 );
                 let (pods, unmanaged) = diff::group(&input.desired.project, o);
                 b.pods.extend(pods);
@@ -96,7 +106,15 @@ pub fn build(input: &PlanInput) -> Plan {
                     pod: None,
                     message: format!("{} is unreachable: {error}", h.name),
                 });
-                hosts.insert(h.name.clone(), HostState { connection: h.clone(), reachable: false, fingerprint: None, error: Some(error) });
+                hosts.insert(
+                    h.name.clone(),
+                    HostState {
+                        connection: h.clone(),
+                        reachable: false,
+                        fingerprint: None,
+                        error: Some(error),
+                    },
+                );
             }
         }
     }
@@ -129,7 +147,11 @@ pub fn build(input: &PlanInput) -> Plan {
                 (h.clone(), steps)
             })
             .collect();
-        b.waves.push(Wave { description: "prepare networks, volumes and images".into(), steps, on_failure: BTreeMap::new() });
+        b.waves.push(Wave {
+            description: "prepare networks, volumes and images".into(),
+            steps,
+            on_failure: BTreeMap::new(),
+        });
     }
     for (d, work) in all_work {
         b.waves.extend(waves_for(d, work));
@@ -150,13 +172,21 @@ pub fn build(input: &PlanInput) -> Plan {
 }
 
 fn spec_map(specs: &[ContainerSpec]) -> BTreeMap<String, serde_json::Value> {
-    specs.iter().map(|c| (c.name.clone(), diff::spec_value(c))).collect()
+    specs
+        .iter()
+        .map(|c| (c.name.clone(), diff::spec_value(c)))
+        .collect()
 }
 
 fn observed_spec_map(pod: &ObservedPod) -> BTreeMap<String, serde_json::Value> {
     pod.containers
         .iter()
-        .map(|c| (c.label(label::CONTAINER).unwrap_or(&c.name).to_string(), diff::observed_spec(c).unwrap_or_default()))
+        .map(|c| {
+            (
+                c.label(label::CONTAINER).unwrap_or(&c.name).to_string(),
+                diff::observed_spec(c).unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
@@ -170,12 +200,21 @@ impl Builder<'_> {
             .filter(|h| hosts.get(&h.name).is_some_and(|s| s.reachable))
             .map(|h| h.name.clone())
             .collect();
-        let mine: Vec<ObservedPod> = self.pods.iter().filter(|p| p.deployment == d.name).cloned().collect();
+        let mine: Vec<ObservedPod> = self
+            .pods
+            .iter()
+            .filter(|p| p.deployment == d.name)
+            .cloned()
+            .collect();
         let mut current: BTreeMap<String, u32> = BTreeMap::new();
         for p in &mine {
             *current.entry(p.host.clone()).or_default() += 1;
         }
-        let per_host = if d.pod.host_ports().is_empty() { d.max_per_host() } else { 1 };
+        let per_host = if d.pod.host_ports().is_empty() {
+            d.max_per_host()
+        } else {
+            1
+        };
         let (target, unplaced) = placement::place(d.replicas, &eligible, &current, per_host);
         if unplaced > 0 {
             self.issues.push(Issue {
@@ -183,14 +222,21 @@ impl Builder<'_> {
                 host: None,
                 deployment: Some(d.name.clone()),
                 pod: None,
-                message: format!("{unplaced} replica(s) of {} cannot be placed on the reachable hosts", d.name),
+                message: format!(
+                    "{unplaced} replica(s) of {} cannot be placed on the reachable hosts",
+                    d.name
+                ),
             });
         }
         // Did the last apply use today's replica count? Then a missing or extra pod is drift.
-        let same_count = mine.iter().any(|p| p.replicas == Some(d.replicas) && p.revision == revision);
+        let same_count = mine
+            .iter()
+            .any(|p| p.replicas == Some(d.replicas) && p.revision == revision);
         let mut used: BTreeSet<u32> = mine.iter().map(|p| p.ordinal).collect();
         let mut next_ordinal = move || {
-            let o = (0..).find(|o| !used.contains(o)).expect("an unused ordinal exists");
+            let o = (0..)
+                .find(|o| !used.contains(o))
+                .expect("an unused ordinal exists");
             used.insert(o);
             o
         };
@@ -204,10 +250,12 @@ impl Builder<'_> {
                 continue;
             }
             let want = target.get(&host).copied().unwrap_or(0);
-            let mut pods: Vec<ObservedPod> = mine.iter().filter(|p| p.host == host).cloned().collect();
+            let mut pods: Vec<ObservedPod> =
+                mine.iter().filter(|p| p.host == host).cloned().collect();
             pods.sort_by_key(|p| p.ordinal);
             let mut keep: Vec<(ObservedPod, bool)> = Vec::new(); // (pod, needs start)
-            let mut replaceable: Vec<(ObservedPod, ChangeKind, String, Vec<diff::FieldChange>)> = Vec::new();
+            let mut replaceable: Vec<(ObservedPod, ChangeKind, String, Vec<diff::FieldChange>)> =
+                Vec::new();
             for p in pods {
                 match diff::judge(&p, d, &revision) {
                     Condition::Current { health } => {
@@ -217,7 +265,15 @@ impl Builder<'_> {
                                 host: Some(host.clone()),
                                 deployment: Some(d.name.clone()),
                                 pod: Some(p.name.clone()),
-                                message: format!("{} is {}", p.name, if *h == Health::Unhealthy { "unhealthy" } else { "still starting" }),
+                                message: format!(
+                                    "{} is {}",
+                                    p.name,
+                                    if *h == Health::Unhealthy {
+                                        "unhealthy"
+                                    } else {
+                                        "still starting"
+                                    }
+                                ),
                             });
                         }
                         if p.containers.iter().any(|c| c.state == "restarting") {
@@ -232,7 +288,9 @@ impl Builder<'_> {
                         keep.push((p, false));
                     }
                     Condition::Stopped { .. } => keep.push((p, true)),
-                    Condition::Broken { why, fields } => replaceable.push((p, ChangeKind::Drift, why, fields)),
+                    Condition::Broken { why, fields } => {
+                        replaceable.push((p, ChangeKind::Drift, why, fields))
+                    }
                     Condition::Outdated { fields } => {
                         let why = format!("revision {} → {}", p.revision, revision);
                         replaceable.push((p, ChangeKind::Pending, why, fields))
@@ -244,21 +302,52 @@ impl Builder<'_> {
             while keep.len() as u32 > want {
                 let (p, _) = keep.pop().expect("non-empty");
                 let (kind, reason) = if !eligible.contains(&host) {
-                    (ChangeKind::Pending, format!("{host} no longer matches the placement of {}", d.name))
+                    (
+                        ChangeKind::Pending,
+                        format!("{host} no longer matches the placement of {}", d.name),
+                    )
                 } else if same_count {
-                    (ChangeKind::Drift, "extra pod, not created by berth for this replica count".to_string())
+                    (
+                        ChangeKind::Drift,
+                        "extra pod, not created by berth for this replica count".to_string(),
+                    )
                 } else {
-                    (ChangeKind::Pending, format!("scale down to {} replica(s)", d.replicas))
+                    (
+                        ChangeKind::Pending,
+                        format!("scale down to {} replica(s)", d.replicas),
+                    )
                 };
-                self.change(d, &host, Action::Remove, kind, Some(&p), None, reason, vec![]);
+                self.change(
+                    d,
+                    &host,
+                    Action::Remove,
+                    kind,
+                    Some(&p),
+                    None,
+                    reason,
+                    vec![],
+                );
                 work.push(Work::Remove(p));
             }
             for (p, needs_start) in &keep {
                 if *needs_start {
-                    let stopped: Vec<String> =
-                        p.containers.iter().filter(|c| !c.is_running()).map(|c| c.name.clone()).collect();
+                    let stopped: Vec<String> = p
+                        .containers
+                        .iter()
+                        .filter(|c| !c.is_running())
+                        .map(|c| c.name.clone())
+                        .collect();
                     let reason = format!("stopped: {}", stopped.join(", "));
-                    self.change(d, &host, Action::Start, ChangeKind::Drift, Some(p), None, reason, vec![]);
+                    self.change(
+                        d,
+                        &host,
+                        Action::Start,
+                        ChangeKind::Drift,
+                        Some(p),
+                        None,
+                        reason,
+                        vec![],
+                    );
                     work.push(Work::Start(p.clone()));
                 }
             }
@@ -279,8 +368,22 @@ impl Builder<'_> {
                             ));
                         }
                         let new_name = new.name.clone();
-                        self.change(d, &host, Action::Replace, kind, Some(&old), Some(new_name), reason, fields);
-                        work.push(Work::Create { new, host: host.clone(), replaces: Some(old), stop_first });
+                        self.change(
+                            d,
+                            &host,
+                            Action::Replace,
+                            kind,
+                            Some(&old),
+                            Some(new_name),
+                            reason,
+                            fields,
+                        );
+                        work.push(Work::Create {
+                            new,
+                            host: host.clone(),
+                            replaces: Some(old),
+                            stop_first,
+                        });
                     }
                     None => {
                         let (kind, reason) = if mine.is_empty() {
@@ -288,17 +391,43 @@ impl Builder<'_> {
                         } else if same_count && eligible.contains(&host) {
                             (ChangeKind::Drift, "pod removed by hand".to_string())
                         } else {
-                            (ChangeKind::Pending, format!("scale to {} replica(s)", d.replicas))
+                            (
+                                ChangeKind::Pending,
+                                format!("scale to {} replica(s)", d.replicas),
+                            )
                         };
                         let new_name = new.name.clone();
-                        self.change(d, &host, Action::Create, kind, None, Some(new_name), reason, vec![]);
-                        work.push(Work::Create { new, host: host.clone(), replaces: None, stop_first: false });
+                        self.change(
+                            d,
+                            &host,
+                            Action::Create,
+                            kind,
+                            None,
+                            Some(new_name),
+                            reason,
+                            vec![],
+                        );
+                        work.push(Work::Create {
+                            new,
+                            host: host.clone(),
+                            replaces: None,
+                            stop_first: false,
+                        });
                     }
                 }
             }
             for (old, kind, why, fields) in replaceable {
                 let reason = format!("{why}; not needed at {} replica(s) here", want);
-                self.change(d, &host, Action::Remove, kind, Some(&old), None, reason, fields);
+                self.change(
+                    d,
+                    &host,
+                    Action::Remove,
+                    kind,
+                    Some(&old),
+                    None,
+                    reason,
+                    fields,
+                );
                 work.push(Work::Remove(old));
             }
         }
@@ -367,11 +496,21 @@ impl Builder<'_> {
                 if let Some(commit) = &desired.commit {
                     labels.insert(label::COMMIT.to_string(), commit.clone());
                 }
-                ContainerPlan { name: container_name(&name, &c.name), spec: c.clone(), labels }
+                ContainerPlan {
+                    name: container_name(&name, &c.name),
+                    spec: c.clone(),
+                    labels,
+                }
             })
             .collect::<Vec<_>>();
         let aliases = d.service.iter().map(|s| s.name.clone()).collect();
-        let plan = PodPlan { name, deployment: d.name.clone(), network, aliases, containers };
+        let plan = PodPlan {
+            name,
+            deployment: d.name.clone(),
+            network,
+            aliases,
+            containers,
+        };
         self.check_conflicts(d, host, &plan);
         plan
     }
@@ -380,19 +519,26 @@ impl Builder<'_> {
         let ports = d.pod.host_ports();
         for u in self.unmanaged.iter().filter(|u| u.host == host) {
             let name_clash = pod.containers.iter().any(|c| c.name == u.name);
-            let port_clash: Vec<&(u16, String)> = u.host_ports.iter().filter(|p| ports.contains(p)).collect();
+            let port_clash: Vec<&(u16, String)> =
+                u.host_ports.iter().filter(|p| ports.contains(p)).collect();
             if name_clash || !port_clash.is_empty() {
                 let what = if name_clash {
                     format!("has the name berth needs for pod {}", pod.name)
                 } else {
-                    format!("holds host port {}/{} that {} publishes", port_clash[0].0, port_clash[0].1, d.name)
+                    format!(
+                        "holds host port {}/{} that {} publishes",
+                        port_clash[0].0, port_clash[0].1, d.name
+                    )
                 };
                 self.issues.push(Issue {
                     kind: IssueKind::Conflict,
                     host: Some(host.to_string()),
                     deployment: Some(d.name.clone()),
                     pod: Some(pod.name.clone()),
-                    message: format!("unmanaged container {} {what}; berth will not remove it", u.name),
+                    message: format!(
+                        "unmanaged container {} {what}; berth will not remove it",
+                        u.name
+                    ),
                 });
             }
         }
@@ -400,7 +546,13 @@ impl Builder<'_> {
 
     /// Pods of deployments that are not in Git (or deleted from it).
     fn orphans(&mut self, hosts: &BTreeMap<String, HostState>) -> Option<Wave> {
-        let declared: BTreeSet<&str> = self.input.desired.deployments.iter().map(|d| d.name.as_str()).collect();
+        let declared: BTreeSet<&str> = self
+            .input
+            .desired
+            .deployments
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
         let orphans: Vec<ObservedPod> = self
             .pods
             .iter()
@@ -412,9 +564,15 @@ impl Builder<'_> {
         let mut steps: BTreeMap<String, Vec<Step>> = BTreeMap::new();
         for p in &orphans {
             let (kind, reason) = if p.deployment.is_empty() {
-                (ChangeKind::Drift, "container with berth labels that no deployment owns".to_string())
+                (
+                    ChangeKind::Drift,
+                    "container with berth labels that no deployment owns".to_string(),
+                )
             } else {
-                (ChangeKind::Pending, format!("deployment {} is not in Git", p.deployment))
+                (
+                    ChangeKind::Pending,
+                    format!("deployment {} is not in Git", p.deployment),
+                )
             };
             if self.input.prune {
                 self.changes.push(Change {
@@ -429,10 +587,20 @@ impl Builder<'_> {
                     old_spec: None,
                     new_spec: None,
                 });
-                steps.entry(p.host.clone()).or_default().push(Step::RemovePod { pod: p.name.clone(), containers: container_names(p) });
+                steps
+                    .entry(p.host.clone())
+                    .or_default()
+                    .push(Step::RemovePod {
+                        pod: p.name.clone(),
+                        containers: container_names(p),
+                    });
             } else {
                 self.issues.push(Issue {
-                    kind: IssueKind::Notice,
+                    kind: if kind == ChangeKind::Drift {
+                        IssueKind::Extra
+                    } else {
+                        IssueKind::Notice
+                    },
                     host: Some(p.host.clone()),
                     deployment: Some(p.deployment.clone()),
                     pod: Some(p.name.clone()),
@@ -440,13 +608,19 @@ impl Builder<'_> {
                 });
             }
         }
-        (!steps.is_empty())
-            .then(|| Wave { description: "prune pods not declared in Git".into(), steps, on_failure: BTreeMap::new() })
+        (!steps.is_empty()).then(|| Wave {
+            description: "prune pods not declared in Git".into(),
+            steps,
+            on_failure: BTreeMap::new(),
+        })
     }
 }
 
 fn remove_step(p: &ObservedPod) -> Step {
-    Step::RemovePod { pod: p.name.clone(), containers: container_names(p) }
+    Step::RemovePod {
+        pod: p.name.clone(),
+        containers: container_names(p),
+    }
 }
 
 fn await_step(d: &Deployment, pod: &PodPlan) -> Step {
@@ -459,11 +633,17 @@ fn await_step(d: &Deployment, pod: &PodPlan) -> Step {
 }
 
 fn remove_new(pod: &PodPlan) -> Step {
-    Step::RemovePod { pod: pod.name.clone(), containers: pod.containers.iter().map(|c| c.name.clone()).collect() }
+    Step::RemovePod {
+        pod: pod.name.clone(),
+        containers: pod.containers.iter().map(|c| c.name.clone()).collect(),
+    }
 }
 
 fn start_step(p: &ObservedPod) -> Step {
-    Step::StartPod { pod: p.name.clone(), containers: container_names(p) }
+    Step::StartPod {
+        pod: p.name.clone(),
+        containers: container_names(p),
+    }
 }
 
 /// Orders one deployment's work into waves according to its strategy.
@@ -487,21 +667,45 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
                     timeout_ms: d.strategy.health_timeout_ms,
                 });
             }
-            Work::Create { new, host, replaces: None, .. } => {
-                fresh_undo.entry(host.clone()).or_default().push(remove_new(&new));
+            Work::Create {
+                new,
+                host,
+                replaces: None,
+                ..
+            } => {
+                fresh_undo
+                    .entry(host.clone())
+                    .or_default()
+                    .push(remove_new(&new));
                 let s = fresh.entry(host).or_default();
                 s.push(await_step(d, &new));
                 s.insert(s.len() - 1, Step::CreatePod { pod: new });
             }
-            Work::Create { new, host, replaces: Some(old), stop_first } => replacements.push((host, new, old, stop_first)),
-            Work::Remove(p) => removals.entry(p.host.clone()).or_default().push(remove_step(&p)),
+            Work::Create {
+                new,
+                host,
+                replaces: Some(old),
+                stop_first,
+            } => replacements.push((host, new, old, stop_first)),
+            Work::Remove(p) => removals
+                .entry(p.host.clone())
+                .or_default()
+                .push(remove_step(&p)),
         }
     }
     if !starts.is_empty() {
-        waves.push(Wave { description: format!("{}: start stopped pods", d.name), steps: starts, on_failure: BTreeMap::new() });
+        waves.push(Wave {
+            description: format!("{}: start stopped pods", d.name),
+            steps: starts,
+            on_failure: BTreeMap::new(),
+        });
     }
     if !fresh.is_empty() {
-        waves.push(Wave { description: format!("{}: create new pods", d.name), steps: fresh, on_failure: fresh_undo });
+        waves.push(Wave {
+            description: format!("{}: create new pods", d.name),
+            steps: fresh,
+            on_failure: fresh_undo,
+        });
     }
     match d.strategy.kind {
         StrategyKind::Rolling => {
@@ -509,10 +713,16 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
                 let mut steps = Vec::new();
                 let mut undo = vec![remove_new(&new)];
                 if stop_first {
-                    steps.push(Step::StopPod { pod: old.name.clone(), containers: container_names(&old) });
+                    steps.push(Step::StopPod {
+                        pod: old.name.clone(),
+                        containers: container_names(&old),
+                    });
                     undo.push(start_step(&old));
                 }
-                let description = format!("{}: replace {} with {} on {host}", d.name, old.name, new.name);
+                let description = format!(
+                    "{}: replace {} with {} on {host}",
+                    d.name, old.name, new.name
+                );
                 steps.push(await_step(d, &new));
                 steps.insert(steps.len() - 1, Step::CreatePod { pod: new });
                 steps.push(remove_step(&old));
@@ -529,7 +739,10 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
             let mut undo: BTreeMap<String, Vec<Step>> = BTreeMap::new();
             let mut remove: BTreeMap<String, Vec<Step>> = BTreeMap::new();
             for (host, new, old, _) in replacements {
-                stop.entry(host.clone()).or_default().push(Step::StopPod { pod: old.name.clone(), containers: container_names(&old) });
+                stop.entry(host.clone()).or_default().push(Step::StopPod {
+                    pod: old.name.clone(),
+                    containers: container_names(&old),
+                });
                 let u = undo.entry(host.clone()).or_default();
                 u.push(remove_new(&new));
                 u.push(start_step(&old));
@@ -538,14 +751,30 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
                 c.push(await_step(d, &new));
                 remove.entry(host).or_default().push(remove_step(&old));
             }
-            waves.push(Wave { description: format!("{}: stop the old pods (recreate)", d.name), steps: stop, on_failure: BTreeMap::new() });
-            waves.push(Wave { description: format!("{}: start the new pods", d.name), steps: create, on_failure: undo });
-            waves.push(Wave { description: format!("{}: remove the old pods", d.name), steps: remove, on_failure: BTreeMap::new() });
+            waves.push(Wave {
+                description: format!("{}: stop the old pods (recreate)", d.name),
+                steps: stop,
+                on_failure: BTreeMap::new(),
+            });
+            waves.push(Wave {
+                description: format!("{}: start the new pods", d.name),
+                steps: create,
+                on_failure: undo,
+            });
+            waves.push(Wave {
+                description: format!("{}: remove the old pods", d.name),
+                steps: remove,
+                on_failure: BTreeMap::new(),
+            });
         }
         StrategyKind::Recreate => {}
     }
     if !removals.is_empty() {
-        waves.push(Wave { description: format!("{}: remove surplus pods", d.name), steps: removals, on_failure: BTreeMap::new() });
+        waves.push(Wave {
+            description: format!("{}: remove surplus pods", d.name),
+            steps: removals,
+            on_failure: BTreeMap::new(),
+        });
     }
     waves
 }

@@ -82,6 +82,9 @@ pub enum IssueKind {
     Conflict,
     /// A host could not be observed.
     Unreachable,
+    /// A container with this project's labels that no deployment owns (made by hand); it is
+    /// drift, removed only with --prune.
+    Extra,
     /// Something berth will not do without being asked (e.g. prune).
     Notice,
 }
@@ -108,16 +111,40 @@ pub struct Wave {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Step {
-    EnsureNetwork { name: String },
-    EnsureVolume { name: String },
-    EnsureImage { image: String },
-    CreatePod { pod: PodPlan },
+    EnsureNetwork {
+        name: String,
+    },
+    EnsureVolume {
+        name: String,
+    },
+    EnsureImage {
+        image: String,
+    },
+    CreatePod {
+        pod: PodPlan,
+    },
     /// Wait until every container runs (and passes its healthcheck) for `min_ready_ms`.
-    AwaitReady { pod: String, containers: Vec<String>, min_ready_ms: u64, timeout_ms: u64 },
-    StartPod { pod: String, containers: Vec<String> },
-    StopPod { pod: String, containers: Vec<String> },
-    RemovePod { pod: String, containers: Vec<String> },
-    RemoveVolume { name: String },
+    AwaitReady {
+        pod: String,
+        containers: Vec<String>,
+        min_ready_ms: u64,
+        timeout_ms: u64,
+    },
+    StartPod {
+        pod: String,
+        containers: Vec<String>,
+    },
+    StopPod {
+        pod: String,
+        containers: Vec<String>,
+    },
+    RemovePod {
+        pod: String,
+        containers: Vec<String>,
+    },
+    RemoveVolume {
+        name: String,
+    },
 }
 
 /// Everything needed to create one pod, resolved (secrets only by name and hash).
@@ -157,6 +184,8 @@ impl Plan {
     }
 
     pub fn unreachable(&self) -> impl Iterator<Item = &Issue> {
-        self.issues.iter().filter(|i| i.kind == IssueKind::Unreachable)
+        self.issues
+            .iter()
+            .filter(|i| i.kind == IssueKind::Unreachable)
     }
 }

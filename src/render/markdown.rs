@@ -11,11 +11,22 @@ fn cell(s: &str) -> String {
 
 pub fn plan(plan: &Plan) -> String {
     let mut out = String::new();
-    let commit = plan.commit.as_deref().map(|c| &c[..c.len().min(12)]).unwrap_or("working tree");
+    let commit = plan
+        .commit
+        .as_deref()
+        .map(|c| &c[..c.len().min(12)])
+        .unwrap_or("working tree");
     let verdict = if plan.has_changes() {
-        format!("**berth plan** for `{}` at `{commit}`: {}", plan.project, summary(plan))
+        format!(
+            "**berth plan** for `{}` at `{commit}`: {}",
+            plan.project,
+            summary(plan)
+        )
     } else {
-        format!("**berth plan** for `{}` at `{commit}`: no changes, the live state matches Git", plan.project)
+        format!(
+            "**berth plan** for `{}` at `{commit}`: no changes, the live state matches Git",
+            plan.project
+        )
     };
     writeln!(out, "{verdict}\n").ok();
     let mut deployments: Vec<&str> = plan.changes.iter().map(|c| c.deployment.as_str()).collect();
@@ -23,7 +34,11 @@ pub fn plan(plan: &Plan) -> String {
     deployments.dedup();
     for d in deployments {
         writeln!(out, "### deployment `{d}`\n").ok();
-        writeln!(out, "| | action | host | pod | kind | reason |\n|---|---|---|---|---|---|").ok();
+        writeln!(
+            out,
+            "| | action | host | pod | kind | reason |\n|---|---|---|---|---|---|"
+        )
+        .ok();
         for c in plan.changes.iter().filter(|c| c.deployment == d) {
             let pod = match (&c.pod, &c.new_pod) {
                 (Some(o), Some(n)) => format!("`{o}` → `{n}`"),
@@ -31,8 +46,20 @@ pub fn plan(plan: &Plan) -> String {
                 (None, Some(n)) => format!("`{n}`"),
                 (None, None) => String::new(),
             };
-            let kind = if c.kind == ChangeKind::Drift { "drift" } else { "pending" };
-            writeln!(out, "| `{}` | {} | {} | {pod} | {kind} | {} |", symbol(c.action), verb(c.action), c.host, cell(&c.reason)).ok();
+            let kind = if c.kind == ChangeKind::Drift {
+                "drift"
+            } else {
+                "pending"
+            };
+            writeln!(
+                out,
+                "| `{}` | {} | {} | {pod} | {kind} | {} |",
+                symbol(c.action),
+                verb(c.action),
+                c.host,
+                cell(&c.reason)
+            )
+            .ok();
         }
         for c in plan.changes.iter().filter(|c| c.deployment == d) {
             let diff = spec_diff(c);

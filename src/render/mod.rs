@@ -38,13 +38,18 @@ pub fn verb(action: Action) -> &'static str {
 
 /// A unified diff of each container spec that differs (old → new), pretty JSON per container.
 pub fn spec_diff(change: &Change) -> String {
-    let (Some(old), Some(new)) = (&change.old_spec, &change.new_spec) else { return String::new() };
+    let (Some(old), Some(new)) = (&change.old_spec, &change.new_spec) else {
+        return String::new();
+    };
     let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
     names.sort();
     names.dedup();
     let mut out = String::new();
     for name in names {
-        let pretty = |v: Option<&serde_json::Value>| v.map(|v| serde_json::to_string_pretty(v).expect("json") + "\n").unwrap_or_default();
+        let pretty = |v: Option<&serde_json::Value>| {
+            v.map(|v| serde_json::to_string_pretty(v).expect("json") + "\n")
+                .unwrap_or_default()
+        };
         let (a, b) = (pretty(old.get(name)), pretty(new.get(name)));
         if a == b {
             continue;
@@ -52,7 +57,13 @@ pub fn spec_diff(change: &Change) -> String {
         let diff = TextDiff::from_lines(&a, &b);
         let old_label = format!("{}/{name}", change.pod.as_deref().unwrap_or("(none)"));
         let new_label = format!("{}/{name}", change.new_pod.as_deref().unwrap_or("(none)"));
-        out.push_str(&diff.unified_diff().context_radius(2).header(&old_label, &new_label).to_string());
+        out.push_str(
+            &diff
+                .unified_diff()
+                .context_radius(2)
+                .header(&old_label, &new_label)
+                .to_string(),
+        );
     }
     out
 }

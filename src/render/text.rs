@@ -28,9 +28,20 @@ impl Paint {
 pub fn plan(plan: &Plan, color: bool) -> String {
     let p = Paint(color);
     let mut out = String::new();
-    let commit = plan.commit.as_deref().map(|c| &c[..c.len().min(12)]).unwrap_or("working tree");
+    let commit = plan
+        .commit
+        .as_deref()
+        .map(|c| &c[..c.len().min(12)])
+        .unwrap_or("working tree");
     let reachable = plan.hosts.values().filter(|h| h.reachable).count();
-    writeln!(out, "{} project {} at {commit}, {reachable}/{} host(s) observed", p.code("1", "berth plan:"), plan.project, plan.hosts.len()).ok();
+    writeln!(
+        out,
+        "{} project {} at {commit}, {reachable}/{} host(s) observed",
+        p.code("1", "berth plan:"),
+        plan.project,
+        plan.hosts.len()
+    )
+    .ok();
     if let Some(sel) = &plan.selector {
         writeln!(out, "  deployments matching -l {sel}").ok();
     }
@@ -41,7 +52,15 @@ pub fn plan(plan: &Plan, color: bool) -> String {
         if !seen.insert(d) {
             continue;
         }
-        writeln!(out, "\n{}", p.code("1", &format!("deployment {}", if d.is_empty() { "(none)" } else { d }))).ok();
+        writeln!(
+            out,
+            "\n{}",
+            p.code(
+                "1",
+                &format!("deployment {}", if d.is_empty() { "(none)" } else { d })
+            )
+        )
+        .ok();
         for c in plan.changes.iter().filter(|c| c.deployment == d) {
             let pods = match (&c.pod, &c.new_pod) {
                 (Some(o), Some(n)) => format!("{o} → {n}"),
@@ -93,17 +112,47 @@ pub fn plan(plan: &Plan, color: bool) -> String {
                 IssueKind::Health => p.code("33", "health"),
                 IssueKind::Conflict => p.code("31", "conflict"),
                 IssueKind::Unreachable => p.code("31", "unreachable"),
+                IssueKind::Extra => p.code("33", "extra"),
                 IssueKind::Notice => p.code("36", "notice"),
             };
-            writeln!(out, "  ! {tag} {}{}", i.host.as_deref().map(|h| format!("{h}: ")).unwrap_or_default(), i.message).ok();
+            writeln!(
+                out,
+                "  ! {tag} {}{}",
+                i.host
+                    .as_deref()
+                    .map(|h| format!("{h}: "))
+                    .unwrap_or_default(),
+                i.message
+            )
+            .ok();
         }
     }
-    let pending = plan.changes.iter().filter(|c| c.kind == ChangeKind::Pending).count();
+    let pending = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Pending)
+        .count();
     let drift = plan.changes.len() - pending;
     if plan.has_changes() {
-        writeln!(out, "\n{} {} ({pending} pending, {drift} drift)", p.code("1", "Plan:"), summary(plan)).ok();
+        writeln!(
+            out,
+            "\n{} {} ({pending} pending, {drift} drift)",
+            p.code("1", "Plan:"),
+            summary(plan)
+        )
+        .ok();
     } else {
-        writeln!(out, "\n{} the live state matches Git.", p.code("1", "No changes:")).ok();
+        let scope = if plan.unreachable().next().is_some() {
+            " on the observed hosts"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "\n{} the live state matches Git{scope}.",
+            p.code("1", "No changes:")
+        )
+        .ok();
     }
     out
 }

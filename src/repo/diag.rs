@@ -44,7 +44,9 @@ impl std::error::Error for Diagnostics {}
 
 impl Diagnostic for Diagnostics {
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
-        Some(Box::new(self.reports.iter().map(|r| r.as_ref() as &dyn Diagnostic)))
+        Some(Box::new(
+            self.reports.iter().map(|r| r.as_ref() as &dyn Diagnostic),
+        ))
     }
 }
 
@@ -101,7 +103,12 @@ impl SourceFile {
         }
     }
 
-    pub fn error_at(&self, span: SourceSpan, message: impl Into<String>, label: impl Into<String>) -> SpecError {
+    pub fn error_at(
+        &self,
+        span: SourceSpan,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) -> SpecError {
         SpecError {
             message: message.into(),
             src: NamedSource::new(&self.path, self.text.clone()),
@@ -111,7 +118,12 @@ impl SourceFile {
         }
     }
 
-    pub fn error<T>(&self, value: &Spanned<T>, message: impl Into<String>, label: impl Into<String>) -> SpecError {
+    pub fn error<T>(
+        &self,
+        value: &Spanned<T>,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) -> SpecError {
         self.error_at(self.span_of(&value.referenced), message, label)
     }
 }

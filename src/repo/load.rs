@@ -37,7 +37,9 @@ impl Loader<'_> {
         match serde_saphyr::from_str::<T>(&file.text) {
             Ok(v) => Some(v),
             Err(e) => {
-                self.diags.push(serde_saphyr::miette::to_miette_report(&e, &file.text, &file.path));
+                self.diags.push(serde_saphyr::miette::to_miette_report(
+                    &e, &file.text, &file.path,
+                ));
                 None
             }
         }
@@ -80,7 +82,12 @@ impl Loader<'_> {
         }
     }
 
-    fn duration(&mut self, file: &SourceFile, value: &Option<Spanned<String>>, default: u64) -> u64 {
+    fn duration(
+        &mut self,
+        file: &SourceFile,
+        value: &Option<Spanned<String>>,
+        default: u64,
+    ) -> u64 {
         let Some(v) = value else { return default };
         units::duration_ms(&v.value).unwrap_or_else(|why| {
             self.report(file.error(v, "invalid duration", why));
@@ -88,7 +95,12 @@ impl Loader<'_> {
         })
     }
 
-    fn strategy(&mut self, file: &SourceFile, s: Option<&StrategyFile>, fallback: &Strategy) -> Strategy {
+    fn strategy(
+        &mut self,
+        file: &SourceFile,
+        s: Option<&StrategyFile>,
+        fallback: &Strategy,
+    ) -> Strategy {
         let Some(s) = s else { return fallback.clone() };
         let kind = match &s.kind {
             None => fallback.kind,
@@ -113,7 +125,10 @@ impl Loader<'_> {
 }
 
 fn source(files: &RepoFiles, path: &str) -> Option<SourceFile> {
-    files.files.get(path).map(|text| SourceFile { path: path.to_string(), text: text.clone() })
+    files.files.get(path).map(|text| SourceFile {
+        path: path.to_string(),
+        text: text.clone(),
+    })
 }
 
 fn args(a: &Args) -> Vec<String> {
@@ -125,7 +140,10 @@ fn args(a: &Args) -> Vec<String> {
 
 /// Loads and validates a repository. On any error nothing is returned but the diagnostics.
 pub fn load(files: &RepoFiles, secrets: SecretLookup) -> Result<DesiredState, Diagnostics> {
-    let mut l = Loader { diags: Diagnostics::default(), secrets };
+    let mut l = Loader {
+        diags: Diagnostics::default(),
+        secrets,
+    };
     let Some(project_src) = source(files, PROJECT_FILE) else {
         l.diags.push(miette::miette!(
             help = "a berth repository has berth.yaml at its root (see docs/repository.md)",
@@ -138,21 +156,32 @@ pub fn load(files: &RepoFiles, secrets: SecretLookup) -> Result<DesiredState, Di
         l.name(&project_src, &p.project, "project");
     }
     let defaults = project.as_ref().map(|p| &p.defaults);
-    let base_strategy =
-        Strategy { kind: StrategyKind::Rolling, min_ready_ms: DEFAULT_MIN_READY_MS, health_timeout_ms: DEFAULT_HEALTH_TIMEOUT_MS };
-    let default_strategy = l.strategy(&project_src, defaults.and_then(|d| d.strategy.as_ref()), &base_strategy);
+    let base_strategy = Strategy {
+        kind: StrategyKind::Rolling,
+        min_ready_ms: DEFAULT_MIN_READY_MS,
+        health_timeout_ms: DEFAULT_HEALTH_TIMEOUT_MS,
+    };
+    let default_strategy = l.strategy(
+        &project_src,
+        defaults.and_then(|d| d.strategy.as_ref()),
+        &base_strategy,
+    );
     let default_restart = match defaults.and_then(|d| d.restart.as_ref()) {
         Some(r) => check_restart(&mut l, &project_src, r),
         None => "unless-stopped".to_string(),
     };
     let default_max_per_host = defaults.and_then(|d| d.max_per_host);
 
-    let inventory_path =
-        project.as_ref().and_then(|p| p.inventory.clone()).unwrap_or_else(|| DEFAULT_INVENTORY.to_string());
+    let inventory_path = project
+        .as_ref()
+        .and_then(|p| p.inventory.clone())
+        .unwrap_or_else(|| DEFAULT_INVENTORY.to_string());
     let hosts = match source(files, &inventory_path) {
         Some(src) => load_hosts(&mut l, &src),
         None => {
-            l.diags.push(miette::miette!("inventory file {inventory_path} not found in the repository"));
+            l.diags.push(miette::miette!(
+                "inventory file {inventory_path} not found in the repository"
+            ));
             vec![]
         }
     };
@@ -164,11 +193,25 @@ pub fn load(files: &RepoFiles, secrets: SecretLookup) -> Result<DesiredState, Di
             continue;
         }
         let src = source(files, path).expect("listed file exists");
-        let Some(raw) = l.parse::<DeploymentFile>(&src) else { continue };
-        let d = load_deployment(&mut l, &src, &raw, &default_strategy, &default_restart, default_max_per_host);
-        if let Some((_, first_src, first)) = deployments.iter().find(|(d0, _, _)| d0.name == d.name) {
+        let Some(raw) = l.parse::<DeploymentFile>(&src) else {
+            continue;
+        };
+        let d = load_deployment(
+            &mut l,
+            &src,
+            &raw,
+            &default_strategy,
+            &default_restart,
+            default_max_per_host,
+        );
+        if let Some((_, first_src, first)) = deployments.iter().find(|(d0, _, _)| d0.name == d.name)
+        {
             let e = src
-                .error(&raw.name, format!("two deployments are named {:?}", d.name), "declared again here")
+                .error(
+                    &raw.name,
+                    format!("two deployments are named {:?}", d.name),
+                    "declared again here",
+                )
                 .with_help(format!(
                     "first declared in {} line {}",
                     first_src.path,
@@ -198,27 +241,42 @@ pub fn load(files: &RepoFiles, secrets: SecretLookup) -> Result<DesiredState, Di
 fn check_restart(l: &mut Loader, src: &SourceFile, r: &Spanned<String>) -> String {
     const POLICIES: [&str; 4] = ["no", "always", "unless-stopped", "on-failure"];
     if !POLICIES.contains(&r.value.as_str()) {
-        l.report(src.error(r, format!("unknown restart policy {:?}", r.value), "not a restart policy").with_help(
-            "use no, always, unless-stopped or on-failure",
-        ));
+        l.report(
+            src.error(
+                r,
+                format!("unknown restart policy {:?}", r.value),
+                "not a restart policy",
+            )
+            .with_help("use no, always, unless-stopped or on-failure"),
+        );
     }
     r.value.clone()
 }
 
 fn load_hosts(l: &mut Loader, src: &SourceFile) -> Vec<Host> {
-    let Some(inv) = l.parse::<InventoryFile>(src) else { return vec![] };
+    let Some(inv) = l.parse::<InventoryFile>(src) else {
+        return vec![];
+    };
     let mut hosts: Vec<Host> = Vec::new();
     let mut seen: HashMap<String, u64> = HashMap::new();
     for h in &inv.hosts {
         l.name(src, &h.name, "host");
         if let Some(line) = seen.insert(h.name.value.clone(), h.name.referenced.line()) {
             l.report(
-                src.error(&h.name, format!("two hosts are named {:?}", h.name.value), "declared again here")
-                    .with_help(format!("first declared on line {line}")),
+                src.error(
+                    &h.name,
+                    format!("two hosts are named {:?}", h.name.value),
+                    "declared again here",
+                )
+                .with_help(format!("first declared on line {line}")),
             );
         }
         if h.address.value.trim().is_empty() {
-            l.report(src.error(&h.address, "empty host address", "an address or DNS name is needed"));
+            l.report(src.error(
+                &h.address,
+                "empty host address",
+                "an address or DNS name is needed",
+            ));
         }
         hosts.push(Host {
             name: h.name.value.clone(),
@@ -226,7 +284,10 @@ fn load_hosts(l: &mut Loader, src: &SourceFile) -> Vec<Host> {
             port: h.port.unwrap_or(22),
             user: h.user.clone().unwrap_or_else(|| "root".into()),
             labels: l.labels(src, &h.labels),
-            docker_socket: h.docker_socket.clone().unwrap_or_else(|| "/var/run/docker.sock".into()),
+            docker_socket: h
+                .docker_socket
+                .clone()
+                .unwrap_or_else(|| "/var/run/docker.sock".into()),
         });
     }
     hosts
@@ -246,7 +307,12 @@ fn load_deployment(
         Some(s) => l.selector(src, s),
         None => Selector::everything(),
     };
-    let max_per_host = raw.placement.max_per_host.as_ref().map(|m| m.value).or(default_max_per_host);
+    let max_per_host = raw
+        .placement
+        .max_per_host
+        .as_ref()
+        .map(|m| m.value)
+        .or(default_max_per_host);
     if let Some(m) = &raw.placement.max_per_host {
         if m.value == 0 {
             l.report(src.error(m, "max_per_host must be at least 1", "zero"));
@@ -254,24 +320,38 @@ fn load_deployment(
     }
     let mut containers: Vec<ContainerSpec> = Vec::new();
     if raw.pod.containers.value.is_empty() {
-        l.report(src.error(&raw.pod.containers, "a pod needs at least one container", "empty"));
+        l.report(src.error(
+            &raw.pod.containers,
+            "a pod needs at least one container",
+            "empty",
+        ));
     }
     for c in &raw.pod.containers.value {
         let spec = load_container(l, src, c, default_restart);
         if containers.iter().any(|o| o.name == spec.name) {
-            l.report(src.error(&c.name, format!("two containers in this pod are named {:?}", spec.name), "again here"));
+            l.report(src.error(
+                &c.name,
+                format!("two containers in this pod are named {:?}", spec.name),
+                "again here",
+            ));
         }
         containers.push(spec);
     }
     let service = raw.service.as_ref().map(|s| {
         l.name(src, &s.name, "service");
-        Service { name: s.name.value.clone(), port: s.port }
+        Service {
+            name: s.name.value.clone(),
+            port: s.port,
+        }
     });
     Deployment {
         name: raw.name.value.clone(),
         labels,
         replicas: raw.replicas.value,
-        placement: Placement { hosts, max_per_host },
+        placement: Placement {
+            hosts,
+            max_per_host,
+        },
         pod: PodSpec { containers },
         service,
         strategy: l.strategy(src, raw.strategy.as_ref(), default_strategy),
@@ -279,23 +359,45 @@ fn load_deployment(
     }
 }
 
-fn load_container(l: &mut Loader, src: &SourceFile, c: &ContainerFile, default_restart: &str) -> ContainerSpec {
+fn load_container(
+    l: &mut Loader,
+    src: &SourceFile,
+    c: &ContainerFile,
+    default_restart: &str,
+) -> ContainerSpec {
     l.name(src, &c.name, "container");
     if c.image.value.trim().is_empty() || c.image.value.contains(char::is_whitespace) {
-        l.report(src.error(&c.image, "invalid image reference", "an image like registry/name:tag is needed"));
+        l.report(src.error(
+            &c.image,
+            "invalid image reference",
+            "an image like registry/name:tag is needed",
+        ));
     }
     let mut env = std::collections::BTreeMap::new();
     for (k, v) in &c.env {
         let value = match &v.value {
             EnvFile::Value(s) => EnvValue::Plain(s.to_string()),
             EnvFile::Secret { secret } => match (l.secrets)(secret) {
-                Some(value) => EnvValue::Secret { secret: secret.clone(), sha256: sha256_hex(value.as_bytes()) },
+                Some(value) => EnvValue::Secret {
+                    secret: secret.clone(),
+                    sha256: sha256_hex(value.as_bytes()),
+                },
                 None => {
                     l.report(
-                        src.error(v, format!("secret {secret:?} has no value"), "secret not set")
-                            .with_help(format!("set the environment variable {}", secret_env_var(secret))),
+                        src.error(
+                            v,
+                            format!("secret {secret:?} has no value"),
+                            "secret not set",
+                        )
+                        .with_help(format!(
+                            "set the environment variable {}",
+                            secret_env_var(secret)
+                        )),
                     );
-                    EnvValue::Secret { secret: secret.clone(), sha256: String::new() }
+                    EnvValue::Secret {
+                        secret: secret.clone(),
+                        sha256: String::new(),
+                    }
                 }
             },
         };
@@ -326,7 +428,9 @@ fn load_container(l: &mut Loader, src: &SourceFile, c: &ContainerFile, default_r
     let healthcheck = c.healthcheck.as_ref().map(|h| {
         let test = match &h.test {
             Args::List(v) if v.first().is_some_and(|f| f == "CMD" || f == "CMD-SHELL") => v.clone(),
-            Args::List(v) => std::iter::once("CMD".to_string()).chain(v.iter().cloned()).collect(),
+            Args::List(v) => std::iter::once("CMD".to_string())
+                .chain(v.iter().cloned())
+                .collect(),
             Args::Shell(s) => vec!["CMD-SHELL".into(), s.clone()],
         };
         HealthCheck {
@@ -342,10 +446,14 @@ fn load_container(l: &mut Loader, src: &SourceFile, c: &ContainerFile, default_r
         None => default_restart.to_string(),
     };
     let memory = c.memory.as_ref().and_then(|m| {
-        units::memory_bytes(&m.value.to_string()).map_err(|why| l.report(src.error(m, "invalid memory limit", why))).ok()
+        units::memory_bytes(&m.value.to_string())
+            .map_err(|why| l.report(src.error(m, "invalid memory limit", why)))
+            .ok()
     });
     let millicpus = c.cpus.as_ref().and_then(|m| {
-        units::millicpus(&m.value.to_string()).map_err(|why| l.report(src.error(m, "invalid CPU limit", why))).ok()
+        units::millicpus(&m.value.to_string())
+            .map_err(|why| l.report(src.error(m, "invalid CPU limit", why)))
+            .ok()
     });
     ContainerSpec {
         name: c.name.value.clone(),
@@ -365,13 +473,20 @@ fn load_container(l: &mut Loader, src: &SourceFile, c: &ContainerFile, default_r
 /// The environment variable a secret's value is read from: `BERTH_SECRET_<NAME>`, upper case,
 /// with `-` and `.` as `_`.
 pub fn secret_env_var(name: &str) -> String {
-    format!("BERTH_SECRET_{}", name.to_ascii_uppercase().replace(['-', '.'], "_"))
+    format!(
+        "BERTH_SECRET_{}",
+        name.to_ascii_uppercase().replace(['-', '.'], "_")
+    )
 }
 
 /// `nginx` and `nginx:latest` are the same image; so are `docker.io/library/nginx` and `nginx`.
 pub fn normalise_image(image: &str) -> String {
     let mut s = image.trim().to_string();
-    for prefix in ["docker.io/library/", "index.docker.io/library/", "docker.io/"] {
+    for prefix in [
+        "docker.io/library/",
+        "index.docker.io/library/",
+        "docker.io/",
+    ] {
         if let Some(rest) = s.strip_prefix(prefix) {
             s = rest.to_string();
         }
@@ -385,11 +500,19 @@ pub fn normalise_image(image: &str) -> String {
 
 /// Static placement checks: replicas that cannot be placed, and host ports that two pods
 /// would publish on one host.
-fn check_placement(l: &mut Loader, state: &DesiredState, ds: &[(Deployment, SourceFile, DeploymentFile)]) {
+fn check_placement(
+    l: &mut Loader,
+    state: &DesiredState,
+    ds: &[(Deployment, SourceFile, DeploymentFile)],
+) {
     for (d, src, raw) in ds {
         let eligible = state.eligible_hosts(d);
         let ports = d.pod.host_ports();
-        let per_host = if ports.is_empty() { d.max_per_host() } else { d.max_per_host().min(1) };
+        let per_host = if ports.is_empty() {
+            d.max_per_host()
+        } else {
+            d.max_per_host().min(1)
+        };
         let capacity = (eligible.len() as u64) * per_host as u64;
         if (d.replicas as u64) > capacity {
             let why = if eligible.is_empty() {
@@ -401,24 +524,52 @@ fn check_placement(l: &mut Loader, state: &DesiredState, ds: &[(Deployment, Sour
                     ports[0].0
                 )
             } else {
-                format!("{} host(s) match, at most {} pod(s) per host", eligible.len(), per_host)
+                format!(
+                    "{} host(s) match, at most {} pod(s) per host",
+                    eligible.len(),
+                    per_host
+                )
             };
-            let replicas_at = if raw.replicas.referenced.line() == 0 { &raw.name.referenced } else { &raw.replicas.referenced };
-            l.report(src.error_at(src.span_of(replicas_at), format!("{} replicas of {} cannot be placed", d.replicas, d.name), why));
+            let replicas_at = if raw.replicas.referenced.line() == 0 {
+                &raw.name.referenced
+            } else {
+                &raw.replicas.referenced
+            };
+            l.report(src.error_at(
+                src.span_of(replicas_at),
+                format!("{} replicas of {} cannot be placed", d.replicas, d.name),
+                why,
+            ));
         }
         if !ports.is_empty() && d.max_per_host() > 1 && raw.placement.max_per_host.is_some() {
             let m = raw.placement.max_per_host.as_ref().unwrap();
-            l.report(src.error(m, "a pod that publishes a host port fits once per host", "more than one per host").with_help(
-                format!("host port {} can be bound by one container per host; set max_per_host: 1", ports[0].0),
-            ));
+            l.report(
+                src.error(
+                    m,
+                    "a pod that publishes a host port fits once per host",
+                    "more than one per host",
+                )
+                .with_help(format!(
+                    "host port {} can be bound by one container per host; set max_per_host: 1",
+                    ports[0].0
+                )),
+            );
         }
     }
     // Two deployments publishing one host port on a host both may run on.
     for (i, (a, _, _)) in ds.iter().enumerate() {
         for (b, src_b, raw_b) in &ds[i + 1..] {
-            let hosts_a: Vec<&str> = state.eligible_hosts(a).iter().map(|h| h.name.as_str()).collect();
-            let shared: Vec<&str> =
-                state.eligible_hosts(b).iter().map(|h| h.name.as_str()).filter(|h| hosts_a.contains(h)).collect();
+            let hosts_a: Vec<&str> = state
+                .eligible_hosts(a)
+                .iter()
+                .map(|h| h.name.as_str())
+                .collect();
+            let shared: Vec<&str> = state
+                .eligible_hosts(b)
+                .iter()
+                .map(|h| h.name.as_str())
+                .filter(|h| hosts_a.contains(h))
+                .collect();
             if shared.is_empty() {
                 continue;
             }
@@ -432,12 +583,27 @@ fn check_placement(l: &mut Loader, state: &DesiredState, ds: &[(Deployment, Sour
                     .value
                     .iter()
                     .flat_map(|c| c.ports.iter())
-                    .find(|p| units::port(&p.value).is_ok_and(|x| x.host == Some(port.0) && x.protocol == port.1))
+                    .find(|p| {
+                        units::port(&p.value)
+                            .is_ok_and(|x| x.host == Some(port.0) && x.protocol == port.1)
+                    })
                     .unwrap_or(&raw_b.name);
                 l.report(
                     src_b
-                        .error(at, format!("host port {}/{} is published by two deployments", port.0, port.1), format!("also published by {}", a.name))
-                        .with_help(format!("{} and {} can both be placed on {}", a.name, b.name, shared.join(", "))),
+                        .error(
+                            at,
+                            format!(
+                                "host port {}/{} is published by two deployments",
+                                port.0, port.1
+                            ),
+                            format!("also published by {}", a.name),
+                        )
+                        .with_help(format!(
+                            "{} and {} can both be placed on {}",
+                            a.name,
+                            b.name,
+                            shared.join(", ")
+                        )),
                 );
             }
         }
@@ -450,7 +616,14 @@ fn check_services(l: &mut Loader, ds: &[(Deployment, SourceFile, DeploymentFile)
         for (b, src_b, raw_b) in &ds[i + 1..] {
             if b.service.as_ref().is_some_and(|sb| sb.name == sa.name) {
                 let name = &raw_b.service.as_ref().expect("has a service").name;
-                l.report(src_b.error(name, format!("service {:?} is already used by deployment {}", sa.name, a.name), "used twice"));
+                l.report(src_b.error(
+                    name,
+                    format!(
+                        "service {:?} is already used by deployment {}",
+                        sa.name, a.name
+                    ),
+                    "used twice",
+                ));
             }
         }
     }

@@ -68,7 +68,11 @@ pub struct DeploymentFile {
 }
 
 fn one() -> Spanned<u32> {
-    Spanned::new(1, serde_saphyr::Location::UNKNOWN, serde_saphyr::Location::UNKNOWN)
+    Spanned::new(
+        1,
+        serde_saphyr::Location::UNKNOWN,
+        serde_saphyr::Location::UNKNOWN,
+    )
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -3,7 +3,10 @@
 //! incrementally), or a plain directory.
 
 use super::load::RepoFiles;
-use git2::{Cred, FetchOptions, ObjectType, RemoteCallbacks, Repository, StatusOptions, TreeWalkMode, TreeWalkResult};
+use git2::{
+    Cred, FetchOptions, ObjectType, RemoteCallbacks, Repository, StatusOptions, TreeWalkMode,
+    TreeWalkResult,
+};
 use miette::{miette, IntoDiagnostic, Result, WrapErr};
 use std::path::{Path, PathBuf};
 
@@ -41,11 +44,17 @@ pub fn read(req: &SourceRequest) -> Result<Source> {
         Ok(repo) => read_local_git(&repo, path, req.git_ref),
         Err(_) => {
             if req.git_ref.is_some() {
-                return Err(miette!("--ref needs a Git repository, and {} is a plain directory", req.repo));
+                return Err(miette!(
+                    "--ref needs a Git repository, and {} is a plain directory",
+                    req.repo
+                ));
             }
             let mut files = RepoFiles::default();
             walk_dir(path, path, &mut files).into_diagnostic()?;
-            Ok(Source { files, warnings: vec![] })
+            Ok(Source {
+                files,
+                warnings: vec![],
+            })
         }
     }
 }
@@ -61,7 +70,11 @@ fn walk_dir(root: &Path, dir: &Path, out: &mut RepoFiles) -> std::io::Result<()>
         if entry.file_type()?.is_dir() {
             walk_dir(root, &p, out)?;
         } else {
-            let rel = p.strip_prefix(root).expect("inside root").to_string_lossy().replace('\\', "/");
+            let rel = p
+                .strip_prefix(root)
+                .expect("inside root")
+                .to_string_lossy()
+                .replace('\\', "/");
             if wanted(&rel) {
                 out.files.insert(rel, std::fs::read_to_string(&p)?);
             }
@@ -75,7 +88,9 @@ fn read_local_git(repo: &Repository, path: &Path, git_ref: Option<&str>) -> Resu
         Some(wd) => {
             let wd = wd.canonicalize().into_diagnostic()?;
             let p = path.canonicalize().into_diagnostic()?;
-            p.strip_prefix(&wd).map(Path::to_path_buf).unwrap_or_default()
+            p.strip_prefix(&wd)
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
         }
         None => PathBuf::new(),
     };
@@ -126,7 +141,9 @@ fn resolve<'r>(repo: &'r Repository, spec: &str) -> Result<git2::Commit<'r>> {
             }
         }
     }
-    Err(miette!("ref {spec:?} is not a branch, tag or commit of the repository"))
+    Err(miette!(
+        "ref {spec:?} is not a branch, tag or commit of the repository"
+    ))
 }
 
 fn read_tree(repo: &Repository, commit: &git2::Commit, subdir: &Path) -> Result<RepoFiles> {
@@ -138,7 +155,10 @@ fn read_tree(repo: &Repository, commit: &git2::Commit, subdir: &Path) -> Result<
             .wrap_err_with(|| format!("{} is not in commit {}", subdir.display(), commit.id()))?;
         tree = repo.find_tree(entry.id()).into_diagnostic()?;
     }
-    let mut files = RepoFiles { commit: Some(commit.id().to_string()), ..Default::default() };
+    let mut files = RepoFiles {
+        commit: Some(commit.id().to_string()),
+        ..Default::default()
+    };
     let mut failure = None;
     tree.walk(TreeWalkMode::PreOrder, |root, entry| {
         let path = format!("{root}{}", entry.name().unwrap_or(""));
@@ -213,7 +233,11 @@ fn read_remote(req: &SourceRequest) -> Result<Source> {
         fo.remote_callbacks(callbacks);
         remote
             .fetch(
-                &["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*", "+HEAD:refs/remotes/origin/HEAD"],
+                &[
+                    "+refs/heads/*:refs/remotes/origin/*",
+                    "+refs/tags/*:refs/tags/*",
+                    "+HEAD:refs/remotes/origin/HEAD",
+                ],
                 Some(&mut fo),
                 None,
             )
@@ -222,5 +246,8 @@ fn read_remote(req: &SourceRequest) -> Result<Source> {
     }
     let commit = resolve(&repo, req.git_ref.unwrap_or("HEAD"))?;
     let files = read_tree(&repo, &commit, Path::new(""))?;
-    Ok(Source { files, warnings: vec![] })
+    Ok(Source {
+        files,
+        warnings: vec![],
+    })
 }

@@ -21,7 +21,9 @@ pub fn duration_ms(text: &str) -> Result<u64, String> {
         }
         let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let factor = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1000,
@@ -39,7 +41,9 @@ pub fn duration_ms(text: &str) -> Result<u64, String> {
 /// as Docker reads them).
 pub fn memory_bytes(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let bad = || format!("invalid memory size {text:?}: use forms like 512m, 1g, 256Mi");
     let n: f64 = num.parse().map_err(|_| bad())?;
@@ -75,7 +79,9 @@ pub fn millicpus(text: &str) -> Result<u64, String> {
 
 /// `8080`, `8080:80`, `53:53/udp`, `9000/tcp`.
 pub fn port(text: &str) -> Result<Port, String> {
-    let bad = |why: &str| format!("invalid port {text:?}: {why} (use container, host:container, with /tcp or /udp)");
+    let bad = |why: &str| {
+        format!("invalid port {text:?}: {why} (use container, host:container, with /tcp or /udp)")
+    };
     let (spec, protocol) = match text.trim().split_once('/') {
         Some((s, p)) => (s, p.to_string()),
         None => (text.trim(), "tcp".to_string()),
@@ -83,17 +89,28 @@ pub fn port(text: &str) -> Result<Port, String> {
     if protocol != "tcp" && protocol != "udp" {
         return Err(bad("protocol must be tcp or udp"));
     }
-    let num = |s: &str| s.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| bad("ports are 1 to 65535"));
+    let num = |s: &str| {
+        s.parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| bad("ports are 1 to 65535"))
+    };
     let (host, container) = match spec.split_once(':') {
         Some((h, c)) => (Some(num(h)?), num(c)?),
         None => (None, num(spec)?),
     };
-    Ok(Port { host, container, protocol })
+    Ok(Port {
+        host,
+        container,
+        protocol,
+    })
 }
 
 /// `name:/path`, `/host/path:/path`, with an optional `:ro` or `:rw`.
 pub fn mount(text: &str) -> Result<Mount, String> {
-    let bad = || format!("invalid volume {text:?}: use name:/path or /host/path:/path, optionally with :ro");
+    let bad = || {
+        format!("invalid volume {text:?}: use name:/path or /host/path:/path, optionally with :ro")
+    };
     let parts: Vec<&str> = text.trim().split(':').collect();
     let (source, target, read_only) = match parts.as_slice() {
         [s, t] => (*s, *t, false),
@@ -104,7 +121,11 @@ pub fn mount(text: &str) -> Result<Mount, String> {
     if source.is_empty() || !target.starts_with('/') {
         return Err(bad());
     }
-    Ok(Mount { source: source.to_string(), target: target.to_string(), read_only })
+    Ok(Mount {
+        source: source.to_string(),
+        target: target.to_string(),
+        read_only,
+    })
 }
 
 #[cfg(test)]

@@ -8,7 +8,16 @@ fn main() -> ExitCode {
     match berth::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(report) => {
-            eprintln!("{report:?}");
+            // A repository's problems are printed one by one, each with its file and position.
+            match report.downcast_ref::<berth::repo::Diagnostics>() {
+                Some(diags) => {
+                    for r in &diags.reports {
+                        eprintln!("{r:?}");
+                    }
+                    eprintln!("error: {diags}; nothing was changed on any host");
+                }
+                None => eprintln!("{report:?}"),
+            }
             ExitCode::from(berth::cli::exit::ERROR)
         }
     }

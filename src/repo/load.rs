@@ -37,9 +37,20 @@ impl Loader<'_> {
         match serde_saphyr::from_str::<T>(&file.text) {
             Ok(v) => Some(v),
             Err(e) => {
-                self.diags.push(serde_saphyr::miette::to_miette_report(
-                    &e, &file.text, &file.path,
-                ));
+                // Our own diagnostic, so the report names the file (serde-saphyr's says <input>).
+                let span = e
+                    .location()
+                    .map(|l| file.span_of(&l))
+                    .unwrap_or_else(|| (0, 0).into());
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or("invalid YAML");
+                // Drop the "error: line L column C: " prefix; the report shows the position.
+                let message = match first.strip_prefix("error: line ") {
+                    Some(rest) => rest.split_once(": ").map_or(rest, |(_, m)| m).to_string(),
+                    None => first.to_string(),
+                };
+                self.diags
+                    .push(miette::Report::new(file.error_at(span, message, "here")));
                 None
             }
         }

@@ -1,0 +1,235 @@
+//! Helpers for the end-to-end tests: real lab hosts (scripts/lab), temporary Git
+//! repositories, and the berth binary.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+pub const HOSTS: [&str; 3] = ["h1", "h2", "h3"];
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fails (never skips) when the lab is not up.
+pub fn require_lab() {
+    for var in ["BERTH_IDENTITY", "BERTH_KNOWN_HOSTS"] {
+        if std::env::var_os(var).is_none() {
+            panic!("{var} is not set: the e2e tests need the lab. Run `scripts/test` (or `scripts/lab up 3` and source .lab/env)");
+        }
+    }
+    for i in 1..=3 {
+        let addr: SocketAddr = format!("198.18.0.{}:22", 10 + i).parse().unwrap();
+        if TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err() {
+            panic!("lab host h{i} ({addr}) does not answer: run `scripts/lab up 3`");
+        }
+    }
+}
+
+pub fn inventory() -> String {
+    "hosts:\n  - {name: h1, address: 198.18.0.11, labels: {role: web, zone: a}}\n  - {name: h2, address: 198.18.0.12, labels: {role: web, zone: b}}\n  - {name: h3, address: 198.18.0.13, labels: {role: worker, zone: a}}\n".to_string()
+}
+
+/// A web deployment of the lab image, with a healthcheck.
+pub fn web(name: &str, replicas: u32, version: &str, selector: &str) -> String {
+    format!(
+        r#"name: {name}
+labels: {{app: {name}}}
+replicas: {replicas}
+placement: {{hosts: "{selector}"}}
+pod:
+  containers:
+    - name: app
+      image: berth-lab/web:{version}
+      healthcheck:
+        test: [CMD, wget, -q, -O, /dev/null, http://127.0.0.1:8080/healthz]
+        interval: 1s
+        retries: 2
+strategy: {{min_ready: 1s, health_timeout: 30s}}
+"#
+    )
+}
+
+/// A temporary Git repository for one project; its containers are removed on drop.
+pub struct Repo {
+    pub dir: tempfile::TempDir,
+    pub project: String,
+}
+
+impl Repo {
+    pub fn new(project: &str) -> Repo {
+        require_lab();
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo {
+            dir,
+            project: project.to_string(),
+        };
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo.git(&["config", "user.email", "test@berth"]);
+        repo.git(&["config", "user.name", "berth test"]);
+        repo.write("berth.yaml", &format!("project: {project}\n"));
+        repo.write("inventory.yaml", &inventory());
+        repo.cleanup();
+        repo
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn git(&self, args: &[&str]) {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(self.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    pub fn remove(&self, rel: &str) {
+        std::fs::remove_file(self.path().join(rel)).unwrap();
+    }
+
+    pub fn commit(&self, message: &str) {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+    }
+
+    /// Runs berth with `--repo` pointing here.
+    pub fn berth(&self, args: &[&str]) -> Run {
+        let mut full: Vec<&str> = args.to_vec();
+        let repo = self.path().to_str().unwrap().to_string();
+        full.push("--repo");
+        full.push(&repo);
+        berth(&full)
+    }
+
+    /// Names of this project's containers on a host, with their state, sorted.
+    pub fn containers(&self, host: &str) -> Vec<Container> {
+        let out = docker(
+            host,
+            &[
+                "ps",
+                "-a",
+                "--filter",
+                &format!("label=berth.project={}", self.project),
+                "--format",
+                "{{.Names}}\t{{.Image}}\t{{.State}}",
+            ],
+        );
+        let mut v: Vec<Container> = out
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                Container {
+                    name: f[0].into(),
+                    image: f[1].into(),
+                    state: f[2].into(),
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    pub fn all_containers(&self) -> Vec<Container> {
+        HOSTS.iter().flat_map(|h| self.containers(h)).collect()
+    }
+
+    pub fn cleanup(&self) {
+        for h in HOSTS {
+            let ids = docker(
+                h,
+                &[
+                    "ps",
+                    "-aq",
+                    "--filter",
+                    &format!("label=berth.project={}", self.project),
+                ],
+            );
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-f"];
+                args.extend(ids);
+                docker(h, &args);
+            }
+        }
+    }
+}
+
+impl Drop for Repo {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Container {
+    pub name: String,
+    pub image: String,
+    pub state: String,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+pub fn berth(args: &[&str]) -> Run {
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+/// The docker CLI on one lab host (through scripts/lab).
+pub fn docker(host: &str, args: &[&str]) -> String {
+    let out = Command::new(root().join("scripts/lab"))
+        .arg("docker")
+        .arg(host)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?} on {host}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into()
+}

@@ -1,0 +1,355 @@
+//! End-to-end tests against the lab: real dockerd and sshd hosts (scripts/lab up 3).
+
+mod common;
+use common::*;
+
+fn running(cs: &[Container]) -> usize {
+    cs.iter().filter(|c| c.state == "running").count()
+}
+
+#[test]
+fn apply_the_example_then_nothing_changes() {
+    let repo = Repo::new("shop");
+    let example = root().join("examples/repo-layout");
+    for entry in [
+        "berth.yaml",
+        "inventory.yaml",
+        "deployments/web.yaml",
+        "deployments/edge.yaml",
+        "deployments/worker.yaml",
+    ] {
+        repo.write(
+            entry,
+            &std::fs::read_to_string(example.join(entry)).unwrap(),
+        );
+    }
+    repo.commit("example");
+    let r = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // web: 3 over h1/h2 (max 2 per host); edge: 2 pods of 2 containers on h1/h2; worker: 2 on h3.
+    let h1 = repo.containers("h1");
+    let h2 = repo.containers("h2");
+    let h3 = repo.containers("h3");
+    assert_eq!(running(&h1) + running(&h2), 3 + 4, "{h1:?} {h2:?}");
+    assert_eq!(running(&h3), 2, "{h3:?}");
+    assert!(h1
+        .iter()
+        .any(|c| c.name.starts_with("edge-") && c.name.ends_with("-sidecar")));
+    // The edge pod publishes host port 80 on its host.
+    let body = docker(
+        "h1",
+        &[
+            "exec",
+            &h1.iter()
+                .find(|c| c.name.ends_with("-sidecar"))
+                .unwrap()
+                .name,
+            "wget",
+            "-q",
+            "-O-",
+            "http://198.18.0.11:80/",
+        ],
+    );
+    assert!(body.contains("berth-lab web v1"), "{body}");
+
+    let again = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stdout.contains("No changes"), "{again:?}");
+    assert_eq!(
+        repo.all_containers(),
+        [h1, h2, h3].concat(),
+        "the second apply changed something"
+    );
+    let plan = repo.berth(&["plan", "--exit-code"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let drift = repo.berth(&["drift"]);
+    assert_eq!(drift.code, 0, "{drift:?}");
+}
+
+#[test]
+fn an_image_change_replaces_pods_behind_the_health_gate() {
+    let repo = Repo::new("t-update");
+    repo.write("deployments/web.yaml", &web("web", 2, "v1", "role=web"));
+    repo.commit("v1");
+    assert_eq!(repo.berth(&["apply", "--auto-approve"]).code, 0);
+    let before = repo.all_containers();
+    assert_eq!(before.len(), 2);
+
+    repo.write("deployments/web.yaml", &web("web", 2, "v2", "role=web"));
+    repo.commit("v2");
+    let plan = repo.berth(&["plan", "--exit-code"]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    assert!(
+        plan.stdout.contains("replace")
+            && plan.stdout.contains("berth-lab/web:v1 → berth-lab/web:v2"),
+        "{plan:?}"
+    );
+    assert!(
+        plan.stdout.contains("-  \"image\": \"berth-lab/web:v1\""),
+        "text diff missing: {plan:?}"
+    );
+    let md = repo.berth(&["plan", "--format", "markdown"]);
+    assert!(
+        md.stdout.contains("| `~` | replace |") && md.stdout.contains("<details>"),
+        "{md:?}"
+    );
+
+    let r = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let after = repo.all_containers();
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(
+        after
+            .iter()
+            .all(|c| c.image == "berth-lab/web:v2" && c.state == "running"),
+        "{after:?}"
+    );
+    assert!(
+        after
+            .iter()
+            .all(|c| !before.iter().any(|b| b.name == c.name)),
+        "old pods still there: {after:?}"
+    );
+    // The commit is recorded on every container.
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    let labels = docker(
+        "h1",
+        &[
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"berth.commit\"}}",
+            &repo.containers("h1")[0].name,
+        ],
+    );
+    assert_eq!(labels.trim(), head);
+}
+
+#[test]
+fn scale_up_down_and_prune() {
+    let repo = Repo::new("t-scale");
+    repo.write("deployments/web.yaml", &web("web", 1, "v1", "role=web"));
+    repo.write("deployments/old.yaml", &web("old", 1, "v1", "role=worker"));
+    repo.commit("one each");
+    assert_eq!(repo.berth(&["apply", "--auto-approve"]).code, 0);
+
+    repo.write("deployments/web.yaml", &web("web", 4, "v1", "role=web"));
+    repo.commit("scale up");
+    let r = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(running(&repo.containers("h1")), 2);
+    assert_eq!(running(&repo.containers("h2")), 2);
+
+    repo.write("deployments/web.yaml", &web("web", 2, "v1", "role=web"));
+    repo.remove("deployments/old.yaml");
+    repo.commit("scale down, drop old");
+    let r = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        running(&repo.containers("h1")) + running(&repo.containers("h2")),
+        2
+    );
+    assert_eq!(
+        repo.containers("h3").len(),
+        1,
+        "without --prune the old deployment stays"
+    );
+    assert!(r.stdout.contains("--prune"), "{r:?}");
+
+    let r = repo.berth(&["apply", "--auto-approve", "--prune"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        repo.containers("h3").is_empty(),
+        "prune left {:?}",
+        repo.containers("h3")
+    );
+}
+
+#[test]
+fn drift_is_reported_and_repaired() {
+    let repo = Repo::new("t-drift");
+    repo.write("deployments/web.yaml", &web("web", 4, "v1", "role=web"));
+    repo.commit("web");
+    assert_eq!(repo.berth(&["apply", "--auto-approve"]).code, 0);
+    assert_eq!(repo.berth(&["drift"]).code, 0);
+
+    let h1 = repo.containers("h1");
+    let h2 = repo.containers("h2");
+    docker("h1", &["stop", "-t", "1", &h1[0].name]);
+    docker("h2", &["rm", "-f", &h2[0].name]);
+    docker(
+        "h3",
+        &[
+            "run",
+            "-d",
+            "--name",
+            "t-drift-intruder",
+            "-l",
+            "berth.project=t-drift",
+            "berth-lab/web:v1",
+        ],
+    );
+
+    let d = repo.berth(&["drift"]);
+    assert_eq!(d.code, 2, "{d:?}");
+    assert!(
+        d.stdout
+            .contains(&format!("h1 web {}", h1[0].name.trim_end_matches("-app")))
+            && d.stdout.contains("stopped"),
+        "{d:?}"
+    );
+    assert!(
+        d.stdout.contains("h2 web") && d.stdout.contains("removed by hand"),
+        "{d:?}"
+    );
+    assert!(d.stdout.contains("t-drift-intruder"), "{d:?}");
+
+    let r = repo.berth(&["apply", "--auto-approve", "--prune"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let d = repo.berth(&["drift"]);
+    assert_eq!(d.code, 0, "{d:?}");
+    assert_eq!(
+        running(&repo.containers("h1")) + running(&repo.containers("h2")),
+        4
+    );
+    assert!(repo.containers("h3").is_empty());
+}
+
+#[test]
+fn a_failing_health_check_rolls_back_and_keeps_the_old_pod() {
+    let repo = Repo::new("t-fail");
+    repo.write("deployments/web.yaml", &web("web", 1, "v1", "zone=b"));
+    repo.commit("v1");
+    assert_eq!(repo.berth(&["apply", "--auto-approve"]).code, 0);
+    let before = repo.containers("h2");
+    assert_eq!(before.len(), 1);
+
+    let broken = web("web", 1, "v2", "zone=b").replace(
+        "http://127.0.0.1:8080/healthz",
+        "http://127.0.0.1:8080/missing",
+    );
+    repo.write("deployments/web.yaml", &broken);
+    repo.commit("broken health check");
+    let r = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(
+        r.stderr.contains("failed its health gate") && r.stderr.contains("health check output"),
+        "{r:?}"
+    );
+    assert_eq!(
+        repo.containers("h2"),
+        before,
+        "the old pod must keep serving, alone"
+    );
+    assert_eq!(before[0].state, "running");
+}
+
+#[test]
+fn a_broken_repository_changes_nothing() {
+    let repo = Repo::new("t-broken");
+    repo.write(
+        "deployments/a.yaml",
+        &(web("a", 1, "v1", "role=web") + "colour: blue\n"),
+    );
+    repo.write("deployments/b.yaml", &web("b", 1, "v1", "role in (web"));
+    repo.write("deployments/c.yaml", &web("b", 1, "v1", "role=web"));
+    repo.write(
+        "deployments/d.yaml",
+        "name: d\nname: d\npod: {containers: []}\n",
+    );
+    repo.write(
+        "deployments/e.yaml",
+        &web("e", 9, "v1", "role=web").replace("placement: {", "placement: {max_per_host: 1, "),
+    );
+    repo.commit("broken");
+    let r = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    for needle in [
+        "deployments/a.yaml",
+        "colour",
+        "deployments/b.yaml",
+        "selector",
+        "deployments/c.yaml",
+        "two deployments",
+        "deployments/d.yaml",
+        "deployments/e.yaml",
+        "cannot be placed",
+    ] {
+        assert!(r.stderr.contains(needle), "missing {needle:?} in {r:?}");
+    }
+    assert!(
+        r.stderr.contains("deployments/b.yaml:4:33"),
+        "no line:column for the selector: {r:?}"
+    );
+    assert!(repo.all_containers().is_empty());
+}
+
+#[test]
+fn a_saved_plan_applies_exactly_or_refuses_when_stale() {
+    let repo = Repo::new("t-saved");
+    repo.write("deployments/web.yaml", &web("web", 2, "v1", "role=web"));
+    repo.commit("web");
+    let file = repo.path().join("plan.json");
+    let file = file.to_str().unwrap();
+    let p = repo.berth(&["plan", "-o", file]);
+    assert_eq!(p.code, 0, "{p:?}");
+    let r = berth(&["apply", file, "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(repo.all_containers().len(), 2);
+
+    let p = repo.berth(&["plan", "-o", file]);
+    assert_eq!(p.code, 0);
+    docker("h1", &["stop", "-t", "1", &repo.containers("h1")[0].name]);
+    let r = berth(&["apply", file, "--auto-approve"]);
+    assert_eq!(r.code, 5, "{r:?}");
+    assert!(r.stderr.contains("h1 changed since the plan"), "{r:?}");
+}
+
+#[test]
+fn unknown_host_keys_are_refused_unless_accepted() {
+    let repo = Repo::new("t-keys");
+    repo.write("deployments/web.yaml", &web("web", 1, "v1", "role=web"));
+    repo.commit("web");
+    let kh = repo.path().join("known_hosts");
+    std::fs::write(&kh, "").unwrap();
+    let kh = kh.to_str().unwrap();
+    let r = repo.berth(&["plan", "--known-hosts", kh]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.all().contains("unknown host key") && r.all().contains("SHA256:"),
+        "{r:?}"
+    );
+    let r = repo.berth(&["plan", "--known-hosts", kh, "--accept-new-host-keys"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        std::fs::read_to_string(kh)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count(),
+        3
+    );
+    let r = repo.berth(&["plan", "--known-hosts", kh]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
+#[test]
+fn an_unreachable_host_is_named_and_the_others_are_planned() {
+    let repo = Repo::new("t-unreach");
+    repo.write(
+        "inventory.yaml",
+        &(inventory() + "  - {name: h9, address: 198.18.0.99, labels: {role: web}}\n"),
+    );
+    repo.write("deployments/web.yaml", &web("web", 2, "v1", "role=web"));
+    repo.commit("web");
+    let r = repo.berth(&["plan", "--connect-timeout", "2"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.all().contains("h9 is unreachable"), "{r:?}");
+    assert!(r.stdout.contains("+ create   h1"), "{r:?}");
+    let r = repo.berth(&["plan", "--connect-timeout", "2", "--allow-unreachable"]);
+    assert_eq!(r.code, 0, "{r:?}");
+}

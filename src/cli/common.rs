@@ -131,7 +131,7 @@ pub fn load_repo(args: &RepoArgs, ssh: Option<&SshArgs>) -> Result<DesiredState>
     for w in &src.warnings {
         eprintln!("warning: {w}");
     }
-    repo::load(&src.files, &secret_lookup).map_err(|d| miette::Report::new(d))
+    repo::load(&src.files, &secret_lookup).map_err(miette::Report::new)
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {

@@ -552,8 +552,12 @@ fn check_placement(
                 why,
             ));
         }
-        if !ports.is_empty() && d.max_per_host() > 1 && raw.placement.max_per_host.is_some() {
-            let m = raw.placement.max_per_host.as_ref().unwrap();
+        if let Some(m) = raw
+            .placement
+            .max_per_host
+            .as_ref()
+            .filter(|m| m.value > 1 && !ports.is_empty())
+        {
             l.report(
                 src.error(
                     m,

@@ -1,0 +1,369 @@
+//! The pure core on fixture files: a repository (tests/fixtures/basic) and observed states
+//! (JSON) in, plans out. A small simulator applies a plan to an observed state, so the tests
+//! can check convergence without hosts.
+
+use berth::model::{label, ObservedContainer, ObservedHost, Selector};
+use berth::plan::{self, Action, ChangeKind, IssueKind, Plan, PlanInput, Step};
+use berth::repo::{self, RepoFiles};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+type Observed = BTreeMap<String, Result<ObservedHost, String>>;
+
+fn fixture_files(dir: &Path) -> RepoFiles {
+    let mut files = RepoFiles {
+        commit: Some("f".repeat(40)),
+        ..Default::default()
+    };
+    for rel in [
+        "berth.yaml",
+        "inventory.yaml",
+        "deployments/web.yaml",
+        "deployments/edge.yaml",
+    ] {
+        files.files.insert(
+            rel.to_string(),
+            std::fs::read_to_string(dir.join(rel)).unwrap(),
+        );
+    }
+    files
+}
+
+fn basic() -> RepoFiles {
+    fixture_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/basic"))
+}
+
+fn empty_hosts() -> Observed {
+    ["a1", "a2", "b1"]
+        .iter()
+        .map(|h| {
+            (
+                h.to_string(),
+                Ok(ObservedHost {
+                    host: h.to_string(),
+                    containers: vec![],
+                }),
+            )
+        })
+        .collect()
+}
+
+fn make_plan(files: &RepoFiles, observed: &Observed, prune: bool) -> Plan {
+    let desired = repo::load(files, &|_| None).unwrap_or_else(|d| panic!("{d:?}"));
+    plan::build(&PlanInput {
+        desired: &desired,
+        observed,
+        selector: None,
+        prune,
+    })
+}
+
+/// Applies a plan's steps to the observed state, as a healthy Docker engine would.
+fn simulate(plan: &Plan, observed: &mut Observed) {
+    for wave in &plan.waves {
+        for (host, steps) in &wave.steps {
+            let h = observed.get_mut(host).unwrap().as_mut().unwrap();
+            for step in steps {
+                match step {
+                    Step::CreatePod { pod } => {
+                        for c in &pod.containers {
+                            h.containers.push(ObservedContainer {
+                                id: format!("id-{}", c.name),
+                                name: c.name.clone(),
+                                image: c.spec.image.clone(),
+                                state: "running".into(),
+                                health: None,
+                                labels: c.labels.clone(),
+                                host_ports: c
+                                    .spec
+                                    .ports
+                                    .iter()
+                                    .filter_map(|p| p.host.map(|hp| (hp, p.protocol.clone())))
+                                    .collect(),
+                            });
+                        }
+                    }
+                    Step::RemovePod { containers, .. } => {
+                        h.containers.retain(|c| !containers.contains(&c.name))
+                    }
+                    Step::StartPod { containers, .. } => {
+                        for c in h
+                            .containers
+                            .iter_mut()
+                            .filter(|c| containers.contains(&c.name))
+                        {
+                            c.state = "running".into();
+                        }
+                    }
+                    Step::StopPod { containers, .. } => {
+                        for c in h
+                            .containers
+                            .iter_mut()
+                            .filter(|c| containers.contains(&c.name))
+                        {
+                            c.state = "exited".into();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn pods_on(observed: &Observed, host: &str, deployment: &str) -> usize {
+    let h = observed[host].as_ref().unwrap();
+    let mut pods: Vec<&str> = h
+        .containers
+        .iter()
+        .filter(|c| c.label(label::DEPLOYMENT) == Some(deployment))
+        .filter_map(|c| c.label(label::POD))
+        .collect();
+    pods.sort();
+    pods.dedup();
+    pods.len()
+}
+
+#[test]
+fn a_new_repository_creates_every_pod_spread_evenly_then_converges() {
+    let files = basic();
+    let mut observed = empty_hosts();
+    let p = make_plan(&files, &observed, false);
+    assert_eq!(p.count(Action::Create), 5);
+    assert!(p.changes.iter().all(|c| c.kind == ChangeKind::Pending));
+    assert!(
+        p.changes.iter().all(|c| c.host != "b1"),
+        "placement ignores role=db"
+    );
+    simulate(&p, &mut observed);
+    assert_eq!(
+        pods_on(&observed, "a1", "web") + pods_on(&observed, "a2", "web"),
+        3
+    );
+    assert_eq!(
+        (
+            pods_on(&observed, "a1", "edge"),
+            pods_on(&observed, "a2", "edge")
+        ),
+        (1, 1)
+    );
+    let again = make_plan(&files, &observed, false);
+    assert!(!again.has_changes(), "{:?}", again.changes);
+    assert!(again.waves.is_empty());
+    // The fingerprint is stable for an unchanged host.
+    assert_eq!(p.hosts["b1"].fingerprint, again.hosts["b1"].fingerprint);
+}
+
+#[test]
+fn an_image_change_is_a_pending_replace_with_the_field_that_differs() {
+    let mut files = basic();
+    let mut observed = empty_hosts();
+    simulate(&make_plan(&files, &observed, false), &mut observed);
+    let web = files.files["deployments/web.yaml"].replace("example/web:1", "example/web:2");
+    files.files.insert("deployments/web.yaml".into(), web);
+    let p = make_plan(&files, &observed, false);
+    assert_eq!(p.count(Action::Replace), 3, "{:?}", p.changes);
+    let c = &p.changes[0];
+    assert_eq!(c.kind, ChangeKind::Pending);
+    let f = c
+        .fields
+        .iter()
+        .find(|f| f.field == "image")
+        .expect("image differs");
+    assert_eq!(
+        (f.old.as_deref(), f.new.as_deref()),
+        (Some("example/web:1"), Some("example/web:2"))
+    );
+    // Rolling: one wave per pod, each creating, waiting, then removing the old pod.
+    let replace_waves: Vec<_> = p
+        .waves
+        .iter()
+        .filter(|w| w.description.contains("replace"))
+        .collect();
+    assert_eq!(replace_waves.len(), 3);
+    let steps: Vec<&Step> = replace_waves[0]
+        .steps
+        .values()
+        .next()
+        .unwrap()
+        .iter()
+        .collect();
+    assert!(matches!(steps[0], Step::CreatePod { .. }));
+    assert!(matches!(steps[1], Step::AwaitReady { .. }));
+    assert!(matches!(steps[2], Step::RemovePod { .. }));
+    assert!(replace_waves[0]
+        .on_failure
+        .values()
+        .next()
+        .unwrap()
+        .iter()
+        .all(|s| matches!(s, Step::RemovePod { .. })));
+    simulate(&p, &mut observed);
+    assert!(!make_plan(&files, &observed, false).has_changes());
+}
+
+#[test]
+fn a_host_port_pod_stops_its_predecessor_first_and_restarts_it_on_failure() {
+    let mut files = basic();
+    let mut observed = empty_hosts();
+    simulate(&make_plan(&files, &observed, false), &mut observed);
+    let edge = files.files["deployments/edge.yaml"].replace("example/proxy:1", "example/proxy:2");
+    files.files.insert("deployments/edge.yaml".into(), edge);
+    let p = make_plan(&files, &observed, false);
+    let wave = p
+        .waves
+        .iter()
+        .find(|w| w.description.contains("replace edge"))
+        .expect("an edge wave");
+    let steps = wave.steps.values().next().unwrap();
+    assert!(matches!(steps[0], Step::StopPod { .. }), "{steps:?}");
+    let undo = wave.on_failure.values().next().unwrap();
+    assert!(matches!(undo[1], Step::StartPod { .. }), "{undo:?}");
+    assert!(p.changes.iter().any(|c| c.reason.contains("host port 80")));
+}
+
+#[test]
+fn hand_made_changes_are_drift() {
+    let files = basic();
+    let mut observed = empty_hosts();
+    simulate(&make_plan(&files, &observed, false), &mut observed);
+    let a1 = observed.get_mut("a1").unwrap().as_mut().unwrap();
+    let web_on_a1: Vec<String> = a1
+        .containers
+        .iter()
+        .filter(|c| c.label(label::DEPLOYMENT) == Some("web"))
+        .map(|c| c.name.clone())
+        .collect();
+    a1.containers
+        .iter_mut()
+        .find(|c| c.name == web_on_a1[0])
+        .unwrap()
+        .state = "exited".into();
+    let a2 = observed.get_mut("a2").unwrap().as_mut().unwrap();
+    a2.containers
+        .retain(|c| c.label(label::DEPLOYMENT) != Some("web"));
+    let p = make_plan(&files, &observed, false);
+    let actions: Vec<(Action, ChangeKind)> = p.changes.iter().map(|c| (c.action, c.kind)).collect();
+    assert!(
+        actions.contains(&(Action::Start, ChangeKind::Drift)),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&(Action::Create, ChangeKind::Drift)),
+        "{actions:?}"
+    );
+    simulate(&p, &mut observed);
+    assert!(!make_plan(&files, &observed, false).has_changes());
+}
+
+#[test]
+fn adding_a_host_does_not_move_running_pods() {
+    let mut files = basic();
+    let mut observed = empty_hosts();
+    simulate(&make_plan(&files, &observed, false), &mut observed);
+    let inv = files.files["inventory.yaml"].clone()
+        + "  - {name: a3, address: 198.18.1.4, labels: {role: web}}\n";
+    files.files.insert("inventory.yaml".into(), inv);
+    observed.insert(
+        "a3".into(),
+        Ok(ObservedHost {
+            host: "a3".into(),
+            containers: vec![],
+        }),
+    );
+    let p = make_plan(&files, &observed, false);
+    assert!(!p.has_changes(), "{:?}", p.changes);
+}
+
+#[test]
+fn unmanaged_clashes_are_conflicts_and_orphans_need_prune() {
+    let files = basic();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/basic/observed-conflicts.json"),
+    )
+    .unwrap();
+    let hosts: BTreeMap<String, ObservedHost> = serde_json::from_str(&text).unwrap();
+    let observed: Observed = hosts.into_iter().map(|(k, v)| (k, Ok(v))).collect();
+    let p = make_plan(&files, &observed, false);
+    let conflict = p
+        .issues
+        .iter()
+        .find(|i| i.kind == IssueKind::Conflict)
+        .expect("a conflict");
+    assert!(
+        conflict.message.contains("someone-elses-proxy") && conflict.message.contains("80/tcp"),
+        "{conflict:?}"
+    );
+    assert!(p
+        .issues
+        .iter()
+        .any(|i| i.kind == IssueKind::Notice && i.message.contains("--prune")));
+    assert!(!p
+        .changes
+        .iter()
+        .any(|c| c.pod.as_deref() == Some("gone-abc-0")));
+    let pruned = make_plan(&files, &observed, true);
+    assert!(pruned
+        .changes
+        .iter()
+        .any(|c| c.action == Action::Remove && c.pod.as_deref() == Some("gone-abc-0")));
+    // Nothing ever removes the unmanaged container.
+    let json = serde_json::to_string(&pruned.waves).unwrap();
+    assert!(!json.contains("someone-elses-proxy"));
+}
+
+#[test]
+fn a_selector_limits_the_plan_to_matching_deployments() {
+    let files = basic();
+    let observed = empty_hosts();
+    let desired = repo::load(&files, &|_| None).unwrap();
+    let sel = Selector::parse("app=edge").unwrap();
+    let p = plan::build(&PlanInput {
+        desired: &desired,
+        observed: &observed,
+        selector: Some(&sel),
+        prune: false,
+    });
+    assert!(p.changes.iter().all(|c| c.deployment == "edge"));
+    assert_eq!(p.changes.len(), 2);
+}
+
+#[test]
+fn an_unreachable_host_is_an_issue_and_gets_no_steps() {
+    let files = basic();
+    let mut observed = empty_hosts();
+    observed.insert("a2".into(), Err("connection refused".into()));
+    let p = make_plan(&files, &observed, false);
+    assert!(p
+        .issues
+        .iter()
+        .any(|i| i.kind == IssueKind::Unreachable && i.message.contains("a2")));
+    assert!(p.changes.iter().all(|c| c.host != "a2"));
+    assert!(!p.hosts["a2"].reachable);
+}
+
+#[test]
+fn secrets_appear_only_as_hashes() {
+    let mut files = basic();
+    let web = files.files["deployments/web.yaml"].replace(
+        "env: {MODE: prod}",
+        "env: {MODE: prod, TOKEN: {secret: api-token}}",
+    );
+    files.files.insert("deployments/web.yaml".into(), web);
+    let desired = repo::load(&files, &|name| {
+        (name == "api-token").then(|| "hunter2-secret".to_string())
+    })
+    .unwrap();
+    let observed = empty_hosts();
+    let p = plan::build(&PlanInput {
+        desired: &desired,
+        observed: &observed,
+        selector: None,
+        prune: false,
+    });
+    let json = berth::render::json(&p);
+    assert!(!json.contains("hunter2-secret"));
+    assert!(json.contains("api-token") && json.contains("sha256"));
+    let missing = repo::load(&files, &|_| None).unwrap_err();
+    assert!(format!("{missing:?}").contains("BERTH_SECRET_API_TOKEN"));
+}

@@ -1,0 +1,120 @@
+//! The Git source on real (local) repositories: a checkout, a folder inside one, a plain
+//! directory, and a URL that is cached and fetched incrementally.
+
+use berth::repo::source::{read, SourceRequest};
+use std::path::Path;
+use std::process::Command;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn init(dir: &Path) {
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["config", "user.email", "t@berth"]);
+    git(dir, &["config", "user.name", "t"]);
+}
+
+fn request<'a>(repo: &'a str, git_ref: Option<&'a str>, cache: &Path) -> SourceRequest<'a> {
+    SourceRequest {
+        repo,
+        git_ref,
+        cache_dir: cache.to_path_buf(),
+        known_hosts: cache.join("known_hosts"),
+    }
+}
+
+#[test]
+fn a_checkout_is_read_at_its_commit_and_uncommitted_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    init(dir.path());
+    std::fs::create_dir_all(dir.path().join("deploy/deployments")).unwrap();
+    std::fs::write(dir.path().join("deploy/berth.yaml"), "project: one\n").unwrap();
+    std::fs::write(dir.path().join("deploy/deployments/a.yaml"), "name: a\n").unwrap();
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "-qm", "one"]);
+    let head = git(dir.path(), &["rev-parse", "HEAD"]);
+    std::fs::write(dir.path().join("deploy/berth.yaml"), "project: two\n").unwrap();
+
+    let sub = dir.path().join("deploy");
+    let src = read(&request(sub.to_str().unwrap(), None, cache.path())).unwrap();
+    assert_eq!(src.files.commit.as_deref(), Some(head.as_str()));
+    assert_eq!(
+        src.files.files["berth.yaml"], "project: one\n",
+        "the committed text, not the worktree"
+    );
+    assert!(src.files.files.contains_key("deployments/a.yaml"));
+    assert_eq!(src.warnings.len(), 1);
+    assert!(
+        src.warnings[0].contains("deploy/berth.yaml"),
+        "{:?}",
+        src.warnings
+    );
+}
+
+#[test]
+fn a_plain_directory_is_read_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("berth.yaml"), "project: plain\n").unwrap();
+    let src = read(&request(dir.path().to_str().unwrap(), None, cache.path())).unwrap();
+    assert_eq!(src.files.commit, None);
+    assert_eq!(src.files.files["berth.yaml"], "project: plain\n");
+    assert!(read(&request(
+        dir.path().to_str().unwrap(),
+        Some("main"),
+        cache.path()
+    ))
+    .is_err());
+}
+
+#[test]
+fn a_url_is_cached_and_fetched_incrementally_at_a_branch_tag_or_commit() {
+    let origin = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    init(origin.path());
+    std::fs::write(origin.path().join("berth.yaml"), "project: v1\n").unwrap();
+    git(origin.path(), &["add", "-A"]);
+    git(origin.path(), &["commit", "-qm", "v1"]);
+    git(origin.path(), &["tag", "release-1"]);
+    let first = git(origin.path(), &["rev-parse", "HEAD"]);
+    let url = format!("file://{}", origin.path().display());
+
+    let src = read(&request(&url, None, cache.path())).unwrap();
+    assert_eq!(src.files.commit.as_deref(), Some(first.as_str()));
+    let cached = std::fs::read_dir(cache.path().join("repos"))
+        .unwrap()
+        .count();
+    assert_eq!(cached, 1);
+
+    std::fs::write(origin.path().join("berth.yaml"), "project: v2\n").unwrap();
+    git(origin.path(), &["commit", "-qam", "v2"]);
+    let second = git(origin.path(), &["rev-parse", "HEAD"]);
+    let src = read(&request(&url, Some("main"), cache.path())).unwrap();
+    assert_eq!(src.files.commit.as_deref(), Some(second.as_str()));
+    assert_eq!(src.files.files["berth.yaml"], "project: v2\n");
+    assert_eq!(
+        std::fs::read_dir(cache.path().join("repos"))
+            .unwrap()
+            .count(),
+        1,
+        "the same cache is reused"
+    );
+
+    let tagged = read(&request(&url, Some("release-1"), cache.path())).unwrap();
+    assert_eq!(tagged.files.files["berth.yaml"], "project: v1\n");
+    let by_commit = read(&request(&url, Some(&first), cache.path())).unwrap();
+    assert_eq!(by_commit.files.commit.as_deref(), Some(first.as_str()));
+    assert!(read(&request(&url, Some("no-such-ref"), cache.path())).is_err());
+}

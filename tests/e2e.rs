@@ -71,7 +71,10 @@ fn an_image_change_replaces_pods_behind_the_health_gate() {
     let repo = Repo::new("t-update");
     repo.write("deployments/web.yaml", &web("web", 2, "v1", "role=web"));
     repo.commit("v1");
-    assert_eq!(repo.berth(&["apply", "--auto-approve"]).code, 0);
+    {
+        let r = repo.berth(&["apply", "--auto-approve"]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
     let before = repo.all_containers();
     assert_eq!(before.len(), 2);
 
@@ -135,7 +138,10 @@ fn scale_up_down_and_prune() {
     repo.write("deployments/web.yaml", &web("web", 1, "v1", "role=web"));
     repo.write("deployments/old.yaml", &web("old", 1, "v1", "role=worker"));
     repo.commit("one each");
-    assert_eq!(repo.berth(&["apply", "--auto-approve"]).code, 0);
+    {
+        let r = repo.berth(&["apply", "--auto-approve"]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
 
     repo.write("deployments/web.yaml", &web("web", 4, "v1", "role=web"));
     repo.commit("scale up");
@@ -174,8 +180,14 @@ fn drift_is_reported_and_repaired() {
     let repo = Repo::new("t-drift");
     repo.write("deployments/web.yaml", &web("web", 4, "v1", "role=web"));
     repo.commit("web");
-    assert_eq!(repo.berth(&["apply", "--auto-approve"]).code, 0);
-    assert_eq!(repo.berth(&["drift"]).code, 0);
+    {
+        let r = repo.berth(&["apply", "--auto-approve"]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    {
+        let r = repo.berth(&["drift"]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
 
     let h1 = repo.containers("h1");
     let h2 = repo.containers("h2");
@@ -224,7 +236,10 @@ fn a_failing_health_check_rolls_back_and_keeps_the_old_pod() {
     let repo = Repo::new("t-fail");
     repo.write("deployments/web.yaml", &web("web", 1, "v1", "zone=b"));
     repo.commit("v1");
-    assert_eq!(repo.berth(&["apply", "--auto-approve"]).code, 0);
+    {
+        let r = repo.berth(&["apply", "--auto-approve"]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
     let before = repo.containers("h2");
     assert_eq!(before.len(), 1);
 

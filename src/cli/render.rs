@@ -43,7 +43,7 @@ fn text(state: &DesiredState) -> String {
         out.push_str(&format!(
             "\ndeployment {} revision {} ({})\n  replicas {} on [{}] max/host {}\n  strategy {:?} min_ready {}ms health_timeout {}ms\n",
             d.name,
-            d.revision(),
+            d.revision(&state.project),
             d.file,
             d.replicas,
             hosts.join(", "),

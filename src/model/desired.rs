@@ -179,18 +179,24 @@ impl PodSpec {
 }
 
 impl Deployment {
-    /// The revision: a short hash of everything that forces a new pod when it changes.
-    pub fn revision(&self) -> String {
+    /// The revision: a short hash of everything that forces a new pod when it changes. The
+    /// project and deployment names are part of it, so that pod names (which contain the
+    /// revision) never collide between projects on a shared host.
+    pub fn revision(&self, project: &str) -> String {
         #[derive(Serialize)]
         struct Template<'a> {
+            project: &'a str,
+            deployment: &'a str,
             pod: &'a PodSpec,
             service: &'a Option<Service>,
         }
-        let json = serde_json::to_string(&Template {
+        let template = Template {
+            project,
+            deployment: &self.name,
             pod: &self.pod,
             service: &self.service,
-        })
-        .expect("a pod template always serialises");
+        };
+        let json = serde_json::to_string(&template).expect("a pod template always serialises");
         short_hash(json.as_bytes())
     }
 

@@ -58,24 +58,22 @@ pub struct ObservedHost {
 }
 
 impl ObservedHost {
-    /// A fingerprint of what matters for a plan: managed containers (name, id, state,
-    /// revision) and unmanaged names and ports. Health is left out: it changes on its own.
+    /// A fingerprint of this project's containers on the host (name, id, state, spec).
+    /// Health is left out (it changes on its own), and so are other projects' containers, so
+    /// that their activity does not make a saved plan stale.
     pub fn fingerprint(&self, project: &str) -> String {
         let mut lines: Vec<String> = self
             .containers
             .iter()
+            .filter(|c| c.label(label::PROJECT) == Some(project))
             .map(|c| {
-                if c.label(label::PROJECT) == Some(project) {
-                    format!(
-                        "m {} {} {} {}",
-                        c.name,
-                        c.id,
-                        c.state,
-                        c.label(label::SPEC).unwrap_or("")
-                    )
-                } else {
-                    format!("u {} {:?}", c.name, c.host_ports)
-                }
+                format!(
+                    "{} {} {} {}",
+                    c.name,
+                    c.id,
+                    c.state,
+                    c.label(label::SPEC).unwrap_or("")
+                )
             })
             .collect();
         lines.sort();

@@ -193,7 +193,7 @@ fn observed_spec_map(pod: &ObservedPod) -> BTreeMap<String, serde_json::Value> {
 impl Builder<'_> {
     fn deployment(&mut self, d: &Deployment, hosts: &BTreeMap<String, HostState>) -> Vec<Work> {
         let desired = self.input.desired;
-        let revision = d.revision();
+        let revision = d.revision(&desired.project);
         let eligible: Vec<String> = desired
             .eligible_hosts(d)
             .into_iter()

@@ -114,12 +114,7 @@ fn an_image_change_replaces_pods_behind_the_health_gate() {
         "old pods still there: {after:?}"
     );
     // The commit is recorded on every container.
-    let head = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(repo.path())
-        .output()
-        .unwrap();
-    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    let head = repo.git(&["rev-parse", "HEAD"]);
     let labels = docker(
         "h1",
         &[

@@ -1,29 +1,10 @@
 //! The Git source on real (local) repositories: a checkout, a folder inside one, a plain
 //! directory, and a URL that is cached and fetched incrementally.
 
+mod common;
 use berth::repo::source::{read, SourceRequest};
+use common::{git, git_init as init};
 use std::path::Path;
-use std::process::Command;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn init(dir: &Path) {
-    git(dir, &["init", "-q", "-b", "main"]);
-    git(dir, &["config", "user.email", "t@berth"]);
-    git(dir, &["config", "user.name", "t"]);
-}
 
 fn request<'a>(repo: &'a str, git_ref: Option<&'a str>, cache: &Path) -> SourceRequest<'a> {
     SourceRequest {

@@ -24,6 +24,14 @@ fn ignore(e: DockerError, codes: &[u16]) -> Result<(), String> {
     }
 }
 
+/// The ownership label on networks and volumes berth creates.
+fn project_labels(project: &str) -> HashMap<String, String> {
+    HashMap::from([(
+        crate::model::label::PROJECT.to_string(),
+        project.to_string(),
+    )])
+}
+
 pub async fn ensure_network(docker: &Docker, name: &str, project: &str) -> Result<(), String> {
     match docker
         .inspect_network(name, None::<InspectNetworkOptions>)
@@ -36,10 +44,7 @@ pub async fn ensure_network(docker: &Docker, name: &str, project: &str) -> Resul
     let req = NetworkCreateRequest {
         name: name.to_string(),
         driver: Some("bridge".into()),
-        labels: Some(HashMap::from([(
-            "berth.project".to_string(),
-            project.to_string(),
-        )])),
+        labels: Some(project_labels(project)),
         ..Default::default()
     };
     docker
@@ -52,10 +57,7 @@ pub async fn ensure_network(docker: &Docker, name: &str, project: &str) -> Resul
 pub async fn ensure_volume(docker: &Docker, name: &str, project: &str) -> Result<(), String> {
     let req = VolumeCreateRequest {
         name: Some(name.to_string()),
-        labels: Some(HashMap::from([(
-            "berth.project".to_string(),
-            project.to_string(),
-        )])),
+        labels: Some(project_labels(project)),
         ..Default::default()
     };
     docker

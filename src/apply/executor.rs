@@ -3,7 +3,7 @@
 
 use super::docker_ops as ops;
 use crate::hosts::Fleet;
-use crate::plan::{Plan, Step, Wave};
+use crate::plan::{Plan, Step};
 use bollard::models::HealthStatusEnum;
 use bollard::Docker;
 use std::sync::Arc;
@@ -43,7 +43,7 @@ pub async fn execute(
             plan.waves.len(),
             wave.description
         ));
-        let failures = run_hosts(wave, &wave.steps, plan, fleet, &secrets).await?;
+        let failures = run_hosts(&wave.steps, plan, fleet, &secrets).await?;
         if failures.is_empty() {
             continue;
         }
@@ -53,7 +53,7 @@ pub async fn execute(
         if !wave.on_failure.is_empty() {
             log("  rolling back this wave");
         }
-        let rollback_errors = run_hosts(wave, &wave.on_failure, plan, fleet, &secrets)
+        let rollback_errors = run_hosts(&wave.on_failure, plan, fleet, &secrets)
             .await?
             .into_iter()
             .map(|f| format!("{}: {}", f.host, f.message))
@@ -68,7 +68,6 @@ pub async fn execute(
 }
 
 async fn run_hosts(
-    _wave: &Wave,
     steps: &std::collections::BTreeMap<String, Vec<Step>>,
     plan: &Plan,
     fleet: &Fleet,

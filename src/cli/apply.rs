@@ -93,11 +93,7 @@ pub fn run(a: ApplyArgs) -> Result<u8> {
                 }
                 (fleet, plan)
             }
-            None => {
-                let desired = load_repo(&a.repo, Some(&a.ssh))?;
-                let selector = parse_selector(&a.repo.selector)?;
-                connect_and_plan(&desired, &a.ssh, selector.as_ref(), a.prune).await?
-            }
+            None => connect_and_plan(&a.repo, &a.ssh, a.prune).await?,
         };
         print_plan(&plan, a.format);
         check_unreachable(&plan, &a.ssh)?;

@@ -52,6 +52,10 @@ pub struct SshArgs {
     pub allow_unreachable: bool,
 }
 
+fn known_hosts_path(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| home().join(".ssh").join("known_hosts"))
+}
+
 fn home() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
@@ -76,10 +80,7 @@ impl SshArgs {
             }
         }
         SshOptions {
-            known_hosts: self
-                .known_hosts
-                .clone()
-                .unwrap_or_else(|| home().join(".ssh").join("known_hosts")),
+            known_hosts: known_hosts_path(self.known_hosts.clone()),
             accept_new_host_keys: self.accept_new_host_keys,
             identities,
             key_text,
@@ -118,9 +119,7 @@ pub fn load_repo(args: &RepoArgs, ssh: Option<&SshArgs>) -> Result<DesiredState>
             .unwrap_or_else(|| home().join(".cache"))
             .join("berth")
     });
-    let known_hosts = ssh
-        .map(|s| s.options().known_hosts)
-        .unwrap_or_else(|| home().join(".ssh").join("known_hosts"));
+    let known_hosts = known_hosts_path(ssh.and_then(|s| s.known_hosts.clone()));
     let req = source::SourceRequest {
         repo: &args.repo,
         git_ref: args.git_ref.as_deref(),
@@ -142,19 +141,20 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
-/// Connects to the inventory's hosts and observes them, then builds the plan.
+/// Loads the repository, connects to its hosts, observes them and builds the plan.
 pub async fn connect_and_plan(
-    desired: &DesiredState,
+    repo: &RepoArgs,
     ssh: &SshArgs,
-    selector: Option<&Selector>,
     prune: bool,
 ) -> Result<(Fleet, Plan)> {
+    let selector = parse_selector(&repo.selector)?;
+    let desired = load_repo(repo, Some(ssh))?;
     let fleet = hosts::connect_all(&desired.hosts, &ssh.options(), ssh.max_handshakes).await;
     let observed = fleet.observe().await;
     let plan = plan::build(&PlanInput {
-        desired,
+        desired: &desired,
         observed: &observed,
-        selector,
+        selector: selector.as_ref(),
         prune,
     });
     Ok((fleet, plan))

@@ -36,10 +36,7 @@ fn drift_only(plan: &Plan) -> Plan {
 }
 
 pub fn run(a: DriftArgs) -> Result<u8> {
-    let desired = load_repo(&a.repo, Some(&a.ssh))?;
-    let selector = parse_selector(&a.repo.selector)?;
-    let (_fleet, plan) =
-        runtime().block_on(connect_and_plan(&desired, &a.ssh, selector.as_ref(), false))?;
+    let (_fleet, plan) = runtime().block_on(connect_and_plan(&a.repo, &a.ssh, false))?;
     let drift = drift_only(&plan);
     match a.format {
         Format::Text => {

@@ -29,14 +29,7 @@ pub struct PlanArgs {
 }
 
 pub fn run(a: PlanArgs) -> Result<u8> {
-    let desired = load_repo(&a.repo, Some(&a.ssh))?;
-    let selector = parse_selector(&a.repo.selector)?;
-    let (_fleet, plan) = runtime().block_on(connect_and_plan(
-        &desired,
-        &a.ssh,
-        selector.as_ref(),
-        a.prune,
-    ))?;
+    let (_fleet, plan) = runtime().block_on(connect_and_plan(&a.repo, &a.ssh, a.prune))?;
     print_plan(&plan, a.format);
     if let Some(out) = &a.out {
         std::fs::write(out, crate::render::json(&plan)).into_diagnostic()?;

@@ -112,13 +112,14 @@ pub async fn connect(host: &Host, options: &SshOptions) -> Result<Session, Strin
         Ok(Ok(s)) => s,
     };
     let keys = load_keys(options)?;
+    // The server's preferred RSA signature hash, asked once per session (ignored for other keys).
+    let hash = session
+        .best_supported_rsa_hash()
+        .await
+        .ok()
+        .flatten()
+        .flatten();
     for key in keys {
-        let hash = session
-            .best_supported_rsa_hash()
-            .await
-            .ok()
-            .flatten()
-            .flatten();
         let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
         match session.authenticate_publickey(&host.user, key).await {
             Ok(r) if r.success() => return Ok(session),
@@ -126,7 +127,7 @@ pub async fn connect(host: &Host, options: &SshOptions) -> Result<Session, Strin
             Err(e) => return Err(format!("authentication failed: {e}")),
         }
     }
-    if try_agent(&mut session, &host.user).await {
+    if try_agent(&mut session, &host.user, hash).await {
         return Ok(session);
     }
     Err(format!(
@@ -135,7 +136,7 @@ pub async fn connect(host: &Host, options: &SshOptions) -> Result<Session, Strin
     ))
 }
 
-async fn try_agent(session: &mut Session, user: &str) -> bool {
+async fn try_agent(session: &mut Session, user: &str, hash: Option<russh::keys::HashAlg>) -> bool {
     if std::env::var_os("SSH_AUTH_SOCK").is_none() {
         return false;
     }
@@ -149,12 +150,6 @@ async fn try_agent(session: &mut Session, user: &str) -> bool {
         let russh::keys::agent::AgentIdentity::PublicKey { key, .. } = id else {
             continue;
         };
-        let hash = session
-            .best_supported_rsa_hash()
-            .await
-            .ok()
-            .flatten()
-            .flatten();
         if let Ok(r) = session
             .authenticate_publickey_with(user, key, hash, &mut agent)
             .await

@@ -172,10 +172,6 @@ impl PodSpec {
         ports.sort();
         ports
     }
-
-    pub fn has_healthcheck(&self) -> bool {
-        self.containers.iter().any(|c| c.healthcheck.is_some())
-    }
 }
 
 impl Deployment {
@@ -203,6 +199,16 @@ impl Deployment {
     pub fn max_per_host(&self) -> u32 {
         self.placement.max_per_host.unwrap_or(u32::MAX)
     }
+
+    /// How many pods fit on one host: `max_per_host`, and 1 when the pod publishes a host
+    /// port (only one container per host can bind it).
+    pub fn pods_per_host(&self) -> u32 {
+        if self.pod.host_ports().is_empty() {
+            self.max_per_host()
+        } else {
+            self.max_per_host().min(1)
+        }
+    }
 }
 
 /// Hex SHA-256, full length.
@@ -220,10 +226,6 @@ pub fn short_hash(bytes: &[u8]) -> String {
 }
 
 impl DesiredState {
-    pub fn host(&self, name: &str) -> Option<&Host> {
-        self.hosts.iter().find(|h| h.name == name)
-    }
-
     /// A hash of the desired state, recorded in plans.
     pub fn hash(&self) -> String {
         let json = serde_json::to_string(&(&self.project, &self.hosts, &self.deployments))

@@ -76,10 +76,6 @@ impl Selector {
         Self::default()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.requirements.is_empty()
-    }
-
     pub fn matches(&self, labels: &Labels) -> bool {
         self.requirements.iter().all(|r| r.matches(labels))
     }

@@ -210,12 +210,8 @@ impl Builder<'_> {
         for p in &mine {
             *current.entry(p.host.clone()).or_default() += 1;
         }
-        let per_host = if d.pod.host_ports().is_empty() {
-            d.max_per_host()
-        } else {
-            1
-        };
-        let (target, unplaced) = placement::place(d.replicas, &eligible, &current, per_host);
+        let (target, unplaced) =
+            placement::place(d.replicas, &eligible, &current, d.pods_per_host());
         if unplaced > 0 {
             self.issues.push(Issue {
                 kind: IssueKind::Notice,
@@ -253,41 +249,39 @@ impl Builder<'_> {
             let mut pods: Vec<ObservedPod> =
                 mine.iter().filter(|p| p.host == host).cloned().collect();
             pods.sort_by_key(|p| p.ordinal);
-            let mut keep: Vec<(ObservedPod, bool)> = Vec::new(); // (pod, needs start)
+            // Pods to keep, with the containers that need a start (empty: none).
+            let mut keep: Vec<(ObservedPod, Vec<String>)> = Vec::new();
             let mut replaceable: Vec<(ObservedPod, ChangeKind, String, Vec<diff::FieldChange>)> =
                 Vec::new();
             for p in pods {
                 match diff::judge(&p, d, &revision) {
                     Condition::Current { health } => {
-                        if let Some(h @ (Health::Unhealthy | Health::Starting)) = &health {
-                            self.issues.push(Issue {
-                                kind: IssueKind::Health,
-                                host: Some(host.clone()),
-                                deployment: Some(d.name.clone()),
-                                pod: Some(p.name.clone()),
-                                message: format!(
-                                    "{} is {}",
-                                    p.name,
-                                    if *h == Health::Unhealthy {
-                                        "unhealthy"
-                                    } else {
-                                        "still starting"
-                                    }
-                                ),
-                            });
+                        let problem = match health {
+                            Some(Health::Unhealthy) => Some("unhealthy"),
+                            Some(Health::Starting) => Some("still starting"),
+                            _ => None,
+                        };
+                        if let Some(problem) = problem {
+                            self.pod_issue(
+                                IssueKind::Health,
+                                &host,
+                                &d.name,
+                                &p.name,
+                                format!("{} is {problem}", p.name),
+                            );
                         }
                         if p.containers.iter().any(|c| c.state == "restarting") {
-                            self.issues.push(Issue {
-                                kind: IssueKind::Health,
-                                host: Some(host.clone()),
-                                deployment: Some(d.name.clone()),
-                                pod: Some(p.name.clone()),
-                                message: format!("{} is restarting", p.name),
-                            });
+                            self.pod_issue(
+                                IssueKind::Health,
+                                &host,
+                                &d.name,
+                                &p.name,
+                                format!("{} is restarting", p.name),
+                            );
                         }
-                        keep.push((p, false));
+                        keep.push((p, vec![]));
                     }
-                    Condition::Stopped { .. } => keep.push((p, true)),
+                    Condition::Stopped { containers } => keep.push((p, containers)),
                     Condition::Broken { why, fields } => {
                         replaceable.push((p, ChangeKind::Drift, why, fields))
                     }
@@ -298,7 +292,7 @@ impl Builder<'_> {
                 }
             }
             // Too many good pods here: remove the surplus, stopped ones and high ordinals first.
-            keep.sort_by_key(|(p, stopped)| (*stopped, p.ordinal));
+            keep.sort_by_key(|(p, stopped)| (!stopped.is_empty(), p.ordinal));
             while keep.len() as u32 > want {
                 let (p, _) = keep.pop().expect("non-empty");
                 let (kind, reason) = if !eligible.contains(&host) {
@@ -329,14 +323,8 @@ impl Builder<'_> {
                 );
                 work.push(Work::Remove(p));
             }
-            for (p, needs_start) in &keep {
-                if *needs_start {
-                    let stopped: Vec<String> = p
-                        .containers
-                        .iter()
-                        .filter(|c| !c.is_running())
-                        .map(|c| c.name.clone())
-                        .collect();
+            for (p, stopped) in &keep {
+                if !stopped.is_empty() {
                     let reason = format!("stopped: {}", stopped.join(", "));
                     self.change(
                         d,
@@ -434,6 +422,23 @@ impl Builder<'_> {
         work
     }
 
+    fn pod_issue(
+        &mut self,
+        kind: IssueKind,
+        host: &str,
+        deployment: &str,
+        pod: &str,
+        message: String,
+    ) {
+        self.issues.push(Issue {
+            kind,
+            host: Some(host.to_string()),
+            deployment: Some(deployment.to_string()),
+            pod: Some(pod.to_string()),
+            message,
+        });
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn change(
         &mut self,
@@ -517,30 +522,25 @@ impl Builder<'_> {
 
     fn check_conflicts(&mut self, d: &Deployment, host: &str, pod: &PodPlan) {
         let ports = d.pod.host_ports();
-        for u in self.unmanaged.iter().filter(|u| u.host == host) {
-            let name_clash = pod.containers.iter().any(|c| c.name == u.name);
-            let port_clash: Vec<&(u16, String)> =
-                u.host_ports.iter().filter(|p| ports.contains(p)).collect();
-            if name_clash || !port_clash.is_empty() {
-                let what = if name_clash {
+        let clashes: Vec<String> = self
+            .unmanaged
+            .iter()
+            .filter(|u| u.host == host)
+            .filter_map(|u| {
+                let what = if pod.containers.iter().any(|c| c.name == u.name) {
                     format!("has the name berth needs for pod {}", pod.name)
                 } else {
-                    format!(
-                        "holds host port {}/{} that {} publishes",
-                        port_clash[0].0, port_clash[0].1, d.name
-                    )
+                    let (port, proto) = u.host_ports.iter().find(|p| ports.contains(p))?;
+                    format!("holds host port {port}/{proto} that {} publishes", d.name)
                 };
-                self.issues.push(Issue {
-                    kind: IssueKind::Conflict,
-                    host: Some(host.to_string()),
-                    deployment: Some(d.name.clone()),
-                    pod: Some(pod.name.clone()),
-                    message: format!(
-                        "unmanaged container {} {what}; berth will not remove it",
-                        u.name
-                    ),
-                });
-            }
+                Some(format!(
+                    "unmanaged container {} {what}; berth will not remove it",
+                    u.name
+                ))
+            })
+            .collect();
+        for message in clashes {
+            self.pod_issue(IssueKind::Conflict, host, &d.name, &pod.name, message);
         }
     }
 
@@ -623,19 +623,36 @@ fn remove_step(p: &ObservedPod) -> Step {
     }
 }
 
-fn await_step(d: &Deployment, pod: &PodPlan) -> Step {
+fn await_step(d: &Deployment, pod: &str, containers: Vec<String>) -> Step {
     Step::AwaitReady {
-        pod: pod.name.clone(),
-        containers: pod.containers.iter().map(|c| c.name.clone()).collect(),
+        pod: pod.to_string(),
+        containers,
         min_ready_ms: d.strategy.min_ready_ms,
         timeout_ms: d.strategy.health_timeout_ms,
     }
 }
 
+fn new_container_names(pod: &PodPlan) -> Vec<String> {
+    pod.containers.iter().map(|c| c.name.clone()).collect()
+}
+
+/// Create a pod, then wait for its health gate.
+fn create_and_await(d: &Deployment, pod: PodPlan) -> [Step; 2] {
+    let wait = await_step(d, &pod.name, new_container_names(&pod));
+    [Step::CreatePod { pod }, wait]
+}
+
 fn remove_new(pod: &PodPlan) -> Step {
     Step::RemovePod {
         pod: pod.name.clone(),
-        containers: pod.containers.iter().map(|c| c.name.clone()).collect(),
+        containers: new_container_names(pod),
+    }
+}
+
+fn stop_step(p: &ObservedPod) -> Step {
+    Step::StopPod {
+        pod: p.name.clone(),
+        containers: container_names(p),
     }
 }
 
@@ -660,12 +677,7 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
                 let host = p.host.clone();
                 let s = starts.entry(host).or_default();
                 s.push(start_step(&p));
-                s.push(Step::AwaitReady {
-                    pod: p.name.clone(),
-                    containers: container_names(&p),
-                    min_ready_ms: d.strategy.min_ready_ms,
-                    timeout_ms: d.strategy.health_timeout_ms,
-                });
+                s.push(await_step(d, &p.name, container_names(&p)));
             }
             Work::Create {
                 new,
@@ -677,9 +689,10 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
                     .entry(host.clone())
                     .or_default()
                     .push(remove_new(&new));
-                let s = fresh.entry(host).or_default();
-                s.push(await_step(d, &new));
-                s.insert(s.len() - 1, Step::CreatePod { pod: new });
+                fresh
+                    .entry(host)
+                    .or_default()
+                    .extend(create_and_await(d, new));
             }
             Work::Create {
                 new,
@@ -713,18 +726,14 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
                 let mut steps = Vec::new();
                 let mut undo = vec![remove_new(&new)];
                 if stop_first {
-                    steps.push(Step::StopPod {
-                        pod: old.name.clone(),
-                        containers: container_names(&old),
-                    });
+                    steps.push(stop_step(&old));
                     undo.push(start_step(&old));
                 }
                 let description = format!(
                     "{}: replace {} with {} on {host}",
                     d.name, old.name, new.name
                 );
-                steps.push(await_step(d, &new));
-                steps.insert(steps.len() - 1, Step::CreatePod { pod: new });
+                steps.extend(create_and_await(d, new));
                 steps.push(remove_step(&old));
                 waves.push(Wave {
                     description,
@@ -739,16 +748,12 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
             let mut undo: BTreeMap<String, Vec<Step>> = BTreeMap::new();
             let mut remove: BTreeMap<String, Vec<Step>> = BTreeMap::new();
             for (host, new, old, _) in replacements {
-                stop.entry(host.clone()).or_default().push(Step::StopPod {
-                    pod: old.name.clone(),
-                    containers: container_names(&old),
-                });
+                stop.entry(host.clone()).or_default().push(stop_step(&old));
                 let u = undo.entry(host.clone()).or_default();
                 u.push(remove_new(&new));
                 u.push(start_step(&old));
                 let c = create.entry(host.clone()).or_default();
-                c.push(Step::CreatePod { pod: new.clone() });
-                c.push(await_step(d, &new));
+                c.extend(create_and_await(d, new));
                 remove.entry(host).or_default().push(remove_step(&old));
             }
             waves.push(Wave {

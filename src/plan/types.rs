@@ -175,10 +175,6 @@ impl Plan {
         self.changes.iter().filter(|c| c.action == action).count()
     }
 
-    pub fn drift(&self) -> impl Iterator<Item = &Change> {
-        self.changes.iter().filter(|c| c.kind == ChangeKind::Drift)
-    }
-
     pub fn conflicts(&self) -> impl Iterator<Item = &Issue> {
         self.issues.iter().filter(|i| i.kind == IssueKind::Conflict)
     }

@@ -1,7 +1,7 @@
 //! A pull-request comment: a one-line verdict, a table of changes per deployment and
 //! collapsible diffs.
 
-use super::{spec_diff, summary, symbol, verb};
+use super::{short_commit, spec_diff, summary, symbol, verb};
 use crate::plan::{ChangeKind, Plan};
 use std::fmt::Write;
 
@@ -11,11 +11,7 @@ fn cell(s: &str) -> String {
 
 pub fn plan(plan: &Plan) -> String {
     let mut out = String::new();
-    let commit = plan
-        .commit
-        .as_deref()
-        .map(|c| &c[..c.len().min(12)])
-        .unwrap_or("working tree");
+    let commit = short_commit(plan);
     let verdict = if plan.has_changes() {
         format!(
             "**berth plan** for `{}` at `{commit}`: {}",

@@ -68,6 +68,13 @@ pub fn spec_diff(change: &Change) -> String {
     out
 }
 
+/// The commit, abbreviated as Git does for humans, or "working tree" for a plain directory.
+pub fn short_commit(plan: &Plan) -> &str {
+    plan.commit
+        .as_deref()
+        .map_or("working tree", |c| &c[..c.len().min(12)])
+}
+
 /// `1 to create, 2 to replace, 0 to start, 1 to remove`.
 pub fn summary(plan: &Plan) -> String {
     format!(

@@ -1,6 +1,6 @@
 //! The terminal rendering of a plan.
 
-use super::{spec_diff, summary, symbol, verb};
+use super::{short_commit, spec_diff, summary, symbol, verb};
 use crate::plan::{Action, ChangeKind, IssueKind, Plan};
 use std::fmt::Write;
 
@@ -28,11 +28,7 @@ impl Paint {
 pub fn plan(plan: &Plan, color: bool) -> String {
     let p = Paint(color);
     let mut out = String::new();
-    let commit = plan
-        .commit
-        .as_deref()
-        .map(|c| &c[..c.len().min(12)])
-        .unwrap_or("working tree");
+    let commit = short_commit(plan);
     let reachable = plan.hosts.values().filter(|h| h.reachable).count();
     writeln!(
         out,

@@ -519,11 +519,7 @@ fn check_placement(
     for (d, src, raw) in ds {
         let eligible = state.eligible_hosts(d);
         let ports = d.pod.host_ports();
-        let per_host = if ports.is_empty() {
-            d.max_per_host()
-        } else {
-            d.max_per_host().min(1)
-        };
+        let per_host = d.pods_per_host();
         let capacity = (eligible.len() as u64) * per_host as u64;
         if (d.replicas as u64) > capacity {
             let why = if eligible.is_empty() {

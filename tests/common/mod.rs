@@ -13,6 +13,28 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Runs git in `dir` and returns its trimmed output; a failing git fails the test.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A new repository on branch main with a committer identity.
+pub fn git_init(dir: &Path) {
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["config", "user.email", "test@berth"]);
+    git(dir, &["config", "user.name", "berth test"]);
+}
+
 /// Fails (never skips) when the lab is not up.
 pub fn require_lab() {
     for var in ["BERTH_IDENTITY", "BERTH_KNOWN_HOSTS"] {
@@ -66,9 +88,7 @@ impl Repo {
             dir,
             project: project.to_string(),
         };
-        repo.git(&["init", "-q", "-b", "main"]);
-        repo.git(&["config", "user.email", "test@berth"]);
-        repo.git(&["config", "user.name", "berth test"]);
+        git_init(repo.path());
         repo.write("berth.yaml", &format!("project: {project}\n"));
         repo.write("inventory.yaml", &inventory());
         repo.cleanup();
@@ -79,17 +99,8 @@ impl Repo {
         self.dir.path()
     }
 
-    pub fn git(&self, args: &[&str]) {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(self.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    pub fn git(&self, args: &[&str]) -> String {
+        git(self.path(), args)
     }
 
     pub fn write(&self, rel: &str, text: &str) {

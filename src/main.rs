@@ -4,7 +4,18 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = berth::cli::Cli::parse();
+    let cli = match berth::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // Usage errors exit 1 (clap's own 2 means "changes found" in berth); help exits 0.
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                berth::cli::exit::ERROR
+            } else {
+                berth::cli::exit::OK
+            });
+        }
+    };
     match berth::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(report) => {

@@ -363,3 +363,89 @@ fn an_unreachable_host_is_named_and_the_others_are_planned() {
     let r = repo.berth(&["plan", "--connect-timeout", "2", "--allow-unreachable"]);
     assert_eq!(r.code, 0, "{r:?}");
 }
+
+#[test]
+fn volumes_are_pruned_only_with_prune_volumes() {
+    let repo = Repo::new("t-volumes");
+    let with_volume = web("data", 1, "v1", "zone=b").replace(
+        "      healthcheck:",
+        "      volumes: [\"store:/store\"]\n      healthcheck:",
+    );
+    repo.write("deployments/data.yaml", &with_volume);
+    repo.commit("data");
+    {
+        let r = repo.berth(&["apply", "--auto-approve"]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    assert_eq!(repo.volumes("h2"), ["t-volumes-store"]);
+
+    repo.remove("deployments/data.yaml");
+    repo.commit("drop data");
+    let r = repo.berth(&["apply", "--auto-approve", "--prune"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(repo.containers("h2").is_empty());
+    assert_eq!(
+        repo.volumes("h2"),
+        ["t-volumes-store"],
+        "--prune alone keeps volumes"
+    );
+
+    let r = repo.berth(&["plan", "--prune", "--prune-volumes"]);
+    assert!(r.stdout.contains("volume t-volumes-store"), "{r:?}");
+    let r = repo.berth(&["apply", "--auto-approve", "--prune", "--prune-volumes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(repo.volumes("h2").is_empty());
+    let r = repo.berth(&["plan", "--prune-volumes"]);
+    assert_eq!(r.code, 1, "--prune-volumes needs --prune: {r:?}");
+}
+
+#[test]
+fn resources_changed_by_hand_are_drift_and_apply_deep_repairs_them() {
+    let repo = Repo::new("t-deep");
+    repo.write("deployments/web.yaml", &web("web", 1, "v1", "zone=b"));
+    repo.commit("web");
+    {
+        let r = repo.berth(&["apply", "--auto-approve"]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    let name = repo.containers("h2")[0].name.clone();
+    docker("h2", &["update", "--restart", "no", &name]);
+    let d = repo.berth(&["drift"]);
+    assert_eq!(d.code, 2, "{d:?}");
+    assert!(d.stdout.contains("resources changed by hand"), "{d:?}");
+    let plain = repo.berth(&["plan", "--exit-code"]);
+    assert_eq!(plain.code, 0, "a plain plan does not inspect: {plain:?}");
+    let r = repo.berth(&["apply", "--auto-approve", "--deep"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let d = repo.berth(&["drift"]);
+    assert_eq!(d.code, 0, "{d:?}");
+    assert_ne!(repo.containers("h2")[0].name, name);
+}
+
+#[test]
+fn a_name_taken_after_planning_is_neither_adopted_nor_removed() {
+    let repo = Repo::new("t-taken");
+    repo.write("deployments/web.yaml", &web("web", 1, "v1", "zone=b"));
+    repo.commit("web");
+    let file = repo.path().join("plan.json");
+    let file = file.to_str().unwrap();
+    let p = repo.berth(&["plan", "-o", file]);
+    assert_eq!(p.code, 0, "{p:?}");
+    let plan: berth::plan::Plan =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let name = plan
+        .waves
+        .iter()
+        .flat_map(|w| w.steps.values().flatten())
+        .find_map(|s| match s {
+            berth::plan::Step::CreatePod { pod } => Some(pod.containers[0].name.clone()),
+            _ => None,
+        })
+        .expect("the plan creates a pod");
+    docker("h2", &["create", "--name", &name, "berth-lab/web:v1"]);
+    let r = berth(&["apply", file, "--auto-approve"]);
+    docker("h2", &["inspect", &name]); // still there (fails the test if removed)
+    docker("h2", &["rm", "-f", &name]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("does not belong"), "{r:?}");
+}

@@ -2,7 +2,7 @@
 //! (JSON) in, plans out. A small simulator applies a plan to an observed state, so the tests
 //! can check convergence without hosts.
 
-use berth::model::{label, ObservedContainer, ObservedHost, Selector};
+use berth::model::{label, ObservedContainer, ObservedHost, ObservedVolume, Resources, Selector};
 use berth::plan::{self, Action, ChangeKind, IssueKind, Plan, PlanInput, Step};
 use berth::repo::{self, RepoFiles};
 use std::collections::BTreeMap;
@@ -41,7 +41,7 @@ fn empty_hosts() -> Observed {
                 h.to_string(),
                 Ok(ObservedHost {
                     host: h.to_string(),
-                    containers: vec![],
+                    ..Default::default()
                 }),
             )
         })
@@ -49,12 +49,17 @@ fn empty_hosts() -> Observed {
 }
 
 fn make_plan(files: &RepoFiles, observed: &Observed, prune: bool) -> Plan {
+    plan_with(files, observed, prune, false)
+}
+
+fn plan_with(files: &RepoFiles, observed: &Observed, prune: bool, prune_volumes: bool) -> Plan {
     let desired = repo::load(files, &|_| None).unwrap_or_else(|d| panic!("{d:?}"));
     plan::build(&PlanInput {
         desired: &desired,
         observed,
         selector: None,
         prune,
+        prune_volumes,
     })
 }
 
@@ -80,9 +85,26 @@ fn simulate(plan: &Plan, observed: &mut Observed) {
                                     .iter()
                                     .filter_map(|p| p.host.map(|hp| (hp, p.protocol.clone())))
                                     .collect(),
+                                volumes: c
+                                    .spec
+                                    .volumes
+                                    .iter()
+                                    .filter(|m| m.is_named_volume())
+                                    .map(|m| plan::build::volume_name(&plan.project, &m.source))
+                                    .collect(),
+                                resources: None,
                             });
                         }
                     }
+                    Step::EnsureVolume { name } => {
+                        if !h.volumes.iter().any(|v| &v.name == name) {
+                            h.volumes.push(ObservedVolume {
+                                name: name.clone(),
+                                labels: [(label::PROJECT.to_string(), plan.project.clone())].into(),
+                            });
+                        }
+                    }
+                    Step::RemoveVolume { name } => h.volumes.retain(|v| &v.name != name),
                     Step::RemovePod { containers, .. } => {
                         h.containers.retain(|c| !containers.contains(&c.name))
                     }
@@ -268,7 +290,7 @@ fn adding_a_host_does_not_move_running_pods() {
         "a3".into(),
         Ok(ObservedHost {
             host: "a3".into(),
-            containers: vec![],
+            ..Default::default()
         }),
     );
     let p = make_plan(&files, &observed, false);
@@ -323,6 +345,7 @@ fn a_selector_limits_the_plan_to_matching_deployments() {
         observed: &observed,
         selector: Some(&sel),
         prune: false,
+        prune_volumes: false,
     });
     assert!(p.changes.iter().all(|c| c.deployment == "edge"));
     assert_eq!(p.changes.len(), 2);
@@ -360,10 +383,101 @@ fn secrets_appear_only_as_hashes() {
         observed: &observed,
         selector: None,
         prune: false,
+        prune_volumes: false,
     });
     let json = berth::render::json(&p);
     assert!(!json.contains("hunter2-secret"));
     assert!(json.contains("api-token") && json.contains("sha256"));
     let missing = repo::load(&files, &|_| None).unwrap_err();
     assert!(format!("{missing:?}").contains("BERTH_SECRET_API_TOKEN"));
+}
+
+#[test]
+fn unused_volumes_are_removed_only_with_prune_volumes_and_never_while_mounted() {
+    let mut files = basic();
+    let edge = files.files["deployments/edge.yaml"].replace(
+        "ports: [\"80:8080\"]}",
+        "ports: [\"80:8080\"], volumes: [\"cache:/cache\"]}",
+    );
+    files.files.insert("deployments/edge.yaml".into(), edge);
+    let mut observed = empty_hosts();
+    simulate(&make_plan(&files, &observed, false), &mut observed);
+    assert!(
+        !plan_with(&files, &observed, true, true).has_changes(),
+        "a declared volume stays"
+    );
+
+    // The deployment leaves Git: its pods go with --prune, its volume only with --prune-volumes.
+    files.files.remove("deployments/edge.yaml");
+    let pods_only = plan_with(&files, &observed, true, false);
+    assert!(pods_only.changes.iter().all(|c| c.volume.is_none()));
+    let both = plan_with(&files, &observed, true, true);
+    let volumes: Vec<(&str, &str)> = both
+        .changes
+        .iter()
+        .filter_map(|c| c.volume.as_deref().map(|v| (c.host.as_str(), v)))
+        .collect();
+    assert_eq!(volumes, [("a1", "fx-cache"), ("a2", "fx-cache")]);
+    // In the prune wave the pods go before the volume on each host.
+    let wave = both.waves.last().unwrap();
+    let a1 = &wave.steps["a1"];
+    assert!(
+        matches!(a1.last(), Some(Step::RemoveVolume { .. })),
+        "{a1:?}"
+    );
+    assert!(a1.iter().any(|s| matches!(s, Step::RemovePod { .. })));
+
+    // Without --prune the orphan pods keep mounting it, so it is kept with a notice.
+    let kept = plan_with(&files, &observed, false, true);
+    assert!(kept.changes.iter().all(|c| c.volume.is_none()));
+    assert!(kept
+        .issues
+        .iter()
+        .any(|i| i.message.contains("fx-cache") && i.message.contains("still mount")));
+    simulate(&both, &mut observed);
+    assert!(observed["a1"].as_ref().unwrap().volumes.is_empty());
+}
+
+#[test]
+fn resources_changed_by_hand_are_drift_when_observed_deeply() {
+    let files = basic();
+    let mut observed = empty_hosts();
+    simulate(&make_plan(&files, &observed, false), &mut observed);
+    let a1 = observed.get_mut("a1").unwrap().as_mut().unwrap();
+    let c = a1
+        .containers
+        .iter_mut()
+        .find(|c| c.label(label::DEPLOYMENT) == Some("web"))
+        .unwrap();
+    // As the spec says (no limits, unless-stopped): no change.
+    c.resources = Some(Resources {
+        memory: 0,
+        millicpus: 0,
+        restart: "unless-stopped".into(),
+    });
+    assert!(!make_plan(&files, &observed, false).has_changes());
+    // As after `docker update --memory 128m`.
+    let c = observed
+        .get_mut("a1")
+        .unwrap()
+        .as_mut()
+        .unwrap()
+        .containers
+        .iter_mut()
+        .find(|c| c.resources.is_some())
+        .unwrap();
+    c.resources.as_mut().unwrap().memory = 128 << 20;
+    let p = make_plan(&files, &observed, false);
+    assert_eq!(p.changes.len(), 1, "{:?}", p.changes);
+    let change = &p.changes[0];
+    assert_eq!(
+        (change.action, change.kind),
+        (Action::Replace, ChangeKind::Drift)
+    );
+    assert!(change.reason.contains("resources changed by hand"));
+    let f = &change.fields[0];
+    assert_eq!(
+        (f.field.as_str(), f.old.as_deref(), f.new.as_deref()),
+        ("memory", Some("134217728"), Some("0"))
+    );
 }

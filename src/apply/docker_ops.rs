@@ -226,8 +226,13 @@ pub async fn create_pod(
         let options = CreateContainerOptionsBuilder::default()
             .name(&c.name)
             .build();
-        if let Err(e) = docker.create_container(Some(options), body).await {
-            ignore(e, &[409]).map_err(|e| format!("creating {}: {e}", c.name))?;
+        match docker.create_container(Some(options), body).await {
+            Ok(_) => {}
+            // A re-run finds its own container; anything else with that name is not ours.
+            Err(e) if status_of(&e) == Some(409) => {
+                ensure_ours(docker, &c.name, project, &pod.name).await?
+            }
+            Err(e) => return Err(format!("creating {}: {e}", c.name)),
         }
         docker
             .start_container(&c.name, None::<StartContainerOptions>)
@@ -238,10 +243,59 @@ pub async fn create_pod(
     Ok(())
 }
 
-pub async fn start_containers(docker: &Docker, names: &[String]) -> Result<(), String> {
+/// The labels of an existing container, or `None` when there is none by that name.
+async fn labels_of(docker: &Docker, name: &str) -> Result<Option<HashMap<String, String>>, String> {
+    match docker
+        .inspect_container(name, None::<InspectContainerOptions>)
+        .await
+    {
+        Ok(info) => Ok(Some(info.config.and_then(|c| c.labels).unwrap_or_default())),
+        Err(e) if status_of(&e) == Some(404) => Ok(None),
+        Err(e) => Err(format!("inspecting {name}: {e}")),
+    }
+}
+
+fn label_is(labels: &HashMap<String, String>, key: &str, value: &str) -> bool {
+    labels.get(key).map(String::as_str) == Some(value)
+}
+
+/// Checks that an existing container carries this project's and this pod's labels.
+async fn ensure_ours(docker: &Docker, name: &str, project: &str, pod: &str) -> Result<(), String> {
+    let labels = labels_of(docker, name).await?.unwrap_or_default();
+    if label_is(&labels, crate::model::label::PROJECT, project)
+        && label_is(&labels, crate::model::label::POD, pod)
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "a container named {name} exists and does not belong to pod {pod} of project {project}; berth will not touch it"
+        ))
+    }
+}
+
+/// The named containers that exist and carry this project's label. berth acts on names from
+/// its plan; this check keeps it from touching a container someone else created under such a
+/// name since (a rollback removing a pod whose create failed on a name clash, for example).
+async fn ours(docker: &Docker, names: &[String], project: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
     for n in names {
+        if let Some(labels) = labels_of(docker, n).await? {
+            if label_is(&labels, crate::model::label::PROJECT, project) {
+                out.push(n.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub async fn start_containers(
+    docker: &Docker,
+    names: &[String],
+    project: &str,
+) -> Result<(), String> {
+    for n in ours(docker, names, project).await? {
         docker
-            .start_container(n, None::<StartContainerOptions>)
+            .start_container(&n, None::<StartContainerOptions>)
             .await
             .or_else(|e| ignore(e, &[304]))
             .map_err(|e| format!("starting {n}: {e}"))?;
@@ -249,8 +303,8 @@ pub async fn start_containers(docker: &Docker, names: &[String]) -> Result<(), S
     Ok(())
 }
 
-pub async fn stop_containers(docker: &Docker, names: &[String]) -> Result<(), String> {
-    // Sidecars first: they share the first container's network.
+/// Stops containers, sidecars first (they share the first container's network).
+async fn stop_owned(docker: &Docker, names: &[String]) -> Result<(), String> {
     for n in names.iter().rev() {
         let options = StopContainerOptionsBuilder::default().t(10).build();
         docker
@@ -262,8 +316,21 @@ pub async fn stop_containers(docker: &Docker, names: &[String]) -> Result<(), St
     Ok(())
 }
 
-pub async fn remove_containers(docker: &Docker, names: &[String]) -> Result<(), String> {
-    stop_containers(docker, names).await?;
+pub async fn stop_containers(
+    docker: &Docker,
+    names: &[String],
+    project: &str,
+) -> Result<(), String> {
+    stop_owned(docker, &ours(docker, names, project).await?).await
+}
+
+pub async fn remove_containers(
+    docker: &Docker,
+    names: &[String],
+    project: &str,
+) -> Result<(), String> {
+    let names = ours(docker, names, project).await?;
+    stop_owned(docker, &names).await?;
     for n in names.iter().rev() {
         let options = RemoveContainerOptionsBuilder::default().force(true).build();
         docker

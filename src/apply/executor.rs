@@ -131,10 +131,14 @@ async fn run_step(docker: &Docker, step: &Step, project: &str, secrets: &Secrets
             min_ready_ms,
             timeout_ms,
         } => await_ready(docker, pod, containers, *min_ready_ms, *timeout_ms).await,
-        Step::StartPod { containers, .. } => plain(ops::start_containers(docker, containers).await),
-        Step::StopPod { containers, .. } => plain(ops::stop_containers(docker, containers).await),
+        Step::StartPod { containers, .. } => {
+            plain(ops::start_containers(docker, containers, project).await)
+        }
+        Step::StopPod { containers, .. } => {
+            plain(ops::stop_containers(docker, containers, project).await)
+        }
         Step::RemovePod { containers, .. } => {
-            plain(ops::remove_containers(docker, containers).await)
+            plain(ops::remove_containers(docker, containers, project).await)
         }
         Step::RemoveVolume { name } => plain(ops::remove_volume(docker, name).await),
     }

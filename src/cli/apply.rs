@@ -26,9 +26,8 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation (for CI).
     #[arg(long)]
     pub auto_approve: bool,
-    /// Remove pods of deployments that are no longer declared in Git.
-    #[arg(long)]
-    pub prune: bool,
+    #[command(flatten)]
+    pub flags: PlanFlags,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
@@ -72,7 +71,7 @@ pub fn run(a: ApplyArgs) -> Result<u8> {
                     .collect();
                 let fleet =
                     hosts::connect_all(&hosts, &a.ssh.options(), a.ssh.max_handshakes).await;
-                let observed = fleet.observe().await;
+                let observed = fleet.observe(&Default::default()).await;
                 let mut stale = Vec::new();
                 for (name, state) in plan.hosts.iter().filter(|(_, s)| s.reachable) {
                     match observed.get(name) {
@@ -93,7 +92,7 @@ pub fn run(a: ApplyArgs) -> Result<u8> {
                 }
                 (fleet, plan)
             }
-            None => connect_and_plan(&a.repo, &a.ssh, a.prune).await?,
+            None => connect_and_plan(&a.repo, &a.ssh, &a.flags).await?,
         };
         print_plan(&plan, a.format);
         check_unreachable(&plan, &a.ssh)?;

@@ -1,7 +1,7 @@
 //! Options shared by the subcommands, and the steps they share: load the repository, connect,
 //! observe, plan.
 
-use crate::hosts::{self, ssh::SshOptions, Fleet};
+use crate::hosts::{self, observe::ObserveOptions, ssh::SshOptions, Fleet};
 use crate::model::{DesiredState, Selector};
 use crate::plan::{self, Plan, PlanInput};
 use crate::render::Format;
@@ -50,6 +50,22 @@ pub struct SshArgs {
     /// Plan and apply on the reachable hosts when some are unreachable (otherwise exit 1).
     #[arg(long)]
     pub allow_unreachable: bool,
+}
+
+/// What a plan covers beyond pods declared in Git.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PlanFlags {
+    /// Remove pods of deployments that are no longer declared in Git.
+    #[arg(long)]
+    pub prune: bool,
+    /// With --prune, also remove berth's volumes that no deployment declares and no
+    /// remaining container mounts (their data is lost).
+    #[arg(long, requires = "prune")]
+    pub prune_volumes: bool,
+    /// Inspect every managed container to catch resources changed by hand (`docker update`
+    /// of memory, CPUs, restart policy): one more request per container. `drift` always does.
+    #[arg(long)]
+    pub deep: bool,
 }
 
 fn known_hosts_path(given: Option<PathBuf>) -> PathBuf {
@@ -145,17 +161,23 @@ pub fn runtime() -> tokio::runtime::Runtime {
 pub async fn connect_and_plan(
     repo: &RepoArgs,
     ssh: &SshArgs,
-    prune: bool,
+    flags: &PlanFlags,
 ) -> Result<(Fleet, Plan)> {
     let selector = parse_selector(&repo.selector)?;
     let desired = load_repo(repo, Some(ssh))?;
     let fleet = hosts::connect_all(&desired.hosts, &ssh.options(), ssh.max_handshakes).await;
-    let observed = fleet.observe().await;
+    let options = ObserveOptions {
+        project: desired.project.clone(),
+        volumes: flags.prune_volumes,
+        deep: flags.deep,
+    };
+    let observed = fleet.observe(&options).await;
     let plan = plan::build(&PlanInput {
         desired: &desired,
         observed: &observed,
         selector: selector.as_ref(),
-        prune,
+        prune: flags.prune,
+        prune_volumes: flags.prune_volumes,
     });
     Ok((fleet, plan))
 }

@@ -36,7 +36,14 @@ fn drift_only(plan: &Plan) -> Plan {
 }
 
 pub fn run(a: DriftArgs) -> Result<u8> {
-    let (_fleet, plan) = runtime().block_on(connect_and_plan(&a.repo, &a.ssh, false))?;
+    let (_fleet, plan) = runtime().block_on(connect_and_plan(
+        &a.repo,
+        &a.ssh,
+        &PlanFlags {
+            deep: true,
+            ..Default::default()
+        },
+    ))?;
     let drift = drift_only(&plan);
     match a.format {
         Format::Text => {

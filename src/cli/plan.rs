@@ -23,13 +23,12 @@ pub struct PlanArgs {
     /// Exit 2 when there are changes (pending or drift).
     #[arg(long)]
     pub exit_code: bool,
-    /// Also plan removing pods of deployments that are no longer in Git.
-    #[arg(long)]
-    pub prune: bool,
+    #[command(flatten)]
+    pub flags: PlanFlags,
 }
 
 pub fn run(a: PlanArgs) -> Result<u8> {
-    let (_fleet, plan) = runtime().block_on(connect_and_plan(&a.repo, &a.ssh, a.prune))?;
+    let (_fleet, plan) = runtime().block_on(connect_and_plan(&a.repo, &a.ssh, &a.flags))?;
     print_plan(&plan, a.format);
     if let Some(out) = &a.out {
         std::fs::write(out, crate::render::json(&plan)).into_diagnostic()?;

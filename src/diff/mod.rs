@@ -172,6 +172,43 @@ pub fn spec_field_changes(container: &str, old: &Value, new: &Value) -> Vec<Fiel
         .collect()
 }
 
+/// Resource settings (seen by a deep observation) that differ from the desired spec.
+pub fn resource_changes(pod: &ObservedPod, desired: &[ContainerSpec]) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    for c in &pod.containers {
+        let (Some(r), Some(name)) = (&c.resources, c.label(label::CONTAINER)) else {
+            continue;
+        };
+        let Some(spec) = desired.iter().find(|s| s.name == name) else {
+            continue;
+        };
+        let pairs = [
+            (
+                "memory",
+                r.memory.to_string(),
+                spec.memory.unwrap_or(0).to_string(),
+            ),
+            (
+                "millicpus",
+                r.millicpus.to_string(),
+                spec.millicpus.unwrap_or(0).to_string(),
+            ),
+            ("restart", r.restart.clone(), spec.restart.clone()),
+        ];
+        for (field, live, want) in pairs {
+            if live != want {
+                out.push(FieldChange {
+                    container: name.to_string(),
+                    field: field.to_string(),
+                    old: Some(live),
+                    new: Some(want),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Judges one observed pod of a deployment against the deployment's desired revision.
 pub fn judge(pod: &ObservedPod, d: &Deployment, revision: &str) -> Condition {
     if pod.revision != revision {
@@ -192,6 +229,13 @@ pub fn judge(pod: &ObservedPod, d: &Deployment, revision: &str) -> Condition {
             format!("container {} removed by hand", missing.join(", "))
         };
         return Condition::Broken { why, fields };
+    }
+    let resources = resource_changes(pod, &d.pod.containers);
+    if !resources.is_empty() {
+        return Condition::Broken {
+            why: "resources changed by hand".to_string(),
+            fields: resources,
+        };
     }
     let stopped: Vec<String> = pod
         .containers

@@ -88,17 +88,19 @@ pub async fn connect_all(
 
 impl Fleet {
     /// Observes every connected host in parallel; unreachable hosts carry their error.
-    pub async fn observe(&self) -> BTreeMap<String, Result<ObservedHost, String>> {
+    pub async fn observe(
+        &self,
+        opts: &observe::ObserveOptions,
+    ) -> BTreeMap<String, Result<ObservedHost, String>> {
         let tasks: Vec<_> = self
             .connected
             .values()
             .map(|c| {
                 let c = c.clone();
+                let opts = opts.clone();
                 tokio::spawn(async move {
-                    (
-                        c.host.name.clone(),
-                        observe::observe(&c.host.name, &c.docker).await,
-                    )
+                    let observed = observe::observe(&c.host.name, &c.docker, &opts).await;
+                    (c.host.name.clone(), observed)
                 })
             })
             .collect();

@@ -1,8 +1,25 @@
-//! Observing a host: one container list, turned into plain values.
+//! Observing a host: one container list, turned into plain values. Optionally, in the same
+//! parallel burst, a list of berth's volumes and an inspect per managed container (deep).
 
-use crate::model::{Health, ObservedContainer, ObservedHost};
-use bollard::query_parameters::ListContainersOptionsBuilder;
+use crate::model::{label, Health, ObservedContainer, ObservedHost, ObservedVolume, Resources};
+use bollard::models::ContainerSummary;
+use bollard::query_parameters::{
+    InspectContainerOptions, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
+};
 use bollard::Docker;
+use futures_util::future::join_all;
+use std::collections::HashMap;
+
+/// What to observe beyond the container list.
+#[derive(Debug, Clone, Default)]
+pub struct ObserveOptions {
+    /// The project whose containers a deep observation inspects.
+    pub project: String,
+    /// List berth's volumes (for `--prune-volumes`).
+    pub volumes: bool,
+    /// Inspect every managed container for resources changed out of band.
+    pub deep: bool,
+}
 
 /// Reads the health from the status text (`Up 3 seconds (healthy)`), which the list call
 /// returns, so no inspect per container is needed.
@@ -18,47 +35,119 @@ pub fn health_from_status(status: &str) -> Option<Health> {
     }
 }
 
-/// Lists every container of the host (managed or not: unmanaged ones matter for name and
-/// port clashes) in one request.
-pub async fn observe(host: &str, docker: &Docker) -> Result<ObservedHost, String> {
-    let options = ListContainersOptionsBuilder::default().all(true).build();
-    let list = docker
-        .list_containers(Some(options))
-        .await
-        .map_err(|e| format!("listing containers: {e}"))?;
-    let containers = list
+fn container(c: ContainerSummary) -> ObservedContainer {
+    let mut host_ports: Vec<(u16, String)> = c
+        .ports
+        .unwrap_or_default()
         .into_iter()
-        .map(|c| {
-            let mut host_ports: Vec<(u16, String)> = c
-                .ports
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|p| {
-                    let proto = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into());
-                    p.public_port.map(|pp| (pp, proto))
-                })
-                .collect();
-            host_ports.sort();
-            host_ports.dedup();
-            ObservedContainer {
-                id: c.id.unwrap_or_default(),
-                name: c
-                    .names
-                    .unwrap_or_default()
-                    .first()
-                    .map(|n| n.trim_start_matches('/').to_string())
-                    .unwrap_or_default(),
-                image: c.image.unwrap_or_default(),
-                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-                health: c.status.as_deref().and_then(health_from_status),
-                labels: c.labels.unwrap_or_default().into_iter().collect(),
-                host_ports,
-            }
+        .filter_map(|p| {
+            let proto = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into());
+            p.public_port.map(|pp| (pp, proto))
         })
         .collect();
+    host_ports.sort();
+    host_ports.dedup();
+    let mut volumes: Vec<String> = c
+        .mounts
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.typ.as_ref().map(|t| t.to_string()).as_deref() == Some("volume"))
+        .filter_map(|m| m.name)
+        .collect();
+    volumes.sort();
+    ObservedContainer {
+        id: c.id.unwrap_or_default(),
+        name: c
+            .names
+            .unwrap_or_default()
+            .first()
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_default(),
+        image: c.image.unwrap_or_default(),
+        state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+        health: c.status.as_deref().and_then(health_from_status),
+        labels: c.labels.unwrap_or_default().into_iter().collect(),
+        host_ports,
+        volumes,
+        resources: None,
+    }
+}
+
+async fn list_volumes(docker: &Docker) -> Result<Vec<ObservedVolume>, String> {
+    let filters = HashMap::from([("label".to_string(), vec![label::PROJECT.to_string()])]);
+    let options = ListVolumesOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let list = docker
+        .list_volumes(Some(options))
+        .await
+        .map_err(|e| format!("listing volumes: {e}"))?;
+    let mut volumes: Vec<ObservedVolume> = list
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| ObservedVolume {
+            name: v.name,
+            labels: v.labels.into_iter().collect(),
+        })
+        .collect();
+    volumes.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(volumes)
+}
+
+async fn resources(docker: &Docker, id: &str) -> Result<Resources, String> {
+    let info = docker
+        .inspect_container(id, None::<InspectContainerOptions>)
+        .await
+        .map_err(|e| format!("inspecting {id}: {e}"))?;
+    let hc = info.host_config.unwrap_or_default();
+    Ok(Resources {
+        memory: hc.memory.unwrap_or(0).max(0) as u64,
+        millicpus: (hc.nano_cpus.unwrap_or(0).max(0) / 1_000_000) as u64,
+        restart: hc
+            .restart_policy
+            .and_then(|r| r.name)
+            .map(|n| n.to_string())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "no".into()),
+    })
+}
+
+/// Lists every container of the host (managed or not: unmanaged ones matter for name and
+/// port clashes) in one request; volumes are listed alongside when asked.
+pub async fn observe(
+    host: &str,
+    docker: &Docker,
+    opts: &ObserveOptions,
+) -> Result<ObservedHost, String> {
+    let list_options = ListContainersOptionsBuilder::default().all(true).build();
+    let (list, volumes) = tokio::join!(docker.list_containers(Some(list_options)), async {
+        if opts.volumes {
+            list_volumes(docker).await
+        } else {
+            Ok(vec![])
+        }
+    });
+    let list = list.map_err(|e| format!("listing containers: {e}"))?;
+    let mut containers: Vec<ObservedContainer> = list.into_iter().map(container).collect();
+    if opts.deep {
+        let managed: Vec<usize> = (0..containers.len())
+            .filter(|&i| containers[i].label(label::PROJECT) == Some(opts.project.as_str()))
+            .collect();
+        let found = join_all(
+            managed
+                .iter()
+                .map(|&i| resources(docker, &containers[i].id)),
+        )
+        .await;
+        for (i, r) in managed.into_iter().zip(found) {
+            containers[i].resources = Some(r?);
+        }
+    }
     Ok(ObservedHost {
         host: host.to_string(),
         containers,
+        volumes: volumes?,
     })
 }
 

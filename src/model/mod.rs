@@ -7,5 +7,5 @@ pub mod selector;
 
 pub use desired::*;
 pub use labels::Labels;
-pub use observed::{label, Health, ObservedContainer, ObservedHost};
+pub use observed::{label, Health, ObservedContainer, ObservedHost, ObservedVolume, Resources};
 pub use selector::Selector;

@@ -38,6 +38,30 @@ pub struct ObservedContainer {
     /// Published host ports as (port, protocol).
     #[serde(default)]
     pub host_ports: Vec<(u16, String)>,
+    /// Names of the named volumes it mounts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+    /// Resource settings as the engine has them now; only read by a deep observation
+    /// (an inspect per managed container), since the container list does not carry them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+}
+
+/// What `docker update` can change behind berth's back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Resources {
+    /// Bytes; 0 for no limit.
+    pub memory: u64,
+    /// Milli-CPUs; 0 for no limit.
+    pub millicpus: u64,
+    pub restart: String,
+}
+
+/// A named volume with its labels.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ObservedVolume {
+    pub name: String,
+    pub labels: Labels,
 }
 
 impl ObservedContainer {
@@ -55,6 +79,9 @@ pub struct ObservedHost {
     pub host: String,
     /// Every container on the host, managed or not.
     pub containers: Vec<ObservedContainer>,
+    /// Volumes labelled by berth; only listed when volumes are to be pruned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<ObservedVolume>,
 }
 
 impl ObservedHost {

@@ -12,6 +12,9 @@ pub struct PlanInput<'a> {
     /// Only deployments whose labels match are planned (`-l`).
     pub selector: Option<&'a Selector>,
     pub prune: bool,
+    /// Also remove berth's volumes that no deployment declares and no remaining container
+    /// mounts (needs the volumes in the observation).
+    pub prune_volumes: bool,
 }
 
 /// The Docker network every pod of a project joins; service names are aliases on it.
@@ -129,7 +132,7 @@ pub fn build(input: &PlanInput) -> Plan {
         let work = b.deployment(d, &hosts);
         all_work.push((d, work));
     }
-    let prune_wave = b.orphans(&hosts);
+    let mut prune_steps = b.orphans(&hosts);
     // Preparation first, in one parallel wave.
     if !b.prepare.is_empty() {
         let steps = b
@@ -156,7 +159,18 @@ pub fn build(input: &PlanInput) -> Plan {
     for (d, work) in all_work {
         b.waves.extend(waves_for(d, work));
     }
-    b.waves.extend(prune_wave);
+    if input.prune_volumes {
+        let removed = removed_containers(b.waves.iter().map(|w| &w.steps).chain([&prune_steps]));
+        b.unused_volumes(&removed, &mut prune_steps);
+    }
+    if !prune_steps.is_empty() {
+        b.waves.push(Wave {
+            description: "prune what is no longer declared in Git".into(),
+            steps: prune_steps,
+            on_failure: BTreeMap::new(),
+        });
+    }
+
     Plan {
         version: PLAN_VERSION,
         project: input.desired.project.clone(),
@@ -459,6 +473,7 @@ impl Builder<'_> {
             kind,
             pod: old.map(|p| p.name.clone()),
             new_pod,
+            volume: None,
             reason,
             fields,
             old_spec: old.filter(|_| with_specs).map(observed_spec_map),
@@ -545,7 +560,8 @@ impl Builder<'_> {
     }
 
     /// Pods of deployments that are not in Git (or deleted from it).
-    fn orphans(&mut self, hosts: &BTreeMap<String, HostState>) -> Option<Wave> {
+    /// Steps that remove pods of deployments not in Git (with --prune); notices otherwise.
+    fn orphans(&mut self, hosts: &BTreeMap<String, HostState>) -> BTreeMap<String, Vec<Step>> {
         let declared: BTreeSet<&str> = self
             .input
             .desired
@@ -582,6 +598,7 @@ impl Builder<'_> {
                     kind,
                     pod: Some(p.name.clone()),
                     new_pod: None,
+                    volume: None,
                     reason,
                     fields: vec![],
                     old_spec: None,
@@ -608,12 +625,92 @@ impl Builder<'_> {
                 });
             }
         }
-        (!steps.is_empty()).then(|| Wave {
-            description: "prune pods not declared in Git".into(),
-            steps,
-            on_failure: BTreeMap::new(),
-        })
+        steps
     }
+
+    /// Volumes of this project that no deployment declares and no container keeps using.
+    /// `removed` holds the (host, container) pairs the plan removes.
+    fn unused_volumes(
+        &mut self,
+        removed: &BTreeSet<(String, String)>,
+        steps: &mut BTreeMap<String, Vec<Step>>,
+    ) {
+        let project = &self.input.desired.project;
+        let declared: BTreeSet<String> = self
+            .input
+            .desired
+            .deployments
+            .iter()
+            .flat_map(|d| d.pod.containers.iter().flat_map(|c| c.volumes.iter()))
+            .filter(|m| m.is_named_volume())
+            .map(|m| volume_name(project, &m.source))
+            .collect();
+        for (host, observed) in self.input.observed {
+            let Ok(observed) = observed else { continue };
+            for v in &observed.volumes {
+                if v.labels.get(label::PROJECT) != Some(project) || declared.contains(&v.name) {
+                    continue;
+                }
+                let users: Vec<&str> = observed
+                    .containers
+                    .iter()
+                    .filter(|c| {
+                        c.volumes.contains(&v.name)
+                            && !removed.contains(&(host.clone(), c.name.clone()))
+                    })
+                    .map(|c| c.name.as_str())
+                    .collect();
+                if !users.is_empty() {
+                    self.issues.push(Issue {
+                        kind: IssueKind::Notice,
+                        host: Some(host.clone()),
+                        deployment: None,
+                        pod: None,
+                        message: format!(
+                            "volume {} is not declared in Git but {} still mount(s) it; kept",
+                            v.name,
+                            users.join(", ")
+                        ),
+                    });
+                    continue;
+                }
+                self.changes.push(Change {
+                    deployment: String::new(),
+                    host: host.clone(),
+                    action: Action::Remove,
+                    kind: ChangeKind::Pending,
+                    pod: None,
+                    new_pod: None,
+                    volume: Some(v.name.clone()),
+                    reason: format!("volume {} is not declared by any deployment", v.name),
+                    fields: vec![],
+                    old_spec: None,
+                    new_spec: None,
+                });
+                steps
+                    .entry(host.clone())
+                    .or_default()
+                    .push(Step::RemoveVolume {
+                        name: v.name.clone(),
+                    });
+            }
+        }
+    }
+}
+
+/// The (host, container) pairs that these steps remove.
+fn removed_containers<'a>(
+    maps: impl Iterator<Item = &'a BTreeMap<String, Vec<Step>>>,
+) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (host, steps) in maps.flatten() {
+        for step in steps {
+            if let Step::RemovePod { containers, .. } = step {
+                out.extend(containers.iter().map(|c| (host.clone(), c.clone())));
+            }
+        }
+    }
+    out
 }
 
 fn remove_step(p: &ObservedPod) -> Step {

@@ -63,6 +63,9 @@ pub struct Change {
     pub pod: Option<String>,
     /// The pod that will be there (create, replace).
     pub new_pod: Option<String>,
+    /// The volume a change is about (volume pruning), instead of a pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
     pub reason: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldChange>,

@@ -1,7 +1,7 @@
 //! A pull-request comment: a one-line verdict, a table of changes per deployment and
 //! collapsible diffs.
 
-use super::{short_commit, spec_diff, summary, symbol, verb};
+use super::{short_commit, spec_diff, subject, summary, symbol, verb};
 use crate::plan::{ChangeKind, Plan};
 use std::fmt::Write;
 
@@ -29,19 +29,18 @@ pub fn plan(plan: &Plan) -> String {
     deployments.sort();
     deployments.dedup();
     for d in deployments {
-        writeln!(out, "### deployment `{d}`\n").ok();
+        if d.is_empty() {
+            writeln!(out, "### not owned by a deployment\n").ok();
+        } else {
+            writeln!(out, "### deployment `{d}`\n").ok();
+        }
         writeln!(
             out,
             "| | action | host | pod | kind | reason |\n|---|---|---|---|---|---|"
         )
         .ok();
         for c in plan.changes.iter().filter(|c| c.deployment == d) {
-            let pod = match (&c.pod, &c.new_pod) {
-                (Some(o), Some(n)) => format!("`{o}` → `{n}`"),
-                (Some(o), None) => format!("`{o}`"),
-                (None, Some(n)) => format!("`{n}`"),
-                (None, None) => String::new(),
-            };
+            let pod = subject(c, "`");
             let kind = if c.kind == ChangeKind::Drift {
                 "drift"
             } else {

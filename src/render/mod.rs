@@ -68,6 +68,18 @@ pub fn spec_diff(change: &Change) -> String {
     out
 }
 
+/// What a change is about: `old → new` pods, one pod, or a volume; names wrapped in `quote`.
+pub fn subject(c: &Change, quote: &str) -> String {
+    let q = |s: &str| format!("{quote}{s}{quote}");
+    match (&c.pod, &c.new_pod, &c.volume) {
+        (Some(o), Some(n), _) => format!("{} → {}", q(o), q(n)),
+        (Some(o), None, _) => q(o),
+        (None, Some(n), _) => q(n),
+        (None, None, Some(v)) => format!("volume {}", q(v)),
+        (None, None, None) => String::new(),
+    }
+}
+
 /// The commit, abbreviated as Git does for humans, or "working tree" for a plain directory.
 pub fn short_commit(plan: &Plan) -> &str {
     plan.commit

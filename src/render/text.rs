@@ -1,6 +1,6 @@
 //! The terminal rendering of a plan.
 
-use super::{short_commit, spec_diff, summary, symbol, verb};
+use super::{short_commit, spec_diff, subject, summary, symbol, verb};
 use crate::plan::{Action, ChangeKind, IssueKind, Plan};
 use std::fmt::Write;
 
@@ -53,17 +53,16 @@ pub fn plan(plan: &Plan, color: bool) -> String {
             "\n{}",
             p.code(
                 "1",
-                &format!("deployment {}", if d.is_empty() { "(none)" } else { d })
+                &if d.is_empty() {
+                    "not owned by a deployment".to_string()
+                } else {
+                    format!("deployment {d}")
+                }
             )
         )
         .ok();
         for c in plan.changes.iter().filter(|c| c.deployment == d) {
-            let pods = match (&c.pod, &c.new_pod) {
-                (Some(o), Some(n)) => format!("{o} → {n}"),
-                (Some(o), None) => o.clone(),
-                (None, Some(n)) => n.clone(),
-                (None, None) => String::new(),
-            };
+            let pods = subject(c, "");
             let kind = match c.kind {
                 ChangeKind::Pending => "pending",
                 ChangeKind::Drift => "drift",

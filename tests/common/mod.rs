@@ -160,6 +160,27 @@ impl Repo {
         HOSTS.iter().flat_map(|h| self.containers(h)).collect()
     }
 
+    /// This project's volumes on a host, sorted.
+    pub fn volumes(&self, host: &str) -> Vec<String> {
+        let out = docker(
+            host,
+            &[
+                "volume",
+                "ls",
+                "-q",
+                "--filter",
+                &format!("label=berth.project={}", self.project),
+            ],
+        );
+        let mut v: Vec<String> = out
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    }
+
     pub fn cleanup(&self) {
         for h in HOSTS {
             let ids = docker(
@@ -175,6 +196,14 @@ impl Repo {
             if !ids.is_empty() {
                 let mut args = vec!["rm", "-f"];
                 args.extend(ids);
+                docker(h, &args);
+            }
+        }
+        for h in HOSTS {
+            let volumes = self.volumes(h);
+            if !volumes.is_empty() {
+                let mut args = vec!["volume", "rm", "-f"];
+                args.extend(volumes.iter().map(String::as_str));
                 docker(h, &args);
             }
         }

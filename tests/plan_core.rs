@@ -96,13 +96,11 @@ fn simulate(plan: &Plan, observed: &mut Observed) {
                             });
                         }
                     }
-                    Step::EnsureVolume { name } => {
-                        if !h.volumes.iter().any(|v| &v.name == name) {
-                            h.volumes.push(ObservedVolume {
-                                name: name.clone(),
-                                labels: [(label::PROJECT.to_string(), plan.project.clone())].into(),
-                            });
-                        }
+                    Step::EnsureVolume { name } if !h.volumes.iter().any(|v| &v.name == name) => {
+                        h.volumes.push(ObservedVolume {
+                            name: name.clone(),
+                            labels: [(label::PROJECT.to_string(), plan.project.clone())].into(),
+                        });
                     }
                     Step::RemoveVolume { name } => h.volumes.retain(|v| &v.name != name),
                     Step::RemovePod { containers, .. } => {

@@ -449,3 +449,22 @@ fn a_name_taken_after_planning_is_neither_adopted_nor_removed() {
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stderr.contains("does not belong"), "{r:?}");
 }
+
+#[test]
+fn a_missing_image_is_pulled_from_its_registry() {
+    let repo = Repo::new("t-pull");
+    let image = "198.18.0.1:5000/berth-lab/web:v2";
+    let deployment = web("web", 1, "v1", "zone=b").replace("berth-lab/web:v1", image);
+    repo.write("deployments/web.yaml", &deployment);
+    repo.commit("from the registry");
+    let has_image = || docker("h2", &["images", "-q", image]).trim().to_string();
+    if !has_image().is_empty() {
+        docker("h2", &["rmi", "-f", image]);
+    }
+    assert!(has_image().is_empty());
+    let r = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!has_image().is_empty(), "the image was not pulled");
+    let c = repo.containers("h2");
+    assert_eq!((c.len(), c[0].image.as_str(), c[0].state.as_str()), (1, image, "running"));
+}

@@ -317,6 +317,18 @@ fn a_saved_plan_applies_exactly_or_refuses_when_stale() {
     let r = berth(&["apply", file, "--auto-approve"]);
     assert_eq!(r.code, 5, "{r:?}");
     assert!(r.stderr.contains("h1 changed since the plan"), "{r:?}");
+
+    // A plan with work to do is checked again under the lock, before any step runs.
+    docker("h1", &["start", &repo.containers("h1")[0].name]);
+    repo.write("deployments/web.yaml", &web("web", 3, "v1", "role=web"));
+    repo.commit("scale to 3");
+    let p = repo.berth(&["plan", "-o", file]);
+    assert!(p.stdout.contains("1 to create"), "{p:?}");
+    docker("h2", &["stop", "-t", "1", &repo.containers("h2")[0].name]);
+    let r = berth(&["apply", file, "--auto-approve"]);
+    assert_eq!(r.code, 5, "{r:?}");
+    assert!(r.stderr.contains("h2 changed since the plan"), "{r:?}");
+    assert_eq!(repo.all_containers().len(), 2, "a stale plan must not run");
 }
 
 #[test]
@@ -466,5 +478,64 @@ fn a_missing_image_is_pulled_from_its_registry() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(!has_image().is_empty(), "the image was not pulled");
     let c = repo.containers("h2");
-    assert_eq!((c.len(), c[0].image.as_str(), c[0].state.as_str()), (1, image, "running"));
+    assert_eq!(
+        (c.len(), c[0].image.as_str(), c[0].state.as_str()),
+        (1, image, "running")
+    );
+}
+
+#[test]
+fn a_held_lock_stops_apply_with_exit_4_until_unlocked() {
+    let repo = Repo::new("t-lock");
+    repo.write("deployments/web.yaml", &web("web", 1, "v1", "zone=b"));
+    repo.commit("web");
+    // Another apply holds the lock on h2.
+    docker(
+        "h2",
+        &[
+            "network",
+            "create",
+            "--label",
+            "berth.project=t-lock",
+            "--label",
+            "berth.lock.owner=alice@ci pid 7",
+            "--label",
+            "berth.lock.since=1700000000",
+            "berth-lock-t-lock",
+        ],
+    );
+    let r = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr.contains("alice@ci pid 7") && r.stderr.contains("berth unlock"),
+        "{r:?}"
+    );
+    assert!(
+        repo.all_containers().is_empty(),
+        "nothing may run without the lock"
+    );
+    // The hosts where the lock was free were released again.
+    assert!(docker(
+        "h1",
+        &["network", "ls", "-q", "--filter", "name=berth-lock-t-lock"]
+    )
+    .trim()
+    .is_empty());
+
+    let u = repo.berth(&["unlock"]);
+    assert_eq!(u.code, 0, "{u:?}");
+    let r = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(repo.containers("h2").len(), 1);
+    for h in HOSTS {
+        assert!(
+            docker(
+                h,
+                &["network", "ls", "-q", "--filter", "name=berth-lock-t-lock"]
+            )
+            .trim()
+            .is_empty(),
+            "lock left on {h}"
+        );
+    }
 }

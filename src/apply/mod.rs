@@ -2,5 +2,6 @@
 
 pub mod docker_ops;
 pub mod executor;
+pub mod lock;
 
 pub use executor::{execute, Outcome, Secrets, StepFailure};

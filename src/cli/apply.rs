@@ -1,7 +1,7 @@
 use super::common::*;
 use super::exit;
-use crate::apply::{self, Outcome};
-use crate::hosts;
+use crate::apply::{self, lock, lock::LockError, Outcome};
+use crate::hosts::{self, Fleet};
 use crate::plan::Plan;
 use crate::render::Format;
 use clap::Args;
@@ -71,25 +71,6 @@ pub fn run(a: ApplyArgs) -> Result<u8> {
                     .collect();
                 let fleet =
                     hosts::connect_all(&hosts, &a.ssh.options(), a.ssh.max_handshakes).await;
-                let observed = fleet.observe(&Default::default()).await;
-                let mut stale = Vec::new();
-                for (name, state) in plan.hosts.iter().filter(|(_, s)| s.reachable) {
-                    match observed.get(name) {
-                        Some(Ok(o)) if Some(o.fingerprint(&plan.project)) == state.fingerprint => {}
-                        Some(Ok(_)) => {
-                            stale.push(format!("{name} changed since the plan was made"))
-                        }
-                        Some(Err(e)) => stale.push(format!("{name} is unreachable now: {e}")),
-                        None => stale.push(format!("{name} was not observed")),
-                    }
-                }
-                if !stale.is_empty() {
-                    eprintln!(
-                        "error: the saved plan is stale:\n  {}\nrun berth plan again",
-                        stale.join("\n  ")
-                    );
-                    return Ok(exit::STALE);
-                }
                 (fleet, plan)
             }
             None => connect_and_plan(&a.repo, &a.ssh, &a.flags).await?,
@@ -105,44 +86,100 @@ pub fn run(a: ApplyArgs) -> Result<u8> {
             ));
         }
         if plan.waves.is_empty() {
+            // Nothing to do, but a saved plan still promises the hosts are as it saw them.
+            if a.plan_file.is_some() {
+                return Ok(check_stale(&fleet, &plan).await.unwrap_or(exit::OK));
+            }
             return Ok(exit::OK);
         }
         if !a.auto_approve && !confirm()? {
             eprintln!("apply cancelled");
             return Ok(exit::ERROR);
         }
-        let secrets: apply::Secrets = Arc::new(secret_lookup);
-        let log = |line: &str| eprintln!("{line}");
-        match apply::execute(&plan, &fleet, secrets, &log)
-            .await
-            .map_err(|e| miette!("{e}"))?
-        {
-            Outcome::Applied => {
-                eprintln!("apply complete: {}", crate::render::summary(&plan));
-                Ok(exit::OK)
+        let hosts: Vec<String> = plan
+            .hosts
+            .iter()
+            .filter(|(_, s)| s.reachable)
+            .map(|(h, _)| h.clone())
+            .collect();
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let locks = match lock::acquire(&fleet, &plan.project, &hosts, since).await {
+            Ok(l) => l,
+            Err(e @ LockError::Held { .. }) => {
+                eprintln!("error: {e}");
+                return Ok(exit::LOCKED);
             }
-            Outcome::RolledBack {
-                wave,
-                failures,
-                rollback_errors,
-            } => {
-                eprintln!("\napply failed in \"{wave}\":");
-                for f in &failures {
-                    eprintln!("  {}: {}", f.host, f.message);
-                    for l in f.details.lines() {
-                        eprintln!("    {l}");
-                    }
+            Err(e) => return Err(miette!("{e}")),
+        };
+        // Under the lock, the hosts must still be as planned (a saved plan, or someone else's
+        // apply while this one waited for its confirmation).
+        let code = match check_stale(&fleet, &plan).await {
+            Some(stale) => Ok(stale),
+            None => execute(&plan, &fleet).await,
+        };
+        if let Err(e) = locks.release().await {
+            eprintln!("warning: could not release the apply lock: {e}");
+        }
+        code
+    })
+}
+
+/// Exit 5 with the hosts whose project containers differ from what the plan saw, if any.
+async fn check_stale(fleet: &Fleet, plan: &Plan) -> Option<u8> {
+    let observed = fleet.observe(&Default::default()).await;
+    let mut stale = Vec::new();
+    for (name, state) in plan.hosts.iter().filter(|(_, s)| s.reachable) {
+        match observed.get(name) {
+            Some(Ok(o)) if Some(o.fingerprint(&plan.project)) == state.fingerprint => {}
+            Some(Ok(_)) => stale.push(format!("{name} changed since the plan was made")),
+            Some(Err(e)) => stale.push(format!("{name} is unreachable now: {e}")),
+            None => stale.push(format!("{name} was not observed")),
+        }
+    }
+    if stale.is_empty() {
+        return None;
+    }
+    eprintln!(
+        "error: the plan is stale:\n  {}\nrun berth plan again",
+        stale.join("\n  ")
+    );
+    Some(exit::STALE)
+}
+
+async fn execute(plan: &Plan, fleet: &Fleet) -> Result<u8> {
+    let secrets: apply::Secrets = Arc::new(secret_lookup);
+    let log = |line: &str| eprintln!("{line}");
+    match apply::execute(plan, fleet, secrets, &log)
+        .await
+        .map_err(|e| miette!("{e}"))?
+    {
+        Outcome::Applied => {
+            eprintln!("apply complete: {}", crate::render::summary(plan));
+            Ok(exit::OK)
+        }
+        Outcome::RolledBack {
+            wave,
+            failures,
+            rollback_errors,
+        } => {
+            eprintln!("\napply failed in \"{wave}\":");
+            for f in &failures {
+                eprintln!("  {}: {}", f.host, f.message);
+                for l in f.details.lines() {
+                    eprintln!("    {l}");
                 }
-                if rollback_errors.is_empty() {
-                    eprintln!(
-                        "rolled back: the failed pods were removed and the old pods keep serving"
-                    );
-                    Ok(exit::ROLLED_BACK)
-                } else {
-                    eprintln!("rollback had errors:\n  {}", rollback_errors.join("\n  "));
-                    Ok(exit::ERROR)
-                }
+            }
+            if rollback_errors.is_empty() {
+                eprintln!(
+                    "rolled back: the failed pods were removed and the old pods keep serving"
+                );
+                Ok(exit::ROLLED_BACK)
+            } else {
+                eprintln!("rollback had errors:\n  {}", rollback_errors.join("\n  "));
+                Ok(exit::ERROR)
             }
         }
-    })
+    }
 }

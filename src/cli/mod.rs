@@ -5,6 +5,7 @@ pub mod common;
 pub mod drift;
 pub mod plan;
 pub mod render;
+pub mod unlock;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,7 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     Drift(drift::DriftArgs),
     Render(render::RenderArgs),
+    Unlock(unlock::UnlockArgs),
 }
 
 /// Exit codes (see the README).
@@ -37,6 +39,7 @@ pub mod exit {
     pub const ERROR: u8 = 1;
     pub const CHANGES: u8 = 2;
     pub const ROLLED_BACK: u8 = 3;
+    pub const LOCKED: u8 = 4;
     pub const STALE: u8 = 5;
 }
 
@@ -46,5 +49,6 @@ pub fn run(cli: Cli) -> miette::Result<u8> {
         Command::Apply(a) => apply::run(a),
         Command::Drift(a) => drift::run(a),
         Command::Render(a) => render::run(a),
+        Command::Unlock(a) => unlock::run(a),
     }
 }

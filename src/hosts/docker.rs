@@ -19,32 +19,80 @@ fn io_error(e: impl std::fmt::Display) -> bollard::errors::Error {
     }
 }
 
+/// Sends one HTTP request to the engine over a new channel of the session. The channel
+/// closes when the response (and its body) is done; `permit` is held until then.
+async fn send<B>(
+    session: &Session,
+    socket: &str,
+    mut req: hyper::Request<B>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Result<hyper::Response<hyper::body::Incoming>, bollard::errors::Error>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    // HTTP/1.1 needs a Host header; hyper's low-level client does not add one.
+    req.headers_mut().insert(
+        hyper::header::HOST,
+        hyper::header::HeaderValue::from_static("docker"),
+    );
+    let channel = session
+        .channel_open_direct_streamlocal(socket)
+        .await
+        .map_err(|e| io_error(format!("cannot open a channel to {socket}: {e}")))?;
+    let io = TokioIo::new(channel.into_stream());
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+        drop(permit);
+    });
+    Ok(sender.send_request(req).await?)
+}
+
+/// A raw JSON request to the engine, for the few calls bollard's models cannot express
+/// (network creation with `CheckDuplicate`, which older engines need to refuse a duplicate).
+pub async fn raw_json(
+    session: &Session,
+    socket: &str,
+    method: hyper::Method,
+    path: &str,
+    body: serde_json::Value,
+) -> Result<(u16, serde_json::Value), String> {
+    use http_body_util::BodyExt;
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
+        .map_err(|e| e.to_string())?;
+    let response = send(session, socket, req, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    Ok((status, value))
+}
+
 /// A bollard client whose requests travel over `session`, version negotiated with the engine.
 pub async fn connect(session: Arc<Session>, socket: &str) -> Result<Docker, String> {
     let limit = Arc::new(Semaphore::new(CHANNELS_PER_HOST));
     let socket = socket.to_string();
-    let transport = move |mut req: bollard::BollardRequest| {
-        // HTTP/1.1 needs a Host header; hyper's low-level client does not add one.
-        req.headers_mut().insert(
-            hyper::header::HOST,
-            hyper::header::HeaderValue::from_static("docker"),
-        );
+    let transport = move |req: bollard::BollardRequest| {
         let session = session.clone();
         let limit = limit.clone();
         let socket = socket.clone();
         async move {
             let permit = limit.acquire_owned().await.map_err(io_error)?;
-            let channel = session
-                .channel_open_direct_streamlocal(socket.clone())
-                .await
-                .map_err(|e| io_error(format!("cannot open a channel to {socket}: {e}")))?;
-            let io = TokioIo::new(channel.into_stream());
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-                drop(permit);
-            });
-            Ok(sender.send_request(req).await?)
+            send(&session, &socket, req, Some(permit)).await
         }
     };
     let docker = Docker::connect_with_custom_transport(

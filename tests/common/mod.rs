@@ -200,6 +200,24 @@ impl Repo {
             }
         }
         for h in HOSTS {
+            let networks = docker(
+                h,
+                &[
+                    "network",
+                    "ls",
+                    "-q",
+                    "--filter",
+                    &format!("label=berth.project={}", self.project),
+                ],
+            );
+            let networks: Vec<&str> = networks.split_whitespace().collect();
+            if !networks.is_empty() {
+                let mut args = vec!["network", "rm"];
+                args.extend(networks);
+                docker(h, &args);
+            }
+        }
+        for h in HOSTS {
             let volumes = self.volumes(h);
             if !volumes.is_empty() {
                 let mut args = vec!["volume", "rm", "-f"];

@@ -44,6 +44,9 @@ pub struct SshArgs {
     /// Seconds to wait for a host's SSH handshake and Docker engine.
     #[arg(long, default_value_t = 10)]
     pub connect_timeout: u64,
+    /// Seconds one Docker API call may take (an image pull is one call).
+    #[arg(long, default_value_t = 300)]
+    pub command_timeout: u64,
     /// At most this many SSH handshakes at once.
     #[arg(long, default_value_t = 10)]
     pub max_handshakes: usize,
@@ -101,6 +104,7 @@ impl SshArgs {
             identities,
             key_text,
             connect_timeout: Duration::from_secs(self.connect_timeout),
+            command_timeout: Duration::from_secs(self.command_timeout),
         }
     }
 }

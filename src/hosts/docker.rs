@@ -10,8 +10,6 @@ use tokio::sync::Semaphore;
 
 /// Concurrent Docker requests (channels) per host.
 pub const CHANNELS_PER_HOST: usize = 8;
-/// Seconds a single Docker API call may take.
-pub const REQUEST_TIMEOUT_SECS: u64 = 120;
 
 fn io_error(e: impl std::fmt::Display) -> bollard::errors::Error {
     bollard::errors::Error::IOError {
@@ -83,7 +81,12 @@ pub async fn raw_json(
 }
 
 /// A bollard client whose requests travel over `session`, version negotiated with the engine.
-pub async fn connect(session: Arc<Session>, socket: &str) -> Result<Docker, String> {
+/// Each API call may take at most `request_timeout` (image pulls included).
+pub async fn connect(
+    session: Arc<Session>,
+    socket: &str,
+    request_timeout: std::time::Duration,
+) -> Result<Docker, String> {
     let limit = Arc::new(Semaphore::new(CHANNELS_PER_HOST));
     let socket = socket.to_string();
     let transport = move |req: bollard::BollardRequest| {
@@ -98,7 +101,7 @@ pub async fn connect(session: Arc<Session>, socket: &str) -> Result<Docker, Stri
     let docker = Docker::connect_with_custom_transport(
         transport,
         Some("http://docker"),
-        REQUEST_TIMEOUT_SECS,
+        request_timeout.as_secs().max(1),
         &ClientVersion {
             major_version: 1,
             minor_version: 41,

@@ -47,7 +47,11 @@ pub async fn connect_all(
                 let session = Arc::new(session?);
                 let docker = tokio::time::timeout(
                     options.connect_timeout,
-                    docker::connect(session.clone(), &host.docker_socket),
+                    docker::connect(
+                        session.clone(),
+                        &host.docker_socket,
+                        options.command_timeout,
+                    ),
                 )
                 .await
                 .map_err(|_| {

@@ -18,6 +18,8 @@ pub struct SshOptions {
     /// A private key's text (from `BERTH_SSH_KEY`), tried first.
     pub key_text: Option<String>,
     pub connect_timeout: Duration,
+    /// How long one Docker API call may take.
+    pub command_timeout: Duration,
 }
 
 /// Checks the server's key against known_hosts during the handshake.

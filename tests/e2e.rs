@@ -539,3 +539,42 @@ fn a_held_lock_stops_apply_with_exit_4_until_unlocked() {
         );
     }
 }
+
+#[test]
+fn a_repository_is_fetched_over_ssh_with_its_host_key_checked() {
+    let repo = Repo::new("t-gitssh");
+    repo.write("deployments/web.yaml", &web("web", 1, "v1", "zone=b"));
+    repo.commit("web");
+    // The lab's hosts share this machine's filesystem, so h1's sshd serves the repository.
+    let url = format!("ssh://root@198.18.0.11{}", repo.path().display());
+    let cache = repo.path().join("cache");
+    let cache = cache.to_str().unwrap();
+    let key = std::env::var("BERTH_IDENTITY").unwrap();
+    let env = [("BERTH_GIT_SSH_KEY_FILE", key.as_str())];
+    let r = berth_env(&["render", "--repo", &url, "--cache-dir", cache], &env);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("deployment web") && r.stdout.contains(&repo.git(&["rev-parse", "HEAD"])),
+        "{r:?}"
+    );
+
+    let empty = repo.path().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let env = [
+        ("BERTH_GIT_SSH_KEY_FILE", key.as_str()),
+        ("BERTH_KNOWN_HOSTS", empty.to_str().unwrap()),
+    ];
+    let other_cache = repo.path().join("cache2");
+    let r = berth_env(
+        &[
+            "render",
+            "--repo",
+            &url,
+            "--cache-dir",
+            other_cache.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("unknown host key"), "{r:?}");
+}

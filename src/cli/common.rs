@@ -139,7 +139,11 @@ pub fn load_repo(args: &RepoArgs, ssh: Option<&SshArgs>) -> Result<DesiredState>
             .unwrap_or_else(|| home().join(".cache"))
             .join("berth")
     });
-    let known_hosts = known_hosts_path(ssh.and_then(|s| s.known_hosts.clone()));
+    // Commands without SSH options (render) still honour BERTH_KNOWN_HOSTS for ssh:// repos.
+    let given = ssh
+        .and_then(|s| s.known_hosts.clone())
+        .or_else(|| std::env::var_os("BERTH_KNOWN_HOSTS").map(PathBuf::from));
+    let known_hosts = known_hosts_path(given);
     let req = source::SourceRequest {
         repo: &args.repo,
         git_ref: args.git_ref.as_deref(),

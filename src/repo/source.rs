@@ -219,6 +219,8 @@ fn read_remote(req: &SourceRequest) -> Result<Source> {
             Err(git2::Error::from_str("no credentials: set BERTH_GIT_TOKEN (https) or BERTH_GIT_SSH_KEY_FILE / an ssh agent"))
         });
         let known_hosts = req.known_hosts.clone();
+        let refused = std::rc::Rc::new(std::cell::RefCell::new(None::<String>));
+        let refused_in_check = refused.clone();
         callbacks.certificate_check(move |cert, host| {
             let Some(hostkey) = cert.as_hostkey().and_then(|h| h.hostkey()) else {
                 // TLS certificates are checked by libgit2 itself.
@@ -226,7 +228,11 @@ fn read_remote(req: &SourceRequest) -> Result<Source> {
             };
             match crate::hosts::known_hosts::check_raw(&known_hosts, host, 22, hostkey) {
                 Ok(()) => Ok(git2::CertificateCheckStatus::CertificateOk),
-                Err(e) => Err(git2::Error::from_str(&e)),
+                Err(e) => {
+                    // libgit2 replaces the callback's message with its own; keep ours.
+                    *refused_in_check.borrow_mut() = Some(e.clone());
+                    Err(git2::Error::from_str(&e))
+                }
             }
         });
         let mut fo = FetchOptions::new();
@@ -241,8 +247,10 @@ fn read_remote(req: &SourceRequest) -> Result<Source> {
                 Some(&mut fo),
                 None,
             )
-            .into_diagnostic()
-            .wrap_err_with(|| format!("fetching {}", req.repo))?;
+            .map_err(|e| match refused.borrow_mut().take() {
+                Some(why) => miette!("fetching {}: {why}", req.repo),
+                None => miette!("fetching {}: {}", req.repo, e.message()),
+            })?;
     }
     let commit = resolve(&repo, req.git_ref.unwrap_or("HEAD"))?;
     let files = read_tree(&repo, &commit, Path::new(""))?;

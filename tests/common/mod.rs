@@ -264,9 +264,15 @@ impl std::fmt::Debug for Run {
 }
 
 pub fn berth(args: &[&str]) -> Run {
+    berth_env(args, &[])
+}
+
+/// Runs berth with extra environment variables.
+pub fn berth_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let out: Output = Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(args)
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     Run {

@@ -155,6 +155,21 @@ fn a_new_repository_creates_every_pod_spread_evenly_then_converges() {
         p.changes.iter().all(|c| c.host != "b1"),
         "placement ignores role=db"
     );
+    // Pods new on one host start together: all creates, then all health gates.
+    let web = p
+        .waves
+        .iter()
+        .find(|w| w.description == "web: create new pods")
+        .unwrap();
+    let ops: Vec<&str> = web.steps["a1"]
+        .iter()
+        .map(|s| match s {
+            Step::CreatePod { .. } => "create",
+            Step::AwaitReady { .. } => "await",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(ops, ["create", "create", "await", "await"]);
     simulate(&p, &mut observed);
     assert_eq!(
         pods_on(&observed, "a1", "web") + pods_on(&observed, "a2", "web"),

@@ -760,21 +760,48 @@ fn start_step(p: &ObservedPod) -> Step {
     }
 }
 
+/// Steps per host in two phases, all actions first and then all health gates, so that the
+/// pods of one wave on one host come up together rather than one after another.
+#[derive(Default)]
+struct Phased {
+    act: BTreeMap<String, Vec<Step>>,
+    gate: BTreeMap<String, Vec<Step>>,
+}
+
+impl Phased {
+    fn add(&mut self, host: &str, [act, gate]: [Step; 2]) {
+        self.act.entry(host.to_string()).or_default().push(act);
+        self.gate.entry(host.to_string()).or_default().push(gate);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.act.is_empty()
+    }
+
+    fn into_steps(self) -> BTreeMap<String, Vec<Step>> {
+        let mut steps = self.act;
+        for (host, gates) in self.gate {
+            steps.entry(host).or_default().extend(gates);
+        }
+        steps
+    }
+}
+
 /// Orders one deployment's work into waves according to its strategy.
 fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
     let mut waves = Vec::new();
-    let mut starts: BTreeMap<String, Vec<Step>> = BTreeMap::new();
-    let mut fresh: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+    let mut starts = Phased::default();
+    let mut fresh = Phased::default();
     let mut fresh_undo: BTreeMap<String, Vec<Step>> = BTreeMap::new();
     let mut replacements = Vec::new();
     let mut removals: BTreeMap<String, Vec<Step>> = BTreeMap::new();
     for w in work {
         match w {
             Work::Start(p) => {
-                let host = p.host.clone();
-                let s = starts.entry(host).or_default();
-                s.push(start_step(&p));
-                s.push(await_step(d, &p.name, container_names(&p)));
+                starts.add(
+                    &p.host,
+                    [start_step(&p), await_step(d, &p.name, container_names(&p))],
+                );
             }
             Work::Create {
                 new,
@@ -786,10 +813,7 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
                     .entry(host.clone())
                     .or_default()
                     .push(remove_new(&new));
-                fresh
-                    .entry(host)
-                    .or_default()
-                    .extend(create_and_await(d, new));
+                fresh.add(&host, create_and_await(d, new));
             }
             Work::Create {
                 new,
@@ -806,14 +830,14 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
     if !starts.is_empty() {
         waves.push(Wave {
             description: format!("{}: start stopped pods", d.name),
-            steps: starts,
+            steps: starts.into_steps(),
             on_failure: BTreeMap::new(),
         });
     }
     if !fresh.is_empty() {
         waves.push(Wave {
             description: format!("{}: create new pods", d.name),
-            steps: fresh,
+            steps: fresh.into_steps(),
             on_failure: fresh_undo,
         });
     }
@@ -841,7 +865,7 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
         }
         StrategyKind::Recreate if !replacements.is_empty() => {
             let mut stop: BTreeMap<String, Vec<Step>> = BTreeMap::new();
-            let mut create: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+            let mut create = Phased::default();
             let mut undo: BTreeMap<String, Vec<Step>> = BTreeMap::new();
             let mut remove: BTreeMap<String, Vec<Step>> = BTreeMap::new();
             for (host, new, old, _) in replacements {
@@ -849,8 +873,7 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
                 let u = undo.entry(host.clone()).or_default();
                 u.push(remove_new(&new));
                 u.push(start_step(&old));
-                let c = create.entry(host.clone()).or_default();
-                c.extend(create_and_await(d, new));
+                create.add(&host, create_and_await(d, new));
                 remove.entry(host).or_default().push(remove_step(&old));
             }
             waves.push(Wave {
@@ -860,7 +883,7 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
             });
             waves.push(Wave {
                 description: format!("{}: start the new pods", d.name),
-                steps: create,
+                steps: create.into_steps(),
                 on_failure: undo,
             });
             waves.push(Wave {

@@ -12,6 +12,7 @@ fn request<'a>(repo: &'a str, git_ref: Option<&'a str>, cache: &Path) -> SourceR
         git_ref,
         cache_dir: cache.to_path_buf(),
         known_hosts: cache.join("known_hosts"),
+        credentials: Default::default(),
     }
 }
 
@@ -98,4 +99,68 @@ fn a_url_is_cached_and_fetched_incrementally_at_a_branch_tag_or_commit() {
     let by_commit = read(&request(&url, Some(&first), cache.path())).unwrap();
     assert_eq!(by_commit.files.commit.as_deref(), Some(first.as_str()));
     assert!(read(&request(&url, Some("no-such-ref"), cache.path())).is_err());
+}
+
+/// The test's smart-HTTP server, stopped (by its PID) when dropped.
+struct HttpServer(std::process::Child, u16);
+
+impl HttpServer {
+    fn start(root: &Path, token: &str) -> HttpServer {
+        use std::io::BufRead;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/git_http_server.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(root)
+            .arg(token)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs the test's git server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("the server prints its port");
+        HttpServer(child, port)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn an_http_url_is_read_with_a_token_and_refused_without_one() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let origin = root.path().join("deploy");
+    std::fs::create_dir(&origin).unwrap();
+    init(&origin);
+    std::fs::write(origin.join("berth.yaml"), "project: web\n").unwrap();
+    git(&origin, &["add", "-A"]);
+    git(&origin, &["commit", "-qm", "one"]);
+    let head = git(&origin, &["rev-parse", "HEAD"]);
+    let server = HttpServer::start(root.path(), "s3cret-token");
+    let url = format!("http://127.0.0.1:{}/deploy", server.1);
+
+    let mut req = request(&url, None, cache.path());
+    let refused = read(&req).err().expect("no token, no access");
+    assert!(
+        format!("{refused:?}").contains("BERTH_GIT_TOKEN"),
+        "{refused:?}"
+    );
+
+    req.credentials.token = Some("wrong".into());
+    let refused = read(&req).err().expect("a wrong token is refused");
+    assert!(
+        format!("{refused:?}").contains("refused BERTH_GIT_TOKEN"),
+        "{refused:?}"
+    );
+
+    req.credentials.token = Some("s3cret-token".into());
+    let src = read(&req).unwrap();
+    assert_eq!(src.files.commit.as_deref(), Some(head.as_str()));
+    assert_eq!(src.files.files["berth.yaml"], "project: web\n");
 }

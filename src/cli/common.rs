@@ -149,6 +149,7 @@ pub fn load_repo(args: &RepoArgs, ssh: Option<&SshArgs>) -> Result<DesiredState>
         git_ref: args.git_ref.as_deref(),
         cache_dir,
         known_hosts,
+        credentials: source::GitCredentials::from_env(),
     };
     let src = source::read(&req)?;
     for w in &src.warnings {

@@ -16,6 +16,29 @@ pub struct SourceRequest<'a> {
     pub cache_dir: PathBuf,
     /// known_hosts for ssh URLs.
     pub known_hosts: PathBuf,
+    pub credentials: GitCredentials,
+}
+
+/// How to authenticate to a remote repository (read from the environment by the CLI).
+#[derive(Debug, Clone, Default)]
+pub struct GitCredentials {
+    /// An https token (`BERTH_GIT_TOKEN`), sent as the password.
+    pub token: Option<String>,
+    /// The user name that goes with the token (`BERTH_GIT_USER`, default x-access-token).
+    pub user: Option<String>,
+    /// A private key file for ssh URLs (`BERTH_GIT_SSH_KEY_FILE`); otherwise ssh-agent.
+    pub ssh_key_file: Option<PathBuf>,
+}
+
+impl GitCredentials {
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        GitCredentials {
+            token: var("BERTH_GIT_TOKEN"),
+            user: var("BERTH_GIT_USER"),
+            ssh_key_file: var("BERTH_GIT_SSH_KEY_FILE").map(PathBuf::from),
+        }
+    }
 }
 
 pub struct Source {
@@ -197,22 +220,27 @@ fn read_remote(req: &SourceRequest) -> Result<Source> {
     {
         let mut remote = repo.find_remote("origin").into_diagnostic()?;
         let mut callbacks = RemoteCallbacks::new();
-        let mut tried_ssh = 0;
+        // libgit2 asks again after every refusal; one try per method, then give up.
+        let mut tried_token = false;
+        let mut tried_ssh = false;
+        let creds = req.credentials.clone();
         callbacks.credentials(move |_url, user, allowed| {
             let user = user.unwrap_or("git");
             if allowed.is_user_pass_plaintext() {
-                if let Ok(token) = std::env::var("BERTH_GIT_TOKEN") {
-                    let name = std::env::var("BERTH_GIT_USER").unwrap_or_else(|_| "x-access-token".into());
-                    return Cred::userpass_plaintext(&name, &token);
+                if let Some(token) = &creds.token {
+                    if std::mem::replace(&mut tried_token, true) {
+                        return Err(git2::Error::from_str("the server refused BERTH_GIT_TOKEN"));
+                    }
+                    let name = creds.user.as_deref().unwrap_or("x-access-token");
+                    return Cred::userpass_plaintext(name, token);
                 }
             }
             if allowed.is_ssh_key() {
-                tried_ssh += 1;
-                if tried_ssh > 1 {
+                if std::mem::replace(&mut tried_ssh, true) {
                     return Err(git2::Error::from_str("ssh authentication failed"));
                 }
-                if let Ok(key) = std::env::var("BERTH_GIT_SSH_KEY_FILE") {
-                    return Cred::ssh_key(user, None, Path::new(&key), None);
+                if let Some(key) = &creds.ssh_key_file {
+                    return Cred::ssh_key(user, None, key, None);
                 }
                 return Cred::ssh_key_from_agent(user);
             }

@@ -24,8 +24,7 @@ fn apply_the_example_then_nothing_changes() {
         );
     }
     repo.commit("example");
-    let r = repo.berth(&["apply", "--auto-approve"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    repo.apply_ok(&[]);
     // web: 3 over h1/h2 (max 2 per host); edge: 2 pods of 2 containers on h1/h2; worker: 2 on h3.
     let h1 = repo.containers("h1");
     let h2 = repo.containers("h2");
@@ -71,10 +70,7 @@ fn an_image_change_replaces_pods_behind_the_health_gate() {
     let repo = Repo::new("t-update");
     repo.write("deployments/web.yaml", &web("web", 2, "v1", "role=web"));
     repo.commit("v1");
-    {
-        let r = repo.berth(&["apply", "--auto-approve"]);
-        assert_eq!(r.code, 0, "{r:?}");
-    }
+    repo.apply_ok(&[]);
     let before = repo.all_containers();
     assert_eq!(before.len(), 2);
 
@@ -97,8 +93,7 @@ fn an_image_change_replaces_pods_behind_the_health_gate() {
         "{md:?}"
     );
 
-    let r = repo.berth(&["apply", "--auto-approve"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    repo.apply_ok(&[]);
     let after = repo.all_containers();
     assert_eq!(after.len(), 2, "{after:?}");
     assert!(
@@ -133,23 +128,18 @@ fn scale_up_down_and_prune() {
     repo.write("deployments/web.yaml", &web("web", 1, "v1", "role=web"));
     repo.write("deployments/old.yaml", &web("old", 1, "v1", "role=worker"));
     repo.commit("one each");
-    {
-        let r = repo.berth(&["apply", "--auto-approve"]);
-        assert_eq!(r.code, 0, "{r:?}");
-    }
+    repo.apply_ok(&[]);
 
     repo.write("deployments/web.yaml", &web("web", 4, "v1", "role=web"));
     repo.commit("scale up");
-    let r = repo.berth(&["apply", "--auto-approve"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    repo.apply_ok(&[]);
     assert_eq!(running(&repo.containers("h1")), 2);
     assert_eq!(running(&repo.containers("h2")), 2);
 
     repo.write("deployments/web.yaml", &web("web", 2, "v1", "role=web"));
     repo.remove("deployments/old.yaml");
     repo.commit("scale down, drop old");
-    let r = repo.berth(&["apply", "--auto-approve"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    let r = repo.apply_ok(&[]);
     assert_eq!(
         running(&repo.containers("h1")) + running(&repo.containers("h2")),
         2
@@ -175,10 +165,7 @@ fn drift_is_reported_and_repaired() {
     let repo = Repo::new("t-drift");
     repo.write("deployments/web.yaml", &web("web", 4, "v1", "role=web"));
     repo.commit("web");
-    {
-        let r = repo.berth(&["apply", "--auto-approve"]);
-        assert_eq!(r.code, 0, "{r:?}");
-    }
+    repo.apply_ok(&[]);
     {
         let r = repo.berth(&["drift"]);
         assert_eq!(r.code, 0, "{r:?}");
@@ -231,10 +218,7 @@ fn a_failing_health_check_rolls_back_and_keeps_the_old_pod() {
     let repo = Repo::new("t-fail");
     repo.write("deployments/web.yaml", &web("web", 1, "v1", "zone=b"));
     repo.commit("v1");
-    {
-        let r = repo.berth(&["apply", "--auto-approve"]);
-        assert_eq!(r.code, 0, "{r:?}");
-    }
+    repo.apply_ok(&[]);
     let before = repo.containers("h2");
     assert_eq!(before.len(), 1);
 
@@ -385,10 +369,7 @@ fn volumes_are_pruned_only_with_prune_volumes() {
     );
     repo.write("deployments/data.yaml", &with_volume);
     repo.commit("data");
-    {
-        let r = repo.berth(&["apply", "--auto-approve"]);
-        assert_eq!(r.code, 0, "{r:?}");
-    }
+    repo.apply_ok(&[]);
     assert_eq!(repo.volumes("h2"), ["t-volumes-store"]);
 
     repo.remove("deployments/data.yaml");
@@ -416,10 +397,7 @@ fn resources_changed_by_hand_are_drift_and_apply_deep_repairs_them() {
     let repo = Repo::new("t-deep");
     repo.write("deployments/web.yaml", &web("web", 1, "v1", "zone=b"));
     repo.commit("web");
-    {
-        let r = repo.berth(&["apply", "--auto-approve"]);
-        assert_eq!(r.code, 0, "{r:?}");
-    }
+    repo.apply_ok(&[]);
     let name = repo.containers("h2")[0].name.clone();
     docker("h2", &["update", "--restart", "no", &name]);
     let d = repo.berth(&["drift"]);
@@ -474,8 +452,7 @@ fn a_missing_image_is_pulled_from_its_registry() {
         docker("h2", &["rmi", "-f", image]);
     }
     assert!(has_image().is_empty());
-    let r = repo.berth(&["apply", "--auto-approve"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    repo.apply_ok(&[]);
     assert!(!has_image().is_empty(), "the image was not pulled");
     let c = repo.containers("h2");
     assert_eq!(
@@ -524,8 +501,7 @@ fn a_held_lock_stops_apply_with_exit_4_until_unlocked() {
 
     let u = repo.berth(&["unlock"]);
     assert_eq!(u.code, 0, "{u:?}");
-    let r = repo.berth(&["apply", "--auto-approve"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    repo.apply_ok(&[]);
     assert_eq!(repo.containers("h2").len(), 1);
     for h in HOSTS {
         assert!(

@@ -118,6 +118,13 @@ impl Repo {
         self.git(&["commit", "-q", "--allow-empty", "-m", message]);
     }
 
+    /// `berth apply --auto-approve` (plus `extra`), which must succeed.
+    pub fn apply_ok(&self, extra: &[&str]) -> Run {
+        let r = self.berth(&[&["apply", "--auto-approve"], extra].concat());
+        assert_eq!(r.code, 0, "{r:?}");
+        r
+    }
+
     /// Runs berth with `--repo` pointing here.
     pub fn berth(&self, args: &[&str]) -> Run {
         let mut full: Vec<&str> = args.to_vec();
@@ -181,48 +188,24 @@ impl Repo {
         v
     }
 
+    /// Removes every container, network and volume labelled with this project, in that
+    /// order (networks and volumes are in use until their containers are gone).
     pub fn cleanup(&self) {
-        for h in HOSTS {
-            let ids = docker(
-                h,
-                &[
-                    "ps",
-                    "-aq",
-                    "--filter",
-                    &format!("label=berth.project={}", self.project),
-                ],
-            );
-            let ids: Vec<&str> = ids.split_whitespace().collect();
-            if !ids.is_empty() {
-                let mut args = vec!["rm", "-f"];
-                args.extend(ids);
-                docker(h, &args);
-            }
-        }
-        for h in HOSTS {
-            let networks = docker(
-                h,
-                &[
-                    "network",
-                    "ls",
-                    "-q",
-                    "--filter",
-                    &format!("label=berth.project={}", self.project),
-                ],
-            );
-            let networks: Vec<&str> = networks.split_whitespace().collect();
-            if !networks.is_empty() {
-                let mut args = vec!["network", "rm"];
-                args.extend(networks);
-                docker(h, &args);
-            }
-        }
-        for h in HOSTS {
-            let volumes = self.volumes(h);
-            if !volumes.is_empty() {
-                let mut args = vec!["volume", "rm", "-f"];
-                args.extend(volumes.iter().map(String::as_str));
-                docker(h, &args);
+        let filter = format!("label=berth.project={}", self.project);
+        let kinds: [(&[&str], &[&str]); 3] = [
+            (&["ps", "-aq"], &["rm", "-f"]),
+            (&["network", "ls", "-q"], &["network", "rm"]),
+            (&["volume", "ls", "-q"], &["volume", "rm", "-f"]),
+        ];
+        for (list, remove) in kinds {
+            for h in HOSTS {
+                let mut args = list.to_vec();
+                args.extend(["--filter", filter.as_str()]);
+                let found = docker(h, &args);
+                let ids: Vec<&str> = found.split_whitespace().collect();
+                if !ids.is_empty() {
+                    docker(h, &[remove, &ids].concat());
+                }
             }
         }
     }

@@ -554,3 +554,31 @@ fn a_repository_is_fetched_over_ssh_with_its_host_key_checked() {
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("unknown host key"), "{r:?}");
 }
+
+#[test]
+fn a_failing_rolling_batch_stops_the_rollout_with_the_old_pods_at_full_count() {
+    let repo = Repo::new("t-batch");
+    let strategy =
+        "strategy: {min_ready: 1s, health_timeout: 30s, max_surge: 1, max_unavailable: 1}";
+    let v1 = web("web", 4, "v1", "role=web")
+        .replace("strategy: {min_ready: 1s, health_timeout: 30s}", strategy);
+    repo.write("deployments/web.yaml", &v1);
+    repo.commit("v1");
+    repo.apply_ok(&[]);
+    let before: Vec<Container> = [repo.containers("h1"), repo.containers("h2")].concat();
+    assert_eq!(running(&before), 4);
+
+    let broken = v1
+        .replace("berth-lab/web:v1", "berth-lab/web:v2")
+        .replace("/healthz", "/missing");
+    repo.write("deployments/web.yaml", &broken);
+    repo.commit("v2 with a broken health check");
+    let r = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(
+        r.stderr.contains("rolling batch 1/2"),
+        "it stops at the first batch: {r:?}"
+    );
+    let after: Vec<Container> = [repo.containers("h1"), repo.containers("h2")].concat();
+    assert_eq!(after, before, "the old pods, all running, and nothing else");
+}

@@ -494,3 +494,106 @@ fn resources_changed_by_hand_are_drift_when_observed_deeply() {
         ("memory", Some("134217728"), Some("0"))
     );
 }
+
+fn op(s: &Step) -> &'static str {
+    match s {
+        Step::StopPod { .. } => "stop",
+        Step::StartPod { .. } => "start",
+        Step::CreatePod { .. } => "create",
+        Step::AwaitReady { .. } => "await",
+        Step::RemovePod { .. } => "remove",
+        _ => "other",
+    }
+}
+
+#[test]
+fn rolling_batches_follow_surge_and_unavailability_across_hosts() {
+    let mut files = basic();
+    let web = files.files["deployments/web.yaml"]
+        .replace("replicas: 3", "replicas: 4")
+        .replace(
+            "service: {name: web}",
+            "service: {name: web}\nstrategy: {max_surge: 25%, max_unavailable: 1}",
+        );
+    files
+        .files
+        .insert("deployments/web.yaml".into(), web.clone());
+    let mut observed = empty_hosts();
+    simulate(&make_plan(&files, &observed, false), &mut observed);
+    files.files.insert(
+        "deployments/web.yaml".into(),
+        web.replace("example/web:1", "example/web:2"),
+    );
+    let p = make_plan(&files, &observed, false);
+    let batches: Vec<_> = p
+        .waves
+        .iter()
+        .filter(|w| w.description.contains("rolling batch"))
+        .collect();
+    // 4 pods, surge ceil(25% of 4) = 1, unavailable 1: batches of 2, so 2 batches.
+    assert_eq!(
+        batches.len(),
+        2,
+        "{:?}",
+        p.waves.iter().map(|w| &w.description).collect::<Vec<_>>()
+    );
+    assert!(batches[0].description.contains("surge 1, unavailable 1"));
+    // Round robin: the first batch touches both hosts, one pod each.
+    let first = batches[0];
+    assert_eq!(first.steps.keys().collect::<Vec<_>>(), ["a1", "a2"]);
+    // On the first host the old pod may be unavailable: it stops first. The second keeps
+    // serving until its replacement is ready.
+    let a1: Vec<&str> = first.steps["a1"].iter().map(op).collect();
+    let a2: Vec<&str> = first.steps["a2"].iter().map(op).collect();
+    assert_eq!(a1, ["stop", "create", "await", "remove"]);
+    assert_eq!(a2, ["create", "await", "remove"]);
+    // Failing the second batch restores what the first batch replaced.
+    let undo: Vec<&str> = batches[1].on_failure.values().flatten().map(op).collect();
+    assert_eq!(
+        undo.iter().filter(|o| **o == "create").count(),
+        2,
+        "{undo:?}"
+    );
+    let restored: Vec<String> = batches[1]
+        .on_failure
+        .values()
+        .flatten()
+        .filter_map(|s| match s {
+            Step::CreatePod { pod } => Some(pod.name.clone()),
+            _ => None,
+        })
+        .collect();
+    let replaced_first: Vec<String> = first
+        .steps
+        .values()
+        .flatten()
+        .filter_map(|s| match s {
+            Step::RemovePod { pod, .. } => Some(pod.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        restored, replaced_first,
+        "the first batch's old pods come back by name"
+    );
+    simulate(&p, &mut observed);
+    assert!(!make_plan(&files, &observed, false).has_changes());
+}
+
+#[test]
+fn surge_and_unavailability_are_checked_and_rounded() {
+    use berth::model::Amount;
+    assert_eq!(Amount::parse("25%").unwrap().resolve(3, true), 1);
+    assert_eq!(Amount::parse("25%").unwrap().resolve(3, false), 0);
+    assert_eq!(Amount::parse("50%").unwrap().resolve(5, false), 2);
+    assert_eq!(Amount::parse("2").unwrap().resolve(9, true), 2);
+    assert!(Amount::parse("120%").is_err() && Amount::parse("x").is_err());
+    let mut files = basic();
+    let web = files.files["deployments/web.yaml"].replace(
+        "service: {name: web}",
+        "service: {name: web}\nstrategy: {max_surge: 0, max_unavailable: 0}",
+    );
+    files.files.insert("deployments/web.yaml".into(), web);
+    let err = repo::load(&files, &|_| None).unwrap_err();
+    assert!(format!("{err:?}").contains("both 0"), "{err:?}");
+}

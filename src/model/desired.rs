@@ -73,6 +73,63 @@ pub struct Strategy {
     pub min_ready_ms: u64,
     /// How long a new pod may take to become ready before the rollout is aborted.
     pub health_timeout_ms: u64,
+    /// Rolling: pods above `replicas` allowed during the update.
+    pub max_surge: Amount,
+    /// Rolling: pods below `replicas` allowed during the update.
+    pub max_unavailable: Amount,
+}
+
+/// A count, or a percentage of the replica count.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Amount {
+    Count(u32),
+    Percent(u32),
+}
+
+impl Amount {
+    /// Kubernetes rounding: a surge rounds up, an unavailability rounds down.
+    pub fn resolve(self, replicas: u32, round_up: bool) -> u32 {
+        match self {
+            Amount::Count(n) => n,
+            Amount::Percent(p) => {
+                let scaled = replicas as u64 * p as u64;
+                (if round_up {
+                    scaled.div_ceil(100)
+                } else {
+                    scaled / 100
+                }) as u32
+            }
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Amount, String> {
+        let t = text.trim();
+        let bad = || format!("{text:?} is not a count or a percentage like 25%");
+        match t.strip_suffix('%') {
+            Some(p) => {
+                let p: u32 = p.trim().parse().map_err(|_| bad())?;
+                if p > 100 {
+                    return Err(format!("{text:?} is more than 100%"));
+                }
+                Ok(Amount::Percent(p))
+            }
+            None => t.parse().map(Amount::Count).map_err(|_| bad()),
+        }
+    }
+}
+
+impl Strategy {
+    /// (surge, unavailable) for a replica count. Never both zero: a rollout must move.
+    pub fn rolling_budget(&self, replicas: u32) -> (u32, u32) {
+        let surge = self.max_surge.resolve(replicas, true);
+        let unavailable = self.max_unavailable.resolve(replicas, false);
+        if surge == 0 && unavailable == 0 {
+            (1, 0)
+        } else {
+            (surge, unavailable)
+        }
+    }
 }
 
 /// One container of a pod, normalised: env as a sorted map, ports as `host:container/proto`,

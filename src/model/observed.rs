@@ -14,6 +14,8 @@ pub mod label {
     pub const COMMIT: &str = "berth.commit";
     pub const ROLE: &str = "berth.role";
     pub const ORDINAL: &str = "berth.ordinal";
+    /// The container's place in its pod (0 owns the network), so a pod can be recreated.
+    pub const INDEX: &str = "berth.index";
     /// The deployment's own labels, JSON, so `-l` works on pods whose deployment left Git.
     pub const LABELS: &str = "berth.labels";
 }

@@ -493,7 +493,8 @@ impl Builder<'_> {
             .pod
             .containers
             .iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(index, c)| {
                 prep.insert(PrepareStep::Image(c.image.clone()));
                 for v in c.volumes.iter().filter(|v| v.is_named_volume()) {
                     prep.insert(PrepareStep::Volume(volume_name(project, &v.source)));
@@ -506,6 +507,7 @@ impl Builder<'_> {
                     (label::CONTAINER, c.name.clone()),
                     (label::REVISION, revision.to_string()),
                     (label::ORDINAL, ordinal.to_string()),
+                    (label::INDEX, index.to_string()),
                     (label::SPEC, c.canonical_json()),
                     (label::ROLE, "stable".to_string()),
                     (label::LABELS, labels_json.clone()),
@@ -787,6 +789,125 @@ impl Phased {
     }
 }
 
+/// One old pod to be replaced by a new one on a host.
+struct Replacement {
+    host: String,
+    new: PodPlan,
+    old: ObservedPod,
+    /// The pod publishes a host port, so the old pod must stop before the new one starts.
+    stop_first: bool,
+}
+
+/// Rebuilds the plan of an observed pod from its labels (`berth.spec`, `berth.index`), so a
+/// rollback can bring it back after it was removed. `None` for pods without those labels.
+fn restore_plan(old: &ObservedPod, like: &PodPlan) -> Option<PodPlan> {
+    let mut containers = Vec::new();
+    for c in &old.containers {
+        let index: usize = c.label(label::INDEX)?.parse().ok()?;
+        let spec: ContainerSpec = serde_json::from_str(c.label(label::SPEC)?).ok()?;
+        containers.push((
+            index,
+            ContainerPlan {
+                name: c.name.clone(),
+                spec,
+                labels: c.labels.clone(),
+            },
+        ));
+    }
+    containers.sort_by_key(|(i, _)| *i);
+    Some(PodPlan {
+        name: old.name.clone(),
+        deployment: old.deployment.clone(),
+        network: like.network.clone(),
+        aliases: like.aliases.clone(),
+        containers: containers.into_iter().map(|(_, c)| c).collect(),
+    })
+}
+
+/// Rolling update in batches of `max_surge + max_unavailable` pods, taken round robin across
+/// hosts. In each batch the first `max_unavailable` old pods (and any that hold a host port)
+/// stop first; then the new pods start, pass their health gate, and the old pods go. If a
+/// batch fails, its new pods are removed, its stopped pods start again, and the pods replaced
+/// by earlier batches are recreated before their replacements go: the old replica set is back
+/// at full count.
+fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
+    let (surge, unavailable) = d.strategy.rolling_budget(d.replicas);
+    let batch = (surge + unavailable).max(1) as usize;
+    let mut queues: BTreeMap<String, std::collections::VecDeque<Replacement>> = BTreeMap::new();
+    for r in replacements {
+        queues.entry(r.host.clone()).or_default().push_back(r);
+    }
+    let mut order = Vec::new();
+    while queues.values().any(|q| !q.is_empty()) {
+        for q in queues.values_mut() {
+            order.extend(q.pop_front());
+        }
+    }
+    let batches: Vec<&[Replacement]> = order.chunks(batch).collect();
+    let mut waves = Vec::new();
+    let mut done: Vec<&Replacement> = Vec::new();
+    for (n, chunk) in batches.iter().enumerate() {
+        let mut stops: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+        let mut starts = Phased::default();
+        let mut removes: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+        let mut undo: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+        for (j, r) in chunk.iter().enumerate() {
+            let stop_first = r.stop_first || j < unavailable as usize;
+            undo.entry(r.host.clone())
+                .or_default()
+                .push(remove_new(&r.new));
+            if stop_first {
+                stops
+                    .entry(r.host.clone())
+                    .or_default()
+                    .push(stop_step(&r.old));
+                undo.entry(r.host.clone())
+                    .or_default()
+                    .push(start_step(&r.old));
+            }
+            starts.add(&r.host, create_and_await(d, r.new.clone()));
+            removes
+                .entry(r.host.clone())
+                .or_default()
+                .push(remove_step(&r.old));
+        }
+        let mut restore = Phased::default();
+        let mut retire: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+        for r in &done {
+            if let Some(old) = restore_plan(&r.old, &r.new) {
+                restore.add(&r.host, create_and_await(d, old));
+                retire
+                    .entry(r.host.clone())
+                    .or_default()
+                    .push(remove_new(&r.new));
+            }
+        }
+        for (host, steps) in restore.into_steps().into_iter().chain(retire) {
+            undo.entry(host).or_default().extend(steps);
+        }
+        let mut steps = stops;
+        for (host, s) in starts.into_steps().into_iter().chain(removes) {
+            steps.entry(host).or_default().extend(s);
+        }
+        let olds: Vec<&str> = chunk.iter().map(|r| r.old.name.as_str()).collect();
+        let news: Vec<&str> = chunk.iter().map(|r| r.new.name.as_str()).collect();
+        waves.push(Wave {
+            description: format!(
+                "{}: rolling batch {}/{} (surge {surge}, unavailable {unavailable}): replace {} with {}",
+                d.name,
+                n + 1,
+                batches.len(),
+                olds.join(", "),
+                news.join(", ")
+            ),
+            steps,
+            on_failure: undo,
+        });
+        done.extend(chunk.iter());
+    }
+    waves
+}
+
 /// Orders one deployment's work into waves according to its strategy.
 fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
     let mut waves = Vec::new();
@@ -820,7 +941,12 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
                 host,
                 replaces: Some(old),
                 stop_first,
-            } => replacements.push((host, new, old, stop_first)),
+            } => replacements.push(Replacement {
+                host,
+                new,
+                old,
+                stop_first,
+            }),
             Work::Remove(p) => removals
                 .entry(p.host.clone())
                 .or_default()
@@ -842,33 +968,13 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
         });
     }
     match d.strategy.kind {
-        StrategyKind::Rolling => {
-            for (host, new, old, stop_first) in replacements {
-                let mut steps = Vec::new();
-                let mut undo = vec![remove_new(&new)];
-                if stop_first {
-                    steps.push(stop_step(&old));
-                    undo.push(start_step(&old));
-                }
-                let description = format!(
-                    "{}: replace {} with {} on {host}",
-                    d.name, old.name, new.name
-                );
-                steps.extend(create_and_await(d, new));
-                steps.push(remove_step(&old));
-                waves.push(Wave {
-                    description,
-                    steps: BTreeMap::from([(host.clone(), steps)]),
-                    on_failure: BTreeMap::from([(host, undo)]),
-                });
-            }
-        }
+        StrategyKind::Rolling => waves.extend(rolling_waves(d, replacements)),
         StrategyKind::Recreate if !replacements.is_empty() => {
             let mut stop: BTreeMap<String, Vec<Step>> = BTreeMap::new();
             let mut create = Phased::default();
             let mut undo: BTreeMap<String, Vec<Step>> = BTreeMap::new();
             let mut remove: BTreeMap<String, Vec<Step>> = BTreeMap::new();
-            for (host, new, old, _) in replacements {
+            for Replacement { host, new, old, .. } in replacements {
                 stop.entry(host.clone()).or_default().push(stop_step(&old));
                 let u = undo.entry(host.clone()).or_default();
                 u.push(remove_new(&new));

@@ -127,11 +127,38 @@ impl Loader<'_> {
                 }
             },
         };
+        let max_surge = self.amount(file, &s.max_surge, fallback.max_surge);
+        let max_unavailable = self.amount(file, &s.max_unavailable, fallback.max_unavailable);
+        let given = s.max_surge.as_ref().or(s.max_unavailable.as_ref());
+        if let (Some(at), true) = (
+            given,
+            max_surge == Amount::Count(0) && max_unavailable == Amount::Count(0),
+        ) {
+            self.report(
+                file.error(at, "max_surge and max_unavailable are both 0", "the rollout could never move")
+                    .with_help("allow at least one extra pod (max_surge: 1) or one missing pod (max_unavailable: 1)"),
+            );
+        }
         Strategy {
             kind,
             min_ready_ms: self.duration(file, &s.min_ready, fallback.min_ready_ms),
             health_timeout_ms: self.duration(file, &s.health_timeout, fallback.health_timeout_ms),
+            max_surge,
+            max_unavailable,
         }
+    }
+
+    fn amount(
+        &mut self,
+        file: &SourceFile,
+        value: &Option<Spanned<Scalar>>,
+        default: Amount,
+    ) -> Amount {
+        let Some(v) = value else { return default };
+        Amount::parse(&v.value.to_string()).unwrap_or_else(|why| {
+            self.report(file.error(v, "invalid amount", why));
+            default
+        })
     }
 }
 
@@ -168,6 +195,8 @@ pub fn load(files: &RepoFiles, secrets: SecretLookup) -> Result<DesiredState, Di
     }
     let defaults = project.as_ref().map(|p| &p.defaults);
     let base_strategy = Strategy {
+        max_surge: Amount::Count(1),
+        max_unavailable: Amount::Count(0),
         kind: StrategyKind::Rolling,
         min_ready_ms: DEFAULT_MIN_READY_MS,
         health_timeout_ms: DEFAULT_HEALTH_TIMEOUT_MS,

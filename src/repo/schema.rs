@@ -107,6 +107,10 @@ pub struct StrategyFile {
     pub min_ready: Option<Spanned<String>>,
     #[serde(default)]
     pub health_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_surge: Option<Spanned<Scalar>>,
+    #[serde(default)]
+    pub max_unavailable: Option<Spanned<Scalar>>,
 }
 
 #[derive(Debug, Deserialize)]

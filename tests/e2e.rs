@@ -452,7 +452,9 @@ fn a_missing_image_is_pulled_from_its_registry() {
         docker("h2", &["rmi", "-f", image]);
     }
     assert!(has_image().is_empty());
-    repo.apply_ok(&[]);
+    let r = repo.apply_ok(&["-v"]);
+    // -v: one timestamped line per step, the pull among them.
+    assert!(r.stderr.contains(&format!("h2: image {image}")) && r.stderr.contains("s] [1/"), "{r:?}");
     assert!(!has_image().is_empty(), "the image was not pulled");
     let c = repo.containers("h2");
     assert_eq!(

@@ -30,30 +30,66 @@ pub enum Outcome {
     },
 }
 
+/// Where the executor reports what it does (a terminal's bars, CI log lines, nothing).
+pub trait Progress: Send + Sync {
+    fn wave(&self, index: usize, total: usize, description: &str);
+    fn step_started(&self, host: &str, step: &str);
+    fn step_done(&self, host: &str, step: &str);
+    fn failed(&self, host: &str, message: &str);
+    fn rolling_back(&self, wave: &str);
+    fn finish(&self);
+}
+
+/// A step as a short phrase for progress output.
+pub fn describe(step: &Step) -> String {
+    match step {
+        Step::EnsureNetwork { name } => format!("network {name}"),
+        Step::EnsureVolume { name } => format!("volume {name}"),
+        Step::EnsureImage { image } => format!("image {image}"),
+        Step::CreatePod { pod } => format!("create {}", pod.name),
+        Step::AwaitReady {
+            pod, min_ready_ms, ..
+        } => format!(
+            "wait for {pod} to be ready for {}s",
+            *min_ready_ms as f64 / 1000.0
+        ),
+        Step::StartPod { pod, .. } => format!("start {pod}"),
+        Step::StopPod { pod, .. } => format!("stop {pod}"),
+        Step::RemovePod { pod, .. } => format!("remove {pod}"),
+        Step::RemoveVolume { name } => format!("remove volume {name}"),
+    }
+}
+
 pub async fn execute(
     plan: &Plan,
     fleet: &Fleet,
     secrets: Secrets,
-    log: &(dyn Fn(&str) + Sync),
+    progress: Arc<dyn Progress>,
+) -> Result<Outcome, String> {
+    let outcome = run_waves(plan, fleet, &secrets, &progress).await;
+    progress.finish();
+    outcome
+}
+
+async fn run_waves(
+    plan: &Plan,
+    fleet: &Fleet,
+    secrets: &Secrets,
+    progress: &Arc<dyn Progress>,
 ) -> Result<Outcome, String> {
     for (i, wave) in plan.waves.iter().enumerate() {
-        log(&format!(
-            "[{}/{}] {}",
-            i + 1,
-            plan.waves.len(),
-            wave.description
-        ));
-        let failures = run_hosts(&wave.steps, plan, fleet, &secrets).await?;
+        progress.wave(i + 1, plan.waves.len(), &wave.description);
+        let failures = run_hosts(&wave.steps, plan, fleet, secrets, progress).await?;
         if failures.is_empty() {
             continue;
         }
         for f in &failures {
-            log(&format!("  ✗ {}: {}", f.host, f.message));
+            progress.failed(&f.host, &f.message);
         }
         if !wave.on_failure.is_empty() {
-            log("  rolling back this wave");
+            progress.rolling_back(&wave.description);
         }
-        let rollback_errors = run_hosts(&wave.on_failure, plan, fleet, &secrets)
+        let rollback_errors = run_hosts(&wave.on_failure, plan, fleet, secrets, progress)
             .await?
             .into_iter()
             .map(|f| format!("{}: {}", f.host, f.message))
@@ -72,6 +108,7 @@ async fn run_hosts(
     plan: &Plan,
     fleet: &Fleet,
     secrets: &Secrets,
+    progress: &Arc<dyn Progress>,
 ) -> Result<Vec<StepFailure>, String> {
     let mut tasks = Vec::new();
     for (host, list) in steps {
@@ -83,9 +120,14 @@ async fn run_hosts(
         let host = host.clone();
         let project = plan.project.clone();
         let secrets = secrets.clone();
+        let progress = progress.clone();
         tasks.push(tokio::spawn(async move {
             for step in &list {
-                if let Err((message, details)) = run_step(&docker, step, &project, &secrets).await {
+                let what = describe(step);
+                progress.step_started(&host, &what);
+                let result = run_step(&docker, step, &project, &secrets).await;
+                progress.step_done(&host, &what);
+                if let Err((message, details)) = result {
                     return Some(StepFailure {
                         host,
                         message,

@@ -4,4 +4,4 @@ pub mod docker_ops;
 pub mod executor;
 pub mod lock;
 
-pub use executor::{execute, Outcome, Secrets, StepFailure};
+pub use executor::{execute, Outcome, Progress, Secrets, StepFailure};

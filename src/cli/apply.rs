@@ -1,5 +1,6 @@
 use super::common::*;
 use super::exit;
+use super::progress::Verbosity;
 use crate::apply::{self, lock, lock::LockError, Outcome};
 use crate::hosts::{self, Fleet};
 use crate::plan::Plan;
@@ -49,7 +50,7 @@ fn confirm() -> Result<bool> {
     Ok(line.trim() == "yes")
 }
 
-pub fn run(a: ApplyArgs) -> Result<u8> {
+pub fn run(a: ApplyArgs, verbosity: Verbosity) -> Result<u8> {
     let rt = runtime();
     rt.block_on(async {
         let (fleet, plan) = match &a.plan_file {
@@ -117,7 +118,7 @@ pub fn run(a: ApplyArgs) -> Result<u8> {
         // apply while this one waited for its confirmation).
         let code = match check_stale(&fleet, &plan).await {
             Some(stale) => Ok(stale),
-            None => execute(&plan, &fleet).await,
+            None => execute(&plan, &fleet, verbosity).await,
         };
         if let Err(e) = locks.release().await {
             eprintln!("warning: could not release the apply lock: {e}");
@@ -148,10 +149,17 @@ async fn check_stale(fleet: &Fleet, plan: &Plan) -> Option<u8> {
     Some(exit::STALE)
 }
 
-async fn execute(plan: &Plan, fleet: &Fleet) -> Result<u8> {
+async fn execute(plan: &Plan, fleet: &Fleet, verbosity: Verbosity) -> Result<u8> {
     let secrets: apply::Secrets = Arc::new(secret_lookup);
-    let log = |line: &str| eprintln!("{line}");
-    match apply::execute(plan, fleet, secrets, &log)
+    let hosts: Vec<String> = plan
+        .waves
+        .iter()
+        .flat_map(|w| w.steps.keys().cloned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let progress = super::progress::for_apply(verbosity, &hosts);
+    match apply::execute(plan, fleet, secrets, progress)
         .await
         .map_err(|e| miette!("{e}"))?
     {

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod common;
 pub mod drift;
 pub mod plan;
+pub mod progress;
 pub mod render;
 pub mod unlock;
 
@@ -18,6 +19,12 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Print only errors and results (no progress).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print every step of an apply as a line, with the time since it started.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 pub const EXIT_CODES: &str =
@@ -44,9 +51,14 @@ pub mod exit {
 }
 
 pub fn run(cli: Cli) -> miette::Result<u8> {
+    let verbosity = match (cli.quiet, cli.verbose) {
+        (true, _) => progress::Verbosity::Quiet,
+        (_, true) => progress::Verbosity::Verbose,
+        _ => progress::Verbosity::Normal,
+    };
     match cli.command {
         Command::Plan(a) => plan::run(a),
-        Command::Apply(a) => apply::run(a),
+        Command::Apply(a) => apply::run(a, verbosity),
         Command::Drift(a) => drift::run(a),
         Command::Render(a) => render::run(a),
         Command::Unlock(a) => unlock::run(a),

@@ -454,7 +454,10 @@ fn a_missing_image_is_pulled_from_its_registry() {
     assert!(has_image().is_empty());
     let r = repo.apply_ok(&["-v"]);
     // -v: one timestamped line per step, the pull among them.
-    assert!(r.stderr.contains(&format!("h2: image {image}")) && r.stderr.contains("s] [1/"), "{r:?}");
+    assert!(
+        r.stderr.contains(&format!("h2: image {image}")) && r.stderr.contains("s] [1/"),
+        "{r:?}"
+    );
     assert!(!has_image().is_empty(), "the image was not pulled");
     let c = repo.containers("h2");
     assert_eq!(

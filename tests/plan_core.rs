@@ -597,3 +597,35 @@ fn surge_and_unavailability_are_checked_and_rounded() {
     let err = repo::load(&files, &|_| None).unwrap_err();
     assert!(format!("{err:?}").contains("both 0"), "{err:?}");
 }
+
+#[test]
+fn status_counts_ready_pods_at_the_desired_revision() {
+    use berth::diff::status::status;
+    let mut files = basic();
+    let mut observed = empty_hosts();
+    simulate(&make_plan(&files, &observed, false), &mut observed);
+    let desired = repo::load(&files, &|_| None).unwrap();
+    let s = status(&desired, &observed, None);
+    let web = s.deployments.iter().find(|d| d.name == "web").unwrap();
+    assert_eq!((web.ready, web.replicas, web.pods.len()), (3, 3, 3));
+    assert_eq!(web.service.as_deref(), Some("web"));
+
+    let changed = files.files["deployments/web.yaml"].replace("example/web:1", "example/web:2");
+    files.files.insert("deployments/web.yaml".into(), changed);
+    let desired = repo::load(&files, &|_| None).unwrap();
+    observed.insert("b1".into(), Err("connection refused".into()));
+    let s = status(
+        &desired,
+        &observed,
+        Some(&Selector::parse("app=web").unwrap()),
+    );
+    assert_eq!(s.deployments.len(), 1);
+    assert_eq!(s.deployments[0].ready, 0);
+    assert!(s.deployments[0].pods.iter().all(|p| !p.current));
+    assert_eq!(s.unreachable.keys().collect::<Vec<_>>(), ["b1"]);
+    let text = berth::render::status_text(&s);
+    assert!(
+        text.contains("web 0/3 ready") && text.contains("b1 is unreachable"),
+        "{text}"
+    );
+}

@@ -6,6 +6,7 @@ pub mod drift;
 pub mod plan;
 pub mod progress;
 pub mod render;
+pub mod status;
 pub mod unlock;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,7 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     Drift(drift::DriftArgs),
     Render(render::RenderArgs),
+    Status(status::StatusArgs),
     Unlock(unlock::UnlockArgs),
 }
 
@@ -61,6 +63,7 @@ pub fn run(cli: Cli) -> miette::Result<u8> {
         Command::Apply(a) => apply::run(a, verbosity),
         Command::Drift(a) => drift::run(a),
         Command::Render(a) => render::run(a),
+        Command::Status(a) => status::run(a),
         Command::Unlock(a) => unlock::run(a),
     }
 }

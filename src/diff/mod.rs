@@ -2,6 +2,7 @@
 //! its deployment, and field-level differences between container specs.
 
 pub mod placement;
+pub mod status;
 
 use crate::model::{
     label, ContainerSpec, Deployment, Health, Labels, ObservedContainer, ObservedHost,

@@ -11,7 +11,7 @@ fn cell(s: &str) -> String {
 
 pub fn plan(plan: &Plan) -> String {
     let mut out = String::new();
-    let commit = short_commit(plan);
+    let commit = short_commit(plan.commit.as_deref());
     let verdict = if plan.has_changes() {
         format!(
             "**berth plan** for `{}` at `{commit}`: {}",

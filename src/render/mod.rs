@@ -81,10 +81,8 @@ pub fn subject(c: &Change, quote: &str) -> String {
 }
 
 /// The commit, abbreviated as Git does for humans, or "working tree" for a plain directory.
-pub fn short_commit(plan: &Plan) -> &str {
-    plan.commit
-        .as_deref()
-        .map_or("working tree", |c| &c[..c.len().min(12)])
+pub fn short_commit(commit: Option<&str>) -> &str {
+    commit.map_or("working tree", |c| &c[..c.len().min(12)])
 }
 
 /// `1 to create, 2 to replace, 0 to start, 1 to remove`.
@@ -96,4 +94,50 @@ pub fn summary(plan: &Plan) -> String {
         plan.count(Action::Start),
         plan.count(Action::Remove)
     )
+}
+
+/// `berth status` as text: a line per deployment, then its pods by host.
+pub fn status_text(s: &crate::diff::status::Status) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let commit = short_commit(s.commit.as_deref());
+    writeln!(out, "project {} at {commit}", s.project).ok();
+    for d in &s.deployments {
+        let service = d
+            .service
+            .as_deref()
+            .map(|n| format!(", service {n}"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "\n{} {}/{} ready at revision {}{service}",
+            d.name, d.ready, d.replicas, d.revision
+        )
+        .ok();
+        for p in &d.pods {
+            let health = p
+                .health
+                .as_ref()
+                .map(|h| format!(" ({h:?})").to_lowercase())
+                .unwrap_or_default();
+            let marker = if p.current { " " } else { "*" };
+            writeln!(
+                out,
+                "  {marker} {:<10} {:<32} {}{health}",
+                p.host, p.name, p.state
+            )
+            .ok();
+        }
+        if d.pods.iter().any(|p| !p.current) {
+            writeln!(
+                out,
+                "  (* at another revision: an update is pending or under way)"
+            )
+            .ok();
+        }
+    }
+    for (h, e) in &s.unreachable {
+        writeln!(out, "\n! {h} is unreachable: {e}").ok();
+    }
+    out
 }

@@ -28,7 +28,7 @@ impl Paint {
 pub fn plan(plan: &Plan, color: bool) -> String {
     let p = Paint(color);
     let mut out = String::new();
-    let commit = short_commit(plan);
+    let commit = short_commit(plan.commit.as_deref());
     let reachable = plan.hosts.values().filter(|h| h.reachable).count();
     writeln!(
         out,

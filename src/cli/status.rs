@@ -1,0 +1,42 @@
+use super::common::*;
+use super::exit;
+use crate::diff::status::status;
+use crate::hosts::{self, observe::ObserveOptions};
+use crate::render::Format;
+use clap::Args;
+use miette::Result;
+
+/// Show each deployment as it runs: ready pods against replicas at the desired revision,
+/// pods per host with their state and health, the service name.
+///
+/// Example: berth status --repo ./deploy -l app=web
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// text or json.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+pub fn run(a: StatusArgs) -> Result<u8> {
+    let selector = parse_selector(&a.repo.selector)?;
+    let desired = load_repo(&a.repo, Some(&a.ssh))?;
+    let observed = runtime().block_on(async {
+        let fleet =
+            hosts::connect_all(&desired.hosts, &a.ssh.options(), a.ssh.max_handshakes).await;
+        fleet.observe(&ObserveOptions::default()).await
+    });
+    let s = status(&desired, &observed, selector.as_ref());
+    match a.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&s).expect("json")),
+        _ => print!("{}", crate::render::status_text(&s)),
+    }
+    Ok(if s.unreachable.is_empty() || a.ssh.allow_unreachable {
+        exit::OK
+    } else {
+        exit::ERROR
+    })
+}

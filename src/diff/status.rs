@@ -1,0 +1,117 @@
+//! The live status of each deployment: desired against live revisions, pods per host, their
+//! health and service. Pure: built from the desired state and observations.
+
+use super::{group, ObservedPod};
+use crate::model::{DesiredState, Health, ObservedHost, Selector};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub project: String,
+    pub commit: Option<String>,
+    pub deployments: Vec<DeploymentStatus>,
+    /// Hosts that could not be observed, with the reason.
+    pub unreachable: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeploymentStatus {
+    pub name: String,
+    pub revision: String,
+    pub replicas: u32,
+    /// Pods at the desired revision that run and are not unhealthy.
+    pub ready: u32,
+    pub service: Option<String>,
+    pub pods: Vec<PodStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PodStatus {
+    pub host: String,
+    pub name: String,
+    pub revision: String,
+    /// At the desired revision.
+    pub current: bool,
+    /// running, exited, ... (the worst of its containers)
+    pub state: String,
+    pub health: Option<Health>,
+}
+
+fn pod_status(p: &ObservedPod, revision: &str) -> PodStatus {
+    let state = p
+        .containers
+        .iter()
+        .map(|c| c.state.as_str())
+        .find(|s| *s != "running")
+        .unwrap_or("running")
+        .to_string();
+    let health = p
+        .containers
+        .iter()
+        .filter_map(|c| c.health.clone())
+        .max_by_key(|h| match h {
+            Health::Healthy => 0,
+            Health::Starting => 1,
+            Health::Unhealthy => 2,
+        });
+    PodStatus {
+        host: p.host.clone(),
+        name: p.name.clone(),
+        revision: p.revision.clone(),
+        current: p.revision == revision,
+        state,
+        health,
+    }
+}
+
+pub fn status(
+    desired: &DesiredState,
+    observed: &BTreeMap<String, Result<ObservedHost, String>>,
+    selector: Option<&Selector>,
+) -> Status {
+    let mut pods: Vec<ObservedPod> = Vec::new();
+    let mut unreachable = BTreeMap::new();
+    for (host, o) in observed {
+        match o {
+            Ok(o) => pods.extend(group(&desired.project, o).0),
+            Err(e) => {
+                unreachable.insert(host.clone(), e.clone());
+            }
+        }
+    }
+    let deployments = desired
+        .deployments
+        .iter()
+        .filter(|d| selector.is_none_or(|s| s.matches(&d.labels)))
+        .map(|d| {
+            let revision = d.revision(&desired.project);
+            let mut mine: Vec<PodStatus> = pods
+                .iter()
+                .filter(|p| p.deployment == d.name)
+                .map(|p| pod_status(p, &revision))
+                .collect();
+            mine.sort_by(|a, b| (&a.host, &a.name).cmp(&(&b.host, &b.name)));
+            let ready = mine
+                .iter()
+                .filter(|p| {
+                    p.current && p.state == "running" && p.health != Some(Health::Unhealthy)
+                })
+                .count() as u32;
+            DeploymentStatus {
+                name: d.name.clone(),
+                revision,
+                replicas: d.replicas,
+                ready,
+                service: d.service.as_ref().map(|s| s.name.clone()),
+                pods: mine,
+            }
+        })
+        .collect();
+    Status {
+        project: desired.project.clone(),
+        commit: desired.commit.clone(),
+        deployments,
+        unreachable,
+    }
+}

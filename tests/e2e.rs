@@ -50,6 +50,28 @@ fn apply_the_example_then_nothing_changes() {
         ],
     );
     assert!(body.contains("berth-lab web v1"), "{body}");
+    // Ready web pods answer to their service name; the edge pods have no service.
+    let web_pod = h1.iter().find(|c| c.name.starts_with("web-")).unwrap();
+    let aliases = docker(
+        "h1",
+        &[
+            "inspect",
+            "--format",
+            "{{json (index .NetworkSettings.Networks \"berth-shop\").Aliases}}",
+            &web_pod.name,
+        ],
+    );
+    assert!(aliases.contains("\"web\""), "{aliases}");
+    let client = &h1
+        .iter()
+        .find(|c| c.name.ends_with("-sidecar"))
+        .unwrap()
+        .name;
+    let answer = docker(
+        "h1",
+        &["exec", client, "wget", "-q", "-O-", "http://web:8080/"],
+    );
+    assert!(answer.contains("berth-lab web v1"), "{answer}");
 
     let again = repo.berth(&["apply", "--auto-approve"]);
     assert_eq!(again.code, 0, "{again:?}");

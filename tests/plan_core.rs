@@ -166,10 +166,12 @@ fn a_new_repository_creates_every_pod_spread_evenly_then_converges() {
         .map(|s| match s {
             Step::CreatePod { .. } => "create",
             Step::AwaitReady { .. } => "await",
+            Step::JoinService { .. } => "join",
             _ => "other",
         })
         .collect();
-    assert_eq!(ops, ["create", "create", "await", "await"]);
+    // A pod joins its service (web) only after its health gate.
+    assert_eq!(ops, ["create", "create", "await", "await", "join", "join"]);
     simulate(&p, &mut observed);
     assert_eq!(
         pods_on(&observed, "a1", "web") + pods_on(&observed, "a2", "web"),
@@ -225,7 +227,8 @@ fn an_image_change_is_a_pending_replace_with_the_field_that_differs() {
         .collect();
     assert!(matches!(steps[0], Step::CreatePod { .. }));
     assert!(matches!(steps[1], Step::AwaitReady { .. }));
-    assert!(matches!(steps[2], Step::RemovePod { .. }));
+    assert!(matches!(steps[2], Step::JoinService { .. }));
+    assert!(matches!(steps[3], Step::RemovePod { .. }));
     assert!(replace_waves[0]
         .on_failure
         .values()
@@ -451,6 +454,17 @@ fn unused_volumes_are_removed_only_with_prune_volumes_and_never_while_mounted() 
     assert!(observed["a1"].as_ref().unwrap().volumes.is_empty());
 }
 
+/// The aliases of the one container given deep observation data in the test below.
+fn c_aliases(observed: &mut Observed) -> &mut Vec<String> {
+    let a1 = observed.get_mut("a1").unwrap().as_mut().unwrap();
+    let c = a1
+        .containers
+        .iter_mut()
+        .find(|c| c.resources.is_some())
+        .unwrap();
+    &mut c.resources.as_mut().unwrap().aliases
+}
+
 #[test]
 fn resources_changed_by_hand_are_drift_when_observed_deeply() {
     let files = basic();
@@ -462,13 +476,26 @@ fn resources_changed_by_hand_are_drift_when_observed_deeply() {
         .iter_mut()
         .find(|c| c.label(label::DEPLOYMENT) == Some("web"))
         .unwrap();
-    // As the spec says (no limits, unless-stopped): no change.
+    // As the spec says (no limits, unless-stopped, behind its service): no change.
     c.resources = Some(Resources {
         memory: 0,
         millicpus: 0,
         restart: "unless-stopped".into(),
+        aliases: vec!["web".into()],
     });
     assert!(!make_plan(&files, &observed, false).has_changes());
+    // Ready but not behind its service (an apply stopped before it joined): replaced.
+    c_aliases(&mut observed).clear();
+    let p = make_plan(&files, &observed, false);
+    assert_eq!(p.changes.len(), 1, "{:?}", p.changes);
+    assert!(
+        p.changes[0]
+            .reason
+            .contains("not behind its service name web"),
+        "{:?}",
+        p.changes
+    );
+    c_aliases(&mut observed).push("web".into());
     // As after `docker update --memory 128m`.
     let c = observed
         .get_mut("a1")
@@ -501,6 +528,7 @@ fn op(s: &Step) -> &'static str {
         Step::StartPod { .. } => "start",
         Step::CreatePod { .. } => "create",
         Step::AwaitReady { .. } => "await",
+        Step::JoinService { .. } => "join",
         Step::RemovePod { .. } => "remove",
         _ => "other",
     }
@@ -545,8 +573,8 @@ fn rolling_batches_follow_surge_and_unavailability_across_hosts() {
     // serving until its replacement is ready.
     let a1: Vec<&str> = first.steps["a1"].iter().map(op).collect();
     let a2: Vec<&str> = first.steps["a2"].iter().map(op).collect();
-    assert_eq!(a1, ["stop", "create", "await", "remove"]);
-    assert_eq!(a2, ["create", "await", "remove"]);
+    assert_eq!(a1, ["stop", "create", "await", "join", "remove"]);
+    assert_eq!(a2, ["create", "await", "join", "remove"]);
     // Failing the second batch restores what the first batch replaced.
     let undo: Vec<&str> = batches[1].on_failure.values().flatten().map(op).collect();
     assert_eq!(

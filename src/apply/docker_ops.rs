@@ -178,10 +178,8 @@ fn create_body(
     let networking_config = (index == 0).then(|| NetworkingConfig {
         endpoints_config: Some(HashMap::from([(
             pod.network.clone(),
-            EndpointSettings {
-                aliases: Some(pod.aliases.clone()),
-                ..Default::default()
-            },
+            // No service alias yet: the pod joins its service once it is ready.
+            EndpointSettings::default(),
         )])),
     });
     let ms_to_ns = |ms: u64| (ms as i64) * 1_000_000;
@@ -340,6 +338,49 @@ pub async fn remove_containers(
             .map_err(|e| format!("removing {n}: {e}"))?;
     }
     Ok(())
+}
+
+/// Puts a container behind service names on a network: reconnects it with the aliases,
+/// unless it already has them (a re-run must not disturb a serving pod).
+pub async fn join_service(
+    docker: &Docker,
+    container: &str,
+    network: &str,
+    aliases: &[String],
+) -> Result<(), String> {
+    let info = docker
+        .inspect_container(container, None::<InspectContainerOptions>)
+        .await
+        .map_err(|e| format!("inspecting {container}: {e}"))?;
+    let current: Vec<String> = info
+        .network_settings
+        .and_then(|n| n.networks)
+        .and_then(|mut n| n.remove(network))
+        .and_then(|e| e.aliases)
+        .unwrap_or_default();
+    if aliases.iter().all(|a| current.contains(a)) {
+        return Ok(());
+    }
+    let disconnect = NetworkDisconnectRequest {
+        container: container.to_string(),
+        force: Some(true),
+    };
+    docker
+        .disconnect_network(network, disconnect)
+        .await
+        .or_else(|e| ignore(e, &[404]))
+        .map_err(|e| format!("disconnecting {container} from {network}: {e}"))?;
+    let connect = NetworkConnectRequest {
+        container: container.to_string(),
+        endpoint_config: Some(EndpointSettings {
+            aliases: Some(aliases.to_vec()),
+            ..Default::default()
+        }),
+    };
+    docker
+        .connect_network(network, connect)
+        .await
+        .map_err(|e| format!("putting {container} behind {}: {e}", aliases.join(", ")))
 }
 
 /// The state of one container as a short inspect sees it.

@@ -53,6 +53,9 @@ pub fn describe(step: &Step) -> String {
             "wait for {pod} to be ready for {}s",
             *min_ready_ms as f64 / 1000.0
         ),
+        Step::JoinService { pod, aliases, .. } => {
+            format!("put {pod} behind {}", aliases.join(", "))
+        }
         Step::StartPod { pod, .. } => format!("start {pod}"),
         Step::StopPod { pod, .. } => format!("stop {pod}"),
         Step::RemovePod { pod, .. } => format!("remove {pod}"),
@@ -173,6 +176,12 @@ async fn run_step(docker: &Docker, step: &Step, project: &str, secrets: &Secrets
             min_ready_ms,
             timeout_ms,
         } => await_ready(docker, pod, containers, *min_ready_ms, *timeout_ms).await,
+        Step::JoinService {
+            container,
+            network,
+            aliases,
+            ..
+        } => plain(ops::join_service(docker, container, network, aliases).await),
         Step::StartPod { containers, .. } => {
             plain(ops::start_containers(docker, containers, project).await)
         }

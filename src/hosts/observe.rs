@@ -95,12 +95,18 @@ async fn list_volumes(docker: &Docker) -> Result<Vec<ObservedVolume>, String> {
     Ok(volumes)
 }
 
-async fn resources(docker: &Docker, id: &str) -> Result<Resources, String> {
+async fn resources(docker: &Docker, id: &str, network: &str) -> Result<Resources, String> {
     let info = docker
         .inspect_container(id, None::<InspectContainerOptions>)
         .await
         .map_err(|e| format!("inspecting {id}: {e}"))?;
     let hc = info.host_config.unwrap_or_default();
+    let aliases = info
+        .network_settings
+        .and_then(|n| n.networks)
+        .and_then(|mut n| n.remove(network))
+        .and_then(|e| e.aliases)
+        .unwrap_or_default();
     Ok(Resources {
         memory: hc.memory.unwrap_or(0).max(0) as u64,
         millicpus: (hc.nano_cpus.unwrap_or(0).max(0) / 1_000_000) as u64,
@@ -110,6 +116,7 @@ async fn resources(docker: &Docker, id: &str) -> Result<Resources, String> {
             .map(|n| n.to_string())
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "no".into()),
+        aliases,
     })
 }
 
@@ -134,10 +141,11 @@ pub async fn observe(
         let managed: Vec<usize> = (0..containers.len())
             .filter(|&i| containers[i].label(label::PROJECT) == Some(opts.project.as_str()))
             .collect();
+        let network = crate::plan::build::network_name(&opts.project);
         let found = join_all(
             managed
                 .iter()
-                .map(|&i| resources(docker, &containers[i].id)),
+                .map(|&i| resources(docker, &containers[i].id, &network)),
         )
         .await;
         for (i, r) in managed.into_iter().zip(found) {

@@ -57,6 +57,9 @@ pub struct Resources {
     /// Milli-CPUs; 0 for no limit.
     pub millicpus: u64,
     pub restart: String,
+    /// Its network aliases on the project's network (service membership).
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 /// A named volume with its labels.

@@ -735,10 +735,19 @@ fn new_container_names(pod: &PodPlan) -> Vec<String> {
     pod.containers.iter().map(|c| c.name.clone()).collect()
 }
 
-/// Create a pod, then wait for its health gate.
-fn create_and_await(d: &Deployment, pod: PodPlan) -> [Step; 2] {
+/// Create a pod, wait for its health gate, then (with a service) put it behind the name.
+fn create_and_await(d: &Deployment, pod: PodPlan) -> Vec<Step> {
     let wait = await_step(d, &pod.name, new_container_names(&pod));
-    [Step::CreatePod { pod }, wait]
+    let join = (!pod.aliases.is_empty()).then(|| Step::JoinService {
+        pod: pod.name.clone(),
+        container: pod.containers[0].name.clone(),
+        network: pod.network.clone(),
+        aliases: pod.aliases.clone(),
+    });
+    [Some(Step::CreatePod { pod }), Some(wait), join]
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 fn remove_new(pod: &PodPlan) -> Step {
@@ -762,28 +771,37 @@ fn start_step(p: &ObservedPod) -> Step {
     }
 }
 
-/// Steps per host in two phases, all actions first and then all health gates, so that the
-/// pods of one wave on one host come up together rather than one after another.
+/// Steps per host in phases: every pod's first step, then every pod's second step, and so
+/// on (create all, then await all, then join all), so that the pods of one wave on one host
+/// come up together rather than one after another.
 #[derive(Default)]
 struct Phased {
-    act: BTreeMap<String, Vec<Step>>,
-    gate: BTreeMap<String, Vec<Step>>,
+    phases: Vec<BTreeMap<String, Vec<Step>>>,
 }
 
 impl Phased {
-    fn add(&mut self, host: &str, [act, gate]: [Step; 2]) {
-        self.act.entry(host.to_string()).or_default().push(act);
-        self.gate.entry(host.to_string()).or_default().push(gate);
+    fn add(&mut self, host: &str, steps: impl IntoIterator<Item = Step>) {
+        for (i, step) in steps.into_iter().enumerate() {
+            if self.phases.len() <= i {
+                self.phases.push(BTreeMap::new());
+            }
+            self.phases[i]
+                .entry(host.to_string())
+                .or_default()
+                .push(step);
+        }
     }
 
     fn is_empty(&self) -> bool {
-        self.act.is_empty()
+        self.phases.is_empty()
     }
 
     fn into_steps(self) -> BTreeMap<String, Vec<Step>> {
-        let mut steps = self.act;
-        for (host, gates) in self.gate {
-            steps.entry(host).or_default().extend(gates);
+        let mut steps: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+        for phase in self.phases {
+            for (host, s) in phase {
+                steps.entry(host).or_default().extend(s);
+            }
         }
         steps
     }

@@ -133,6 +133,13 @@ pub enum Step {
         min_ready_ms: u64,
         timeout_ms: u64,
     },
+    /// Put a ready pod behind its service name (network aliases on the first container).
+    JoinService {
+        pod: String,
+        container: String,
+        network: String,
+        aliases: Vec<String>,
+    },
     StartPod {
         pod: String,
         containers: Vec<String>,
@@ -156,7 +163,8 @@ pub struct PodPlan {
     pub name: String,
     pub deployment: String,
     pub network: String,
-    /// Network aliases of the pod (service name).
+    /// The service names the pod answers to once it is ready (network aliases; a new pod is
+    /// created without them and joins after its health gate).
     pub aliases: Vec<String>,
     pub containers: Vec<ContainerPlan>,
 }

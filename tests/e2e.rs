@@ -115,7 +115,16 @@ fn an_image_change_replaces_pods_behind_the_health_gate() {
         "{md:?}"
     );
 
-    repo.apply_ok(&[]);
+    let r = repo.apply_ok(&[]);
+    // The closing line splits the time: two pods, each gated for at least min_ready (1s).
+    let gates: f64 = r
+        .stderr
+        .split(" in health gates")
+        .next()
+        .and_then(|s| s.rsplit('(').next())
+        .and_then(|s| s.trim_end_matches('s').parse().ok())
+        .unwrap_or_else(|| panic!("no health gate time in {r:?}"));
+    assert!(gates >= 2.0, "{gates}s in health gates: {r:?}");
     let after = repo.all_containers();
     assert_eq!(after.len(), 2, "{after:?}");
     assert!(

@@ -302,9 +302,11 @@ pub async fn start_containers(
 }
 
 /// Stops containers, sidecars first (they share the first container's network).
-async fn stop_owned(docker: &Docker, names: &[String]) -> Result<(), String> {
+async fn stop_owned(docker: &Docker, names: &[String], timeout_s: u32) -> Result<(), String> {
     for n in names.iter().rev() {
-        let options = StopContainerOptionsBuilder::default().t(10).build();
+        let options = StopContainerOptionsBuilder::default()
+            .t(timeout_s as i32)
+            .build();
         docker
             .stop_container(n, Some(options))
             .await
@@ -318,17 +320,19 @@ pub async fn stop_containers(
     docker: &Docker,
     names: &[String],
     project: &str,
+    timeout_s: u32,
 ) -> Result<(), String> {
-    stop_owned(docker, &ours(docker, names, project).await?).await
+    stop_owned(docker, &ours(docker, names, project).await?, timeout_s).await
 }
 
 pub async fn remove_containers(
     docker: &Docker,
     names: &[String],
     project: &str,
+    timeout_s: u32,
 ) -> Result<(), String> {
     let names = ours(docker, names, project).await?;
-    stop_owned(docker, &names).await?;
+    stop_owned(docker, &names, timeout_s).await?;
     for n in names.iter().rev() {
         let options = RemoveContainerOptionsBuilder::default().force(true).build();
         docker

@@ -21,7 +21,8 @@ pub struct StepFailure {
 
 #[derive(Debug)]
 pub enum Outcome {
-    Applied,
+    /// Done; `health_wait` is the time spent in health gates (per wave, the longest host).
+    Applied { health_wait: std::time::Duration },
     /// A wave failed; its on-failure steps ran (cleanly unless `rollback_errors` says otherwise).
     RolledBack {
         wave: String,
@@ -80,9 +81,11 @@ async fn run_waves(
     secrets: &Secrets,
     progress: &Arc<dyn Progress>,
 ) -> Result<Outcome, String> {
+    let mut health_wait = std::time::Duration::ZERO;
     for (i, wave) in plan.waves.iter().enumerate() {
         progress.wave(i + 1, plan.waves.len(), &wave.description);
-        let failures = run_hosts(&wave.steps, plan, fleet, secrets, progress).await?;
+        let (failures, waited) = run_hosts(&wave.steps, plan, fleet, secrets, progress).await?;
+        health_wait += waited;
         if failures.is_empty() {
             continue;
         }
@@ -94,6 +97,7 @@ async fn run_waves(
         }
         let rollback_errors = run_hosts(&wave.on_failure, plan, fleet, secrets, progress)
             .await?
+            .0
             .into_iter()
             .map(|f| format!("{}: {}", f.host, f.message))
             .collect();
@@ -103,7 +107,7 @@ async fn run_waves(
             rollback_errors,
         });
     }
-    Ok(Outcome::Applied)
+    Ok(Outcome::Applied { health_wait })
 }
 
 async fn run_hosts(
@@ -112,7 +116,7 @@ async fn run_hosts(
     fleet: &Fleet,
     secrets: &Secrets,
     progress: &Arc<dyn Progress>,
-) -> Result<Vec<StepFailure>, String> {
+) -> Result<(Vec<StepFailure>, Duration), String> {
     let mut tasks = Vec::new();
     for (host, list) in steps {
         let Some(c) = fleet.connected.get(host) else {
@@ -125,27 +129,38 @@ async fn run_hosts(
         let secrets = secrets.clone();
         let progress = progress.clone();
         tasks.push(tokio::spawn(async move {
+            let mut waited = Duration::ZERO;
             for step in &list {
                 let what = describe(step);
                 progress.step_started(&host, &what);
+                let started = Instant::now();
                 let result = run_step(&docker, step, &project, &secrets).await;
+                if matches!(step, Step::AwaitReady { .. }) {
+                    waited += started.elapsed();
+                }
                 progress.step_done(&host, &what);
                 if let Err((message, details)) = result {
-                    return Some(StepFailure {
-                        host,
-                        message,
-                        details,
-                    });
+                    return (
+                        Some(StepFailure {
+                            host,
+                            message,
+                            details,
+                        }),
+                        waited,
+                    );
                 }
             }
-            None
+            (None, waited)
         }));
     }
     let mut failures = Vec::new();
+    let mut longest_wait = Duration::ZERO;
     for t in tasks {
         match t.await {
-            Ok(Some(f)) => failures.push(f),
-            Ok(None) => {}
+            Ok((failure, waited)) => {
+                longest_wait = longest_wait.max(waited);
+                failures.extend(failure);
+            }
             Err(e) => failures.push(StepFailure {
                 host: "?".into(),
                 message: format!("internal error: {e}"),
@@ -153,7 +168,7 @@ async fn run_hosts(
             }),
         }
     }
-    Ok(failures)
+    Ok((failures, longest_wait))
 }
 
 type StepResult = Result<(), (String, String)>;
@@ -185,12 +200,16 @@ async fn run_step(docker: &Docker, step: &Step, project: &str, secrets: &Secrets
         Step::StartPod { containers, .. } => {
             plain(ops::start_containers(docker, containers, project).await)
         }
-        Step::StopPod { containers, .. } => {
-            plain(ops::stop_containers(docker, containers, project).await)
-        }
-        Step::RemovePod { containers, .. } => {
-            plain(ops::remove_containers(docker, containers, project).await)
-        }
+        Step::StopPod {
+            containers,
+            stop_timeout_s,
+            ..
+        } => plain(ops::stop_containers(docker, containers, project, *stop_timeout_s).await),
+        Step::RemovePod {
+            containers,
+            stop_timeout_s,
+            ..
+        } => plain(ops::remove_containers(docker, containers, project, *stop_timeout_s).await),
         Step::RemoveVolume { name } => plain(ops::remove_volume(docker, name).await),
     }
 }

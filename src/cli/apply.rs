@@ -159,12 +159,18 @@ async fn execute(plan: &Plan, fleet: &Fleet, verbosity: Verbosity) -> Result<u8>
         .into_iter()
         .collect();
     let progress = super::progress::for_apply(verbosity, &hosts);
+    let started = std::time::Instant::now();
     match apply::execute(plan, fleet, secrets, progress)
         .await
         .map_err(|e| miette!("{e}"))?
     {
-        Outcome::Applied => {
-            eprintln!("apply complete: {}", crate::render::summary(plan));
+        Outcome::Applied { health_wait } => {
+            eprintln!(
+                "apply complete: {} in {:.1}s ({:.1}s in health gates)",
+                crate::render::summary(plan),
+                started.elapsed().as_secs_f64(),
+                health_wait.as_secs_f64()
+            );
             Ok(exit::OK)
         }
         Outcome::RolledBack {

@@ -73,6 +73,8 @@ pub struct Strategy {
     pub min_ready_ms: u64,
     /// How long a new pod may take to become ready before the rollout is aborted.
     pub health_timeout_ms: u64,
+    /// How long an old pod gets to stop on SIGTERM before it is killed.
+    pub stop_timeout_s: u32,
     /// Rolling: pods above `replicas` allowed during the update.
     pub max_surge: Amount,
     /// Rolling: pods below `replicas` allowed during the update.

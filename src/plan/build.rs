@@ -609,10 +609,7 @@ impl Builder<'_> {
                 steps
                     .entry(p.host.clone())
                     .or_default()
-                    .push(Step::RemovePod {
-                        pod: p.name.clone(),
-                        containers: container_names(p),
-                    });
+                    .push(remove_step(p, DEFAULT_STOP_TIMEOUT_S));
             } else {
                 self.issues.push(Issue {
                     kind: if kind == ChangeKind::Drift {
@@ -715,10 +712,11 @@ fn removed_containers<'a>(
     out
 }
 
-fn remove_step(p: &ObservedPod) -> Step {
+fn remove_step(p: &ObservedPod, stop_timeout_s: u32) -> Step {
     Step::RemovePod {
         pod: p.name.clone(),
         containers: container_names(p),
+        stop_timeout_s,
     }
 }
 
@@ -750,17 +748,19 @@ fn create_and_await(d: &Deployment, pod: PodPlan) -> Vec<Step> {
         .collect()
 }
 
-fn remove_new(pod: &PodPlan) -> Step {
+fn remove_new(pod: &PodPlan, stop_timeout_s: u32) -> Step {
     Step::RemovePod {
         pod: pod.name.clone(),
         containers: new_container_names(pod),
+        stop_timeout_s,
     }
 }
 
-fn stop_step(p: &ObservedPod) -> Step {
+fn stop_step(p: &ObservedPod, stop_timeout_s: u32) -> Step {
     Step::StopPod {
         pod: p.name.clone(),
         containers: container_names(p),
+        stop_timeout_s,
     }
 }
 
@@ -873,12 +873,12 @@ fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
             let stop_first = r.stop_first || j < unavailable as usize;
             undo.entry(r.host.clone())
                 .or_default()
-                .push(remove_new(&r.new));
+                .push(remove_new(&r.new, d.strategy.stop_timeout_s));
             if stop_first {
                 stops
                     .entry(r.host.clone())
                     .or_default()
-                    .push(stop_step(&r.old));
+                    .push(stop_step(&r.old, d.strategy.stop_timeout_s));
                 undo.entry(r.host.clone())
                     .or_default()
                     .push(start_step(&r.old));
@@ -887,7 +887,7 @@ fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
             removes
                 .entry(r.host.clone())
                 .or_default()
-                .push(remove_step(&r.old));
+                .push(remove_step(&r.old, d.strategy.stop_timeout_s));
         }
         let mut restore = Phased::default();
         let mut retire: BTreeMap<String, Vec<Step>> = BTreeMap::new();
@@ -897,7 +897,7 @@ fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
                 retire
                     .entry(r.host.clone())
                     .or_default()
-                    .push(remove_new(&r.new));
+                    .push(remove_new(&r.new, d.strategy.stop_timeout_s));
             }
         }
         for (host, steps) in restore.into_steps().into_iter().chain(retire) {
@@ -951,7 +951,7 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
                 fresh_undo
                     .entry(host.clone())
                     .or_default()
-                    .push(remove_new(&new));
+                    .push(remove_new(&new, d.strategy.stop_timeout_s));
                 fresh.add(&host, create_and_await(d, new));
             }
             Work::Create {
@@ -968,7 +968,7 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
             Work::Remove(p) => removals
                 .entry(p.host.clone())
                 .or_default()
-                .push(remove_step(&p)),
+                .push(remove_step(&p, d.strategy.stop_timeout_s)),
         }
     }
     if !starts.is_empty() {
@@ -993,12 +993,17 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
             let mut undo: BTreeMap<String, Vec<Step>> = BTreeMap::new();
             let mut remove: BTreeMap<String, Vec<Step>> = BTreeMap::new();
             for Replacement { host, new, old, .. } in replacements {
-                stop.entry(host.clone()).or_default().push(stop_step(&old));
+                stop.entry(host.clone())
+                    .or_default()
+                    .push(stop_step(&old, d.strategy.stop_timeout_s));
                 let u = undo.entry(host.clone()).or_default();
-                u.push(remove_new(&new));
+                u.push(remove_new(&new, d.strategy.stop_timeout_s));
                 u.push(start_step(&old));
                 create.add(&host, create_and_await(d, new));
-                remove.entry(host).or_default().push(remove_step(&old));
+                remove
+                    .entry(host)
+                    .or_default()
+                    .push(remove_step(&old, d.strategy.stop_timeout_s));
             }
             waves.push(Wave {
                 description: format!("{}: stop the old pods (recreate)", d.name),

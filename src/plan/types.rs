@@ -144,17 +144,29 @@ pub enum Step {
         pod: String,
         containers: Vec<String>,
     },
+    /// Stop (SIGTERM, then SIGKILL after `stop_timeout_s`).
     StopPod {
         pod: String,
         containers: Vec<String>,
+        #[serde(default = "default_stop_timeout")]
+        stop_timeout_s: u32,
     },
     RemovePod {
         pod: String,
         containers: Vec<String>,
+        #[serde(default = "default_stop_timeout")]
+        stop_timeout_s: u32,
     },
     RemoveVolume {
         name: String,
     },
+}
+
+/// Docker's own default grace period before SIGKILL.
+pub const DEFAULT_STOP_TIMEOUT_S: u32 = 10;
+
+fn default_stop_timeout() -> u32 {
+    DEFAULT_STOP_TIMEOUT_S
 }
 
 /// Everything needed to create one pod, resolved (secrets only by name and hash).

@@ -143,6 +143,9 @@ impl Loader<'_> {
             kind,
             min_ready_ms: self.duration(file, &s.min_ready, fallback.min_ready_ms),
             health_timeout_ms: self.duration(file, &s.health_timeout, fallback.health_timeout_ms),
+            stop_timeout_s: self
+                .duration(file, &s.stop_timeout, fallback.stop_timeout_s as u64 * 1000)
+                .div_ceil(1000) as u32,
             max_surge,
             max_unavailable,
         }
@@ -195,6 +198,7 @@ pub fn load(files: &RepoFiles, secrets: SecretLookup) -> Result<DesiredState, Di
     }
     let defaults = project.as_ref().map(|p| &p.defaults);
     let base_strategy = Strategy {
+        stop_timeout_s: crate::plan::DEFAULT_STOP_TIMEOUT_S,
         max_surge: Amount::Count(1),
         max_unavailable: Amount::Count(0),
         kind: StrategyKind::Rolling,

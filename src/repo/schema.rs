@@ -108,6 +108,8 @@ pub struct StrategyFile {
     #[serde(default)]
     pub health_timeout: Option<Spanned<String>>,
     #[serde(default)]
+    pub stop_timeout: Option<Spanned<String>>,
+    #[serde(default)]
     pub max_surge: Option<Spanned<Scalar>>,
     #[serde(default)]
     pub max_unavailable: Option<Spanned<Scalar>>,

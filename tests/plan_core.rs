@@ -211,13 +211,32 @@ fn an_image_change_is_a_pending_replace_with_the_field_that_differs() {
         (f.old.as_deref(), f.new.as_deref()),
         (Some("example/web:1"), Some("example/web:2"))
     );
-    // Rolling: one wave per pod, each creating, waiting, then removing the old pod.
+    // Rolling: one wave per pod, each creating, waiting and joining; the pod it replaces is
+    // removed at the start of the next wave (on another host), the last one in a final wave.
     let replace_waves: Vec<_> = p
         .waves
         .iter()
-        .filter(|w| w.description.contains("replace"))
+        .filter(|w| w.description.contains("rolling batch"))
         .collect();
     assert_eq!(replace_waves.len(), 3);
+    let last = p.waves.last().unwrap();
+    assert!(last.description.contains("remove the last replaced pods"));
+    assert!(last
+        .steps
+        .values()
+        .flatten()
+        .all(|s| matches!(s, Step::RemovePod { .. })));
+    let first_host = replace_waves[0].steps.keys().next().unwrap();
+    let second = &replace_waves[1].steps;
+    assert_ne!(
+        second.keys().last().unwrap(),
+        first_host,
+        "batches go round robin over hosts"
+    );
+    assert!(
+        matches!(second[first_host][0], Step::RemovePod { .. }),
+        "{second:?}"
+    );
     let steps: Vec<&Step> = replace_waves[0]
         .steps
         .values()
@@ -228,7 +247,7 @@ fn an_image_change_is_a_pending_replace_with_the_field_that_differs() {
     assert!(matches!(steps[0], Step::CreatePod { .. }));
     assert!(matches!(steps[1], Step::AwaitReady { .. }));
     assert!(matches!(steps[2], Step::JoinService { .. }));
-    assert!(matches!(steps[3], Step::RemovePod { .. }));
+    assert_eq!(steps.len(), 3);
     assert!(replace_waves[0]
         .on_failure
         .values()
@@ -573,8 +592,11 @@ fn rolling_batches_follow_surge_and_unavailability_across_hosts() {
     // serving until its replacement is ready.
     let a1: Vec<&str> = first.steps["a1"].iter().map(op).collect();
     let a2: Vec<&str> = first.steps["a2"].iter().map(op).collect();
-    assert_eq!(a1, ["stop", "create", "await", "join", "remove"]);
-    assert_eq!(a2, ["create", "await", "join", "remove"]);
+    assert_eq!(a1, ["stop", "create", "await", "join"]);
+    assert_eq!(a2, ["create", "await", "join"]);
+    // The second batch first removes what the first replaced.
+    let second: Vec<&str> = batches[1].steps["a1"].iter().map(op).collect();
+    assert_eq!(second[0], "remove", "{second:?}");
     // Failing the second batch restores what the first batch replaced.
     let undo: Vec<&str> = batches[1].on_failure.values().flatten().map(op).collect();
     assert_eq!(
@@ -591,7 +613,7 @@ fn rolling_batches_follow_surge_and_unavailability_across_hosts() {
             _ => None,
         })
         .collect();
-    let replaced_first: Vec<String> = first
+    let replaced_first: Vec<String> = batches[1]
         .steps
         .values()
         .flatten()

@@ -864,6 +864,9 @@ fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
     let batches: Vec<&[Replacement]> = order.chunks(batch).collect();
     let mut waves = Vec::new();
     let mut done: Vec<&Replacement> = Vec::new();
+    // The old pods of a batch are removed at the start of the next one, where they run
+    // beside the next batch's work on other hosts instead of holding up the rollout.
+    let mut leftover: BTreeMap<String, Vec<Step>> = BTreeMap::new();
     for (n, chunk) in batches.iter().enumerate() {
         let mut stops: BTreeMap<String, Vec<Step>> = BTreeMap::new();
         let mut starts = Phased::default();
@@ -903,8 +906,8 @@ fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
         for (host, steps) in restore.into_steps().into_iter().chain(retire) {
             undo.entry(host).or_default().extend(steps);
         }
-        let mut steps = stops;
-        for (host, s) in starts.into_steps().into_iter().chain(removes) {
+        let mut steps = std::mem::replace(&mut leftover, removes);
+        for (host, s) in stops.into_iter().chain(starts.into_steps()) {
             steps.entry(host).or_default().extend(s);
         }
         let olds: Vec<&str> = chunk.iter().map(|r| r.old.name.as_str()).collect();
@@ -922,6 +925,13 @@ fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
             on_failure: undo,
         });
         done.extend(chunk.iter());
+    }
+    if !leftover.is_empty() {
+        waves.push(Wave {
+            description: format!("{}: remove the last replaced pods", d.name),
+            steps: leftover,
+            on_failure: BTreeMap::new(),
+        });
     }
     waves
 }

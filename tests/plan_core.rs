@@ -166,12 +166,15 @@ fn a_new_repository_creates_every_pod_spread_evenly_then_converges() {
         .map(|s| match s {
             Step::CreatePod { .. } => "create",
             Step::AwaitReady { .. } => "await",
-            Step::JoinService { .. } => "join",
             _ => "other",
         })
         .collect();
-    // A pod joins its service (web) only after its health gate.
-    assert_eq!(ops, ["create", "create", "await", "await", "join", "join"]);
+    assert_eq!(ops, ["create", "create", "await", "await"]);
+    // A pod joins its service (web) in its health gate, once healthy.
+    assert!(web.steps["a1"].iter().all(|s| match s {
+        Step::AwaitReady { join, .. } => join.as_ref().is_some_and(|j| j.aliases == ["web"]),
+        _ => true,
+    }));
     simulate(&p, &mut observed);
     assert_eq!(
         pods_on(&observed, "a1", "web") + pods_on(&observed, "a2", "web"),
@@ -246,8 +249,7 @@ fn an_image_change_is_a_pending_replace_with_the_field_that_differs() {
         .collect();
     assert!(matches!(steps[0], Step::CreatePod { .. }));
     assert!(matches!(steps[1], Step::AwaitReady { .. }));
-    assert!(matches!(steps[2], Step::JoinService { .. }));
-    assert_eq!(steps.len(), 3);
+    assert_eq!(steps.len(), 2);
     assert!(replace_waves[0]
         .on_failure
         .values()
@@ -547,7 +549,6 @@ fn op(s: &Step) -> &'static str {
         Step::StartPod { .. } => "start",
         Step::CreatePod { .. } => "create",
         Step::AwaitReady { .. } => "await",
-        Step::JoinService { .. } => "join",
         Step::RemovePod { .. } => "remove",
         _ => "other",
     }
@@ -592,8 +593,8 @@ fn rolling_batches_follow_surge_and_unavailability_across_hosts() {
     // serving until its replacement is ready.
     let a1: Vec<&str> = first.steps["a1"].iter().map(op).collect();
     let a2: Vec<&str> = first.steps["a2"].iter().map(op).collect();
-    assert_eq!(a1, ["stop", "create", "await", "join"]);
-    assert_eq!(a2, ["create", "await", "join"]);
+    assert_eq!(a1, ["stop", "create", "await"]);
+    assert_eq!(a2, ["create", "await"]);
     // The second batch first removes what the first replaced.
     let second: Vec<&str> = batches[1].steps["a1"].iter().map(op).collect();
     assert_eq!(second[0], "remove", "{second:?}");

@@ -3,9 +3,10 @@
 
 use super::docker_ops as ops;
 use crate::hosts::Fleet;
-use crate::plan::{Plan, Step};
+use crate::plan::{Plan, ServiceJoin, Step};
 use bollard::models::HealthStatusEnum;
 use bollard::Docker;
+use futures_util::future::join_all;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,13 +50,19 @@ pub fn describe(step: &Step) -> String {
         Step::EnsureImage { image } => format!("image {image}"),
         Step::CreatePod { pod } => format!("create {}", pod.name),
         Step::AwaitReady {
-            pod, min_ready_ms, ..
-        } => format!(
-            "wait for {pod} to be ready for {}s",
-            *min_ready_ms as f64 / 1000.0
-        ),
-        Step::JoinService { pod, aliases, .. } => {
-            format!("put {pod} behind {}", aliases.join(", "))
+            pod,
+            min_ready_ms,
+            join,
+            ..
+        } => {
+            let behind = join
+                .as_ref()
+                .map(|j| format!(", behind {}", j.aliases.join(", ")))
+                .unwrap_or_default();
+            format!(
+                "wait for {pod} to be ready for {}s{behind}",
+                *min_ready_ms as f64 / 1000.0
+            )
         }
         Step::StartPod { pod, .. } => format!("start {pod}"),
         Step::StopPod { pod, .. } => format!("stop {pod}"),
@@ -190,13 +197,18 @@ async fn run_step(docker: &Docker, step: &Step, project: &str, secrets: &Secrets
             containers,
             min_ready_ms,
             timeout_ms,
-        } => await_ready(docker, pod, containers, *min_ready_ms, *timeout_ms).await,
-        Step::JoinService {
-            container,
-            network,
-            aliases,
-            ..
-        } => plain(ops::join_service(docker, container, network, aliases).await),
+            join,
+        } => {
+            await_ready(
+                docker,
+                pod,
+                containers,
+                *min_ready_ms,
+                *timeout_ms,
+                join.as_ref(),
+            )
+            .await
+        }
         Step::StartPod { containers, .. } => {
             plain(ops::start_containers(docker, containers, project).await)
         }
@@ -225,17 +237,18 @@ async fn await_ready(
     containers: &[String],
     min_ready_ms: u64,
     timeout_ms: u64,
+    join: Option<&ServiceJoin>,
 ) -> StepResult {
     let start = Instant::now();
     let deadline = start + Duration::from_millis(timeout_ms);
     let min_ready = Duration::from_millis(min_ready_ms);
     let mut ready_since: Option<Instant> = None;
+    let mut joined = false;
     loop {
+        let probes = join_all(containers.iter().map(|name| ops::probe(docker, name))).await;
         let mut all_ready = true;
-        for name in containers {
-            let p = ops::probe(docker, name)
-                .await
-                .map_err(|e| (e, String::new()))?;
+        for (name, p) in containers.iter().zip(probes) {
+            let p = p.map_err(|e| (e, String::new()))?;
             let problem = if p.restarting {
                 Some(format!(
                     "{name} is restarting (exit code {})",
@@ -261,16 +274,21 @@ async fn await_ready(
                 all_ready = false;
             }
         }
-        let now = Instant::now();
         if all_ready {
-            let since = *ready_since.get_or_insert(now);
-            if now.duration_since(since) >= min_ready {
+            let since = *ready_since.get_or_insert_with(Instant::now);
+            if let (Some(j), false) = (join, joined) {
+                ops::join_service(docker, &j.container, &j.network, &j.aliases)
+                    .await
+                    .map_err(|e| (e, String::new()))?;
+                joined = true;
+            }
+            if since.elapsed() >= min_ready {
                 return Ok(());
             }
         } else {
             ready_since = None;
         }
-        if now >= deadline {
+        if Instant::now() >= deadline {
             return Err((
                 format!(
                     "pod {pod} was not ready within {:?}",

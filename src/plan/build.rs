@@ -726,6 +726,7 @@ fn await_step(d: &Deployment, pod: &str, containers: Vec<String>) -> Step {
         containers,
         min_ready_ms: d.strategy.min_ready_ms,
         timeout_ms: d.strategy.health_timeout_ms,
+        join: None,
     }
 }
 
@@ -733,19 +734,21 @@ fn new_container_names(pod: &PodPlan) -> Vec<String> {
     pod.containers.iter().map(|c| c.name.clone()).collect()
 }
 
-/// Create a pod, wait for its health gate, then (with a service) put it behind the name.
+/// Create a pod and wait for its health gate; with a service it joins once healthy.
 fn create_and_await(d: &Deployment, pod: PodPlan) -> Vec<Step> {
-    let wait = await_step(d, &pod.name, new_container_names(&pod));
-    let join = (!pod.aliases.is_empty()).then(|| Step::JoinService {
-        pod: pod.name.clone(),
+    let join = (!pod.aliases.is_empty()).then(|| ServiceJoin {
         container: pod.containers[0].name.clone(),
         network: pod.network.clone(),
         aliases: pod.aliases.clone(),
     });
-    [Some(Step::CreatePod { pod }), Some(wait), join]
-        .into_iter()
-        .flatten()
-        .collect()
+    let wait = Step::AwaitReady {
+        pod: pod.name.clone(),
+        containers: new_container_names(&pod),
+        min_ready_ms: d.strategy.min_ready_ms,
+        timeout_ms: d.strategy.health_timeout_ms,
+        join,
+    };
+    vec![Step::CreatePod { pod }, wait]
 }
 
 fn remove_new(pod: &PodPlan, stop_timeout_s: u32) -> Step {

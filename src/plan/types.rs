@@ -126,19 +126,16 @@ pub enum Step {
     CreatePod {
         pod: PodPlan,
     },
-    /// Wait until every container runs (and passes its healthcheck) for `min_ready_ms`.
+    /// Wait until every container runs (and passes its healthcheck), then stays so for
+    /// `min_ready_ms`. With `join`, the pod is put behind its service name the moment it is
+    /// first healthy (as a Kubernetes endpoint is), while `min_ready` goes on counting.
     AwaitReady {
         pod: String,
         containers: Vec<String>,
         min_ready_ms: u64,
         timeout_ms: u64,
-    },
-    /// Put a ready pod behind its service name (network aliases on the first container).
-    JoinService {
-        pod: String,
-        container: String,
-        network: String,
-        aliases: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        join: Option<ServiceJoin>,
     },
     StartPod {
         pod: String,
@@ -160,6 +157,14 @@ pub enum Step {
     RemoveVolume {
         name: String,
     },
+}
+
+/// Service membership: network aliases on the pod's first container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServiceJoin {
+    pub container: String,
+    pub network: String,
+    pub aliases: Vec<String>,
 }
 
 /// Docker's own default grace period before SIGKILL.

@@ -247,16 +247,29 @@ fn an_image_change_is_a_pending_replace_with_the_field_that_differs() {
         .unwrap()
         .iter()
         .collect();
-    assert!(matches!(steps[0], Step::CreatePod { .. }));
-    assert!(matches!(steps[1], Step::AwaitReady { .. }));
-    assert_eq!(steps.len(), 2);
-    assert!(replace_waves[0]
+    assert_eq!(
+        steps.iter().map(|s| op(s)).collect::<Vec<_>>(),
+        ["create", "await", "leave"]
+    );
+    let Step::LeaveService {
+        leave, drain_ms, ..
+    } = steps[2]
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (leave.aliases.as_slice(), *drain_ms),
+        (&["web".to_string()][..], 1000)
+    );
+    let undo: Vec<&str> = replace_waves[0]
         .on_failure
         .values()
         .next()
         .unwrap()
         .iter()
-        .all(|s| matches!(s, Step::RemovePod { .. })));
+        .map(op)
+        .collect();
+    assert_eq!(undo, ["remove", "join"]);
     simulate(&p, &mut observed);
     assert!(!make_plan(&files, &observed, false).has_changes());
 }
@@ -550,6 +563,8 @@ fn op(s: &Step) -> &'static str {
         Step::CreatePod { .. } => "create",
         Step::AwaitReady { .. } => "await",
         Step::RemovePod { .. } => "remove",
+        Step::LeaveService { .. } => "leave",
+        Step::JoinService { .. } => "join",
         _ => "other",
     }
 }
@@ -589,12 +604,15 @@ fn rolling_batches_follow_surge_and_unavailability_across_hosts() {
     // Round robin: the first batch touches both hosts, one pod each.
     let first = batches[0];
     assert_eq!(first.steps.keys().collect::<Vec<_>>(), ["a1", "a2"]);
-    // On the first host the old pod may be unavailable: it stops first. The second keeps
-    // serving until its replacement is ready.
+    // On the first host the old pod may be unavailable: it leaves its service and stops
+    // first. The second keeps serving until its replacement is ready, then leaves (drains).
     let a1: Vec<&str> = first.steps["a1"].iter().map(op).collect();
     let a2: Vec<&str> = first.steps["a2"].iter().map(op).collect();
-    assert_eq!(a1, ["stop", "create", "await"]);
-    assert_eq!(a2, ["create", "await"]);
+    assert_eq!(a1, ["leave", "stop", "create", "await"]);
+    assert_eq!(a2, ["create", "await", "leave"]);
+    // A failed batch puts the old pods back behind the service.
+    let undo_a1: Vec<&str> = first.on_failure["a1"].iter().map(op).collect();
+    assert_eq!(undo_a1, ["remove", "start", "join"]);
     // The second batch first removes what the first replaced.
     let second: Vec<&str> = batches[1].steps["a1"].iter().map(op).collect();
     assert_eq!(second[0], "remove", "{second:?}");

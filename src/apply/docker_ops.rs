@@ -32,6 +32,10 @@ fn project_labels(project: &str) -> HashMap<String, String> {
     )])
 }
 
+/// Creates the project network if it is missing. Its subnet is pinned (Docker picks a free
+/// one for a throwaway network, then the real one is created with it), because only a network
+/// with a configured subnet lets a container be reconnected at the same address, which is how
+/// a pod leaves its service without breaking the connections it is serving.
 pub async fn ensure_network(docker: &Docker, name: &str, project: &str) -> Result<(), String> {
     match docker
         .inspect_network(name, None::<InspectNetworkOptions>)
@@ -41,8 +45,36 @@ pub async fn ensure_network(docker: &Docker, name: &str, project: &str) -> Resul
         Err(e) if status_of(&e) == Some(404) => {}
         Err(e) => return Err(e.to_string()),
     }
-    let req = NetworkCreateRequest {
+    let subnet = free_subnet(docker, name, project).await?;
+    let create = |ipam: Option<Ipam>| NetworkCreateRequest {
         name: name.to_string(),
+        driver: Some("bridge".into()),
+        labels: Some(project_labels(project)),
+        ipam,
+        ..Default::default()
+    };
+    let pinned = subnet.map(|subnet| Ipam {
+        config: Some(vec![IpamConfig {
+            subnet: Some(subnet),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    });
+    let result = match docker.create_network(create(pinned.clone())).await {
+        // Another network took the subnet meanwhile: fall back to Docker's choice.
+        Err(e) if pinned.is_some() && status_of(&e) != Some(409) => {
+            docker.create_network(create(None)).await
+        }
+        other => other,
+    };
+    result.map(|_| ()).or_else(|e| ignore(e, &[409]))
+}
+
+/// The subnet Docker would give a new network on this host, found with a throwaway network.
+async fn free_subnet(docker: &Docker, name: &str, project: &str) -> Result<Option<String>, String> {
+    let probe = format!("{name}-probe");
+    let req = NetworkCreateRequest {
+        name: probe.clone(),
         driver: Some("bridge".into()),
         labels: Some(project_labels(project)),
         ..Default::default()
@@ -50,8 +82,20 @@ pub async fn ensure_network(docker: &Docker, name: &str, project: &str) -> Resul
     docker
         .create_network(req)
         .await
-        .map(|_| ())
-        .or_else(|e| ignore(e, &[409]))
+        .map_err(|e| format!("creating network {probe}: {e}"))?;
+    let subnet = docker
+        .inspect_network(&probe, None::<InspectNetworkOptions>)
+        .await
+        .ok()
+        .and_then(|n| n.ipam)
+        .and_then(|i| i.config)
+        .and_then(|c| c.into_iter().find_map(|c| c.subnet));
+    docker
+        .remove_network(&probe)
+        .await
+        .or_else(|e| ignore(e, &[404]))
+        .map_err(|e| format!("removing network {probe}: {e}"))?;
+    Ok(subnet)
 }
 
 pub async fn ensure_volume(docker: &Docker, name: &str, project: &str) -> Result<(), String> {
@@ -344,47 +388,113 @@ pub async fn remove_containers(
     Ok(())
 }
 
-/// Puts a container behind service names on a network: reconnects it with the aliases,
-/// unless it already has them (a re-run must not disturb a serving pod).
+/// Puts a container behind service names on a network, unless it is already there (a re-run
+/// must not disturb a serving pod).
 pub async fn join_service(
     docker: &Docker,
     container: &str,
     network: &str,
     aliases: &[String],
 ) -> Result<(), String> {
-    let info = docker
-        .inspect_container(container, None::<InspectContainerOptions>)
-        .await
-        .map_err(|e| format!("inspecting {container}: {e}"))?;
-    let current: Vec<String> = info
-        .network_settings
-        .and_then(|n| n.networks)
-        .and_then(|mut n| n.remove(network))
-        .and_then(|e| e.aliases)
+    let current = endpoint(docker, container, network).await?;
+    let have = current
+        .as_ref()
+        .and_then(|e| e.aliases.clone())
         .unwrap_or_default();
-    if aliases.iter().all(|a| current.contains(a)) {
+    if current.is_some() && aliases.iter().all(|a| have.contains(a)) {
         return Ok(());
     }
-    let disconnect = NetworkDisconnectRequest {
-        container: container.to_string(),
-        force: Some(true),
-    };
-    docker
-        .disconnect_network(network, disconnect)
+    reconnect(docker, container, network, current, aliases)
         .await
-        .or_else(|e| ignore(e, &[404]))
-        .map_err(|e| format!("disconnecting {container} from {network}: {e}"))?;
-    let connect = NetworkConnectRequest {
+        .map_err(|e| format!("putting {container} behind {}: {e}", aliases.join(", ")))
+}
+
+/// Takes a container out from behind service names: new connections stop coming (Docker's
+/// DNS drops it at once) while the ones it serves go on, as it keeps its address.
+pub async fn leave_service(
+    docker: &Docker,
+    container: &str,
+    network: &str,
+    aliases: &[String],
+) -> Result<bool, String> {
+    let current = endpoint(docker, container, network).await?;
+    let have = current
+        .as_ref()
+        .and_then(|e| e.aliases.clone())
+        .unwrap_or_default();
+    if current.is_none() || !aliases.iter().any(|a| have.contains(a)) {
+        return Ok(false);
+    }
+    reconnect(docker, container, network, current, &[])
+        .await
+        .map_err(|e| format!("taking {container} out of {}: {e}", aliases.join(", ")))?;
+    Ok(true)
+}
+
+async fn endpoint(
+    docker: &Docker,
+    container: &str,
+    network: &str,
+) -> Result<Option<EndpointSettings>, String> {
+    match docker
+        .inspect_container(container, None::<InspectContainerOptions>)
+        .await
+    {
+        Ok(info) => Ok(info
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|mut n| n.remove(network))),
+        Err(e) if status_of(&e) == Some(404) => Err(format!("{container} does not exist")),
+        Err(e) => Err(format!("inspecting {container}: {e}")),
+    }
+}
+
+/// Disconnects and connects again with new aliases, at the same address where the network
+/// allows it (a pinned subnet), so established connections survive the switch.
+async fn reconnect(
+    docker: &Docker,
+    container: &str,
+    network: &str,
+    current: Option<EndpointSettings>,
+    aliases: &[String],
+) -> Result<(), String> {
+    let address = current
+        .as_ref()
+        .and_then(|e| e.ip_address.clone())
+        .filter(|a| !a.is_empty());
+    if current.is_some() {
+        let disconnect = NetworkDisconnectRequest {
+            container: container.to_string(),
+            force: Some(true),
+        };
+        docker
+            .disconnect_network(network, disconnect)
+            .await
+            .or_else(|e| ignore(e, &[404]))?;
+    }
+    let connect = |address: Option<String>| NetworkConnectRequest {
         container: container.to_string(),
         endpoint_config: Some(EndpointSettings {
-            aliases: Some(aliases.to_vec()),
+            aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
+            ipam_config: address.map(|a| EndpointIpamConfig {
+                ipv4_address: Some(a),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
     };
-    docker
-        .connect_network(network, connect)
+    match docker
+        .connect_network(network, connect(address.clone()))
         .await
-        .map_err(|e| format!("putting {container} behind {}: {e}", aliases.join(", ")))
+    {
+        // A network without a configured subnet (made before berth pinned them) takes no
+        // address: connect with a new one.
+        Err(e) if address.is_some() && status_of(&e) == Some(400) => docker
+            .connect_network(network, connect(None))
+            .await
+            .map_err(|e| e.to_string()),
+        other => other.map_err(|e| e.to_string()),
+    }
 }
 
 /// The state of one container as a short inspect sees it.

@@ -22,8 +22,9 @@ pub struct StepFailure {
 
 #[derive(Debug)]
 pub enum Outcome {
-    /// Done; `health_wait` is the time spent in health gates (per wave, the longest host).
-    Applied { health_wait: std::time::Duration },
+    /// Done; `strategy_wait` is the time the strategy asked for: health gates, drains, pauses
+    /// (per wave, the longest host).
+    Applied { strategy_wait: std::time::Duration },
     /// A wave failed; its on-failure steps ran (cleanly unless `rollback_errors` says otherwise).
     RolledBack {
         wave: String,
@@ -68,6 +69,16 @@ pub fn describe(step: &Step) -> String {
         Step::StopPod { pod, .. } => format!("stop {pod}"),
         Step::RemovePod { pod, .. } => format!("remove {pod}"),
         Step::RemoveVolume { name } => format!("remove volume {name}"),
+        Step::JoinService { pod, join } => format!("put {pod} behind {}", join.aliases.join(", ")),
+        Step::LeaveService {
+            pod,
+            leave,
+            drain_ms,
+        } => format!(
+            "take {pod} out of {} and drain for {}s",
+            leave.aliases.join(", "),
+            *drain_ms as f64 / 1000.0
+        ),
     }
 }
 
@@ -88,11 +99,11 @@ async fn run_waves(
     secrets: &Secrets,
     progress: &Arc<dyn Progress>,
 ) -> Result<Outcome, String> {
-    let mut health_wait = std::time::Duration::ZERO;
+    let mut strategy_wait = std::time::Duration::ZERO;
     for (i, wave) in plan.waves.iter().enumerate() {
         progress.wave(i + 1, plan.waves.len(), &wave.description);
         let (failures, waited) = run_hosts(&wave.steps, plan, fleet, secrets, progress).await?;
-        health_wait += waited;
+        strategy_wait += waited;
         if failures.is_empty() {
             continue;
         }
@@ -114,7 +125,7 @@ async fn run_waves(
             rollback_errors,
         });
     }
-    Ok(Outcome::Applied { health_wait })
+    Ok(Outcome::Applied { strategy_wait })
 }
 
 async fn run_hosts(
@@ -142,7 +153,7 @@ async fn run_hosts(
                 progress.step_started(&host, &what);
                 let started = Instant::now();
                 let result = run_step(&docker, step, &project, &secrets).await;
-                if matches!(step, Step::AwaitReady { .. }) {
+                if matches!(step, Step::AwaitReady { .. } | Step::LeaveService { .. }) {
                     waited += started.elapsed();
                 }
                 progress.step_done(&host, &what);
@@ -223,6 +234,19 @@ async fn run_step(docker: &Docker, step: &Step, project: &str, secrets: &Secrets
             ..
         } => plain(ops::remove_containers(docker, containers, project, *stop_timeout_s).await),
         Step::RemoveVolume { name } => plain(ops::remove_volume(docker, name).await),
+        Step::JoinService { join, .. } => {
+            plain(ops::join_service(docker, &join.container, &join.network, &join.aliases).await)
+        }
+        Step::LeaveService {
+            leave, drain_ms, ..
+        } => {
+            let left =
+                ops::leave_service(docker, &leave.container, &leave.network, &leave.aliases).await;
+            if left.as_ref().is_ok_and(|l| *l) {
+                tokio::time::sleep(Duration::from_millis(*drain_ms)).await;
+            }
+            plain(left.map(|_| ()))
+        }
     }
 }
 

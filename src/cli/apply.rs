@@ -164,12 +164,12 @@ async fn execute(plan: &Plan, fleet: &Fleet, verbosity: Verbosity) -> Result<u8>
         .await
         .map_err(|e| miette!("{e}"))?
     {
-        Outcome::Applied { health_wait } => {
+        Outcome::Applied { strategy_wait } => {
             eprintln!(
-                "apply complete: {} in {:.1}s ({:.1}s in health gates)",
+                "apply complete: {} in {:.1}s ({:.1}s in health gates, drains and pauses)",
                 crate::render::summary(plan),
                 started.elapsed().as_secs_f64(),
-                health_wait.as_secs_f64()
+                strategy_wait.as_secs_f64()
             );
             Ok(exit::OK)
         }

@@ -1,10 +1,14 @@
 //! Observing a host: one container list, turned into plain values. Optionally, in the same
 //! parallel burst, a list of berth's volumes and an inspect per managed container (deep).
 
-use crate::model::{label, Health, ObservedContainer, ObservedHost, ObservedVolume, Resources};
+use crate::model::rollout::ROLLOUT_LABEL;
+use crate::model::{
+    label, Health, ObservedContainer, ObservedHost, ObservedVolume, Resources, Rollout,
+};
 use bollard::models::ContainerSummary;
 use bollard::query_parameters::{
-    InspectContainerOptions, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
+    InspectContainerOptions, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::future::join_all;
@@ -128,13 +132,17 @@ pub async fn observe(
     opts: &ObserveOptions,
 ) -> Result<ObservedHost, String> {
     let list_options = ListContainersOptionsBuilder::default().all(true).build();
-    let (list, volumes) = tokio::join!(docker.list_containers(Some(list_options)), async {
-        if opts.volumes {
-            list_volumes(docker).await
-        } else {
-            Ok(vec![])
-        }
-    });
+    let (list, volumes, rollouts) = tokio::join!(
+        docker.list_containers(Some(list_options)),
+        async {
+            if opts.volumes {
+                list_volumes(docker).await
+            } else {
+                Ok(vec![])
+            }
+        },
+        list_rollouts(docker, &opts.project)
+    );
     let list = list.map_err(|e| format!("listing containers: {e}"))?;
     let mut containers: Vec<ObservedContainer> = list.into_iter().map(container).collect();
     if opts.deep {
@@ -156,7 +164,31 @@ pub async fn observe(
         host: host.to_string(),
         containers,
         volumes: volumes?,
+        rollouts: rollouts?,
     })
+}
+
+/// The project's rollout states: labels on its rollout networks.
+async fn list_rollouts(docker: &Docker, project: &str) -> Result<Vec<Rollout>, String> {
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![
+            format!("{}={project}", label::PROJECT),
+            ROLLOUT_LABEL.to_string(),
+        ],
+    )]);
+    let options = ListNetworksOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let list = docker
+        .list_networks(Some(options))
+        .await
+        .map_err(|e| format!("listing rollout state: {e}"))?;
+    Ok(list
+        .into_iter()
+        .filter_map(|n| n.labels?.get(ROLLOUT_LABEL).cloned())
+        .filter_map(|json| serde_json::from_str(&json).ok())
+        .collect())
 }
 
 #[cfg(test)]

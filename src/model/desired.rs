@@ -64,6 +64,41 @@ pub struct Service {
 pub enum StrategyKind {
     Rolling,
     Recreate,
+    Canary,
+    BlueGreen,
+}
+
+impl StrategyKind {
+    /// Canary and blue-green run two revisions at once and keep rollout state between runs.
+    pub fn is_progressive(self) -> bool {
+        matches!(self, StrategyKind::Canary | StrategyKind::BlueGreen)
+    }
+}
+
+/// One step of a canary rollout.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CanaryStep {
+    /// Percent of the replicas that run the new revision (behind the same service name).
+    Weight(u32),
+    /// Wait this long; `None` waits for `berth promote`.
+    Pause(Option<u64>),
+    /// Check the canary pods over HTTP before going on.
+    Analysis(Analysis),
+}
+
+/// HTTP checks berth makes through the SSH connection to each canary pod's address.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Analysis {
+    pub path: String,
+    pub port: u16,
+    /// The status code a good answer has.
+    pub status: u16,
+    /// Requests per pod.
+    pub samples: u32,
+    pub interval_ms: u64,
+    /// Failed requests (over all canary pods) tolerated before the canary is aborted.
+    pub failure_limit: u32,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -79,6 +114,16 @@ pub struct Strategy {
     pub max_surge: Amount,
     /// Rolling: pods below `replicas` allowed during the update.
     pub max_unavailable: Amount,
+    /// How long a pod that left its service keeps serving the connections it has before it
+    /// is stopped.
+    pub drain_ms: u64,
+    /// Canary: the steps, in order; after the last, the rest of the pods are replaced.
+    pub steps: Vec<CanaryStep>,
+    /// Blue-green: switch the service to the new set as soon as it is healthy.
+    pub auto_promote: bool,
+    /// Blue-green: how long the old set stays (out of service) after promotion, for
+    /// `berth rollback`; the first run after that removes it.
+    pub scale_down_delay_ms: u64,
 }
 
 /// A count, or a percentage of the replica count.

@@ -3,9 +3,11 @@
 pub mod desired;
 pub mod labels;
 pub mod observed;
+pub mod rollout;
 pub mod selector;
 
 pub use desired::*;
 pub use labels::Labels;
 pub use observed::{label, Health, ObservedContainer, ObservedHost, ObservedVolume, Resources};
+pub use rollout::{Phase, Rollout};
 pub use selector::Selector;

@@ -87,6 +87,9 @@ pub struct ObservedHost {
     /// Volumes labelled by berth; only listed when volumes are to be pruned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<ObservedVolume>,
+    /// This project's rollout states found on the host (canary, blue-green).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollouts: Vec<super::Rollout>,
 }
 
 impl ObservedHost {
@@ -108,6 +111,12 @@ impl ObservedHost {
                 )
             })
             .collect();
+        // A promotion or abort since the plan was made makes it stale too.
+        lines.extend(
+            self.rollouts
+                .iter()
+                .map(|r| serde_json::to_string(r).expect("rollout serialises")),
+        );
         lines.sort();
         super::desired::sha256_hex(lines.join("\n").as_bytes())
     }

@@ -157,7 +157,8 @@ pub fn build(input: &PlanInput) -> Plan {
         });
     }
     for (d, work) in all_work {
-        b.waves.extend(waves_for(d, work));
+        b.waves
+            .extend(waves_for(d, work, &network_name(&input.desired.project)));
     }
     if input.prune_volumes {
         let removed = removed_containers(b.waves.iter().map(|w| &w.steps).chain([&prune_steps]));
@@ -767,6 +768,43 @@ fn stop_step(p: &ObservedPod, stop_timeout_s: u32) -> Step {
     }
 }
 
+/// The container of an observed pod that owns its network (index 0).
+fn network_owner(p: &ObservedPod) -> String {
+    p.containers
+        .iter()
+        .find(|c| c.label(label::INDEX) == Some("0"))
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| container_names(p)[0].clone())
+}
+
+/// An observed pod's service membership, as the new pods of its deployment have it.
+fn membership(p: &ObservedPod, like: &PodPlan) -> Option<ServiceJoin> {
+    (!like.aliases.is_empty()).then(|| ServiceJoin {
+        container: network_owner(p),
+        network: like.network.clone(),
+        aliases: like.aliases.clone(),
+    })
+}
+
+/// Takes pods out of their service, the last one waiting for the drain (they drain together).
+fn leave_steps(pods: &[(&ObservedPod, ServiceJoin)], drain_ms: u64) -> Vec<Step> {
+    pods.iter()
+        .enumerate()
+        .map(|(i, (p, leave))| Step::LeaveService {
+            pod: p.name.clone(),
+            leave: leave.clone(),
+            drain_ms: if i + 1 == pods.len() { drain_ms } else { 0 },
+        })
+        .collect()
+}
+
+fn join_step(p: &ObservedPod, join: ServiceJoin) -> Step {
+    Step::JoinService {
+        pod: p.name.clone(),
+        join,
+    }
+}
+
 fn start_step(p: &ObservedPod) -> Step {
     Step::StartPod {
         pod: p.name.clone(),
@@ -870,16 +908,34 @@ fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
     // The old pods of a batch are removed at the start of the next one, where they run
     // beside the next batch's work on other hosts instead of holding up the rollout.
     let mut leftover: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+    let drain = d.strategy.drain_ms;
     for (n, chunk) in batches.iter().enumerate() {
         let mut stops: BTreeMap<String, Vec<Step>> = BTreeMap::new();
         let mut starts = Phased::default();
         let mut removes: BTreeMap<String, Vec<Step>> = BTreeMap::new();
         let mut undo: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+        // Old pods leave their service before they stop: those that stop first right away,
+        // the others once their replacements are ready.
+        let mut leave_first: BTreeMap<String, Vec<(&ObservedPod, ServiceJoin)>> = BTreeMap::new();
+        let mut leave_after: BTreeMap<String, Vec<(&ObservedPod, ServiceJoin)>> = BTreeMap::new();
+        let mut rejoin: BTreeMap<String, Vec<Step>> = BTreeMap::new();
         for (j, r) in chunk.iter().enumerate() {
             let stop_first = r.stop_first || j < unavailable as usize;
             undo.entry(r.host.clone())
                 .or_default()
                 .push(remove_new(&r.new, d.strategy.stop_timeout_s));
+            let service = membership(&r.old, &r.new);
+            if let Some(s) = &service {
+                let leaving = if stop_first {
+                    &mut leave_first
+                } else {
+                    &mut leave_after
+                };
+                leaving
+                    .entry(r.host.clone())
+                    .or_default()
+                    .push((&r.old, s.clone()));
+            }
             if stop_first {
                 stops
                     .entry(r.host.clone())
@@ -889,11 +945,32 @@ fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
                     .or_default()
                     .push(start_step(&r.old));
             }
+            if let Some(s) = service {
+                rejoin
+                    .entry(r.host.clone())
+                    .or_default()
+                    .push(join_step(&r.old, s));
+            }
             starts.add(&r.host, create_and_await(d, r.new.clone()));
             removes
                 .entry(r.host.clone())
                 .or_default()
                 .push(remove_step(&r.old, d.strategy.stop_timeout_s));
+        }
+        for (host, steps) in rejoin {
+            undo.entry(host).or_default().extend(steps);
+        }
+        for (host, pods) in &leave_first {
+            let mut s = leave_steps(pods, drain);
+            s.extend(stops.remove(host).unwrap_or_default());
+            stops.insert(host.clone(), s);
+        }
+        let mut starts = starts.into_steps();
+        for (host, pods) in &leave_after {
+            starts
+                .entry(host.clone())
+                .or_default()
+                .extend(leave_steps(pods, drain));
         }
         let mut restore = Phased::default();
         let mut retire: BTreeMap<String, Vec<Step>> = BTreeMap::new();
@@ -910,7 +987,7 @@ fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
             undo.entry(host).or_default().extend(steps);
         }
         let mut steps = std::mem::replace(&mut leftover, removes);
-        for (host, s) in stops.into_iter().chain(starts.into_steps()) {
+        for (host, s) in stops.into_iter().chain(starts) {
             steps.entry(host).or_default().extend(s);
         }
         let olds: Vec<&str> = chunk.iter().map(|r| r.old.name.as_str()).collect();
@@ -940,7 +1017,8 @@ fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
 }
 
 /// Orders one deployment's work into waves according to its strategy.
-fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
+fn waves_for(d: &Deployment, work: Vec<Work>, network: &str) -> Vec<Wave> {
+    let aliases: Vec<String> = d.service.iter().map(|s| s.name.clone()).collect();
     let mut waves = Vec::new();
     let mut starts = Phased::default();
     let mut fresh = Phased::default();
@@ -978,10 +1056,18 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
                 old,
                 stop_first,
             }),
-            Work::Remove(p) => removals
-                .entry(p.host.clone())
-                .or_default()
-                .push(remove_step(&p, d.strategy.stop_timeout_s)),
+            Work::Remove(p) => {
+                let steps = removals.entry(p.host.clone()).or_default();
+                if !aliases.is_empty() {
+                    let leave = ServiceJoin {
+                        container: network_owner(&p),
+                        network: network.to_string(),
+                        aliases: aliases.clone(),
+                    };
+                    steps.extend(leave_steps(&[(&p, leave)], d.strategy.drain_ms));
+                }
+                steps.push(remove_step(&p, d.strategy.stop_timeout_s));
+            }
         }
     }
     if !starts.is_empty() {
@@ -1035,6 +1121,9 @@ fn waves_for(d: &Deployment, work: Vec<Work>) -> Vec<Wave> {
             });
         }
         StrategyKind::Recreate => {}
+        StrategyKind::Canary | StrategyKind::BlueGreen => {
+            waves.extend(rolling_waves(d, replacements))
+        }
     }
     if !removals.is_empty() {
         waves.push(Wave {

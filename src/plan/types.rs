@@ -157,6 +157,18 @@ pub enum Step {
     RemoveVolume {
         name: String,
     },
+    /// Put a running pod behind its service names (a rollback, a promotion).
+    JoinService {
+        pod: String,
+        join: ServiceJoin,
+    },
+    /// Take a pod out from behind its service names and give the connections it serves
+    /// `drain_ms` to finish, before it is stopped.
+    LeaveService {
+        pod: String,
+        leave: ServiceJoin,
+        drain_ms: u64,
+    },
 }
 
 /// Service membership: network aliases on the pod's first container.

@@ -118,10 +118,12 @@ impl Loader<'_> {
             Some(k) => match k.value.as_str() {
                 "rolling" => StrategyKind::Rolling,
                 "recreate" => StrategyKind::Recreate,
+                "canary" => StrategyKind::Canary,
+                "blue-green" => StrategyKind::BlueGreen,
                 other => {
                     self.report(
                         file.error(k, format!("unknown strategy {other:?}"), "not a strategy")
-                            .with_help("use rolling (the default) or recreate"),
+                            .with_help("use rolling (the default), recreate, canary or blue-green"),
                     );
                     fallback.kind
                 }
@@ -148,7 +150,86 @@ impl Loader<'_> {
                 .div_ceil(1000) as u32,
             max_surge,
             max_unavailable,
+            drain_ms: self.duration(file, &s.drain, fallback.drain_ms),
+            steps: match &s.steps {
+                Some(steps) => self.canary_steps(file, steps),
+                None => fallback.steps.clone(),
+            },
+            auto_promote: s.auto_promote.unwrap_or(fallback.auto_promote),
+            scale_down_delay_ms: self.duration(
+                file,
+                &s.scale_down_delay,
+                fallback.scale_down_delay_ms,
+            ),
         }
+    }
+
+    fn canary_steps(
+        &mut self,
+        file: &SourceFile,
+        steps: &Spanned<Vec<CanaryStepFile>>,
+    ) -> Vec<CanaryStep> {
+        let mut out = Vec::new();
+        for step in &steps.value {
+            let given = [
+                step.weight.is_some(),
+                step.pause.is_some(),
+                step.analysis.is_some(),
+            ];
+            if given.iter().filter(|g| **g).count() != 1 {
+                self.report(
+                    file.error(steps, "a canary step has exactly one of weight, pause, analysis", "in these steps")
+                        .with_help("write each step as its own list item: - weight: 20, - pause: 30s, - analysis: {...}"),
+                );
+                continue;
+            }
+            if let Some(w) = &step.weight {
+                if w.value > 100 {
+                    self.report(file.error(w, "a weight is a percentage", "more than 100"));
+                }
+                out.push(CanaryStep::Weight(w.value.min(100)));
+            } else if let Some(p) = &step.pause {
+                out.push(CanaryStep::Pause(match &p.value {
+                    PauseFile::For(d) => Some(units::duration_ms(d).unwrap_or_else(|why| {
+                        self.report(file.error(p, "invalid pause", why));
+                        0
+                    })),
+                    PauseFile::UntilPromoted(m) if m.is_empty() => None,
+                    PauseFile::UntilPromoted(_) => {
+                        self.report(file.error(
+                            p,
+                            "invalid pause",
+                            "a duration, or {} to wait for berth promote",
+                        ));
+                        None
+                    }
+                }));
+            } else if let Some(a) = &step.analysis {
+                let a = &a.value;
+                let Some(port) = &a.port else {
+                    self.report(
+                        file.error(
+                            steps,
+                            "an analysis needs the port to check",
+                            "in these steps",
+                        )
+                        .with_help(
+                            "analysis: {port: 8080, path: /health, status: 200, samples: 5}",
+                        ),
+                    );
+                    continue;
+                };
+                out.push(CanaryStep::Analysis(Analysis {
+                    path: a.path.clone().unwrap_or_else(|| "/".into()),
+                    port: port.value,
+                    status: a.status.unwrap_or(200),
+                    samples: a.samples.unwrap_or(5).max(1),
+                    interval_ms: self.duration(file, &a.interval, 1000),
+                    failure_limit: a.failure_limit.unwrap_or(0),
+                }));
+            }
+        }
+        out
     }
 
     fn amount(
@@ -204,6 +285,10 @@ pub fn load(files: &RepoFiles, secrets: SecretLookup) -> Result<DesiredState, Di
         kind: StrategyKind::Rolling,
         min_ready_ms: DEFAULT_MIN_READY_MS,
         health_timeout_ms: DEFAULT_HEALTH_TIMEOUT_MS,
+        drain_ms: 1000,
+        steps: vec![],
+        auto_promote: false,
+        scale_down_delay_ms: 30_000,
     };
     let default_strategy = l.strategy(
         &project_src,
@@ -388,6 +473,41 @@ fn load_deployment(
             port: s.port,
         }
     });
+    let strategy = l.strategy(src, raw.strategy.as_ref(), default_strategy);
+    if strategy.kind.is_progressive() {
+        let at = raw.strategy.as_ref().and_then(|s| s.kind.as_ref());
+        let error = |message: String, label: &str| match at {
+            Some(k) => src.error(k, message, label),
+            None => src.error(&raw.name, message, label),
+        };
+        let kind = if strategy.kind == StrategyKind::Canary {
+            "canary"
+        } else {
+            "blue-green"
+        };
+        if service.is_none() {
+            l.report(
+                error(format!("a {kind} rollout needs a service"), "this strategy")
+                    .with_help("add service: {name: ..., port: ...}: the rollout moves traffic by moving the service name"),
+            );
+        }
+        if let Some((port, _)) = containers
+            .iter()
+            .flat_map(|c| c.ports.iter())
+            .find_map(|p| p.host.map(|h| (h, p)))
+        {
+            l.report(
+                error(format!("a {kind} rollout runs two revisions at once, but host port {port} can be held by one container"), "this strategy")
+                    .with_help("use rolling or recreate for a pod that publishes a host port"),
+            );
+        }
+        if strategy.kind == StrategyKind::Canary && strategy.steps.is_empty() {
+            l.report(
+                error("a canary rollout needs steps".into(), "this strategy")
+                    .with_help("steps: [{weight: 20}, {pause: 30s}, {weight: 50}, {pause: {}}]"),
+            );
+        }
+    }
     Deployment {
         name: raw.name.value.clone(),
         labels,
@@ -398,7 +518,7 @@ fn load_deployment(
         },
         pod: PodSpec { containers },
         service,
-        strategy: l.strategy(src, raw.strategy.as_ref(), default_strategy),
+        strategy,
         file: src.path.clone(),
     }
 }

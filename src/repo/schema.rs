@@ -113,6 +113,51 @@ pub struct StrategyFile {
     pub max_surge: Option<Spanned<Scalar>>,
     #[serde(default)]
     pub max_unavailable: Option<Spanned<Scalar>>,
+    #[serde(default)]
+    pub drain: Option<Spanned<String>>,
+    #[serde(default)]
+    pub steps: Option<Spanned<Vec<CanaryStepFile>>>,
+    #[serde(default)]
+    pub auto_promote: Option<bool>,
+    #[serde(default)]
+    pub scale_down_delay: Option<Spanned<String>>,
+}
+
+/// One canary step: exactly one of its keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryStepFile {
+    #[serde(default)]
+    pub weight: Option<Spanned<u32>>,
+    /// A duration, or `{}` to wait for `berth promote`.
+    #[serde(default)]
+    pub pause: Option<Spanned<PauseFile>>,
+    #[serde(default)]
+    pub analysis: Option<Spanned<AnalysisFile>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PauseFile {
+    For(String),
+    UntilPromoted(HashMap<String, Scalar>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisFile {
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub port: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub samples: Option<u32>,
+    #[serde(default)]
+    pub interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub failure_limit: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -60,6 +60,8 @@ fn plan_with(files: &RepoFiles, observed: &Observed, prune: bool, prune_volumes:
         selector: None,
         prune,
         prune_volumes,
+        now: 0,
+        intents: Default::default(),
     })
 }
 
@@ -103,6 +105,13 @@ fn simulate(plan: &Plan, observed: &mut Observed) {
                         });
                     }
                     Step::RemoveVolume { name } => h.volumes.retain(|v| &v.name != name),
+                    Step::RecordRollout { deployment, state } => {
+                        h.rollouts.retain(|r| &r.deployment != deployment);
+                        h.rollouts.extend(state.clone().map(|mut s| {
+                            s.since = 1_000;
+                            s
+                        }));
+                    }
                     Step::RemovePod { containers, .. } => {
                         h.containers.retain(|c| !containers.contains(&c.name))
                     }
@@ -396,6 +405,8 @@ fn a_selector_limits_the_plan_to_matching_deployments() {
         selector: Some(&sel),
         prune: false,
         prune_volumes: false,
+        now: 0,
+        intents: Default::default(),
     });
     assert!(p.changes.iter().all(|c| c.deployment == "edge"));
     assert_eq!(p.changes.len(), 2);
@@ -434,6 +445,8 @@ fn secrets_appear_only_as_hashes() {
         selector: None,
         prune: false,
         prune_volumes: false,
+        now: 0,
+        intents: Default::default(),
     });
     let json = berth::render::json(&p);
     assert!(!json.contains("hunter2-secret"));

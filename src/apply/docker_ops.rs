@@ -111,6 +111,49 @@ pub async fn ensure_volume(docker: &Docker, name: &str, project: &str) -> Result
         .map_err(|e| e.to_string())
 }
 
+/// Replaces a deployment's rollout state (an empty volume whose label holds it), stamped with
+/// the time now; `None` clears it.
+pub async fn record_rollout(
+    docker: &Docker,
+    project: &str,
+    deployment: &str,
+    state: Option<&crate::model::Rollout>,
+) -> Result<(), String> {
+    use crate::model::rollout::{rollout_volume, ROLLOUT_LABEL};
+    let name = rollout_volume(project, deployment);
+    remove_volume(docker, &name).await?;
+    let Some(state) = state else { return Ok(()) };
+    let mut state = state.clone();
+    state.since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut labels = project_labels(project);
+    labels.insert(
+        ROLLOUT_LABEL.to_string(),
+        serde_json::to_string(&state).expect("rollout serialises"),
+    );
+    let req = VolumeCreateRequest {
+        name: Some(name.clone()),
+        labels: Some(labels),
+        ..Default::default()
+    };
+    docker
+        .create_volume(req)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("recording the rollout state of {deployment}: {e}"))
+}
+
+/// A container's address on a network.
+pub async fn address(docker: &Docker, container: &str, network: &str) -> Result<String, String> {
+    endpoint(docker, container, network)
+        .await?
+        .and_then(|e| e.ip_address)
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| format!("{container} has no address on {network}"))
+}
+
 pub async fn remove_volume(docker: &Docker, name: &str) -> Result<(), String> {
     docker
         .remove_volume(name, None::<RemoveVolumeOptions>)

@@ -1,7 +1,9 @@
 //! The executor: a dumb interpreter of plan waves. Hosts run in parallel within a wave; waves
 //! run in order. A failed wave runs its on-failure steps and ends the apply.
 
+use super::analysis;
 use super::docker_ops as ops;
+use crate::hosts::ssh::Session;
 use crate::hosts::Fleet;
 use crate::plan::{Plan, ServiceJoin, Step};
 use bollard::models::HealthStatusEnum;
@@ -79,6 +81,17 @@ pub fn describe(step: &Step) -> String {
             leave.aliases.join(", "),
             *drain_ms as f64 / 1000.0
         ),
+        Step::RecordRollout { state: None, .. } => "clear the rollout state".into(),
+        Step::RecordRollout { state: Some(s), .. } => {
+            format!("record the rollout as {:?} at step {}", s.phase, s.step + 1).to_lowercase()
+        }
+        Step::Wait { ms, reason } => format!("{reason}: wait {}s", *ms as f64 / 1000.0),
+        Step::Analyze { pods, check } => format!(
+            "analyse {} pod(s): {} x GET {}",
+            pods.len(),
+            check.samples,
+            check.path
+        ),
     }
 }
 
@@ -141,6 +154,7 @@ async fn run_hosts(
             return Err(format!("host {host} is not connected"));
         };
         let docker = c.docker.clone();
+        let session = c.session.clone();
         let list = list.clone();
         let host = host.clone();
         let project = plan.project.clone();
@@ -152,8 +166,14 @@ async fn run_hosts(
                 let what = describe(step);
                 progress.step_started(&host, &what);
                 let started = Instant::now();
-                let result = run_step(&docker, step, &project, &secrets).await;
-                if matches!(step, Step::AwaitReady { .. } | Step::LeaveService { .. }) {
+                let result = run_step(&docker, &session, step, &project, &secrets).await;
+                if matches!(
+                    step,
+                    Step::AwaitReady { .. }
+                        | Step::LeaveService { .. }
+                        | Step::Wait { .. }
+                        | Step::Analyze { .. }
+                ) {
                     waited += started.elapsed();
                 }
                 progress.step_done(&host, &what);
@@ -195,7 +215,13 @@ fn plain(r: Result<(), String>) -> StepResult {
     r.map_err(|e| (e, String::new()))
 }
 
-async fn run_step(docker: &Docker, step: &Step, project: &str, secrets: &Secrets) -> StepResult {
+async fn run_step(
+    docker: &Docker,
+    session: &Session,
+    step: &Step,
+    project: &str,
+    secrets: &Secrets,
+) -> StepResult {
     match step {
         Step::EnsureNetwork { name } => plain(ops::ensure_network(docker, name, project).await),
         Step::EnsureVolume { name } => plain(ops::ensure_volume(docker, name, project).await),
@@ -247,6 +273,14 @@ async fn run_step(docker: &Docker, step: &Step, project: &str, secrets: &Secrets
             }
             plain(left.map(|_| ()))
         }
+        Step::RecordRollout { deployment, state } => {
+            plain(ops::record_rollout(docker, project, deployment, state.as_ref()).await)
+        }
+        Step::Wait { ms, .. } => {
+            tokio::time::sleep(Duration::from_millis(*ms)).await;
+            Ok(())
+        }
+        Step::Analyze { pods, check } => analysis::analyze(docker, session, pods, check).await,
     }
 }
 

@@ -86,6 +86,23 @@ pub fn run(a: ApplyArgs, verbosity: Verbosity) -> Result<u8> {
                 conflicts.join("\n")
             ));
         }
+        if plan.waves.is_empty() && !a.flags.intents.is_empty() {
+            let why: Vec<String> = plan
+                .issues
+                .iter()
+                .filter(|i| i.kind == crate::plan::IssueKind::Rollout)
+                .map(|i| i.message.clone())
+                .collect();
+            let names: Vec<&String> = a.flags.intents.keys().collect();
+            return Err(miette!(
+                "nothing to do for {names:?}{}",
+                if why.is_empty() {
+                    ": no such deployment (or it matches no host)".to_string()
+                } else {
+                    format!(": {}", why.join("; "))
+                }
+            ));
+        }
         if plan.waves.is_empty() {
             // Nothing to do, but a saved plan still promises the hosts are as it saw them.
             if a.plan_file.is_some() {
@@ -129,7 +146,11 @@ pub fn run(a: ApplyArgs, verbosity: Verbosity) -> Result<u8> {
 
 /// Exit 5 with the hosts whose project containers differ from what the plan saw, if any.
 async fn check_stale(fleet: &Fleet, plan: &Plan) -> Option<u8> {
-    let observed = fleet.observe(&Default::default()).await;
+    let options = crate::hosts::observe::ObserveOptions {
+        project: plan.project.clone(),
+        ..Default::default()
+    };
+    let observed = fleet.observe(&options).await;
     let mut stale = Vec::new();
     for (name, state) in plan.hosts.iter().filter(|(_, s)| s.reachable) {
         match observed.get(name) {

@@ -69,6 +69,9 @@ pub struct PlanFlags {
     /// of memory, CPUs, restart policy): one more request per container. `drift` always does.
     #[arg(long)]
     pub deep: bool,
+    /// Set by `promote`, `abort` and `rollback`: the plan covers only these deployments.
+    #[arg(skip)]
+    pub intents: std::collections::BTreeMap<String, plan::Intent>,
 }
 
 fn known_hosts_path(given: Option<PathBuf>) -> PathBuf {
@@ -187,6 +190,10 @@ pub async fn connect_and_plan(
         selector: selector.as_ref(),
         prune: flags.prune,
         prune_volumes: flags.prune_volumes,
+        now: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        intents: flags.intents.clone(),
     });
     Ok((fleet, plan))
 }

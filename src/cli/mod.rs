@@ -6,6 +6,7 @@ pub mod drift;
 pub mod plan;
 pub mod progress;
 pub mod render;
+pub mod rollout;
 pub mod status;
 pub mod unlock;
 
@@ -40,6 +41,19 @@ pub enum Command {
     Render(render::RenderArgs),
     Status(status::StatusArgs),
     Unlock(unlock::UnlockArgs),
+    /// Go on with a paused canary, or switch a blue-green service to its new set.
+    ///
+    /// Example: berth promote web --repo ./deploy
+    Promote(rollout::RolloutArgs),
+    /// Stop a canary or blue-green rollout: the stable set serves at full count again and
+    /// the revision is not rolled out again until Git names another (or `promote` retries it).
+    ///
+    /// Example: berth abort web --repo ./deploy
+    Abort(rollout::RolloutArgs),
+    /// After a blue-green promotion, while the old set is kept: switch the service back.
+    ///
+    /// Example: berth rollback web --repo ./deploy
+    Rollback(rollout::RolloutArgs),
 }
 
 /// Exit codes (see the README).
@@ -65,5 +79,8 @@ pub fn run(cli: Cli) -> miette::Result<u8> {
         Command::Render(a) => render::run(a),
         Command::Status(a) => status::run(a),
         Command::Unlock(a) => unlock::run(a),
+        Command::Promote(a) => rollout::run(a, crate::plan::Intent::Promote, verbosity),
+        Command::Abort(a) => rollout::run(a, crate::plan::Intent::Abort, verbosity),
+        Command::Rollback(a) => rollout::run(a, crate::plan::Intent::Rollback, verbosity),
     }
 }

@@ -1,5 +1,6 @@
-//! Observing a host: one container list, turned into plain values. Optionally, in the same
-//! parallel burst, a list of berth's volumes and an inspect per managed container (deep).
+//! Observing a host: one container list and, in parallel on the same connection, the
+//! project's volume list (its data volumes and its rollout states), turned into plain values.
+//! Optionally an inspect per managed container (deep).
 
 use crate::model::rollout::ROLLOUT_LABEL;
 use crate::model::{
@@ -7,8 +8,7 @@ use crate::model::{
 };
 use bollard::models::ContainerSummary;
 use bollard::query_parameters::{
-    InspectContainerOptions, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    ListVolumesOptionsBuilder,
+    InspectContainerOptions, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::future::join_all;
@@ -77,8 +77,12 @@ fn container(c: ContainerSummary) -> ObservedContainer {
     }
 }
 
-async fn list_volumes(docker: &Docker) -> Result<Vec<ObservedVolume>, String> {
-    let filters = HashMap::from([("label".to_string(), vec![label::PROJECT.to_string()])]);
+/// The project's volumes, which include its rollout states.
+async fn list_volumes(docker: &Docker, project: &str) -> Result<Vec<ObservedVolume>, String> {
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("{}={project}", label::PROJECT)],
+    )]);
     let options = ListVolumesOptionsBuilder::default()
         .filters(&filters)
         .build();
@@ -132,17 +136,15 @@ pub async fn observe(
     opts: &ObserveOptions,
 ) -> Result<ObservedHost, String> {
     let list_options = ListContainersOptionsBuilder::default().all(true).build();
-    let (list, volumes, rollouts) = tokio::join!(
+    let (list, volumes) = tokio::join!(
         docker.list_containers(Some(list_options)),
-        async {
-            if opts.volumes {
-                list_volumes(docker).await
-            } else {
-                Ok(vec![])
-            }
-        },
-        list_rollouts(docker, &opts.project)
+        list_volumes(docker, &opts.project)
     );
+    let mut volumes = volumes?;
+    let rollouts = rollouts_of(&mut volumes);
+    if !opts.volumes {
+        volumes.clear();
+    }
     let list = list.map_err(|e| format!("listing containers: {e}"))?;
     let mut containers: Vec<ObservedContainer> = list.into_iter().map(container).collect();
     if opts.deep {
@@ -163,52 +165,20 @@ pub async fn observe(
     Ok(ObservedHost {
         host: host.to_string(),
         containers,
-        volumes: volumes?,
-        rollouts: rollouts?,
+        volumes,
+        rollouts,
     })
 }
 
-/// The project's rollout states: labels on its rollout networks.
-async fn list_rollouts(docker: &Docker, project: &str) -> Result<Vec<Rollout>, String> {
-    let filters = HashMap::from([(
-        "label".to_string(),
-        vec![
-            format!("{}={project}", label::PROJECT),
-            ROLLOUT_LABEL.to_string(),
-        ],
-    )]);
-    let options = ListNetworksOptionsBuilder::default()
-        .filters(&filters)
-        .build();
-    let list = docker
-        .list_networks(Some(options))
-        .await
-        .map_err(|e| format!("listing rollout state: {e}"))?;
-    Ok(list
-        .into_iter()
-        .filter_map(|n| n.labels?.get(ROLLOUT_LABEL).cloned())
-        .filter_map(|json| serde_json::from_str(&json).ok())
-        .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn health_is_read_from_the_status_text() {
-        assert_eq!(
-            health_from_status("Up 3 seconds (healthy)"),
-            Some(Health::Healthy)
-        );
-        assert_eq!(
-            health_from_status("Up 1 second (health: starting)"),
-            Some(Health::Starting)
-        );
-        assert_eq!(
-            health_from_status("Up 9 minutes (unhealthy)"),
-            Some(Health::Unhealthy)
-        );
-        assert_eq!(health_from_status("Exited (0) 2 minutes ago"), None);
-    }
+/// Splits berth's volumes into data volumes and rollout states (labels on empty volumes).
+fn rollouts_of(volumes: &mut Vec<ObservedVolume>) -> Vec<Rollout> {
+    let mut rollouts = Vec::new();
+    volumes.retain(|v| match v.labels.get(ROLLOUT_LABEL) {
+        Some(json) => {
+            rollouts.extend(serde_json::from_str::<Rollout>(json).ok());
+            false
+        }
+        None => true,
+    });
+    rollouts
 }

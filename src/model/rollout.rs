@@ -1,11 +1,12 @@
 //! What berth remembers of a canary or blue-green rollout between runs, so that a paused
 //! rollout survives the process: `berth plan`/`status` show it and `berth promote`/`abort`
-//! continue or undo it from any machine. It lives as a label on a small network per
-//! deployment (`berth-rollout-<project>-<deployment>`) on each of the deployment's hosts.
+//! continue or undo it from any machine. It lives as a label on an empty Docker volume per
+//! deployment (`berth-rollout-<project>-<deployment>`) on each of the deployment's hosts:
+//! labels cannot change, so a new state replaces the volume.
 
 use serde::{Deserialize, Serialize};
 
-/// The label that holds the state (JSON) on the rollout network.
+/// The label that holds the state (JSON) on the rollout volume.
 pub const ROLLOUT_LABEL: &str = "berth.rollout";
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -40,8 +41,8 @@ pub struct Rollout {
     pub since: u64,
 }
 
-/// The network that carries a deployment's rollout state.
-pub fn rollout_network(project: &str, deployment: &str) -> String {
+/// The volume that carries a deployment's rollout state.
+pub fn rollout_volume(project: &str, deployment: &str) -> String {
     format!("berth-rollout-{project}-{deployment}")
 }
 
@@ -49,5 +50,56 @@ impl Rollout {
     /// Of the states found on several hosts, the one written last.
     pub fn newest<'a>(found: impl IntoIterator<Item = &'a Rollout>) -> Option<&'a Rollout> {
         found.into_iter().max_by_key(|r| r.since)
+    }
+}
+
+/// Unix seconds as an RFC 3339 UTC time (`2026-11-25T19:46:51Z`); 0 reads "an unknown time".
+pub fn rfc3339(secs: u64) -> String {
+    if secs == 0 {
+        return "an unknown time".into();
+    }
+    // Days to a civil date (Howard Hinnant's algorithm, proleptic Gregorian calendar).
+    let days = (secs / 86_400) as i64 + 719_468;
+    let era = days.div_euclid(146_097);
+    let doe = days.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let t = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        t / 3600,
+        t % 3600 / 60,
+        t % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_as_rfc3339() {
+        assert_eq!(rfc3339(0), "an unknown time");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_636_011), "2026-11-25T19:46:51Z");
+    }
+
+    #[test]
+    fn the_newest_state_wins() {
+        let r = |since| Rollout {
+            deployment: "web".into(),
+            revision: "b".into(),
+            stable: "a".into(),
+            phase: Phase::Paused,
+            step: 1,
+            weight: 50,
+            since,
+        };
+        let found = [r(5), r(9), r(7)];
+        assert_eq!(Rollout::newest(&found).unwrap().since, 9);
     }
 }

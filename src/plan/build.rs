@@ -5,6 +5,9 @@ use crate::diff::{self, placement, Condition, ObservedPod, Unmanaged};
 use crate::model::*;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod progressive;
+pub use progressive::Intent;
+
 pub struct PlanInput<'a> {
     pub desired: &'a DesiredState,
     /// Per host in the inventory: what was observed, or why it could not be.
@@ -15,6 +18,10 @@ pub struct PlanInput<'a> {
     /// Also remove berth's volumes that no deployment declares and no remaining container
     /// mounts (needs the volumes in the observation).
     pub prune_volumes: bool,
+    /// Now, in Unix seconds (for rollout delays); the shell reads the clock.
+    pub now: u64,
+    /// What the user asked of rollouts in progress, by deployment.
+    pub intents: BTreeMap<String, Intent>,
 }
 
 /// The Docker network every pod of a project joins; service names are aliases on it.
@@ -68,6 +75,12 @@ enum Work {
         stop_first: bool,
     },
     Remove(ObservedPod),
+}
+
+/// A deployment's plan: pod work ordered by its strategy later, or a rollout's own waves.
+enum Planned {
+    Work(Vec<Work>),
+    Waves(Vec<Wave>),
 }
 
 pub fn build(input: &PlanInput) -> Plan {
@@ -126,10 +139,19 @@ pub fn build(input: &PlanInput) -> Plan {
         .deployments
         .iter()
         .filter(|d| input.selector.is_none_or(|s| s.matches(&d.labels)))
+        .filter(|d| input.intents.is_empty() || input.intents.contains_key(&d.name))
         .collect();
-    let mut all_work: Vec<(&Deployment, Vec<Work>)> = Vec::new();
+    let mut all_work: Vec<(&Deployment, Planned)> = Vec::new();
     for d in &selected {
-        let work = b.deployment(d, &hosts);
+        let planned = if d.strategy.kind.is_progressive() {
+            b.progressive(d, &hosts)
+        } else {
+            None
+        };
+        let work = match planned {
+            Some(waves) => Planned::Waves(waves),
+            None => Planned::Work(b.deployment(d, &hosts)),
+        };
         all_work.push((d, work));
     }
     let mut prune_steps = b.orphans(&hosts);
@@ -157,8 +179,12 @@ pub fn build(input: &PlanInput) -> Plan {
         });
     }
     for (d, work) in all_work {
-        b.waves
-            .extend(waves_for(d, work, &network_name(&input.desired.project)));
+        match work {
+            Planned::Work(work) => b
+                .waves
+                .extend(waves_for(d, work, &network_name(&input.desired.project))),
+            Planned::Waves(waves) => b.waves.extend(waves),
+        }
     }
     if input.prune_volumes {
         let removed = removed_containers(b.waves.iter().map(|w| &w.steps).chain([&prune_steps]));

@@ -3,5 +3,5 @@
 pub mod build;
 pub mod types;
 
-pub use build::{build, PlanInput};
+pub use build::{build, Intent, PlanInput};
 pub use types::*;

@@ -1,7 +1,7 @@
 //! The plan: a versioned, serialisable value. Apply interprets its waves step by step.
 
 use crate::diff::FieldChange;
-use crate::model::{ContainerSpec, Labels};
+use crate::model::{Analysis, ContainerSpec, Labels, Rollout};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -50,6 +50,8 @@ pub enum Action {
     Replace,
     Start,
     Remove,
+    /// The service name moves between sets of pods (blue-green promotion or rollback).
+    Switch,
 }
 
 /// One pod-level change, with its reason and the fields that differ.
@@ -90,6 +92,8 @@ pub enum IssueKind {
     Extra,
     /// Something berth will not do without being asked (e.g. prune).
     Notice,
+    /// A canary or blue-green rollout in progress or ended by an abort.
+    Rollout,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -168,6 +172,23 @@ pub enum Step {
         pod: String,
         leave: ServiceJoin,
         drain_ms: u64,
+    },
+    /// Write a deployment's rollout state on this host (`None` clears it); the executor
+    /// stamps the time.
+    RecordRollout {
+        deployment: String,
+        state: Option<Rollout>,
+    },
+    /// Wait, as a canary's timed pause asks.
+    Wait {
+        ms: u64,
+        reason: String,
+    },
+    /// A canary analysis: HTTP requests to each pod's address on this host, made through the
+    /// SSH connection; more failures than the limit fail the step.
+    Analyze {
+        pods: Vec<ServiceJoin>,
+        check: Analysis,
     },
 }
 

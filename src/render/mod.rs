@@ -24,6 +24,7 @@ pub fn symbol(action: Action) -> &'static str {
         Action::Replace => "~",
         Action::Start => ">",
         Action::Remove => "-",
+        Action::Switch => "⇄",
     }
 }
 
@@ -33,6 +34,7 @@ pub fn verb(action: Action) -> &'static str {
         Action::Replace => "replace",
         Action::Start => "start",
         Action::Remove => "remove",
+        Action::Switch => "switch",
     }
 }
 
@@ -87,8 +89,12 @@ pub fn short_commit(commit: Option<&str>) -> &str {
 
 /// `1 to create, 2 to replace, 0 to start, 1 to remove`.
 pub fn summary(plan: &Plan) -> String {
+    let switch = match plan.count(Action::Switch) {
+        0 => String::new(),
+        n => format!(", {n} to switch"),
+    };
     format!(
-        "{} to create, {} to replace, {} to start, {} to remove",
+        "{} to create, {} to replace, {} to start, {} to remove{switch}",
         plan.count(Action::Create),
         plan.count(Action::Replace),
         plan.count(Action::Start),

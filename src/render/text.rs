@@ -20,6 +20,7 @@ impl Paint {
             Action::Replace => "33",
             Action::Start => "36",
             Action::Remove => "31",
+            Action::Switch => "35",
         };
         self.code(code, s)
     }
@@ -109,6 +110,7 @@ pub fn plan(plan: &Plan, color: bool) -> String {
                 IssueKind::Unreachable => p.code("31", "unreachable"),
                 IssueKind::Extra => p.code("33", "extra"),
                 IssueKind::Notice => p.code("36", "notice"),
+                IssueKind::Rollout => p.code("35", "rollout"),
             };
             writeln!(
                 out,

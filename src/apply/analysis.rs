@@ -1,0 +1,86 @@
+//! Canary analysis: HTTP requests that berth makes to each canary pod's address, through the
+//! SSH connection it already holds to the pod's host (a `direct-tcpip` channel), so no port
+//! has to be published and no agent runs on the host.
+
+use super::docker_ops as ops;
+use crate::hosts::ssh::Session;
+use crate::model::Analysis;
+use crate::plan::ServiceJoin;
+use bollard::Docker;
+use bytes::Bytes;
+use futures_util::future::join_all;
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
+use std::time::Duration;
+
+/// How long one request may take before it counts as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One GET to `address:port` + `path`; its status code.
+async fn status(session: &Session, address: &str, port: u16, path: &str) -> Result<u16, String> {
+    let channel = session
+        .channel_open_direct_tcpip(address, port as u32, "127.0.0.1", 0)
+        .await
+        .map_err(|e| format!("cannot reach {address}:{port}: {e}"))?;
+    let io = TokioIo::new(channel.into_stream());
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = hyper::Request::get(path)
+        .header(hyper::header::HOST, address)
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let res = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    Ok(res.status().as_u16())
+}
+
+/// Checks every pod `samples` times, `interval_ms` apart (pods in parallel). Fails when more
+/// requests than `failure_limit` fail, with every failure listed.
+pub async fn analyze(
+    docker: &Docker,
+    session: &Session,
+    pods: &[ServiceJoin],
+    check: &Analysis,
+) -> Result<(), (String, String)> {
+    let per_pod = pods.iter().map(|p| async move {
+        let address = match ops::address(docker, &p.container, &p.network).await {
+            Ok(a) => a,
+            Err(e) => return vec![e],
+        };
+        let mut failures = Vec::new();
+        for i in 0..check.samples {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(check.interval_ms)).await;
+            }
+            let got = tokio::time::timeout(
+                REQUEST_TIMEOUT,
+                status(session, &address, check.port, &check.path),
+            )
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {REQUEST_TIMEOUT:?}")));
+            match got {
+                Ok(code) if code == check.status => {}
+                Ok(code) => failures.push(format!(
+                    "{}: GET {} answered {code}, expected {}",
+                    p.container, check.path, check.status
+                )),
+                Err(e) => failures.push(format!("{}: GET {}: {e}", p.container, check.path)),
+            }
+        }
+        failures
+    });
+    let failures: Vec<String> = join_all(per_pod).await.into_iter().flatten().collect();
+    let total = pods.len() as u32 * check.samples;
+    if failures.len() as u32 > check.failure_limit {
+        return Err((
+            format!(
+                "analysis failed: {} of {total} requests failed (limit {})",
+                failures.len(),
+                check.failure_limit
+            ),
+            failures.join("\n") + "\n",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! `berth promote`, `berth abort` and `berth rollback`: move a canary or blue-green rollout
+//! on, or undo it, from any machine. Each plans only its deployment, shows the plan and
+//! applies it under the project's lock, as `berth apply --auto-approve` would.
+
+use super::apply::{self, ApplyArgs};
+use super::common::*;
+use super::progress::Verbosity;
+use crate::plan::Intent;
+use crate::render::Format;
+use clap::Args;
+use miette::Result;
+
+#[derive(Args, Debug)]
+pub struct RolloutArgs {
+    /// The deployment whose rollout to act on.
+    pub deployment: String,
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+pub fn run(a: RolloutArgs, intent: Intent, verbosity: Verbosity) -> Result<u8> {
+    let mut flags = PlanFlags::default();
+    flags.intents.insert(a.deployment.clone(), intent);
+    apply::run(
+        ApplyArgs {
+            plan_file: None,
+            repo: a.repo,
+            ssh: a.ssh,
+            auto_approve: true,
+            flags,
+            format: a.format,
+        },
+        verbosity,
+    )
+}

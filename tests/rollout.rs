@@ -125,3 +125,142 @@ fn a_rolling_update_of_six_pods_fails_no_request() {
         "after the rollout only v2 answers: {tail:?}"
     );
 }
+
+/// The answers each client recorded after `mark` (a previous call to `answers`).
+fn since(mark: &[(String, Vec<String>)], now: &[(String, Vec<String>)]) -> Vec<String> {
+    now.iter()
+        .zip(mark)
+        .flat_map(|((_, n), (_, m))| n[m.len().min(n.len())..].to_vec())
+        .collect()
+}
+
+fn share(lines: &[String], version: &str) -> f64 {
+    let hits = lines.iter().filter(|l| l.ends_with(version)).count();
+    hits as f64 / lines.len().max(1) as f64
+}
+
+fn wait_secs(s: u64) {
+    std::thread::sleep(std::time::Duration::from_secs(s));
+}
+
+#[test]
+fn a_blue_green_switch_fails_no_request_and_rolls_back_instantly() {
+    let repo = Repo::new("t-bluegreen");
+    let strategy = "{type: blue-green, min_ready: 1s, health_timeout: 30s, scale_down_delay: 10m}";
+    let v1 = web_everywhere(3, "v1", strategy)
+        .replace("replicas: 3", "replicas: 3\nplacement: {max_per_host: 1}");
+    start_with_clients(&repo, &v1);
+    repo.write("deployments/web.yaml", &v1.replace("web:v1", "web:v2"));
+    repo.commit("web v2");
+    let r = repo.apply_ok(&[]);
+    assert!(r.all().contains("web-preview"), "{r:?}");
+    // The new set waits behind the preview name; the service still answers v1 only.
+    let mark = answers(&repo);
+    wait_secs(2);
+    let during = since(&mark, &answers(&repo));
+    assert!(!during.is_empty());
+    assert_eq!(
+        share(&during, "v1"),
+        1.0,
+        "before promotion only v1: {during:?}"
+    );
+    assert_eq!(
+        repo.all_containers().len(),
+        3 + 6,
+        "old and new set beside each other, and clients"
+    );
+    let plan = repo.berth(&["plan"]);
+    assert!(plan.stdout.contains("paused"), "{plan:?}");
+    assert!(plan.stdout.contains("berth promote web"), "{plan:?}");
+
+    let r = repo.berth(&["promote", "web"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let mark = answers(&repo);
+    wait_secs(2);
+    let after = since(&mark, &answers(&repo));
+    assert!(!after.is_empty());
+    assert_eq!(
+        share(&after, "v2"),
+        1.0,
+        "after promotion only v2: {after:?}"
+    );
+    let status = repo.berth(&["status"]);
+    assert!(status.stdout.contains("promoted"), "{status:?}");
+
+    // Within scale_down_delay the old set is still there: rollback switches back.
+    let r = repo.berth(&["rollback", "web"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let mark = answers(&repo);
+    wait_secs(2);
+    let back = since(&mark, &answers(&repo));
+    assert_eq!(share(&back, "v1"), 1.0, "after rollback only v1: {back:?}");
+    let all = answers(&repo);
+    assert_eq!(failures(&all), 0, "failed requests: {all:?}");
+    // The rolled back revision is not rolled out again by a plain apply.
+    let plan = repo.berth(&["plan"]);
+    assert!(plan.stdout.contains("aborted"), "{plan:?}");
+    assert!(plan.stdout.contains("No changes"), "{plan:?}");
+}
+
+#[test]
+fn a_canary_at_weight_50_splits_traffic_and_a_failed_analysis_rolls_back() {
+    let repo = Repo::new("t-canary");
+    let strategy = "\n  type: canary\n  min_ready: 1s\n  health_timeout: 30s\n  steps:\n    - weight: 50\n    - analysis: {port: 8080, path: /healthz, samples: 3, interval: 200ms}\n    - pause: {}";
+    let v1 = web_everywhere(6, "v1", strategy)
+        .replace("replicas: 6", "replicas: 6\nplacement: {max_per_host: 2}");
+    start_with_clients(&repo, &v1);
+    repo.write("deployments/web.yaml", &v1.replace("web:v1", "web:v2"));
+    repo.commit("web v2");
+    let r = repo.apply_ok(&[]);
+    assert!(
+        r.all().contains("effective 50%"),
+        "the plan states the weight: {r:?}"
+    );
+    let mark = answers(&repo);
+    wait_secs(4);
+    let split = since(&mark, &answers(&repo));
+    assert!(split.len() > 60, "{split:?}");
+    let v2 = share(&split, "v2");
+    // One of the two pods behind the name on each host: DNS round robin gives about half.
+    assert!(
+        (0.25..=0.75).contains(&v2),
+        "v2 answered {v2:.2} of requests at weight 50"
+    );
+    assert_eq!(share(&split, "v1") + v2, 1.0);
+    let status = repo.berth(&["status"]);
+    assert!(status.stdout.contains("paused"), "{status:?}");
+
+    let r = repo.berth(&["promote", "web"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let running: Vec<Container> = repo
+        .all_containers()
+        .into_iter()
+        .filter(|c| c.name.starts_with("web-"))
+        .collect();
+    assert_eq!(running.len(), 6, "{running:?}");
+    assert!(running
+        .iter()
+        .all(|c| c.image.ends_with("v2") && c.state == "running"));
+
+    // v3 fails its analysis: the canary goes, v2 answers all the time, at full count.
+    let bad = v1
+        .replace("web:v1", "web:v3")
+        .replace("path: /healthz", "path: /missing");
+    repo.write("deployments/web.yaml", &bad);
+    repo.commit("web v3, whose analysis fails");
+    let r = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.all().contains("analysis failed"), "{r:?}");
+    let after: Vec<Container> = repo
+        .all_containers()
+        .into_iter()
+        .filter(|c| c.name.starts_with("web-"))
+        .collect();
+    assert_eq!(after, running, "the v2 pods, all running, and nothing else");
+    let mark = answers(&repo);
+    wait_secs(1);
+    let tail = since(&mark, &answers(&repo));
+    assert_eq!(share(&tail, "v2"), 1.0, "{tail:?}");
+    let all = answers(&repo);
+    assert_eq!(failures(&all), 0, "failed requests: {all:?}");
+}

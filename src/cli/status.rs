@@ -7,7 +7,8 @@ use clap::Args;
 use miette::Result;
 
 /// Show each deployment as it runs: ready pods against replicas at the desired revision,
-/// pods per host with their state and health, the service name.
+/// pods per host with their state, health and service membership, and any canary or
+/// blue-green rollout in progress.
 ///
 /// Example: berth status --repo ./deploy -l app=web
 #[derive(Args, Debug)]
@@ -27,7 +28,13 @@ pub fn run(a: StatusArgs) -> Result<u8> {
     let observed = runtime().block_on(async {
         let fleet =
             hosts::connect_all(&desired.hosts, &a.ssh.options(), a.ssh.max_handshakes).await;
-        fleet.observe(&ObserveOptions::default()).await
+        // Deep: an inspect per pod container shows which pods are behind their service.
+        let options = ObserveOptions {
+            project: desired.project.clone(),
+            volumes: false,
+            deep: true,
+        };
+        fleet.observe(&options).await
     });
     let s = status(&desired, &observed, selector.as_ref());
     match a.format {

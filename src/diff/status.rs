@@ -2,7 +2,7 @@
 //! health and service. Pure: built from the desired state and observations.
 
 use super::{group, ObservedPod};
-use crate::model::{DesiredState, Health, ObservedHost, Selector};
+use crate::model::{label, DesiredState, Health, ObservedHost, Rollout, Selector};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -24,6 +24,9 @@ pub struct DeploymentStatus {
     pub ready: u32,
     pub service: Option<String>,
     pub pods: Vec<PodStatus>,
+    /// A canary or blue-green rollout in progress, or the last one aborted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -36,9 +39,26 @@ pub struct PodStatus {
     /// running, exited, ... (the worst of its containers)
     pub state: String,
     pub health: Option<Health>,
+    /// The service names it answers to (the service, or its preview name); `None` when
+    /// membership was not observed.
+    pub behind: Option<Vec<String>>,
 }
 
-fn pod_status(p: &ObservedPod, revision: &str) -> PodStatus {
+fn pod_status(p: &ObservedPod, revision: &str, service: Option<&str>) -> PodStatus {
+    let behind = p
+        .containers
+        .iter()
+        .find(|c| c.label(label::INDEX) == Some("0"))
+        .and_then(|c| c.resources.as_ref())
+        .map(|r| {
+            r.aliases
+                .iter()
+                .filter(|a| {
+                    service.is_some_and(|s| **a == s || a.strip_suffix("-preview") == Some(s))
+                })
+                .cloned()
+                .collect()
+        });
     let state = p
         .containers
         .iter()
@@ -62,6 +82,7 @@ fn pod_status(p: &ObservedPod, revision: &str) -> PodStatus {
         current: p.revision == revision,
         state,
         health,
+        behind,
     }
 }
 
@@ -89,7 +110,7 @@ pub fn status(
             let mut mine: Vec<PodStatus> = pods
                 .iter()
                 .filter(|p| p.deployment == d.name)
-                .map(|p| pod_status(p, &revision))
+                .map(|p| pod_status(p, &revision, d.service.as_ref().map(|s| s.name.as_str())))
                 .collect();
             mine.sort_by(|a, b| (&a.host, &a.name).cmp(&(&b.host, &b.name)));
             let ready = mine
@@ -105,6 +126,14 @@ pub fn status(
                 ready,
                 service: d.service.as_ref().map(|s| s.name.clone()),
                 pods: mine,
+                rollout: Rollout::newest(
+                    observed
+                        .values()
+                        .filter_map(|o| o.as_ref().ok())
+                        .flat_map(|o| o.rollouts.iter())
+                        .filter(|r| r.deployment == d.name),
+                )
+                .cloned(),
             }
         })
         .collect();

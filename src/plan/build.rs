@@ -180,9 +180,10 @@ pub fn build(input: &PlanInput) -> Plan {
     }
     for (d, work) in all_work {
         match work {
-            Planned::Work(work) => b
-                .waves
-                .extend(waves_for(d, work, &network_name(&input.desired.project))),
+            Planned::Work(work) => {
+                b.waves
+                    .extend(waves_for(d, work, &network_name(&input.desired.project)))
+            }
             Planned::Waves(waves) => b.waves.extend(waves),
         }
     }

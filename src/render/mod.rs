@@ -102,6 +102,33 @@ pub fn summary(plan: &Plan) -> String {
     )
 }
 
+/// A rollout state in a few words: what, where it stands, since when.
+pub fn rollout_text(r: &crate::model::Rollout) -> String {
+    use crate::model::{rollout::rfc3339, Phase};
+    let what = match r.phase {
+        Phase::Paused if r.weight < 100 => format!(
+            "canary of revision {} paused at step {} (weight {}%), waiting for `berth promote {}`",
+            r.revision,
+            r.step + 1,
+            r.weight,
+            r.deployment
+        ),
+        Phase::Paused => format!(
+            "revision {} waits behind the preview name for `berth promote {}`",
+            r.revision, r.deployment
+        ),
+        Phase::Promoted => format!(
+            "revision {} promoted; the old set ({}) is kept for `berth rollback {}`",
+            r.revision, r.stable, r.deployment
+        ),
+        Phase::Aborted => format!(
+            "revision {} aborted; revision {} serves",
+            r.revision, r.stable
+        ),
+    };
+    format!("{what}, since {}", rfc3339(r.since))
+}
+
 /// `berth status` as text: a line per deployment, then its pods by host.
 pub fn status_text(s: &crate::diff::status::Status) -> String {
     use std::fmt::Write;
@@ -120,16 +147,24 @@ pub fn status_text(s: &crate::diff::status::Status) -> String {
             d.name, d.ready, d.replicas, d.revision
         )
         .ok();
+        if let Some(r) = &d.rollout {
+            writeln!(out, "  rollout: {}", rollout_text(r)).ok();
+        }
         for p in &d.pods {
             let health = p
                 .health
                 .as_ref()
                 .map(|h| format!(" ({h:?})").to_lowercase())
                 .unwrap_or_default();
+            let behind = match &p.behind {
+                Some(names) if !names.is_empty() => format!(", behind {}", names.join(", ")),
+                Some(_) if d.service.is_some() => ", out of service".to_string(),
+                _ => String::new(),
+            };
             let marker = if p.current { " " } else { "*" };
             writeln!(
                 out,
-                "  {marker} {:<10} {:<32} {}{health}",
+                "  {marker} {:<10} {:<32} {}{health}{behind}",
                 p.host, p.name, p.state
             )
             .ok();

@@ -711,3 +711,232 @@ fn status_counts_ready_pods_at_the_desired_revision() {
         "{text}"
     );
 }
+
+fn plan_intent(
+    files: &RepoFiles,
+    observed: &Observed,
+    intent: Option<plan::Intent>,
+    now: u64,
+) -> Plan {
+    let desired = repo::load(files, &|_| None).unwrap_or_else(|d| panic!("{d:?}"));
+    plan::build(&PlanInput {
+        desired: &desired,
+        observed,
+        selector: None,
+        prune: false,
+        prune_volumes: false,
+        now,
+        intents: intent.map(|i| ("web".to_string(), i)).into_iter().collect(),
+    })
+}
+
+/// The basic fixture with web on `strategy`, at v1, applied.
+fn rolled_out(strategy: &str) -> (RepoFiles, Observed) {
+    let mut files = basic();
+    let web = files.files["deployments/web.yaml"].clone() + strategy;
+    files.files.insert("deployments/web.yaml".into(), web);
+    let mut observed = empty_hosts();
+    simulate(&make_plan(&files, &observed, false), &mut observed);
+    assert!(!make_plan(&files, &observed, false).has_changes());
+    (files, observed)
+}
+
+fn bump(files: &mut RepoFiles, image: &str) {
+    let web = files.files["deployments/web.yaml"].replace("example/web:1", image);
+    files.files.insert("deployments/web.yaml".into(), web);
+}
+
+fn waves_text(p: &Plan) -> Vec<&str> {
+    p.waves.iter().map(|w| w.description.as_str()).collect()
+}
+
+fn images(observed: &Observed) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = observed
+        .values()
+        .flat_map(|o| o.as_ref().unwrap().containers.iter())
+        .filter(|c| c.label(label::DEPLOYMENT) == Some("web"))
+        .map(|c| (c.image.clone(), c.state.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_canary_goes_step_by_step_and_pauses_until_promoted() {
+    let (mut files, mut observed) = rolled_out(
+        "strategy:\n  type: canary\n  steps:\n    - weight: 50\n    - pause: 10s\n    - analysis: {port: 8080, path: /health}\n    - pause: {}\n    - weight: 100\n",
+    );
+    bump(&mut files, "example/web:2");
+    let p = make_plan(&files, &observed, false);
+    let waves = waves_text(&p);
+    assert!(
+        waves
+            .iter()
+            .any(|w| w.contains("weight 50% → 2 of 3 pods") && w.contains("effective 67%")),
+        "requested and effective weight: {waves:?}"
+    );
+    assert_eq!(p.count(Action::Replace), 2);
+    let steps: Vec<&Step> = p
+        .waves
+        .iter()
+        .flat_map(|w| w.steps.values().flatten())
+        .collect();
+    assert!(steps
+        .iter()
+        .any(|s| matches!(s, Step::Wait { ms: 10_000, .. })));
+    assert!(steps
+        .iter()
+        .any(|s| matches!(s, Step::Analyze { check, .. } if check.path == "/health")));
+    // Stable pods leave the service and stop; an abort brings them back.
+    let step1 = p
+        .waves
+        .iter()
+        .find(|w| w.description.contains("step 1/5"))
+        .unwrap();
+    let ops: Vec<&str> = step1.steps.values().flatten().map(op).collect();
+    assert!(
+        ops.contains(&"leave") && ops.contains(&"stop") && !ops.contains(&"remove"),
+        "{ops:?}"
+    );
+    let undo: Vec<&str> = step1.on_failure.values().flatten().map(op).collect();
+    assert!(
+        undo.contains(&"start") && undo.contains(&"remove"),
+        "{undo:?}"
+    );
+    let Some(Step::RecordRollout { state: Some(s), .. }) =
+        p.waves.last().unwrap().steps.values().flatten().last()
+    else {
+        panic!("the plan ends by recording the pause: {waves:?}");
+    };
+    assert_eq!(
+        (s.phase, s.step, s.weight),
+        (berth::model::Phase::Paused, 3, 66)
+    );
+
+    simulate(&p, &mut observed);
+    assert_eq!(
+        images(&observed),
+        [
+            ("example/web:1".into(), "exited".into()),
+            ("example/web:1".into(), "exited".into()),
+            ("example/web:1".into(), "running".into()),
+            ("example/web:2".into(), "running".into()),
+            ("example/web:2".into(), "running".into()),
+        ]
+    );
+    // Paused: a plain plan does nothing and says why.
+    let p = make_plan(&files, &observed, false);
+    assert!(
+        p.waves.is_empty() && !p.has_changes(),
+        "{:?}",
+        waves_text(&p)
+    );
+    assert!(p
+        .issues
+        .iter()
+        .any(|i| i.kind == IssueKind::Rollout && i.message.contains("berth promote web")));
+
+    let p = plan_intent(&files, &observed, Some(plan::Intent::Promote), 0);
+    assert!(
+        !waves_text(&p).iter().any(|w| w.contains("step 1/5")),
+        "promote goes on from the pause"
+    );
+    assert_eq!(p.count(Action::Replace), 1);
+    simulate(&p, &mut observed);
+    assert_eq!(
+        images(&observed),
+        vec![("example/web:2".to_string(), "running".to_string()); 3]
+    );
+    assert!(
+        observed
+            .values()
+            .all(|o| o.as_ref().unwrap().rollouts.is_empty()),
+        "state cleared"
+    );
+    assert!(!make_plan(&files, &observed, false).has_changes());
+}
+
+#[test]
+fn aborting_a_canary_restores_the_stable_set_and_is_not_retried() {
+    let (mut files, mut observed) =
+        rolled_out("strategy:\n  type: canary\n  steps:\n    - weight: 33\n    - pause: {}\n");
+    bump(&mut files, "example/web:2");
+    simulate(&make_plan(&files, &observed, false), &mut observed);
+    let p = plan_intent(&files, &observed, Some(plan::Intent::Abort), 0);
+    assert_eq!((p.count(Action::Start), p.count(Action::Remove)), (1, 1));
+    simulate(&p, &mut observed);
+    assert_eq!(
+        images(&observed),
+        vec![("example/web:1".to_string(), "running".to_string()); 3]
+    );
+    let p = make_plan(&files, &observed, false);
+    assert!(
+        !p.has_changes(),
+        "an aborted revision is not rolled out again"
+    );
+    assert!(p.issues.iter().any(|i| i.message.contains("aborted")));
+    // promote retries it from the first step.
+    let p = plan_intent(&files, &observed, Some(plan::Intent::Promote), 0);
+    assert!(
+        waves_text(&p).iter().any(|w| w.contains("step 1/2")),
+        "{:?}",
+        waves_text(&p)
+    );
+}
+
+#[test]
+fn blue_green_waits_behind_the_preview_name_then_switches_and_scales_down_later() {
+    let (mut files, mut observed) =
+        rolled_out("strategy: {type: blue-green, scale_down_delay: 30s}\n");
+    bump(&mut files, "example/web:2");
+    let p = make_plan(&files, &observed, false);
+    assert_eq!(p.count(Action::Create), 3);
+    let created: Vec<&plan::PodPlan> = p
+        .waves
+        .iter()
+        .flat_map(|w| w.steps.values().flatten())
+        .filter_map(|s| match s {
+            Step::CreatePod { pod } => Some(pod),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        created.iter().all(|c| c.aliases == ["web-preview"]),
+        "{created:?}"
+    );
+    simulate(&p, &mut observed);
+    assert_eq!(images(&observed).len(), 6, "both sets run");
+    assert!(
+        make_plan(&files, &observed, false).waves.is_empty(),
+        "waits for promote"
+    );
+
+    let p = plan_intent(&files, &observed, Some(plan::Intent::Promote), 0);
+    assert!(p.count(Action::Switch) > 0);
+    let promote = &p.waves[0];
+    for steps in promote.steps.values() {
+        let ops: Vec<&str> = steps.iter().map(op).collect();
+        let first_leave = ops.iter().position(|o| *o == "leave").unwrap();
+        assert!(
+            ops[..first_leave].iter().all(|o| *o == "join"),
+            "join before leave: {ops:?}"
+        );
+    }
+    simulate(&p, &mut observed);
+    // The old set stays for scale_down_delay (the simulator stamps since = 1000).
+    let p = plan_intent(&files, &observed, None, 1_010);
+    assert!(
+        !p.has_changes()
+            && p.issues
+                .iter()
+                .any(|i| i.message.contains("berth rollback web"))
+    );
+    let p = plan_intent(&files, &observed, None, 1_031);
+    assert_eq!(p.count(Action::Remove), 3);
+    simulate(&p, &mut observed);
+    assert_eq!(
+        images(&observed),
+        vec![("example/web:2".to_string(), "running".to_string()); 3]
+    );
+    assert!(!make_plan(&files, &observed, false).has_changes());
+}

@@ -167,10 +167,11 @@ impl Loader<'_> {
     fn canary_steps(
         &mut self,
         file: &SourceFile,
-        steps: &Spanned<Vec<CanaryStepFile>>,
+        steps: &Spanned<Vec<Spanned<CanaryStepFile>>>,
     ) -> Vec<CanaryStep> {
         let mut out = Vec::new();
-        for step in &steps.value {
+        for spanned in &steps.value {
+            let step = &spanned.value;
             let given = [
                 step.weight.is_some(),
                 step.pause.is_some(),
@@ -178,7 +179,7 @@ impl Loader<'_> {
             ];
             if given.iter().filter(|g| **g).count() != 1 {
                 self.report(
-                    file.error(steps, "a canary step has exactly one of weight, pause, analysis", "in these steps")
+                    file.error(spanned, "a canary step has exactly one of weight, pause, analysis", "this step")
                         .with_help("write each step as its own list item: - weight: 20, - pause: 30s, - analysis: {...}"),
                 );
                 continue;
@@ -190,32 +191,30 @@ impl Loader<'_> {
                 out.push(CanaryStep::Weight(w.value.min(100)));
             } else if let Some(p) = &step.pause {
                 out.push(CanaryStep::Pause(match &p.value {
-                    PauseFile::For(d) => Some(units::duration_ms(d).unwrap_or_else(|why| {
-                        self.report(file.error(p, "invalid pause", why));
-                        0
-                    })),
-                    PauseFile::UntilPromoted(m) if m.is_empty() => None,
-                    PauseFile::UntilPromoted(_) => {
+                    serde_json::Value::String(d) => {
+                        Some(units::duration_ms(d).unwrap_or_else(|why| {
+                            self.report(file.error(p, "invalid pause", why));
+                            0
+                        }))
+                    }
+                    serde_json::Value::Object(m) if m.is_empty() => None,
+                    _ => {
                         self.report(file.error(
                             p,
                             "invalid pause",
-                            "a duration, or {} to wait for berth promote",
+                            "a duration like 30s, or {} to wait for berth promote",
                         ));
                         None
                     }
                 }));
-            } else if let Some(a) = &step.analysis {
-                let a = &a.value;
+            } else if let Some(at) = &step.analysis {
+                let a = &at.value;
                 let Some(port) = &a.port else {
                     self.report(
-                        file.error(
-                            steps,
-                            "an analysis needs the port to check",
-                            "in these steps",
-                        )
-                        .with_help(
-                            "analysis: {port: 8080, path: /health, status: 200, samples: 5}",
-                        ),
+                        file.error(at, "an analysis needs the port to check", "no port")
+                            .with_help(
+                                "analysis: {port: 8080, path: /health, status: 200, samples: 5}",
+                            ),
                     );
                     continue;
                 };
@@ -892,6 +891,70 @@ mod tests {
             );
         }
         assert_eq!(errors.len(), expect.len(), "{}", errors.join("\n"));
+    }
+
+    #[test]
+    fn canary_and_blue_green_mistakes_point_at_the_strategy() {
+        let svc = "service: {name: web}\n";
+        let f = files(&[
+            ("a.yaml", &web(&format!("strategy: {{type: canary}}\n{svc}"))),
+            ("b.yaml", &web("strategy: {type: blue-green}\n").replace("name: web", "name: b")),
+            (
+                "c.yaml",
+                &web(&format!("      ports: [\"81:80\"]\nstrategy: {{type: blue-green}}\n{svc}"))
+                    .replace("name: web", "name: c"),
+            ),
+            (
+                "d.yaml",
+                &web(&format!("strategy:\n  type: canary\n  steps:\n    - weight: 150\n    - {{weight: 5, pause: 1s}}\n    - analysis: {{path: /}}\n{svc}"))
+                    .replace("name: web", "name: d"),
+            ),
+        ]);
+        let errors = errors(&f);
+        let expect = [
+            ("deployments/a.yaml:6:18", "a canary rollout needs steps"),
+            (
+                "deployments/b.yaml:6:18",
+                "a blue-green rollout needs a service",
+            ),
+            (
+                "deployments/c.yaml:7:18",
+                "host port 81 can be held by one container",
+            ),
+            ("deployments/d.yaml:9:15", "a weight is a percentage"),
+            (
+                "deployments/d.yaml:10:7",
+                "exactly one of weight, pause, analysis",
+            ),
+            ("deployments/d.yaml:11:17", "an analysis needs the port"),
+        ];
+        for (at, message) in expect {
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.starts_with(at) && e.contains(message)),
+                "no {message:?} at {at} in:\n{}",
+                errors.join("\n")
+            );
+        }
+        assert_eq!(errors.len(), expect.len(), "{}", errors.join("\n"));
+        let ok = files(&[(
+            "w.yaml",
+            &web(&format!("strategy:\n  type: canary\n  steps: [{{weight: 20}}, {{pause: 30s}}, {{pause: {{}}}}, {{analysis: {{port: 80}}}}]\n{svc}")),
+        )]);
+        let state = load(&ok, &|_| None).unwrap();
+        let s = &state.deployments[0].strategy;
+        assert_eq!(
+            s.steps[..3],
+            [
+                CanaryStep::Weight(20),
+                CanaryStep::Pause(Some(30_000)),
+                CanaryStep::Pause(None)
+            ]
+        );
+        assert!(
+            matches!(&s.steps[3], CanaryStep::Analysis(a) if a.port == 80 && a.status == 200 && a.path == "/")
+        );
     }
 
     #[test]

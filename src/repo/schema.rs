@@ -116,7 +116,7 @@ pub struct StrategyFile {
     #[serde(default)]
     pub drain: Option<Spanned<String>>,
     #[serde(default)]
-    pub steps: Option<Spanned<Vec<CanaryStepFile>>>,
+    pub steps: Option<Spanned<Vec<Spanned<CanaryStepFile>>>>,
     #[serde(default)]
     pub auto_promote: Option<bool>,
     #[serde(default)]
@@ -129,18 +129,12 @@ pub struct StrategyFile {
 pub struct CanaryStepFile {
     #[serde(default)]
     pub weight: Option<Spanned<u32>>,
-    /// A duration, or `{}` to wait for `berth promote`.
+    /// A duration, or `{}` to wait for `berth promote`. Read as any value (an untagged
+    /// enum would buffer the input and lose the locations of what follows).
     #[serde(default)]
-    pub pause: Option<Spanned<PauseFile>>,
+    pub pause: Option<Spanned<serde_json::Value>>,
     #[serde(default)]
     pub analysis: Option<Spanned<AnalysisFile>>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum PauseFile {
-    For(String),
-    UntilPromoted(HashMap<String, Scalar>),
 }
 
 #[derive(Debug, Clone, Deserialize)]

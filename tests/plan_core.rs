@@ -904,6 +904,25 @@ fn blue_green_waits_behind_the_preview_name_then_switches_and_scales_down_later(
         created.iter().all(|c| c.aliases == ["web-preview"]),
         "{created:?}"
     );
+    // The plan shows who answers to which name before and after each wave.
+    let shown = berth::render::waves_with_services(&p);
+    let (_, before) = &shown[0];
+    assert_eq!(before.len(), 1, "only web-preview changes: {shown:?}");
+    assert_eq!(
+        (before[0].0.as_str(), before[0].1.as_str()),
+        ("web-preview", "(nobody)")
+    );
+    let after_start = shown
+        .iter()
+        .find(|(w, _)| w.contains("start the new set"))
+        .unwrap();
+    let new_names: Vec<String> = created.iter().map(|c| c.name.clone()).collect();
+    assert!(
+        new_names
+            .iter()
+            .all(|n| after_start.1[0].1.contains(n.as_str())),
+        "{after_start:?}"
+    );
     simulate(&p, &mut observed);
     assert_eq!(images(&observed).len(), 6, "both sets run");
     assert!(
@@ -913,6 +932,15 @@ fn blue_green_waits_behind_the_preview_name_then_switches_and_scales_down_later(
 
     let p = plan_intent(&files, &observed, Some(plan::Intent::Promote), 0);
     assert!(p.count(Action::Switch) > 0);
+    let shown = berth::render::waves_with_services(&p);
+    let web_after: Vec<&(String, String)> = shown[1].1.iter().filter(|(n, _)| n == "web").collect();
+    assert!(
+        new_names
+            .iter()
+            .all(|n| web_after[0].1.contains(n.as_str()))
+            && !web_after[0].1.contains("-0"),
+        "after promotion only the new set is behind web: {shown:?}"
+    );
     let promote = &p.waves[0];
     for steps in promote.steps.values() {
         let ops: Vec<&str> = steps.iter().map(op).collect();

@@ -199,6 +199,7 @@ pub fn build(input: &PlanInput) -> Plan {
         });
     }
 
+    let services = b.services(&selected);
     Plan {
         version: PLAN_VERSION,
         project: input.desired.project.clone(),
@@ -210,6 +211,7 @@ pub fn build(input: &PlanInput) -> Plan {
         changes: b.changes,
         issues: b.issues,
         waves: b.waves,
+        services,
     }
 }
 
@@ -233,6 +235,61 @@ fn observed_spec_map(pod: &ObservedPod) -> BTreeMap<String, serde_json::Value> {
 }
 
 impl Builder<'_> {
+    /// Who is behind each service name now: what a deep observation saw, or else what the
+    /// rollout state implies (a blue-green new set waits behind the preview name; after a
+    /// promotion the old set is out of service).
+    fn services(&self, selected: &[&Deployment]) -> super::membership::Membership {
+        let mut out = super::membership::Membership::new();
+        for d in selected {
+            let Some(service) = &d.service else { continue };
+            let preview = format!("{}-preview", service.name);
+            let state = Rollout::newest(
+                self.input
+                    .observed
+                    .values()
+                    .filter_map(|o| o.as_ref().ok())
+                    .flat_map(|o| o.rollouts.iter())
+                    .filter(|r| r.deployment == d.name),
+            );
+            for p in self.pods.iter().filter(|p| p.deployment == d.name) {
+                if !p.containers.iter().all(|c| c.is_running()) {
+                    continue;
+                }
+                let owner = p
+                    .containers
+                    .iter()
+                    .find(|c| c.label(label::INDEX) == Some("0"));
+                let aliases: Vec<String> = match owner.and_then(|c| c.resources.as_ref()) {
+                    Some(r) => r
+                        .aliases
+                        .iter()
+                        .filter(|a| **a == service.name || **a == preview)
+                        .cloned()
+                        .collect(),
+                    None => match state {
+                        Some(s)
+                            if s.phase == Phase::Paused
+                                && s.weight == 100
+                                && p.revision == s.revision =>
+                        {
+                            vec![preview.clone()]
+                        }
+                        Some(s) if s.phase == Phase::Promoted && p.revision == s.stable => vec![],
+                        _ => vec![service.name.clone()],
+                    },
+                };
+                for a in aliases {
+                    out.entry(a)
+                        .or_default()
+                        .entry(p.host.clone())
+                        .or_default()
+                        .insert(p.name.clone());
+                }
+            }
+        }
+        out
+    }
+
     fn deployment(&mut self, d: &Deployment, hosts: &BTreeMap<String, HostState>) -> Vec<Work> {
         let desired = self.input.desired;
         let revision = d.revision(&desired.project);

@@ -23,6 +23,10 @@ pub struct Plan {
     pub changes: Vec<Change>,
     pub issues: Vec<Issue>,
     pub waves: Vec<Wave>,
+    /// Service name → host → the pods behind it when the plan was made (see
+    /// `membership::timeline` for how each wave changes it).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub services: super::membership::Membership,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -1,7 +1,7 @@
 //! A pull-request comment: a one-line verdict, a table of changes per deployment and
 //! collapsible diffs.
 
-use super::{short_commit, spec_diff, subject, summary, symbol, verb};
+use super::{short_commit, spec_diff, subject, summary, symbol, verb, waves_with_services};
 use crate::plan::{ChangeKind, Plan};
 use std::fmt::Write;
 
@@ -71,6 +71,26 @@ pub fn plan(plan: &Plan) -> String {
             .ok();
         }
         writeln!(out).ok();
+    }
+    if !plan.waves.is_empty() {
+        writeln!(
+            out,
+            "<details><summary>steps, and who answers to each service name</summary>\n"
+        )
+        .ok();
+        for (i, (wave, services)) in waves_with_services(plan).into_iter().enumerate() {
+            if i == 0 {
+                for (name, members) in &services {
+                    writeln!(out, "- now: `{name}` → {}", cell(&members)).ok();
+                }
+                continue;
+            }
+            writeln!(out, "{i}. {}", cell(&wave)).ok();
+            for (name, members) in &services {
+                writeln!(out, "   - `{name}` → {}", cell(&members)).ok();
+            }
+        }
+        writeln!(out, "\n</details>\n").ok();
     }
     if !plan.issues.is_empty() {
         writeln!(out, "### issues\n").ok();

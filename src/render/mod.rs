@@ -102,6 +102,44 @@ pub fn summary(plan: &Plan) -> String {
     )
 }
 
+/// The waves of a plan, each followed by the service names whose members it changes:
+/// `(wave description, [(service, members after the wave)])`, with the members before the
+/// plan first (description empty). Services no wave touches are left out.
+pub fn waves_with_services(plan: &Plan) -> Vec<(String, Vec<(String, String)>)> {
+    use crate::plan::membership::{describe, timeline};
+    let t = timeline(plan);
+    let touched: std::collections::BTreeSet<&String> = t
+        .windows(2)
+        .flat_map(|w| {
+            w[1].keys()
+                .chain(w[0].keys())
+                .filter(|k| w[0].get(*k) != w[1].get(*k))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let members = |m: &crate::plan::membership::Membership, name: &String| {
+        m.get(name)
+            .map(describe)
+            .unwrap_or_else(|| "(nobody)".into())
+    };
+    let mut out = vec![(
+        String::new(),
+        touched
+            .iter()
+            .map(|n| ((*n).clone(), members(&t[0], n)))
+            .collect(),
+    )];
+    for (i, wave) in plan.waves.iter().enumerate() {
+        let changed = touched
+            .iter()
+            .filter(|n| members(&t[i], n) != members(&t[i + 1], n))
+            .map(|n| ((*n).clone(), members(&t[i + 1], n)))
+            .collect();
+        out.push((wave.description.clone(), changed));
+    }
+    out
+}
+
 /// A rollout state in a few words: what, where it stands, since when.
 pub fn rollout_text(r: &crate::model::Rollout) -> String {
     use crate::model::{rollout::rfc3339, Phase};

@@ -1,6 +1,6 @@
 //! The terminal rendering of a plan.
 
-use super::{short_commit, spec_diff, subject, summary, symbol, verb};
+use super::{short_commit, spec_diff, subject, summary, symbol, verb, waves_with_services};
 use crate::plan::{Action, ChangeKind, IssueKind, Plan};
 use std::fmt::Write;
 
@@ -98,6 +98,26 @@ pub fn plan(plan: &Plan, color: bool) -> String {
                     line.to_string()
                 };
                 writeln!(out, "        {painted}").ok();
+            }
+        }
+    }
+    if !plan.waves.is_empty() {
+        writeln!(
+            out,
+            "\n{}",
+            p.code("1", "steps (and who answers to each service name)")
+        )
+        .ok();
+        for (i, (wave, services)) in waves_with_services(plan).into_iter().enumerate() {
+            if i == 0 {
+                for (name, members) in &services {
+                    writeln!(out, "     now: {name} → {members}").ok();
+                }
+                continue;
+            }
+            writeln!(out, "  {i:>2}. {wave}").ok();
+            for (name, members) in &services {
+                writeln!(out, "        {name} → {members}").ok();
             }
         }
     }

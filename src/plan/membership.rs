@@ -1,0 +1,75 @@
+//! Who answers to which service name, before the plan and after each of its waves: the plan
+//! records the starting point, and the waves' steps move pods in and out. Pure.
+
+use super::types::{Plan, Step};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Service name → host → pods behind it.
+pub type Membership = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
+
+fn drop_pod(m: &mut Membership, host: &str, pod: &str) {
+    for hosts in m.values_mut() {
+        if let Some(pods) = hosts.get_mut(host) {
+            pods.remove(pod);
+        }
+    }
+}
+
+fn put(m: &mut Membership, host: &str, pod: &str, aliases: &[String]) {
+    drop_pod(m, host, pod);
+    for a in aliases {
+        m.entry(a.clone())
+            .or_default()
+            .entry(host.to_string())
+            .or_default()
+            .insert(pod.to_string());
+    }
+}
+
+/// Applies one host's steps to the membership, as the executor would if all goes well.
+fn apply(m: &mut Membership, host: &str, steps: &[Step]) {
+    for step in steps {
+        match step {
+            Step::AwaitReady {
+                pod, join: Some(j), ..
+            } => put(m, host, pod, &j.aliases),
+            Step::JoinService { pod, join } => put(m, host, pod, &join.aliases),
+            Step::LeaveService { pod, .. }
+            | Step::StopPod { pod, .. }
+            | Step::RemovePod { pod, .. } => drop_pod(m, host, pod),
+            _ => {}
+        }
+    }
+}
+
+/// The membership before the plan, then after each wave (index i + 1 for wave i).
+pub fn timeline(plan: &Plan) -> Vec<Membership> {
+    let mut now = plan.services.clone();
+    let mut out = vec![now.clone()];
+    for wave in &plan.waves {
+        for (host, steps) in &wave.steps {
+            apply(&mut now, host, steps);
+        }
+        out.push(now.clone());
+    }
+    out
+}
+
+/// One service's members as `host: pod, pod; host: pod`, hosts without members left out.
+pub fn describe(hosts: &BTreeMap<String, BTreeSet<String>>) -> String {
+    let parts: Vec<String> = hosts
+        .iter()
+        .filter(|(_, pods)| !pods.is_empty())
+        .map(|(h, pods)| {
+            format!(
+                "{h}: {}",
+                pods.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
+    if parts.is_empty() {
+        "(nobody)".into()
+    } else {
+        parts.join("; ")
+    }
+}

@@ -81,13 +81,13 @@ pub fn plan(plan: &Plan) -> String {
         for (i, (wave, services)) in waves_with_services(plan).into_iter().enumerate() {
             if i == 0 {
                 for (name, members) in &services {
-                    writeln!(out, "- now: `{name}` → {}", cell(&members)).ok();
+                    writeln!(out, "- now: `{name}` → {}", cell(members)).ok();
                 }
                 continue;
             }
             writeln!(out, "{i}. {}", cell(&wave)).ok();
             for (name, members) in &services {
-                writeln!(out, "   - `{name}` → {}", cell(&members)).ok();
+                writeln!(out, "   - `{name}` → {}", cell(members)).ok();
             }
         }
         writeln!(out, "\n</details>\n").ok();

@@ -223,46 +223,44 @@ fn an_image_change_is_a_pending_replace_with_the_field_that_differs() {
         (f.old.as_deref(), f.new.as_deref()),
         (Some("example/web:1"), Some("example/web:2"))
     );
-    // Rolling: one wave per pod, each creating, waiting and joining; the pod it replaces is
-    // removed at the start of the next wave (on another host), the last one in a final wave.
-    let replace_waves: Vec<_> = p
+    // Rolling: two waves per pod: the first creates it (beside the previous pod's old one
+    // leaving its service, draining and going, on another host), the second is its health
+    // gate, in which it joins the service. The last old pod goes in a final wave.
+    let starts: Vec<_> = p
         .waves
         .iter()
-        .filter(|w| w.description.contains("rolling batch"))
+        .filter(|w| w.description.contains("rolling batch") && !w.description.contains("gate"))
         .collect();
-    assert_eq!(replace_waves.len(), 3);
-    let last = p.waves.last().unwrap();
-    assert!(last.description.contains("remove the last replaced pods"));
-    assert!(last
-        .steps
-        .values()
-        .flatten()
-        .all(|s| matches!(s, Step::RemovePod { .. })));
-    let first_host = replace_waves[0].steps.keys().next().unwrap();
-    let second = &replace_waves[1].steps;
+    let gates: Vec<_> = p
+        .waves
+        .iter()
+        .filter(|w| w.description.contains("health gate"))
+        .collect();
+    assert_eq!((starts.len(), gates.len()), (3, 3));
+    let ops_of =
+        |w: &plan::Wave, h: &str| -> Vec<&'static str> { w.steps[h].iter().map(op).collect() };
+    let first_host = starts[0].steps.keys().next().unwrap().clone();
+    assert_eq!(ops_of(starts[0], &first_host), ["create"]);
+    assert_eq!(ops_of(gates[0], &first_host), ["await"]);
+    let Step::AwaitReady { join: Some(j), .. } = &gates[0].steps[&first_host][0] else {
+        panic!("the new pod joins in its gate")
+    };
+    assert_eq!(j.aliases, ["web"]);
+    let second = &starts[1].steps;
     assert_ne!(
         second.keys().last().unwrap(),
-        first_host,
+        &first_host,
         "batches go round robin over hosts"
     );
-    assert!(
-        matches!(second[first_host][0], Step::RemovePod { .. }),
-        "{second:?}"
-    );
-    let steps: Vec<&Step> = replace_waves[0]
-        .steps
-        .values()
-        .next()
-        .unwrap()
-        .iter()
-        .collect();
+    assert_eq!(ops_of(starts[1], &first_host), ["leave"]);
     assert_eq!(
-        steps.iter().map(|s| op(s)).collect::<Vec<_>>(),
-        ["create", "await", "leave"]
+        ops_of(gates[1], &first_host),
+        ["remove"],
+        "removed beside the next gate"
     );
     let Step::LeaveService {
         leave, drain_ms, ..
-    } = steps[2]
+    } = &second[&first_host][0]
     else {
         unreachable!()
     };
@@ -270,14 +268,11 @@ fn an_image_change_is_a_pending_replace_with_the_field_that_differs() {
         (leave.aliases.as_slice(), *drain_ms),
         (&["web".to_string()][..], 1000)
     );
-    let undo: Vec<&str> = replace_waves[0]
-        .on_failure
-        .values()
-        .next()
-        .unwrap()
-        .iter()
-        .map(op)
-        .collect();
+    let last = p.waves.last().unwrap();
+    assert!(last.description.contains("retire the last replaced pods"));
+    let last_ops: Vec<&str> = last.steps.values().flatten().map(op).collect();
+    assert_eq!(last_ops, ["leave", "remove"]);
+    let undo: Vec<&str> = gates[0].on_failure[&first_host].iter().map(op).collect();
     assert_eq!(undo, ["remove", "join"]);
     simulate(&p, &mut observed);
     assert!(!make_plan(&files, &observed, false).has_changes());
@@ -604,7 +599,7 @@ fn rolling_batches_follow_surge_and_unavailability_across_hosts() {
     let batches: Vec<_> = p
         .waves
         .iter()
-        .filter(|w| w.description.contains("rolling batch"))
+        .filter(|w| w.description.contains("rolling batch") && !w.description.contains("gate"))
         .collect();
     // 4 pods, surge ceil(25% of 4) = 1, unavailable 1: batches of 2, so 2 batches.
     assert_eq!(
@@ -621,14 +616,21 @@ fn rolling_batches_follow_surge_and_unavailability_across_hosts() {
     // first. The second keeps serving until its replacement is ready, then leaves (drains).
     let a1: Vec<&str> = first.steps["a1"].iter().map(op).collect();
     let a2: Vec<&str> = first.steps["a2"].iter().map(op).collect();
-    assert_eq!(a1, ["leave", "stop", "create", "await"]);
-    assert_eq!(a2, ["create", "await", "leave"]);
+    assert_eq!(a1, ["leave", "stop", "create"]);
+    assert_eq!(a2, ["create"]);
     // A failed batch puts the old pods back behind the service.
     let undo_a1: Vec<&str> = first.on_failure["a1"].iter().map(op).collect();
     assert_eq!(undo_a1, ["remove", "start", "join"]);
     // The second batch first removes what the first replaced.
-    let second: Vec<&str> = batches[1].steps["a1"].iter().map(op).collect();
-    assert_eq!(second[0], "remove", "{second:?}");
+    let second_a2: Vec<&str> = batches[1].steps["a2"].iter().map(op).collect();
+    assert_eq!(second_a2[0], "leave", "{second_a2:?}");
+    let second_gate = p
+        .waves
+        .iter()
+        .find(|w| w.description.contains("batch 2/2: health gate"))
+        .unwrap();
+    let gate_a1: Vec<&str> = second_gate.steps["a1"].iter().map(op).collect();
+    assert_eq!(gate_a1[0], "remove", "{gate_a1:?}");
     // Failing the second batch restores what the first batch replaced.
     let undo: Vec<&str> = batches[1].on_failure.values().flatten().map(op).collect();
     assert_eq!(
@@ -645,7 +647,7 @@ fn rolling_batches_follow_surge_and_unavailability_across_hosts() {
             _ => None,
         })
         .collect();
-    let replaced_first: Vec<String> = batches[1]
+    let replaced_first: Vec<String> = second_gate
         .steps
         .values()
         .flatten()

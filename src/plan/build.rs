@@ -992,6 +992,7 @@ fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
     // The old pods of a batch are removed at the start of the next one, where they run
     // beside the next batch's work on other hosts instead of holding up the rollout.
     let mut leftover: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+    let mut leftover_removes: BTreeMap<String, Vec<Step>> = BTreeMap::new();
     let drain = d.strategy.drain_ms;
     for (n, chunk) in batches.iter().enumerate() {
         let mut stops: BTreeMap<String, Vec<Step>> = BTreeMap::new();
@@ -1049,10 +1050,22 @@ fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
             s.extend(stops.remove(host).unwrap_or_default());
             stops.insert(host.clone(), s);
         }
-        let mut starts = starts.into_steps();
+        // Creates go in the batch's first wave, beside the previous batch's old pods leaving
+        // and draining (terminating pods do not count against the surge, as in Kubernetes),
+        // so Docker's container start overlaps a wait the strategy needs anyway. The health
+        // gates form the second wave.
+        let mut phases = starts.phases;
+        let creates = if phases.is_empty() {
+            BTreeMap::new()
+        } else {
+            phases.remove(0)
+        };
+        let gates = Phased { phases }.into_steps();
+        // This batch's old pods leave and drain in the next batch's first wave and are
+        // removed in its second, beside the next pods' gates (off the critical path).
+        let mut next: BTreeMap<String, Vec<Step>> = BTreeMap::new();
         for (host, pods) in &leave_after {
-            starts
-                .entry(host.clone())
+            next.entry(host.clone())
                 .or_default()
                 .extend(leave_steps(pods, drain));
         }
@@ -1070,29 +1083,39 @@ fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
         for (host, steps) in restore.into_steps().into_iter().chain(retire) {
             undo.entry(host).or_default().extend(steps);
         }
-        let mut steps = std::mem::replace(&mut leftover, removes);
-        for (host, s) in stops.into_iter().chain(starts) {
+        let mut steps = std::mem::replace(&mut leftover, next);
+        for (host, s) in stops.into_iter().chain(creates) {
             steps.entry(host).or_default().extend(s);
+        }
+        let mut gate_steps = std::mem::replace(&mut leftover_removes, removes);
+        for (host, s) in gates {
+            gate_steps.entry(host).or_default().extend(s);
         }
         let olds: Vec<&str> = chunk.iter().map(|r| r.old.name.as_str()).collect();
         let news: Vec<&str> = chunk.iter().map(|r| r.new.name.as_str()).collect();
+        let batch = format!("{}: rolling batch {}/{}", d.name, n + 1, batches.len());
         waves.push(Wave {
             description: format!(
-                "{}: rolling batch {}/{} (surge {surge}, unavailable {unavailable}): replace {} with {}",
-                d.name,
-                n + 1,
-                batches.len(),
+                "{batch} (surge {surge}, unavailable {unavailable}): replace {} with {}",
                 olds.join(", "),
                 news.join(", ")
             ),
             steps,
+            on_failure: undo.clone(),
+        });
+        waves.push(Wave {
+            description: format!("{batch}: health gate of {}", news.join(", ")),
+            steps: gate_steps,
             on_failure: undo,
         });
         done.extend(chunk.iter());
     }
+    for (host, s) in leftover_removes {
+        leftover.entry(host).or_default().extend(s);
+    }
     if !leftover.is_empty() {
         waves.push(Wave {
-            description: format!("{}: remove the last replaced pods", d.name),
+            description: format!("{}: retire the last replaced pods", d.name),
             steps: leftover,
             on_failure: BTreeMap::new(),
         });

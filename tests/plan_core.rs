@@ -970,3 +970,19 @@ fn blue_green_waits_behind_the_preview_name_then_switches_and_scales_down_later(
     );
     assert!(!make_plan(&files, &observed, false).has_changes());
 }
+
+#[test]
+fn promote_says_why_when_there_is_nothing_to_promote() {
+    let files = basic();
+    let mut observed = empty_hosts();
+    simulate(&make_plan(&files, &observed, false), &mut observed);
+    let p = plan_intent(&files, &observed, Some(plan::Intent::Promote), 0);
+    assert!(p.waves.is_empty());
+    assert!(
+        p.issues
+            .iter()
+            .any(|i| i.kind == IssueKind::Rollout && i.message.contains("rolling strategy")),
+        "{:?}",
+        p.issues
+    );
+}

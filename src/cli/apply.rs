@@ -97,7 +97,7 @@ pub fn run(a: ApplyArgs, verbosity: Verbosity) -> Result<u8> {
             return Err(miette!(
                 "nothing to do for {names:?}{}",
                 if why.is_empty() {
-                    ": no such deployment (or it matches no host)".to_string()
+                    ": it is not selected or matches no host".to_string()
                 } else {
                     format!(": {}", why.join("; "))
                 }

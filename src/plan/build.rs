@@ -141,6 +141,26 @@ pub fn build(input: &PlanInput) -> Plan {
         .filter(|d| input.selector.is_none_or(|s| s.matches(&d.labels)))
         .filter(|d| input.intents.is_empty() || input.intents.contains_key(&d.name))
         .collect();
+    for name in input.intents.keys() {
+        let message = match input.desired.deployments.iter().find(|d| &d.name == name) {
+            None => format!("there is no deployment named {name}"),
+            Some(d) if !d.strategy.kind.is_progressive() => format!(
+                "{name} rolls out with the {} strategy; promote, abort and rollback are for canary and blue-green",
+                serde_json::to_value(d.strategy.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            ),
+            Some(_) => continue,
+        };
+        b.issues.push(Issue {
+            kind: IssueKind::Rollout,
+            host: None,
+            deployment: Some(name.clone()),
+            pod: None,
+            message,
+        });
+    }
     let mut all_work: Vec<(&Deployment, Planned)> = Vec::new();
     for d in &selected {
         let planned = if d.strategy.kind.is_progressive() {

@@ -105,7 +105,8 @@ pub struct StrategyFile {
     pub kind: Option<Spanned<String>>,
     #[serde(default)]
     pub min_ready: Option<Spanned<String>>,
-    #[serde(default)]
+    /// How long a new pod may take to be ready: the rollout's progress deadline.
+    #[serde(default, alias = "progress_deadline")]
     pub health_timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub stop_timeout: Option<Spanned<String>>,

@@ -178,31 +178,45 @@ impl Flow<'_> {
         }
     }
 
+    /// A stopped stable pod starts again and rejoins the service once healthy.
+    fn bring_back(&self, m: &Member) -> [Step; 2] {
+        [
+            Step::StartPod {
+                pod: m.pod.clone(),
+                containers: m.containers.clone(),
+            },
+            Step::AwaitReady {
+                pod: m.pod.clone(),
+                containers: m.containers.clone(),
+                min_ready_ms: self.d.strategy.min_ready_ms,
+                timeout_ms: self.d.strategy.health_timeout_ms,
+                join: Some(ServiceJoin {
+                    container: m.container.clone(),
+                    network: self.network.clone(),
+                    aliases: vec![self.service.clone()],
+                }),
+            },
+        ]
+    }
+
+    /// Blue-green after promotion: the old set (and any stray pods) go and the state is
+    /// cleared.
+    fn scale_down(&mut self, gone: &[Member]) {
+        let mut steps = HostSteps::new();
+        self.retire(gone, &mut steps);
+        for (h, s) in self.record(None) {
+            push(&mut steps, &h, s);
+        }
+        let description = format!("remove the old set (revision {})", self.stable_revision);
+        self.wave(description, steps, HostSteps::new());
+    }
+
     /// Canary abort: stopped stable pods start and rejoin the service, canary pods leave and
     /// go, and the revision is recorded as aborted.
     fn canary_abort(&self, canary: &[Member], parked: &[Member]) -> HostSteps {
         let mut phased = Phased::default();
         for m in parked {
-            phased.add(
-                &m.host,
-                [
-                    Step::StartPod {
-                        pod: m.pod.clone(),
-                        containers: m.containers.clone(),
-                    },
-                    Step::AwaitReady {
-                        pod: m.pod.clone(),
-                        containers: m.containers.clone(),
-                        min_ready_ms: self.d.strategy.min_ready_ms,
-                        timeout_ms: self.d.strategy.health_timeout_ms,
-                        join: Some(ServiceJoin {
-                            container: m.container.clone(),
-                            network: self.network.clone(),
-                            aliases: vec![self.service.clone()],
-                        }),
-                    },
-                ],
-            );
+            phased.add(&m.host, self.bring_back(m));
         }
         let mut steps = phased.into_steps();
         self.retire(canary, &mut steps);
@@ -467,7 +481,6 @@ impl Builder<'_> {
                     return;
                 }
                 gone.extend(old);
-                let mut steps = HostSteps::new();
                 for m in &gone {
                     self.member_change(
                         d,
@@ -479,15 +492,7 @@ impl Builder<'_> {
                         ),
                     );
                 }
-                r.retire(&gone, &mut steps);
-                for (h, s) in r.record(None) {
-                    push(&mut steps, &h, s);
-                }
-                r.wave(
-                    format!("remove the old set (revision {})", r.stable_revision),
-                    steps,
-                    HostSteps::new(),
-                );
+                r.scale_down(&gone);
             }
             (Some(model::Phase::Paused), Some(Intent::Abort | Intent::Rollback)) => {
                 gone.extend(sets.new.iter().cloned());
@@ -638,19 +643,10 @@ impl Builder<'_> {
             undo,
         );
         if delay == 0 {
-            let mut steps = HostSteps::new();
             for m in old {
                 self.member_change(d, m, Action::Remove, "old set after promotion".into());
             }
-            r.retire(old, &mut steps);
-            for (h, s) in r.record(None) {
-                push(&mut steps, &h, s);
-            }
-            r.wave(
-                format!("remove the old set (revision {})", r.stable_revision),
-                steps,
-                HostSteps::new(),
-            );
+            r.scale_down(old);
         } else {
             self.rollout_issue(d, format!("after promotion the old set stays out of service for {}s, for `berth rollback {}`", delay / 1000, d.name));
         }
@@ -715,23 +711,7 @@ impl Builder<'_> {
                     Action::Start,
                     "the stable set is complete again before the canary starts".into(),
                 );
-                cleanup.add(
-                    &m.host,
-                    [
-                        start_step(p),
-                        Step::AwaitReady {
-                            pod: m.pod.clone(),
-                            containers: m.containers.clone(),
-                            min_ready_ms: d.strategy.min_ready_ms,
-                            timeout_ms: d.strategy.health_timeout_ms,
-                            join: Some(ServiceJoin {
-                                container: m.container.clone(),
-                                network: r.network.clone(),
-                                aliases: vec![r.service.clone()],
-                            }),
-                        },
-                    ],
-                );
+                cleanup.add(&m.host, r.bring_back(&m));
             }
             serving.extend(sets.parked.iter().cloned());
             stopped.clear();

@@ -712,6 +712,11 @@ fn status_counts_ready_pods_at_the_desired_revision() {
         text.contains("web 0/3 ready") && text.contains("b1 is unreachable"),
         "{text}"
     );
+    let live = &s.deployments[0].pods[0].revision;
+    assert!(
+        text.contains(&format!("live: {live} (")),
+        "the live revision is named: {text}"
+    );
 }
 
 fn plan_intent(

@@ -185,6 +185,17 @@ pub fn status_text(s: &crate::diff::status::Status) -> String {
             d.name, d.ready, d.replicas, d.revision
         )
         .ok();
+        let mut live: std::collections::BTreeMap<&str, usize> = Default::default();
+        for p in d.pods.iter().filter(|p| p.state == "running") {
+            *live.entry(p.revision.as_str()).or_default() += 1;
+        }
+        if live.keys().any(|r| *r != d.revision) {
+            let revisions: Vec<String> = live
+                .iter()
+                .map(|(r, n)| format!("{r} ({n} running)"))
+                .collect();
+            writeln!(out, "  live: {}", revisions.join(", ")).ok();
+        }
         if let Some(r) = &d.rollout {
             writeln!(out, "  rollout: {}", rollout_text(r)).ok();
         }

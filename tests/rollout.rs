@@ -264,3 +264,33 @@ fn a_canary_at_weight_50_splits_traffic_and_a_failed_analysis_rolls_back() {
     let all = answers(&repo);
     assert_eq!(failures(&all), 0, "failed requests: {all:?}");
 }
+
+#[test]
+fn blue_green_with_auto_promote_and_no_delay_ends_with_only_the_new_set() {
+    let repo = Repo::new("t-autopromote");
+    let strategy =
+        "{type: blue-green, auto_promote: true, scale_down_delay: 0s, min_ready: 1s, health_timeout: 30s}";
+    let v1 = web_everywhere(2, "v1", strategy);
+    repo.write("deployments/web.yaml", &v1);
+    repo.commit("v1");
+    repo.apply_ok(&[]);
+    repo.write("deployments/web.yaml", &v1.replace("web:v1", "web:v2"));
+    repo.commit("v2");
+    let r = repo.apply_ok(&[]);
+    assert!(r.all().contains("promote revision"), "{r:?}");
+    let pods = repo.all_containers();
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    assert!(
+        pods.iter()
+            .all(|c| c.image.ends_with("v2") && c.state == "running"),
+        "{pods:?}"
+    );
+    let status = repo.berth(&["status"]);
+    assert!(status.stdout.contains("behind web"), "{status:?}");
+    assert!(
+        !status.stdout.contains("rollout:"),
+        "the state is cleared: {status:?}"
+    );
+    let plan = repo.berth(&["plan", "--exit-code"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+}

@@ -724,6 +724,15 @@ impl Builder<'_> {
             HostSteps::new(),
         );
         let total = (canary.len() + serving.len()) as u32;
+        if total != d.replicas {
+            self.rollout_issue(
+                d,
+                format!(
+                    "the canary replaces the {total} pod(s) there are; the change to {} replica(s) follows once it is complete",
+                    d.replicas
+                ),
+            );
+        }
         let mut serving = round_robin(serving);
         let mut ordinal = self.next_ordinals(d);
         let steps = d.strategy.steps.clone();

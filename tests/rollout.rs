@@ -124,6 +124,33 @@ fn a_rolling_update_of_six_pods_fails_no_request() {
         tail.iter().all(|l| l == "ok berth-lab web v2"),
         "after the rollout only v2 answers: {tail:?}"
     );
+
+    // v3 fails its health check: the rollout stops at the first batch, v2 stays at full
+    // count and answers every request.
+    let before: Vec<Container> = repo
+        .all_containers()
+        .into_iter()
+        .filter(|c| c.name.starts_with("web-"))
+        .collect();
+    let broken = v1
+        .replace("web:v1", "web:v3")
+        .replace("/healthz", "/missing");
+    repo.write("deployments/web.yaml", &broken);
+    repo.commit("web v3 with a failing health check");
+    let r = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("rolling batch 1/"), "{r:?}");
+    let after: Vec<Container> = repo
+        .all_containers()
+        .into_iter()
+        .filter(|c| c.name.starts_with("web-"))
+        .collect();
+    assert_eq!(after, before, "the v2 pods, all running, and nothing else");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let all = answers(&repo);
+    assert_eq!(failures(&all), 0, "failed requests: {all:?}");
+    let tail = last_versions(&all, 5);
+    assert!(tail.iter().all(|l| l == "ok berth-lab web v2"), "{tail:?}");
 }
 
 /// The answers each client recorded after `mark` (a previous call to `answers`).

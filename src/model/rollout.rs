@@ -26,6 +26,8 @@ pub enum Phase {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Rollout {
     pub deployment: String,
+    /// Canary or blue-green.
+    pub strategy: super::StrategyKind,
     /// The revision being rolled out.
     pub revision: String,
     /// The revision it replaces.
@@ -92,6 +94,7 @@ mod tests {
     fn the_newest_state_wins() {
         let r = |since| Rollout {
             deployment: "web".into(),
+            strategy: crate::model::StrategyKind::Canary,
             revision: "b".into(),
             stable: "a".into(),
             phase: Phase::Paused,

@@ -289,7 +289,7 @@ impl Builder<'_> {
                     None => match state {
                         Some(s)
                             if s.phase == Phase::Paused
-                                && s.weight == 100
+                                && s.strategy == StrategyKind::BlueGreen
                                 && p.revision == s.revision =>
                         {
                             vec![preview.clone()]

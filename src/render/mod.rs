@@ -144,7 +144,7 @@ pub fn waves_with_services(plan: &Plan) -> Vec<(String, Vec<(String, String)>)> 
 pub fn rollout_text(r: &crate::model::Rollout) -> String {
     use crate::model::{rollout::rfc3339, Phase};
     let what = match r.phase {
-        Phase::Paused if r.weight < 100 => format!(
+        Phase::Paused if r.strategy == crate::model::StrategyKind::Canary => format!(
             "canary of revision {} paused at step {} (weight {}%), waiting for `berth promote {}`",
             r.revision,
             r.step + 1,

@@ -142,6 +142,7 @@ impl Flow<'_> {
     fn state(&self, phase: model::Phase, step: usize, weight: u32) -> model::Rollout {
         model::Rollout {
             deployment: self.d.name.clone(),
+            strategy: self.d.strategy.kind,
             revision: self.revision.clone(),
             stable: self.stable_revision.clone(),
             phase,

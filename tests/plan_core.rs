@@ -991,3 +991,38 @@ fn promote_says_why_when_there_is_nothing_to_promote() {
         p.issues
     );
 }
+
+#[test]
+fn a_new_revision_during_a_blue_green_keeps_the_serving_set_until_it_is_promoted() {
+    let (mut files, mut observed) =
+        rolled_out("strategy: {type: blue-green, scale_down_delay: 30s}\n");
+    bump(&mut files, "example/web:2");
+    simulate(&make_plan(&files, &observed, false), &mut observed);
+    let p = plan_intent(&files, &observed, Some(plan::Intent::Promote), 0);
+    simulate(&p, &mut observed);
+    // v2 serves, v1 is kept out of service; now Git names v3.
+    let v3 = files.files["deployments/web.yaml"].replace("example/web:2", "example/web:3");
+    files.files.insert("deployments/web.yaml".into(), v3);
+    let p = make_plan(&files, &observed, false);
+    let removed: Vec<&String> = p
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Remove)
+        .filter_map(|c| c.pod.as_ref())
+        .collect();
+    let v2_pods: Vec<String> = observed
+        .values()
+        .flat_map(|o| o.as_ref().unwrap().containers.iter())
+        .filter(|c| c.image == "example/web:2")
+        .map(|c| c.label(label::POD).unwrap().to_string())
+        .collect();
+    assert_eq!(removed.len(), 3, "the kept v1 set goes: {removed:?}");
+    assert!(
+        removed.iter().all(|r| !v2_pods.contains(r)),
+        "the serving v2 set stays until v3 is promoted: {removed:?}"
+    );
+    assert_eq!(p.count(Action::Create), 3);
+    simulate(&p, &mut observed);
+    let p = plan_intent(&files, &observed, Some(plan::Intent::Promote), 0);
+    assert!(p.count(Action::Switch) > 0);
+}

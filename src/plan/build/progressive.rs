@@ -290,10 +290,14 @@ impl Builder<'_> {
             return None;
         }
         let service = d.service.as_ref()?.name.clone();
-        let stable_revision = state
-            .as_ref()
-            .map(|s| s.stable.clone())
-            .filter(|r| mine.iter().any(|p| &p.revision == r))
+        // The revision that serves: a promoted blue-green's new set, otherwise the stable set
+        // of the last rollout, otherwise the one most running pods have.
+        let serving_revision = state.as_ref().map(|s| match s.phase {
+            model::Phase::Promoted => s.revision.clone(),
+            _ => s.stable.clone(),
+        });
+        let stable_revision = serving_revision
+            .filter(|r| *r != revision && mine.iter().any(|p| &p.revision == r))
             .unwrap_or_else(|| most_common_revision(&mine, &revision));
         let mut sets = Sets {
             new: vec![],
@@ -565,6 +569,11 @@ impl Builder<'_> {
                 let mut start = Phased::default();
                 let mut undo = HostSteps::new();
                 let mut members = sets.new.clone();
+                // Pods of this revision that are already there (an earlier run, a revert to
+                // a kept old set) wait behind the preview name too.
+                for m in &sets.new {
+                    start.add(&m.host, [r.join(m, std::slice::from_ref(&preview))]);
+                }
                 for (host, want) in &target {
                     let have = sets.new.iter().filter(|m| &m.host == host).count() as u32;
                     for _ in have..*want {

@@ -1026,3 +1026,27 @@ fn a_new_revision_during_a_blue_green_keeps_the_serving_set_until_it_is_promoted
     let p = plan_intent(&files, &observed, Some(plan::Intent::Promote), 0);
     assert!(p.count(Action::Switch) > 0);
 }
+
+#[test]
+fn aborting_a_canary_that_git_moved_past_removes_it_and_lets_the_new_revision_go() {
+    let (mut files, mut observed) =
+        rolled_out("strategy:\n  type: canary\n  steps:\n    - weight: 33\n    - pause: {}\n");
+    bump(&mut files, "example/web:2");
+    simulate(&make_plan(&files, &observed, false), &mut observed);
+    let v3 = files.files["deployments/web.yaml"].replace("example/web:2", "example/web:3");
+    files.files.insert("deployments/web.yaml".into(), v3);
+    let p = plan_intent(&files, &observed, Some(plan::Intent::Abort), 0);
+    assert_eq!((p.count(Action::Start), p.count(Action::Remove)), (1, 1));
+    simulate(&p, &mut observed);
+    assert_eq!(
+        images(&observed),
+        vec![("example/web:1".to_string(), "running".to_string()); 3]
+    );
+    let p = make_plan(&files, &observed, false);
+    assert!(
+        waves_text(&p).iter().any(|w| w.contains("step 1/2")),
+        "v3 is not the aborted revision: {:?} {:?}",
+        waves_text(&p),
+        p.issues
+    );
+}

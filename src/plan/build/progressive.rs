@@ -680,10 +680,19 @@ impl Builder<'_> {
                     "canary aborted: the stable pod comes back".into(),
                 );
             }
-            for m in &sets.new {
+            // Canary pods of an older revision (Git moved on since) go too; the revision
+            // recorded as aborted is the one whose canary ran.
+            let mut canary = sets.new.clone();
+            canary.extend(sets.other.iter().map(Member::observed));
+            for m in &canary {
                 self.member_change(d, m, Action::Remove, "canary aborted".into());
             }
-            let steps = r.canary_abort(&sets.new, &parked);
+            if sets.new.is_empty() {
+                if let Some(p) = sets.other.first() {
+                    r.revision = p.revision.clone();
+                }
+            }
+            let steps = r.canary_abort(&canary, &parked);
             r.wave(
                 format!("abort the canary of revision {}", r.revision),
                 steps,

@@ -8,6 +8,7 @@ pub mod progress;
 pub mod render;
 pub mod rollout;
 pub mod status;
+pub mod sync;
 pub mod unlock;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,7 @@ pub const EXIT_CODES: &str =
 pub enum Command {
     Plan(plan::PlanArgs),
     Apply(apply::ApplyArgs),
+    Sync(sync::SyncArgs),
     Drift(drift::DriftArgs),
     Render(render::RenderArgs),
     Status(status::StatusArgs),
@@ -75,6 +77,7 @@ pub fn run(cli: Cli) -> miette::Result<u8> {
     match cli.command {
         Command::Plan(a) => plan::run(a),
         Command::Apply(a) => apply::run(a, verbosity),
+        Command::Sync(a) => sync::run(a, verbosity),
         Command::Drift(a) => drift::run(a),
         Command::Render(a) => render::run(a),
         Command::Status(a) => status::run(a),

@@ -321,3 +321,73 @@ fn blue_green_with_auto_promote_and_no_delay_ends_with_only_the_new_set() {
     let plan = repo.berth(&["plan", "--exit-code"]);
     assert_eq!(plan.code, 0, "{plan:?}");
 }
+
+#[test]
+fn an_interrupted_apply_rolls_its_wave_back_and_releases_the_lock() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let repo = Repo::new("t-interrupt");
+    let strategy = "\n  type: canary\n  min_ready: 1s\n  health_timeout: 30s\n  steps:\n    - weight: 50\n    - pause: 5m";
+    let v1 = web_everywhere(2, "v1", strategy)
+        .replace("replicas: 2", "replicas: 2\nplacement: {hosts: role=web}");
+    repo.write("deployments/web.yaml", &v1);
+    repo.commit("v1");
+    repo.apply_ok(&[]);
+    let before = repo.all_containers();
+    repo.write("deployments/web.yaml", &v1.replace("web:v1", "web:v2"));
+    repo.commit("v2");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "apply",
+            "--auto-approve",
+            "--repo",
+            repo.path().to_str().unwrap(),
+        ])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains("pause 300s") {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains("pause 300s")), "{seen:?}");
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let code = child.wait().unwrap().code();
+    assert_eq!(code, Some(3), "{seen:?}\n{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("interrupted by SIGINT")),
+        "{rest:?}"
+    );
+    assert_eq!(
+        repo.all_containers(),
+        before,
+        "the v1 pods, running, and nothing else"
+    );
+    for h in ["h1", "h2"] {
+        let locks = docker(
+            h,
+            &[
+                "network",
+                "ls",
+                "-q",
+                "--filter",
+                "name=berth-lock-t-interrupt",
+            ],
+        );
+        assert!(locks.trim().is_empty(), "the lock is released on {h}");
+    }
+    let plan = repo.berth(&["plan"]);
+    assert!(plan.stdout.contains("aborted"), "{plan:?}");
+}

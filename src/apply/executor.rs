@@ -113,9 +113,24 @@ async fn run_waves(
     progress: &Arc<dyn Progress>,
 ) -> Result<Outcome, String> {
     let mut strategy_wait = std::time::Duration::ZERO;
+    let interrupted = interrupt();
+    tokio::pin!(interrupted);
     for (i, wave) in plan.waves.iter().enumerate() {
         progress.wave(i + 1, plan.waves.len(), &wave.description);
-        let (failures, waited) = run_hosts(&wave.steps, plan, fleet, secrets, progress).await?;
+        // An interrupt (Ctrl-C, or SIGTERM from cron or CI) stops the wave's steps where
+        // they are and rolls the wave back like a failure, so the lock is released and the
+        // old pods serve; the earlier waves stay done.
+        let (failures, waited) = tokio::select! {
+            done = run_hosts(&wave.steps, plan, fleet, secrets, progress) => done?,
+            signal = &mut interrupted => (
+                vec![StepFailure {
+                    host: "-".into(),
+                    message: format!("interrupted by {signal}"),
+                    details: String::new(),
+                }],
+                Duration::ZERO,
+            ),
+        };
         strategy_wait += waited;
         if failures.is_empty() {
             continue;
@@ -126,8 +141,19 @@ async fn run_waves(
         if !wave.on_failure.is_empty() {
             progress.rolling_back(&wave.description);
         }
-        let rollback_errors = run_hosts(&wave.on_failure, plan, fleet, secrets, progress)
-            .await?
+        let rollback = run_hosts(&wave.on_failure, plan, fleet, secrets, progress);
+        let rolled_back = tokio::select! {
+            done = rollback => done?,
+            signal = interrupt() => {
+                progress.finish();
+                eprintln!(
+                    "{signal} again: stopping in the middle of the rollback; the apply lock stays \
+                     (`berth unlock`), and `berth plan` shows what is left"
+                );
+                std::process::exit(130);
+            }
+        };
+        let rollback_errors = rolled_back
             .0
             .into_iter()
             .map(|f| format!("{}: {}", f.host, f.message))
@@ -191,6 +217,8 @@ async fn run_hosts(
             (None, waited)
         }));
     }
+    // Dropped before the tasks finish (an interrupt), the guard aborts them.
+    let mut guard = AbortOnDrop(tasks.iter().map(|t| t.abort_handle()).collect());
     let mut failures = Vec::new();
     let mut longest_wait = Duration::ZERO;
     for t in tasks {
@@ -206,7 +234,34 @@ async fn run_hosts(
             }),
         }
     }
+    guard.0.clear();
     Ok((failures, longest_wait))
+}
+
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// Resolves with the signal's name on SIGINT or SIGTERM.
+async fn interrupt() -> &'static str {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term => "SIGTERM",
+    }
 }
 
 type StepResult = Result<(), (String, String)>;

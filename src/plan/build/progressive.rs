@@ -790,10 +790,12 @@ impl Builder<'_> {
                             reason: format!("canary step {n}/{count}"),
                         }],
                     )]);
+                    // An interrupted pause aborts the canary like a failed step.
+                    let undo = r.canary_abort(&canary, &stopped);
                     r.wave(
                         format!("canary step {n}/{count}: pause {}s", *ms as f64 / 1000.0),
                         steps,
-                        HostSteps::new(),
+                        undo,
                     );
                 }
                 CanaryStep::Pause(None) => {

@@ -863,19 +863,25 @@ fn a_canary_goes_step_by_step_and_pauses_until_promoted() {
     assert!(!make_plan(&files, &observed, false).has_changes());
 }
 
+/// `berth abort web` on a one-pod canary: the stopped v1 pod starts, the canary goes, and the
+/// three v1 pods run.
+fn abort_to_v1(files: &RepoFiles, observed: &mut Observed) {
+    let p = plan_intent(files, observed, Some(plan::Intent::Abort), 0);
+    assert_eq!((p.count(Action::Start), p.count(Action::Remove)), (1, 1));
+    simulate(&p, observed);
+    assert_eq!(
+        images(observed),
+        vec![("example/web:1".to_string(), "running".to_string()); 3]
+    );
+}
+
 #[test]
 fn aborting_a_canary_restores_the_stable_set_and_is_not_retried() {
     let (mut files, mut observed) =
         rolled_out("strategy:\n  type: canary\n  steps:\n    - weight: 33\n    - pause: {}\n");
     bump(&mut files, "example/web:2");
     simulate(&make_plan(&files, &observed, false), &mut observed);
-    let p = plan_intent(&files, &observed, Some(plan::Intent::Abort), 0);
-    assert_eq!((p.count(Action::Start), p.count(Action::Remove)), (1, 1));
-    simulate(&p, &mut observed);
-    assert_eq!(
-        images(&observed),
-        vec![("example/web:1".to_string(), "running".to_string()); 3]
-    );
+    abort_to_v1(&files, &mut observed);
     let p = make_plan(&files, &observed, false);
     assert!(
         !p.has_changes(),
@@ -1035,13 +1041,7 @@ fn aborting_a_canary_that_git_moved_past_removes_it_and_lets_the_new_revision_go
     simulate(&make_plan(&files, &observed, false), &mut observed);
     let v3 = files.files["deployments/web.yaml"].replace("example/web:2", "example/web:3");
     files.files.insert("deployments/web.yaml".into(), v3);
-    let p = plan_intent(&files, &observed, Some(plan::Intent::Abort), 0);
-    assert_eq!((p.count(Action::Start), p.count(Action::Remove)), (1, 1));
-    simulate(&p, &mut observed);
-    assert_eq!(
-        images(&observed),
-        vec![("example/web:1".to_string(), "running".to_string()); 3]
-    );
+    abort_to_v1(&files, &mut observed);
     let p = make_plan(&files, &observed, false);
     assert!(
         waves_text(&p).iter().any(|w| w.contains("step 1/2")),

@@ -8,22 +8,15 @@ const HOSTS: [&str; 3] = ["h1", "h2", "h3"];
 
 /// A web deployment on every lab host, behind the service name `web`.
 fn web_everywhere(replicas: u32, version: &str, strategy: &str) -> String {
-    format!(
-        r#"name: web
-labels: {{app: web}}
-replicas: {replicas}
-service: {{name: web, port: 8080}}
-pod:
-  containers:
-    - name: app
-      image: berth-lab/web:{version}
-      healthcheck:
-        test: [CMD, wget, -q, -O, /dev/null, http://127.0.0.1:8080/healthz]
-        interval: 1s
-        retries: 2
-strategy: {strategy}
-"#
-    )
+    web("web", replicas, version, "EVERYWHERE")
+        .replace(
+            "placement: {hosts: \"EVERYWHERE\"}\n",
+            "service: {name: web, port: 8080}\n",
+        )
+        .replace(
+            "strategy: {min_ready: 1s, health_timeout: 30s}",
+            &format!("strategy: {strategy}"),
+        )
 }
 
 /// One client per host that asks `http://web:8080/` every 50 ms and prints each answer, or

@@ -834,6 +834,20 @@ mod tests {
             .collect()
     }
 
+    /// Each expected (place, message) is among the errors, and there are no others.
+    fn expect_exactly(errors: &[String], expect: &[(&str, &str)]) {
+        for (at, message) in expect {
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.starts_with(at) && e.contains(message)),
+                "no {message:?} at {at} in:\n{}",
+                errors.join("\n")
+            );
+        }
+        assert_eq!(errors.len(), expect.len(), "{}", errors.join("\n"));
+    }
+
     fn web(extra: &str) -> String {
         format!("name: web\npod:\n  containers:\n    - name: app\n      image: x:1\n{extra}")
     }
@@ -881,16 +895,7 @@ mod tests {
             ("deployments/j.yaml:2:", "invalid label key"),
             ("deployments/j.yaml:3:", "invalid memory limit"),
         ];
-        for (at, message) in expect {
-            assert!(
-                errors
-                    .iter()
-                    .any(|e| e.starts_with(at) && e.contains(message)),
-                "no {message:?} at {at} in:\n{}",
-                errors.join("\n")
-            );
-        }
-        assert_eq!(errors.len(), expect.len(), "{}", errors.join("\n"));
+        expect_exactly(&errors, &expect);
     }
 
     #[test]
@@ -928,16 +933,7 @@ mod tests {
             ),
             ("deployments/d.yaml:11:17", "an analysis needs the port"),
         ];
-        for (at, message) in expect {
-            assert!(
-                errors
-                    .iter()
-                    .any(|e| e.starts_with(at) && e.contains(message)),
-                "no {message:?} at {at} in:\n{}",
-                errors.join("\n")
-            );
-        }
-        assert_eq!(errors.len(), expect.len(), "{}", errors.join("\n"));
+        expect_exactly(&errors, &expect);
         let ok = files(&[(
             "w.yaml",
             &web(&format!("strategy:\n  type: canary\n  steps: [{{weight: 20}}, {{pause: 30s}}, {{pause: {{}}}}, {{analysis: {{port: 80}}}}]\n{svc}")),

@@ -262,15 +262,22 @@ fn a_canary_at_weight_50_splits_traffic_and_a_failed_analysis_rolls_back() {
         .iter()
         .all(|c| c.image.ends_with("v2") && c.state == "running"));
 
-    // v3 fails its analysis: the canary goes, v2 answers all the time, at full count.
-    let bad = v1
-        .replace("web:v1", "web:v3")
-        .replace("path: /healthz", "path: /missing");
+    // v3 fails its analysis: one failed request per canary pod, one pod per host, 3 in all,
+    // over a limit of 2 (counted over all hosts, not per host). The canary goes, v2 answers
+    // all the time, at full count.
+    let bad = v1.replace("web:v1", "web:v3").replace(
+        "path: /healthz, samples: 3, interval: 200ms",
+        "path: /missing, samples: 1, failure_limit: 2",
+    );
     repo.write("deployments/web.yaml", &bad);
     repo.commit("web v3, whose analysis fails");
     let r = repo.berth(&["apply", "--auto-approve"]);
     assert_eq!(r.code, 3, "{r:?}");
-    assert!(r.all().contains("analysis failed"), "{r:?}");
+    assert!(
+        r.all()
+            .contains("analysis failed: 3 request(s) failed over all hosts"),
+        "{r:?}"
+    );
     let after: Vec<Container> = repo
         .all_containers()
         .into_iter()

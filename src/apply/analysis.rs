@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// How long one request may take before it counts as failed.
@@ -35,13 +36,15 @@ async fn status(session: &Session, address: &str, port: u16, path: &str) -> Resu
     Ok(res.status().as_u16())
 }
 
-/// Checks every pod `samples` times, `interval_ms` apart (pods in parallel). Fails when more
-/// requests than `failure_limit` fail, with every failure listed.
+/// Checks every pod `samples` times, `interval_ms` apart (pods in parallel), and adds its
+/// failures to `wave_failures`, which the hosts of one wave share. Fails when the wave's count
+/// is over `failure_limit`, with this host's failures listed.
 pub async fn analyze(
     docker: &Docker,
     session: &Session,
     pods: &[ServiceJoin],
     check: &Analysis,
+    wave_failures: &AtomicU32,
 ) -> Result<(), (String, String)> {
     let per_pod = pods.iter().map(|p| async move {
         let address = match ops::address(docker, &p.container, &p.network).await {
@@ -71,12 +74,13 @@ pub async fn analyze(
         failures
     });
     let failures: Vec<String> = join_all(per_pod).await.into_iter().flatten().collect();
-    let total = pods.len() as u32 * check.samples;
-    if failures.len() as u32 > check.failure_limit {
+    let mine = failures.len() as u32;
+    let all = wave_failures.fetch_add(mine, Ordering::SeqCst) + mine;
+    if all > check.failure_limit {
         return Err((
             format!(
-                "analysis failed: {} of {total} requests failed (limit {})",
-                failures.len(),
+                "analysis failed: {all} request(s) failed over all hosts, {mine} of {} here (limit {})",
+                pods.len() as u32 * check.samples,
                 check.failure_limit
             ),
             failures.join("\n") + "\n",

@@ -9,6 +9,7 @@ use crate::plan::{Plan, ServiceJoin, Step};
 use bollard::models::HealthStatusEnum;
 use bollard::Docker;
 use futures_util::future::join_all;
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -175,16 +176,21 @@ async fn run_hosts(
     progress: &Arc<dyn Progress>,
 ) -> Result<(Vec<StepFailure>, Duration), String> {
     let mut tasks = Vec::new();
+    // Failed analysis requests of this wave, over all hosts (the limit is fleet-wide).
+    let analysis_failures = Arc::new(AtomicU32::new(0));
     for (host, list) in steps {
         let Some(c) = fleet.connected.get(host) else {
             return Err(format!("host {host} is not connected"));
         };
-        let docker = c.docker.clone();
-        let session = c.session.clone();
+        let ctx = HostContext {
+            docker: c.docker.clone(),
+            session: c.session.clone(),
+            project: plan.project.clone(),
+            secrets: secrets.clone(),
+            analysis_failures: analysis_failures.clone(),
+        };
         let list = list.clone();
         let host = host.clone();
-        let project = plan.project.clone();
-        let secrets = secrets.clone();
         let progress = progress.clone();
         tasks.push(tokio::spawn(async move {
             let mut waited = Duration::ZERO;
@@ -192,7 +198,7 @@ async fn run_hosts(
                 let what = describe(step);
                 progress.step_started(&host, &what);
                 let started = Instant::now();
-                let result = run_step(&docker, &session, step, &project, &secrets).await;
+                let result = run_step(&ctx, step).await;
                 if matches!(
                     step,
                     Step::AwaitReady { .. }
@@ -270,13 +276,17 @@ fn plain(r: Result<(), String>) -> StepResult {
     r.map_err(|e| (e, String::new()))
 }
 
-async fn run_step(
-    docker: &Docker,
-    session: &Session,
-    step: &Step,
-    project: &str,
-    secrets: &Secrets,
-) -> StepResult {
+/// What a host's steps run with.
+struct HostContext {
+    docker: Docker,
+    session: Arc<Session>,
+    project: String,
+    secrets: Secrets,
+    analysis_failures: Arc<AtomicU32>,
+}
+
+async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
+    let (docker, project, secrets) = (&ctx.docker, ctx.project.as_str(), &ctx.secrets);
     match step {
         Step::EnsureNetwork { name } => plain(ops::ensure_network(docker, name, project).await),
         Step::EnsureVolume { name } => plain(ops::ensure_volume(docker, name, project).await),
@@ -335,7 +345,9 @@ async fn run_step(
             tokio::time::sleep(Duration::from_millis(*ms)).await;
             Ok(())
         }
-        Step::Analyze { pods, check } => analysis::analyze(docker, session, pods, check).await,
+        Step::Analyze { pods, check } => {
+            analysis::analyze(docker, &ctx.session, pods, check, &ctx.analysis_failures).await
+        }
     }
 }
 

@@ -622,3 +622,39 @@ fn a_failing_rolling_batch_stops_the_rollout_with_the_old_pods_at_full_count() {
     let after: Vec<Container> = [repo.containers("h1"), repo.containers("h2")].concat();
     assert_eq!(after, before, "the old pods, all running, and nothing else");
 }
+
+#[test]
+fn deployments_roll_out_side_by_side_and_one_failing_does_not_stop_another() {
+    let repo = Repo::new("t-lanes");
+    let good = web("good", 2, "v1", "role=web");
+    let bad = web("bad", 1, "v1", "role=worker");
+    repo.write("deployments/good.yaml", &good);
+    repo.write("deployments/bad.yaml", &bad);
+    repo.commit("v1");
+    repo.apply_ok(&[]);
+    let bad_before = repo.containers("h3");
+    repo.write("deployments/good.yaml", &good.replace("web:v1", "web:v2"));
+    repo.write(
+        "deployments/bad.yaml",
+        &bad.replace("web:v1", "web:v2")
+            .replace("/healthz", "/missing"),
+    );
+    repo.commit("v2 for both; bad's health check fails");
+    let r = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("apply failed in \"bad:"), "{r:?}");
+    assert!(!r.stderr.contains("apply failed in \"good:"), "{r:?}");
+    let good_now: Vec<Container> = [repo.containers("h1"), repo.containers("h2")].concat();
+    assert_eq!(good_now.len(), 2, "{good_now:?}");
+    assert!(
+        good_now
+            .iter()
+            .all(|c| c.image == "berth-lab/web:v2" && c.state == "running"),
+        "good finished its rollout beside bad's failure: {good_now:?}"
+    );
+    assert_eq!(
+        repo.containers("h3"),
+        bad_before,
+        "bad's old pod is untouched"
+    );
+}

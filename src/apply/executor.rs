@@ -5,7 +5,7 @@ use super::analysis;
 use super::docker_ops as ops;
 use crate::hosts::ssh::Session;
 use crate::hosts::Fleet;
-use crate::plan::{Plan, ServiceJoin, Step};
+use crate::plan::{Plan, ServiceJoin, Step, Wave};
 use bollard::models::HealthStatusEnum;
 use bollard::Docker;
 use futures_util::future::join_all;
@@ -28,12 +28,16 @@ pub enum Outcome {
     /// Done; `strategy_wait` is the time the strategy asked for: health gates, drains, pauses
     /// (per wave, the longest host).
     Applied { strategy_wait: std::time::Duration },
-    /// A wave failed; its on-failure steps ran (cleanly unless `rollback_errors` says otherwise).
-    RolledBack {
-        wave: String,
-        failures: Vec<StepFailure>,
-        rollback_errors: Vec<String>,
-    },
+    /// Waves failed (one per deployment at most); their on-failure steps ran.
+    RolledBack(Vec<FailedWave>),
+}
+
+/// A wave that failed, why, and whether its rollback went cleanly.
+#[derive(Debug)]
+pub struct FailedWave {
+    pub wave: String,
+    pub failures: Vec<StepFailure>,
+    pub rollback_errors: Vec<String>,
 }
 
 /// Where the executor reports what it does (a terminal's bars, CI log lines, nothing).
@@ -107,20 +111,74 @@ pub async fn execute(
     outcome
 }
 
+/// Runs the plan: a wave without a deployment (preparation, pruning) runs alone; each run of
+/// deployment waves is split into one lane per deployment, and the lanes run at once (as
+/// Kubernetes rolls out its deployments independently), each lane's waves in order. A failed
+/// lane rolls back its wave and stops; the others finish theirs; nothing after runs.
 async fn run_waves(
     plan: &Plan,
     fleet: &Fleet,
     secrets: &Secrets,
     progress: &Arc<dyn Progress>,
 ) -> Result<Outcome, String> {
-    let mut strategy_wait = std::time::Duration::ZERO;
+    let mut strategy_wait = Duration::ZERO;
+    let waves: Vec<(usize, &Wave)> = plan.waves.iter().enumerate().collect();
+    for segment in waves.chunk_by(|(_, a), (_, b)| a.deployment.is_some() && b.deployment.is_some())
+    {
+        let mut lanes: Vec<(Option<&str>, Lane)> = Vec::new();
+        for (i, w) in segment {
+            let key = w.deployment.as_deref();
+            match lanes.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, lane)) => lane.push((*i, w)),
+                None => lanes.push((key, vec![(*i, w)])),
+            }
+        }
+        let results = join_all(
+            lanes
+                .iter()
+                .map(|(_, lane)| run_lane(lane, plan, fleet, secrets, progress)),
+        )
+        .await;
+        let mut failed = Vec::new();
+        let mut longest = Duration::ZERO;
+        for r in results {
+            match r? {
+                LaneResult::Done(waited) => longest = longest.max(waited),
+                LaneResult::Failed(f) => failed.push(f),
+            }
+        }
+        strategy_wait += longest;
+        if !failed.is_empty() {
+            return Ok(Outcome::RolledBack(failed));
+        }
+    }
+    Ok(Outcome::Applied { strategy_wait })
+}
+
+/// One deployment's waves, with their places in the plan.
+type Lane<'a> = Vec<(usize, &'a Wave)>;
+
+enum LaneResult {
+    /// All waves done; the time spent in required waits.
+    Done(Duration),
+    Failed(FailedWave),
+}
+
+/// One deployment's waves, in order. An interrupt (Ctrl-C, or SIGTERM from cron or CI) stops
+/// the wave's steps where they are and rolls the wave back like a failure, so the lock is
+/// released and the old pods serve; the earlier waves stay done.
+async fn run_lane(
+    lane: &[(usize, &Wave)],
+    plan: &Plan,
+    fleet: &Fleet,
+    secrets: &Secrets,
+    progress: &Arc<dyn Progress>,
+) -> Result<LaneResult, String> {
+    let mut strategy_wait = Duration::ZERO;
     let interrupted = interrupt();
     tokio::pin!(interrupted);
-    for (i, wave) in plan.waves.iter().enumerate() {
+    for (i, wave) in lane {
         progress.wave(i + 1, plan.waves.len(), &wave.description);
-        // An interrupt (Ctrl-C, or SIGTERM from cron or CI) stops the wave's steps where
-        // they are and rolls the wave back like a failure, so the lock is released and the
-        // old pods serve; the earlier waves stay done.
         let (failures, waited) = tokio::select! {
             done = run_hosts(&wave.steps, plan, fleet, secrets, progress) => done?,
             signal = &mut interrupted => (
@@ -159,13 +217,13 @@ async fn run_waves(
             .into_iter()
             .map(|f| format!("{}: {}", f.host, f.message))
             .collect();
-        return Ok(Outcome::RolledBack {
+        return Ok(LaneResult::Failed(FailedWave {
             wave: wave.description.clone(),
             failures,
             rollback_errors,
-        });
+        }));
     }
-    Ok(Outcome::Applied { strategy_wait })
+    Ok(LaneResult::Done(strategy_wait))
 }
 
 async fn run_hosts(

@@ -194,25 +194,27 @@ async fn execute(plan: &Plan, fleet: &Fleet, verbosity: Verbosity) -> Result<u8>
             );
             Ok(exit::OK)
         }
-        Outcome::RolledBack {
-            wave,
-            failures,
-            rollback_errors,
-        } => {
-            eprintln!("\napply failed in \"{wave}\":");
-            for f in &failures {
-                eprintln!("  {}: {}", f.host, f.message);
-                for l in f.details.lines() {
-                    eprintln!("    {l}");
+        Outcome::RolledBack(failed) => {
+            let mut clean = true;
+            for f in &failed {
+                eprintln!("\napply failed in \"{}\":", f.wave);
+                for s in &f.failures {
+                    eprintln!("  {}: {}", s.host, s.message);
+                    for l in s.details.lines() {
+                        eprintln!("    {l}");
+                    }
+                }
+                if !f.rollback_errors.is_empty() {
+                    clean = false;
+                    eprintln!("rollback had errors:\n  {}", f.rollback_errors.join("\n  "));
                 }
             }
-            if rollback_errors.is_empty() {
+            if clean {
                 eprintln!(
                     "rolled back: the failed pods were removed and the old pods keep serving"
                 );
                 Ok(exit::ROLLED_BACK)
             } else {
-                eprintln!("rollback had errors:\n  {}", rollback_errors.join("\n  "));
                 Ok(exit::ERROR)
             }
         }

@@ -193,19 +193,21 @@ pub fn build(input: &PlanInput) -> Plan {
             })
             .collect();
         b.waves.push(Wave {
+            deployment: None,
             description: "prepare networks, volumes and images".into(),
             steps,
             on_failure: BTreeMap::new(),
         });
     }
     for (d, work) in all_work {
-        match work {
-            Planned::Work(work) => {
-                b.waves
-                    .extend(waves_for(d, work, &network_name(&input.desired.project)))
-            }
-            Planned::Waves(waves) => b.waves.extend(waves),
-        }
+        let waves = match work {
+            Planned::Work(work) => waves_for(d, work, &network_name(&input.desired.project)),
+            Planned::Waves(waves) => waves,
+        };
+        b.waves.extend(waves.into_iter().map(|w| Wave {
+            deployment: Some(d.name.clone()),
+            ..w
+        }));
     }
     if input.prune_volumes {
         let removed = removed_containers(b.waves.iter().map(|w| &w.steps).chain([&prune_steps]));
@@ -213,6 +215,7 @@ pub fn build(input: &PlanInput) -> Plan {
     }
     if !prune_steps.is_empty() {
         b.waves.push(Wave {
+            deployment: None,
             description: "prune what is no longer declared in Git".into(),
             steps: prune_steps,
             on_failure: BTreeMap::new(),
@@ -1115,6 +1118,7 @@ fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
         let news: Vec<&str> = chunk.iter().map(|r| r.new.name.as_str()).collect();
         let batch = format!("{}: rolling batch {}/{}", d.name, n + 1, batches.len());
         waves.push(Wave {
+            deployment: None,
             description: format!(
                 "{batch} (surge {surge}, unavailable {unavailable}): replace {} with {}",
                 olds.join(", "),
@@ -1124,6 +1128,7 @@ fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
             on_failure: undo.clone(),
         });
         waves.push(Wave {
+            deployment: None,
             description: format!("{batch}: health gate of {}", news.join(", ")),
             steps: gate_steps,
             on_failure: undo,
@@ -1135,6 +1140,7 @@ fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
     }
     if !leftover.is_empty() {
         waves.push(Wave {
+            deployment: None,
             description: format!("{}: retire the last replaced pods", d.name),
             steps: leftover,
             on_failure: BTreeMap::new(),
@@ -1199,6 +1205,7 @@ fn waves_for(d: &Deployment, work: Vec<Work>, network: &str) -> Vec<Wave> {
     }
     if !starts.is_empty() {
         waves.push(Wave {
+            deployment: None,
             description: format!("{}: start stopped pods", d.name),
             steps: starts.into_steps(),
             on_failure: BTreeMap::new(),
@@ -1206,6 +1213,7 @@ fn waves_for(d: &Deployment, work: Vec<Work>, network: &str) -> Vec<Wave> {
     }
     if !fresh.is_empty() {
         waves.push(Wave {
+            deployment: None,
             description: format!("{}: create new pods", d.name),
             steps: fresh.into_steps(),
             on_failure: fresh_undo,
@@ -1232,16 +1240,19 @@ fn waves_for(d: &Deployment, work: Vec<Work>, network: &str) -> Vec<Wave> {
                     .push(remove_step(&old, d.strategy.stop_timeout_s));
             }
             waves.push(Wave {
+                deployment: None,
                 description: format!("{}: stop the old pods (recreate)", d.name),
                 steps: stop,
                 on_failure: BTreeMap::new(),
             });
             waves.push(Wave {
+                deployment: None,
                 description: format!("{}: start the new pods", d.name),
                 steps: create.into_steps(),
                 on_failure: undo,
             });
             waves.push(Wave {
+                deployment: None,
                 description: format!("{}: remove the old pods", d.name),
                 steps: remove,
                 on_failure: BTreeMap::new(),
@@ -1254,6 +1265,7 @@ fn waves_for(d: &Deployment, work: Vec<Work>, network: &str) -> Vec<Wave> {
     }
     if !removals.is_empty() {
         waves.push(Wave {
+            deployment: None,
             description: format!("{}: remove surplus pods", d.name),
             steps: removals,
             on_failure: BTreeMap::new(),

@@ -109,11 +109,16 @@ pub struct Issue {
     pub message: String,
 }
 
-/// Steps run host by host in parallel (each host's list in order); waves run one after
-/// another. If a wave fails, its `on_failure` steps run and the apply stops.
+/// Steps run host by host in parallel (each host's list in order); a deployment's waves run
+/// one after another, beside other deployments' waves. If a wave fails, its `on_failure`
+/// steps run and the apply stops.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Wave {
     pub description: String,
+    /// The deployment the wave belongs to; the waves of different deployments run at once.
+    /// `None` for waves that run alone (preparation, pruning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
     pub steps: BTreeMap<String, Vec<Step>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub on_failure: BTreeMap<String, Vec<Step>>,

@@ -157,6 +157,7 @@ impl Flow<'_> {
             return;
         }
         self.waves.push(Wave {
+            deployment: None,
             description: format!("{}: {description}", self.d.name),
             steps,
             on_failure,

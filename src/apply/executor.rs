@@ -43,8 +43,9 @@ pub struct FailedWave {
 /// Where the executor reports what it does (a terminal's bars, CI log lines, nothing).
 pub trait Progress: Send + Sync {
     fn wave(&self, index: usize, total: usize, description: &str);
-    fn step_started(&self, host: &str, step: &str);
-    fn step_done(&self, host: &str, step: &str);
+    /// A step starts on a host, for a deployment's lane (`None`: preparation, pruning).
+    fn step_started(&self, host: &str, lane: Option<&str>, step: &str);
+    fn step_done(&self, host: &str, lane: Option<&str>, step: &str);
     fn failed(&self, host: &str, message: &str);
     fn rolling_back(&self, wave: &str);
     fn finish(&self);
@@ -178,9 +179,10 @@ async fn run_lane(
     let interrupted = interrupt();
     tokio::pin!(interrupted);
     for (i, wave) in lane {
+        let lane_name = wave.deployment.as_deref();
         progress.wave(i + 1, plan.waves.len(), &wave.description);
         let (failures, waited) = tokio::select! {
-            done = run_hosts(&wave.steps, plan, fleet, secrets, progress) => done?,
+            done = run_hosts(&wave.steps, lane_name, plan, fleet, secrets, progress) => done?,
             signal = &mut interrupted => (
                 vec![StepFailure {
                     host: "-".into(),
@@ -200,7 +202,7 @@ async fn run_lane(
         if !wave.on_failure.is_empty() {
             progress.rolling_back(&wave.description);
         }
-        let rollback = run_hosts(&wave.on_failure, plan, fleet, secrets, progress);
+        let rollback = run_hosts(&wave.on_failure, lane_name, plan, fleet, secrets, progress);
         let rolled_back = tokio::select! {
             done = rollback => done?,
             signal = interrupt() => {
@@ -228,6 +230,7 @@ async fn run_lane(
 
 async fn run_hosts(
     steps: &std::collections::BTreeMap<String, Vec<Step>>,
+    lane: Option<&str>,
     plan: &Plan,
     fleet: &Fleet,
     secrets: &Secrets,
@@ -249,12 +252,13 @@ async fn run_hosts(
         };
         let list = list.clone();
         let host = host.clone();
+        let lane = lane.map(str::to_string);
         let progress = progress.clone();
         tasks.push(tokio::spawn(async move {
             let mut waited = Duration::ZERO;
             for step in &list {
                 let what = describe(step);
-                progress.step_started(&host, &what);
+                progress.step_started(&host, lane.as_deref(), &what);
                 let started = Instant::now();
                 let result = run_step(&ctx, step).await;
                 if matches!(
@@ -266,7 +270,7 @@ async fn run_hosts(
                 ) {
                     waited += started.elapsed();
                 }
-                progress.step_done(&host, &what);
+                progress.step_done(&host, lane.as_deref(), &what);
                 if let Err((message, details)) = result {
                     return (
                         Some(StepFailure {

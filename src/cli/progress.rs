@@ -1,5 +1,5 @@
-//! Progress of an apply: bars per host on a terminal, one timestamped line per event
-//! elsewhere (CI logs), or only failures with `-q`.
+//! Progress of an apply: a spinner per host and deployment on a terminal, one timestamped
+//! line per event elsewhere (CI logs), or only failures with `-q`.
 
 use crate::apply::Progress;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -27,6 +27,14 @@ pub fn for_apply(verbosity: Verbosity, hosts: &[String]) -> Arc<dyn Progress> {
     }
 }
 
+/// `h1` or `h1 web`: the host, and the deployment whose lane the step belongs to.
+fn who(host: &str, lane: Option<&str>) -> String {
+    match lane {
+        Some(d) => format!("{host} {d}"),
+        None => host.to_string(),
+    }
+}
+
 /// One line per event, prefixed with the time since the apply started.
 pub struct Lines {
     start: Instant,
@@ -45,14 +53,14 @@ impl Progress for Lines {
             self.line(&format!("[{index}/{total}] {description}"));
         }
     }
-    fn step_started(&self, host: &str, step: &str) {
+    fn step_started(&self, host: &str, lane: Option<&str>, step: &str) {
         if self.verbosity == Verbosity::Verbose {
-            self.line(&format!("  {host}: {step}"));
+            self.line(&format!("  {}: {step}", who(host, lane)));
         }
     }
-    fn step_done(&self, host: &str, step: &str) {
+    fn step_done(&self, host: &str, lane: Option<&str>, step: &str) {
         if self.verbosity == Verbosity::Verbose {
-            self.line(&format!("  {host}: done: {step}"));
+            self.line(&format!("  {}: done: {step}", who(host, lane)));
         }
     }
     fn failed(&self, host: &str, message: &str) {
@@ -64,38 +72,41 @@ impl Progress for Lines {
     fn finish(&self) {}
 }
 
-/// A spinner per host showing its current step, under the current wave.
+/// A spinner per host and deployment showing its current step: one per host from the start
+/// (preparation, pruning), and one per deployment on a host once its lane gets there.
 pub struct Bars {
     multi: MultiProgress,
-    hosts: Mutex<BTreeMap<String, ProgressBar>>,
+    style: ProgressStyle,
+    bars: Mutex<BTreeMap<String, ProgressBar>>,
 }
 
 impl Bars {
     fn new(hosts: &[String]) -> Bars {
         let multi = MultiProgress::new();
-        let style = ProgressStyle::with_template("{spinner} {prefix:>10} {wide_msg} {elapsed:>4}")
+        let style = ProgressStyle::with_template("{spinner} {prefix:>18} {wide_msg} {elapsed:>4}")
             .expect("a valid template");
-        let bars = hosts
-            .iter()
-            .map(|h| {
-                let bar = multi.add(ProgressBar::new_spinner());
-                bar.set_style(style.clone());
-                bar.set_prefix(h.clone());
-                bar.set_message("waiting");
-                bar.enable_steady_tick(Duration::from_millis(120));
-                (h.clone(), bar)
-            })
-            .collect();
-        Bars {
+        let bars = Bars {
             multi,
-            hosts: Mutex::new(bars),
+            style,
+            bars: Mutex::new(BTreeMap::new()),
+        };
+        for h in hosts {
+            bars.on(h, None, |b| b.set_message("waiting"));
         }
+        bars
     }
 
-    fn on(&self, host: &str, f: impl FnOnce(&ProgressBar)) {
-        if let Some(bar) = self.hosts.lock().expect("not poisoned").get(host) {
-            f(bar);
-        }
+    fn on(&self, host: &str, lane: Option<&str>, f: impl FnOnce(&ProgressBar)) {
+        let key = who(host, lane);
+        let mut bars = self.bars.lock().expect("not poisoned");
+        let bar = bars.entry(key.clone()).or_insert_with(|| {
+            let bar = self.multi.add(ProgressBar::new_spinner());
+            bar.set_style(self.style.clone());
+            bar.set_prefix(key);
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        f(bar);
     }
 }
 
@@ -105,11 +116,11 @@ impl Progress for Bars {
             .multi
             .println(format!("[{index}/{total}] {description}"));
     }
-    fn step_started(&self, host: &str, step: &str) {
-        self.on(host, |b| b.set_message(step.to_string()));
+    fn step_started(&self, host: &str, lane: Option<&str>, step: &str) {
+        self.on(host, lane, |b| b.set_message(step.to_string()));
     }
-    fn step_done(&self, host: &str, _step: &str) {
-        self.on(host, |b| b.set_message("idle"));
+    fn step_done(&self, host: &str, lane: Option<&str>, _step: &str) {
+        self.on(host, lane, |b| b.set_message("idle"));
     }
     fn failed(&self, host: &str, message: &str) {
         let _ = self.multi.println(format!("  ✗ {host}: {message}"));
@@ -118,7 +129,7 @@ impl Progress for Bars {
         let _ = self.multi.println(format!("  rolling back: {wave}"));
     }
     fn finish(&self) {
-        for bar in self.hosts.lock().expect("not poisoned").values() {
+        for bar in self.bars.lock().expect("not poisoned").values() {
             bar.finish_and_clear();
         }
     }

@@ -50,6 +50,25 @@ fn confirm() -> Result<bool> {
     Ok(line.trim() == "yes")
 }
 
+/// Plans and applies without asking, from the repository (sync, promote, abort, rollback).
+pub fn run_unattended(
+    repo: RepoArgs,
+    ssh: SshArgs,
+    flags: PlanFlags,
+    format: Format,
+    verbosity: Verbosity,
+) -> Result<u8> {
+    let args = ApplyArgs {
+        plan_file: None,
+        repo,
+        ssh,
+        auto_approve: true,
+        flags,
+        format,
+    };
+    run(args, verbosity)
+}
+
 pub fn run(a: ApplyArgs, verbosity: Verbosity) -> Result<u8> {
     let rt = runtime();
     rt.block_on(async {

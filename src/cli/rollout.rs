@@ -2,7 +2,7 @@
 //! on, or undo it, from any machine. Each plans only its deployment, shows the plan and
 //! applies it under the project's lock, as `berth apply --auto-approve` would.
 
-use super::apply::{self, ApplyArgs};
+use super::apply;
 use super::common::*;
 use super::progress::Verbosity;
 use crate::plan::Intent;
@@ -25,15 +25,5 @@ pub struct RolloutArgs {
 pub fn run(a: RolloutArgs, intent: Intent, verbosity: Verbosity) -> Result<u8> {
     let mut flags = PlanFlags::default();
     flags.intents.insert(a.deployment.clone(), intent);
-    apply::run(
-        ApplyArgs {
-            plan_file: None,
-            repo: a.repo,
-            ssh: a.ssh,
-            auto_approve: true,
-            flags,
-            format: a.format,
-        },
-        verbosity,
-    )
+    apply::run_unattended(a.repo, a.ssh, flags, a.format, verbosity)
 }

@@ -3,7 +3,7 @@
 //! on failure (1 error, 3 rolled back, 4 locked). A rollout waiting for `berth promote` is left
 //! waiting.
 
-use super::apply::{self, ApplyArgs};
+use super::apply;
 use super::common::*;
 use super::progress::Verbosity;
 use crate::render::Format;
@@ -27,15 +27,5 @@ pub struct SyncArgs {
 }
 
 pub fn run(a: SyncArgs, verbosity: Verbosity) -> Result<u8> {
-    apply::run(
-        ApplyArgs {
-            plan_file: None,
-            repo: a.repo,
-            ssh: a.ssh,
-            auto_approve: true,
-            flags: a.flags,
-            format: a.format,
-        },
-        verbosity,
-    )
+    apply::run_unattended(a.repo, a.ssh, a.flags, a.format, verbosity)
 }

@@ -26,6 +26,49 @@ pub struct ObservedPod {
     pub containers: Vec<ObservedContainer>,
 }
 
+impl ObservedPod {
+    /// The container that owns the pod's network (index 0), where its service aliases live.
+    pub fn network_owner(&self) -> Option<&ObservedContainer> {
+        self.containers
+            .iter()
+            .find(|c| c.label(label::INDEX) == Some("0"))
+    }
+
+    /// Every container runs.
+    pub fn is_running(&self) -> bool {
+        self.containers.iter().all(|c| c.is_running())
+    }
+
+    /// No container runs.
+    pub fn is_stopped(&self) -> bool {
+        !self.containers.iter().any(|c| c.is_running())
+    }
+
+    /// The worst health among its containers.
+    pub fn health(&self) -> Option<Health> {
+        self.containers
+            .iter()
+            .filter_map(|c| c.health.clone())
+            .max_by_key(|h| match h {
+                Health::Healthy => 0,
+                Health::Starting => 1,
+                Health::Unhealthy => 2,
+            })
+    }
+
+    /// Which of `names` the pod answers to; `None` unless a deep observation saw its aliases.
+    pub fn behind(&self, names: &[&str]) -> Option<Vec<String>> {
+        let aliases = &self.network_owner()?.resources.as_ref()?.aliases;
+        Some(
+            aliases
+                .iter()
+                .filter(|a| names.contains(&a.as_str()))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
 /// Containers not managed by this project, which berth never touches.
 #[derive(Debug, Clone)]
 pub struct Unmanaged {
@@ -214,12 +257,8 @@ pub fn resource_changes(pod: &ObservedPod, desired: &[ContainerSpec]) -> Vec<Fie
 /// observation: a pod whose apply stopped between its health gate and joining its service).
 fn missing_service(pod: &ObservedPod, d: &Deployment) -> Option<String> {
     let service = d.service.as_ref()?;
-    let first = pod
-        .containers
-        .iter()
-        .find(|c| c.label(label::INDEX) == Some("0"))?;
-    let aliases = &first.resources.as_ref()?.aliases;
-    (first.is_running() && !aliases.contains(&service.name)).then(|| service.name.clone())
+    let behind = pod.behind(&[&service.name])?;
+    (pod.network_owner()?.is_running() && behind.is_empty()).then(|| service.name.clone())
 }
 
 /// Judges one observed pod of a deployment against the deployment's desired revision.
@@ -267,14 +306,7 @@ pub fn judge(pod: &ObservedPod, d: &Deployment, revision: &str) -> Condition {
             containers: stopped,
         };
     }
-    let health = pod
-        .containers
-        .iter()
-        .filter_map(|c| c.health.clone())
-        .max_by_key(|h| match h {
-            Health::Healthy => 0,
-            Health::Starting => 1,
-            Health::Unhealthy => 2,
-        });
-    Condition::Current { health }
+    Condition::Current {
+        health: pod.health(),
+    }
 }

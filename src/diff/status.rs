@@ -2,7 +2,7 @@
 //! health and service. Pure: built from the desired state and observations.
 
 use super::{group, ObservedPod};
-use crate::model::{label, DesiredState, Health, ObservedHost, Rollout, Selector};
+use crate::model::{DesiredState, Health, ObservedHost, Rollout, Selector};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -45,20 +45,9 @@ pub struct PodStatus {
 }
 
 fn pod_status(p: &ObservedPod, revision: &str, service: Option<&str>) -> PodStatus {
-    let behind = p
-        .containers
-        .iter()
-        .find(|c| c.label(label::INDEX) == Some("0"))
-        .and_then(|c| c.resources.as_ref())
-        .map(|r| {
-            r.aliases
-                .iter()
-                .filter(|a| {
-                    service.is_some_and(|s| **a == s || a.strip_suffix("-preview") == Some(s))
-                })
-                .cloned()
-                .collect()
-        });
+    let preview = service.map(|s| format!("{s}-preview"));
+    let names: Vec<&str> = service.into_iter().chain(preview.as_deref()).collect();
+    let behind = p.behind(&names);
     let state = p
         .containers
         .iter()
@@ -66,15 +55,7 @@ fn pod_status(p: &ObservedPod, revision: &str, service: Option<&str>) -> PodStat
         .find(|s| *s != "running")
         .unwrap_or("running")
         .to_string();
-    let health = p
-        .containers
-        .iter()
-        .filter_map(|c| c.health.clone())
-        .max_by_key(|h| match h {
-            Health::Healthy => 0,
-            Health::Starting => 1,
-            Health::Unhealthy => 2,
-        });
+    let health = p.health();
     PodStatus {
         host: p.host.clone(),
         name: p.name.clone(),
@@ -126,14 +107,7 @@ pub fn status(
                 ready,
                 service: d.service.as_ref().map(|s| s.name.clone()),
                 pods: mine,
-                rollout: Rollout::newest(
-                    observed
-                        .values()
-                        .filter_map(|o| o.as_ref().ok())
-                        .flat_map(|o| o.rollouts.iter())
-                        .filter(|r| r.deployment == d.name),
-                )
-                .cloned(),
+                rollout: Rollout::of(observed, &d.name).cloned(),
             }
         })
         .collect();

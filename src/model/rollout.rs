@@ -4,7 +4,9 @@
 //! deployment (`berth-rollout-<project>-<deployment>`) on each of the deployment's hosts:
 //! labels cannot change, so a new state replaces the volume.
 
+use super::ObservedHost;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The label that holds the state (JSON) on the rollout volume.
 pub const ROLLOUT_LABEL: &str = "berth.rollout";
@@ -52,6 +54,20 @@ impl Rollout {
     /// Of the states found on several hosts, the one written last.
     pub fn newest<'a>(found: impl IntoIterator<Item = &'a Rollout>) -> Option<&'a Rollout> {
         found.into_iter().max_by_key(|r| r.since)
+    }
+
+    /// A deployment's rollout state: the newest found on the hosts that could be observed.
+    pub fn of<'a>(
+        observed: &'a BTreeMap<String, Result<ObservedHost, String>>,
+        deployment: &str,
+    ) -> Option<&'a Rollout> {
+        Rollout::newest(
+            observed
+                .values()
+                .filter_map(|o| o.as_ref().ok())
+                .flat_map(|o| o.rollouts.iter())
+                .filter(|r| r.deployment == deployment),
+        )
     }
 }
 

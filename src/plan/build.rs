@@ -266,29 +266,13 @@ impl Builder<'_> {
         for d in selected {
             let Some(service) = &d.service else { continue };
             let preview = format!("{}-preview", service.name);
-            let state = Rollout::newest(
-                self.input
-                    .observed
-                    .values()
-                    .filter_map(|o| o.as_ref().ok())
-                    .flat_map(|o| o.rollouts.iter())
-                    .filter(|r| r.deployment == d.name),
-            );
+            let state = Rollout::of(self.input.observed, &d.name);
             for p in self.pods.iter().filter(|p| p.deployment == d.name) {
-                if !p.containers.iter().all(|c| c.is_running()) {
+                if !p.is_running() {
                     continue;
                 }
-                let owner = p
-                    .containers
-                    .iter()
-                    .find(|c| c.label(label::INDEX) == Some("0"));
-                let aliases: Vec<String> = match owner.and_then(|c| c.resources.as_ref()) {
-                    Some(r) => r
-                        .aliases
-                        .iter()
-                        .filter(|a| **a == service.name || **a == preview)
-                        .cloned()
-                        .collect(),
+                let aliases: Vec<String> = match p.behind(&[&service.name, &preview]) {
+                    Some(seen) => seen,
                     None => match state {
                         Some(s)
                             if s.phase == Phase::Paused
@@ -322,12 +306,7 @@ impl Builder<'_> {
             .filter(|h| hosts.get(&h.name).is_some_and(|s| s.reachable))
             .map(|h| h.name.clone())
             .collect();
-        let mine: Vec<ObservedPod> = self
-            .pods
-            .iter()
-            .filter(|p| p.deployment == d.name)
-            .cloned()
-            .collect();
+        let mine = self.pods_of(d);
         let mut current: BTreeMap<String, u32> = BTreeMap::new();
         for p in &mine {
             *current.entry(p.host.clone()).or_default() += 1;
@@ -350,14 +329,7 @@ impl Builder<'_> {
         let same_count = mine
             .iter()
             .any(|p| p.replicas == Some(d.replicas) && p.revision == revision);
-        let mut used: BTreeSet<u32> = mine.iter().map(|p| p.ordinal).collect();
-        let mut next_ordinal = move || {
-            let o = (0..)
-                .find(|o| !used.contains(o))
-                .expect("an unused ordinal exists");
-            used.insert(o);
-            o
-        };
+        let mut next_ordinal = self.next_ordinals(d);
         let mut work = Vec::new();
         let mut all_hosts: Vec<String> = mine.iter().map(|p| p.host.clone()).collect();
         all_hosts.extend(eligible.iter().cloned());
@@ -544,6 +516,31 @@ impl Builder<'_> {
         work
     }
 
+    fn pods_of(&self, d: &Deployment) -> Vec<ObservedPod> {
+        self.pods
+            .iter()
+            .filter(|p| p.deployment == d.name)
+            .cloned()
+            .collect()
+    }
+
+    /// Hands out the ordinals no pod of the deployment uses, lowest first.
+    fn next_ordinals(&self, d: &Deployment) -> impl FnMut() -> u32 + use<> {
+        let mut used: BTreeSet<u32> = self
+            .pods
+            .iter()
+            .filter(|p| p.deployment == d.name)
+            .map(|p| p.ordinal)
+            .collect();
+        move || {
+            let o = (0..)
+                .find(|o| !used.contains(o))
+                .expect("an unused ordinal exists");
+            used.insert(o);
+            o
+        }
+    }
+
     fn pod_issue(
         &mut self,
         kind: IssueKind,
@@ -701,19 +698,14 @@ impl Builder<'_> {
                 )
             };
             if self.input.prune {
-                self.changes.push(Change {
-                    deployment: p.deployment.clone(),
-                    host: p.host.clone(),
-                    action: Action::Remove,
+                self.changes.push(Change::plain(
+                    &p.deployment,
+                    &p.host,
+                    Action::Remove,
                     kind,
-                    pod: Some(p.name.clone()),
-                    new_pod: None,
-                    volume: None,
+                    Some(p.name.clone()),
                     reason,
-                    fields: vec![],
-                    old_spec: None,
-                    new_spec: None,
-                });
+                ));
                 steps
                     .entry(p.host.clone())
                     .or_default()
@@ -782,17 +774,15 @@ impl Builder<'_> {
                     continue;
                 }
                 self.changes.push(Change {
-                    deployment: String::new(),
-                    host: host.clone(),
-                    action: Action::Remove,
-                    kind: ChangeKind::Pending,
-                    pod: None,
-                    new_pod: None,
                     volume: Some(v.name.clone()),
-                    reason: format!("volume {} is not declared by any deployment", v.name),
-                    fields: vec![],
-                    old_spec: None,
-                    new_spec: None,
+                    ..Change::plain(
+                        "",
+                        host,
+                        Action::Remove,
+                        ChangeKind::Pending,
+                        None,
+                        format!("volume {} is not declared by any deployment", v.name),
+                    )
                 });
                 steps
                     .entry(host.clone())
@@ -877,9 +867,7 @@ fn stop_step(p: &ObservedPod, stop_timeout_s: u32) -> Step {
 
 /// The container of an observed pod that owns its network (index 0).
 fn network_owner(p: &ObservedPod) -> String {
-    p.containers
-        .iter()
-        .find(|c| c.label(label::INDEX) == Some("0"))
+    p.network_owner()
         .map(|c| c.name.clone())
         .unwrap_or_else(|| container_names(p)[0].clone())
 }

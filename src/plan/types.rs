@@ -236,6 +236,32 @@ pub struct ContainerPlan {
     pub labels: Labels,
 }
 
+impl Change {
+    /// A change without field details or specs (removals, starts, service switches).
+    pub fn plain(
+        deployment: &str,
+        host: &str,
+        action: Action,
+        kind: ChangeKind,
+        pod: Option<String>,
+        reason: String,
+    ) -> Change {
+        Change {
+            deployment: deployment.to_string(),
+            host: host.to_string(),
+            action,
+            kind,
+            pod,
+            new_pod: None,
+            volume: None,
+            reason,
+            fields: vec![],
+            old_spec: None,
+            new_spec: None,
+        }
+    }
+}
+
 impl Plan {
     pub fn has_changes(&self) -> bool {
         !self.changes.is_empty()

@@ -267,21 +267,8 @@ impl Builder<'_> {
     ) -> Option<Vec<Wave>> {
         let project = self.input.desired.project.clone();
         let revision = d.revision(&project);
-        let mine: Vec<ObservedPod> = self
-            .pods
-            .iter()
-            .filter(|p| p.deployment == d.name)
-            .cloned()
-            .collect();
-        let found: Vec<&model::Rollout> = self
-            .input
-            .observed
-            .values()
-            .filter_map(|o| o.as_ref().ok())
-            .flat_map(|o| o.rollouts.iter())
-            .filter(|r| r.deployment == d.name)
-            .collect();
-        let state = model::Rollout::newest(found).cloned();
+        let mine = self.pods_of(d);
+        let state = model::Rollout::of(self.input.observed, &d.name).cloned();
         let intent = self.input.intents.get(&d.name).copied();
         let outdated = mine.iter().any(|p| p.revision != revision);
         if !outdated {
@@ -307,13 +294,11 @@ impl Builder<'_> {
             other: vec![],
         };
         for p in mine.iter().cloned() {
-            let running = p.containers.iter().all(|c| c.is_running());
-            if p.revision == revision && running {
+            if p.revision == revision && p.is_running() {
                 sets.new.push(Member::observed(&p));
-            } else if p.revision == stable_revision && running {
+            } else if p.revision == stable_revision && p.is_running() {
                 sets.stable.push(p);
-            } else if p.revision == stable_revision && !p.containers.iter().any(|c| c.is_running())
-            {
+            } else if p.revision == stable_revision && p.is_stopped() {
                 sets.parked.push(p);
             } else {
                 sets.other.push(p);
@@ -356,22 +341,6 @@ impl Builder<'_> {
             pod: None,
             message,
         });
-    }
-
-    fn next_ordinals(&self, d: &Deployment) -> impl FnMut() -> u32 {
-        let mut used: BTreeSet<u32> = self
-            .pods
-            .iter()
-            .filter(|p| p.deployment == d.name)
-            .map(|p| p.ordinal)
-            .collect();
-        move || {
-            let o = (0..)
-                .find(|o| !used.contains(o))
-                .expect("an unused ordinal exists");
-            used.insert(o);
-            o
-        }
     }
 
     /// Notes a paused or aborted rollout; `true` when nothing more is to be planned.
@@ -940,35 +909,26 @@ impl Builder<'_> {
     }
 
     fn member_change(&mut self, d: &Deployment, m: &Member, action: Action, reason: String) {
-        self.changes.push(Change {
-            deployment: d.name.clone(),
-            host: m.host.clone(),
+        self.changes.push(Change::plain(
+            &d.name,
+            &m.host,
             action,
-            kind: ChangeKind::Pending,
-            pod: Some(m.pod.clone()),
-            new_pod: None,
-            volume: None,
+            ChangeKind::Pending,
+            Some(m.pod.clone()),
             reason,
-            fields: vec![],
-            old_spec: None,
-            new_spec: None,
-        });
+        ));
     }
 
+    /// A service name moves between sets of pods on a host.
     fn switch_change(&mut self, d: &Deployment, host: &str, reason: String) {
-        self.changes.push(Change {
-            deployment: d.name.clone(),
-            host: host.to_string(),
-            action: Action::Switch,
-            kind: ChangeKind::Pending,
-            pod: None,
-            new_pod: None,
-            volume: None,
+        self.changes.push(Change::plain(
+            &d.name,
+            host,
+            Action::Switch,
+            ChangeKind::Pending,
+            None,
             reason,
-            fields: vec![],
-            old_spec: None,
-            new_spec: None,
-        });
+        ));
     }
 }
 
@@ -977,7 +937,7 @@ fn most_common_revision(pods: &[ObservedPod], desired: &str) -> String {
     let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for p in pods.iter().filter(|p| p.revision != desired) {
         let e = counts.entry(&p.revision).or_default();
-        if p.containers.iter().all(|c| c.is_running()) {
+        if p.is_running() {
             e.0 += 1;
         }
         e.1 += 1;

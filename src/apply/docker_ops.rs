@@ -46,13 +46,7 @@ pub async fn ensure_network(docker: &Docker, name: &str, project: &str) -> Resul
         Err(e) => return Err(e.to_string()),
     }
     let subnet = free_subnet(docker, name, project).await?;
-    let create = |ipam: Option<Ipam>| NetworkCreateRequest {
-        name: name.to_string(),
-        driver: Some("bridge".into()),
-        labels: Some(project_labels(project)),
-        ipam,
-        ..Default::default()
-    };
+    let create = |ipam| bridge(name, project, ipam);
     let pinned = subnet.map(|subnet| Ipam {
         config: Some(vec![IpamConfig {
             subnet: Some(subnet),
@@ -70,17 +64,22 @@ pub async fn ensure_network(docker: &Docker, name: &str, project: &str) -> Resul
     result.map(|_| ()).or_else(|e| ignore(e, &[409]))
 }
 
+/// A bridge network of the project, with the given address management or Docker's own.
+fn bridge(name: &str, project: &str, ipam: Option<Ipam>) -> NetworkCreateRequest {
+    NetworkCreateRequest {
+        name: name.to_string(),
+        driver: Some("bridge".into()),
+        labels: Some(project_labels(project)),
+        ipam,
+        ..Default::default()
+    }
+}
+
 /// The subnet Docker would give a new network on this host, found with a throwaway network.
 async fn free_subnet(docker: &Docker, name: &str, project: &str) -> Result<Option<String>, String> {
     let probe = format!("{name}-probe");
-    let req = NetworkCreateRequest {
-        name: probe.clone(),
-        driver: Some("bridge".into()),
-        labels: Some(project_labels(project)),
-        ..Default::default()
-    };
     docker
-        .create_network(req)
+        .create_network(bridge(&probe, project, None))
         .await
         .map_err(|e| format!("creating network {probe}: {e}"))?;
     let subnet = docker
@@ -124,10 +123,7 @@ pub async fn record_rollout(
     remove_volume(docker, &name).await?;
     let Some(state) = state else { return Ok(()) };
     let mut state = state.clone();
-    state.since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    state.since = super::unix_now();
     let mut labels = project_labels(project);
     labels.insert(
         ROLLOUT_LABEL.to_string(),

@@ -5,4 +5,11 @@ pub mod docker_ops;
 pub mod executor;
 pub mod lock;
 
+/// The clock, in Unix seconds (lock and rollout timestamps, rollout delays).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 pub use executor::{execute, Outcome, Progress, Secrets, StepFailure};

@@ -139,10 +139,7 @@ pub fn run(a: ApplyArgs, verbosity: Verbosity) -> Result<u8> {
             .filter(|(_, s)| s.reachable)
             .map(|(h, _)| h.clone())
             .collect();
-        let since = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let locks = match lock::acquire(&fleet, &plan.project, &hosts, since).await {
+        let locks = match lock::acquire(&fleet, &plan.project, &hosts, apply::unix_now()).await {
             Ok(l) => l,
             Err(e @ LockError::Held { .. }) => {
                 eprintln!("error: {e}");

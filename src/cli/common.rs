@@ -190,9 +190,7 @@ pub async fn connect_and_plan(
         selector: selector.as_ref(),
         prune: flags.prune,
         prune_volumes: flags.prune_volumes,
-        now: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        now: crate::apply::unix_now(),
         intents: flags.intents.clone(),
     });
     Ok((fleet, plan))

@@ -78,6 +78,8 @@ struct Flow<'d> {
     stable_revision: String,
     network: String,
     service: String,
+    /// The reachable hosts the deployment may run on.
+    eligible: Vec<String>,
     /// Hosts that carry the rollout state: every host with a pod or a place for one.
     state_hosts: Vec<String>,
     waves: Vec<Wave>,
@@ -304,15 +306,19 @@ impl Builder<'_> {
                 sets.other.push(p);
             }
         }
+        let reachable = |h: &String| hosts.get(h).is_some_and(|s| s.reachable);
+        let mut eligible: Vec<String> = self
+            .input
+            .desired
+            .eligible_hosts(d)
+            .into_iter()
+            .map(|h| h.name.clone())
+            .filter(reachable)
+            .collect();
+        eligible.sort();
         let mut state_hosts: Vec<String> = mine.iter().map(|p| p.host.clone()).collect();
-        state_hosts.extend(
-            self.input
-                .desired
-                .eligible_hosts(d)
-                .into_iter()
-                .map(|h| h.name.clone()),
-        );
-        state_hosts.retain(|h| hosts.get(h).is_some_and(|s| s.reachable));
+        state_hosts.retain(reachable);
+        state_hosts.extend(eligible.iter().cloned());
         state_hosts.sort();
         state_hosts.dedup();
         let mut r = Flow {
@@ -321,6 +327,7 @@ impl Builder<'_> {
             revision: revision.clone(),
             stable_revision,
             service,
+            eligible,
             state_hosts,
             waves: vec![],
         };
@@ -493,91 +500,89 @@ impl Builder<'_> {
             (Some(model::Phase::Paused), Some(Intent::Promote)) => {
                 self.promote(r, &sets.new, &old);
             }
-            _ => {
-                // Start (or complete) the new set beside the old one, behind the preview name.
-                let mut cleanup = HostSteps::new();
-                for m in &gone {
-                    self.member_change(
-                        d,
-                        m,
-                        Action::Remove,
-                        format!("neither revision {} nor {}", r.revision, r.stable_revision),
-                    );
-                }
-                r.retire(&gone, &mut cleanup);
-                r.wave(
-                    "remove pods of other revisions".into(),
-                    cleanup,
-                    HostSteps::new(),
-                );
-                let preview = format!("{}-preview", r.service);
-                let old_role = sets
-                    .stable
-                    .first()
-                    .and_then(|p| p.containers[0].label(label::ROLE))
-                    .unwrap_or("stable");
-                let role = if old_role == "blue" { "green" } else { "blue" };
-                let mut current_count: BTreeMap<String, u32> = BTreeMap::new();
-                for p in &sets.stable {
-                    *current_count.entry(p.host.clone()).or_default() += 1;
-                }
-                let eligible: Vec<String> = r
-                    .state_hosts
-                    .iter()
-                    .filter(|h| {
-                        self.input
-                            .desired
-                            .eligible_hosts(d)
-                            .iter()
-                            .any(|e| &e.name == *h)
-                    })
-                    .cloned()
-                    .collect();
-                let (target, _) =
-                    placement::place(d.replicas, &eligible, &current_count, d.pods_per_host());
-                let mut ordinal = self.next_ordinals(d);
-                let mut start = Phased::default();
-                let mut undo = HostSteps::new();
-                let mut members = sets.new.clone();
-                // Pods of this revision that are already there (an earlier run, a revert to
-                // a kept old set) wait behind the preview name too.
-                for m in &sets.new {
-                    start.add(&m.host, [r.join(m, std::slice::from_ref(&preview))]);
-                }
-                for (host, want) in &target {
-                    let have = sets.new.iter().filter(|m| &m.host == host).count() as u32;
-                    for _ in have..*want {
-                        let mut pod = self.pod_plan(d, &r.revision, ordinal(), host);
-                        pod.aliases = vec![preview.clone()];
-                        role_label(&mut pod, role);
-                        self.change(d, host, Action::Create, ChangeKind::Pending, None, Some(pod.name.clone()), format!("blue-green: new set (revision {}) beside revision {}, behind {preview}", r.revision, r.stable_revision), vec![]);
-                        members.push(Member::planned(host, &pod));
-                        start.add(host, create_and_await(d, pod));
-                    }
-                }
-                for m in &members {
-                    push(&mut undo, &m.host, [r.remove(m)]);
-                }
-                for (h, s) in r.record(Some(r.state(model::Phase::Aborted, 0, 0))) {
-                    push(&mut undo, &h, s);
-                }
-                let desc = format!(
-                    "start the new set (revision {}) behind {preview}",
-                    r.revision
-                );
-                r.wave(desc, start.into_steps(), undo);
-                if d.strategy.auto_promote {
-                    self.promote(r, &members, &old);
-                } else {
-                    let record = r.record(Some(r.state(model::Phase::Paused, 0, 100)));
-                    r.wave(
-                        format!("wait behind {preview} for `berth promote {}`", d.name),
-                        record,
-                        HostSteps::new(),
-                    );
-                    self.rollout_issue(d, format!("the new set will wait behind {preview}; `berth promote {}` moves {} to it", d.name, r.service));
-                }
+            _ => self.start_new_set(r, &sets, &gone, &old),
+        }
+    }
+
+    /// Blue-green: removes pods of other revisions, starts (or completes) the new set beside
+    /// the old one behind the preview name, then promotes it or waits for `berth promote`.
+    fn start_new_set(&mut self, r: &mut Flow, sets: &Sets, gone: &[Member], old: &[Member]) {
+        let d = r.d;
+        let mut cleanup = HostSteps::new();
+        for m in gone {
+            let reason = format!("neither revision {} nor {}", r.revision, r.stable_revision);
+            self.member_change(d, m, Action::Remove, reason);
+        }
+        r.retire(gone, &mut cleanup);
+        r.wave(
+            "remove pods of other revisions".into(),
+            cleanup,
+            HostSteps::new(),
+        );
+        let preview = format!("{}-preview", r.service);
+        let old_role = sets
+            .stable
+            .first()
+            .and_then(|p| p.containers[0].label(label::ROLE))
+            .unwrap_or("stable");
+        let role = if old_role == "blue" { "green" } else { "blue" };
+        let mut current_count: BTreeMap<String, u32> = BTreeMap::new();
+        for p in &sets.stable {
+            *current_count.entry(p.host.clone()).or_default() += 1;
+        }
+        let (target, _) =
+            placement::place(d.replicas, &r.eligible, &current_count, d.pods_per_host());
+        let mut ordinal = self.next_ordinals(d);
+        let mut start = Phased::default();
+        let mut undo = HostSteps::new();
+        let mut members = sets.new.clone();
+        // Pods of this revision that are already there (an earlier run, a revert to a kept
+        // old set) wait behind the preview name too.
+        for m in &sets.new {
+            start.add(&m.host, [r.join(m, std::slice::from_ref(&preview))]);
+        }
+        let reason = format!(
+            "blue-green: new set (revision {}) beside revision {}, behind {preview}",
+            r.revision, r.stable_revision
+        );
+        for (host, want) in &target {
+            let have = sets.new.iter().filter(|m| &m.host == host).count() as u32;
+            for _ in have..*want {
+                let mut pod = self.pod_plan(d, &r.revision, ordinal(), host);
+                pod.aliases = vec![preview.clone()];
+                role_label(&mut pod, role);
+                let name = Some(pod.name.clone());
+                let (kind, why) = (ChangeKind::Pending, reason.clone());
+                self.change(d, host, Action::Create, kind, None, name, why, vec![]);
+                members.push(Member::planned(host, &pod));
+                start.add(host, create_and_await(d, pod));
             }
+        }
+        for m in &members {
+            push(&mut undo, &m.host, [r.remove(m)]);
+        }
+        for (h, s) in r.record(Some(r.state(model::Phase::Aborted, 0, 0))) {
+            push(&mut undo, &h, s);
+        }
+        let desc = format!(
+            "start the new set (revision {}) behind {preview}",
+            r.revision
+        );
+        r.wave(desc, start.into_steps(), undo);
+        if d.strategy.auto_promote {
+            self.promote(r, &members, old);
+        } else {
+            let record = r.record(Some(r.state(model::Phase::Paused, 0, 100)));
+            r.wave(
+                format!("wait behind {preview} for `berth promote {}`", d.name),
+                record,
+                HostSteps::new(),
+            );
+            let note = format!(
+                "the new set will wait behind {preview}; `berth promote {}` moves {} to it",
+                d.name, r.service
+            );
+            self.rollout_issue(d, note);
         }
     }
 
@@ -628,7 +633,12 @@ impl Builder<'_> {
             }
             r.scale_down(old);
         } else {
-            self.rollout_issue(d, format!("after promotion the old set stays out of service for {}s, for `berth rollback {}`", delay / 1000, d.name));
+            let note = format!(
+                "after promotion the old set stays out of service for {}s, for `berth rollback {}`",
+                delay / 1000,
+                d.name
+            );
+            self.rollout_issue(d, note);
         }
     }
 
@@ -779,7 +789,11 @@ impl Builder<'_> {
                         record,
                         HostSteps::new(),
                     );
-                    self.rollout_issue(d, format!("the canary will pause at step {n} (weight {weight}%) until `berth promote {}`", d.name));
+                    let note = format!(
+                        "the canary will pause at step {n} (weight {weight}%) until `berth promote {}`",
+                        d.name
+                    );
+                    self.rollout_issue(d, note);
                     return;
                 }
                 CanaryStep::Analysis(a) => {
@@ -806,7 +820,10 @@ impl Builder<'_> {
                     }
                     let undo = r.canary_abort(&canary, &stopped);
                     r.wave(
-                        format!("canary step {n}/{count}: analysis, {} x GET {}:{} expecting {} per pod", a.samples, a.path, a.port, a.status),
+                        format!(
+                            "canary step {n}/{count}: analysis, {} x GET {}:{} expecting {} per pod",
+                            a.samples, a.path, a.port, a.status
+                        ),
                         steps,
                         undo,
                     );

@@ -882,11 +882,11 @@ fn membership(p: &ObservedPod, like: &PodPlan) -> Option<ServiceJoin> {
 }
 
 /// Takes pods out of their service, the last one waiting for the drain (they drain together).
-fn leave_steps(pods: &[(&ObservedPod, ServiceJoin)], drain_ms: u64) -> Vec<Step> {
+fn leave_steps<P: AsRef<str>>(pods: &[(P, ServiceJoin)], drain_ms: u64) -> Vec<Step> {
     pods.iter()
         .enumerate()
-        .map(|(i, (p, leave))| Step::LeaveService {
-            pod: p.name.clone(),
+        .map(|(i, (pod, leave))| Step::LeaveService {
+            pod: pod.as_ref().to_string(),
             leave: leave.clone(),
             drain_ms: if i + 1 == pods.len() { drain_ms } else { 0 },
         })
@@ -1012,8 +1012,8 @@ fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
         let mut undo: BTreeMap<String, Vec<Step>> = BTreeMap::new();
         // Old pods leave their service before they stop: those that stop first right away,
         // the others once their replacements are ready.
-        let mut leave_first: BTreeMap<String, Vec<(&ObservedPod, ServiceJoin)>> = BTreeMap::new();
-        let mut leave_after: BTreeMap<String, Vec<(&ObservedPod, ServiceJoin)>> = BTreeMap::new();
+        let mut leave_first: BTreeMap<String, Vec<(&str, ServiceJoin)>> = BTreeMap::new();
+        let mut leave_after: BTreeMap<String, Vec<(&str, ServiceJoin)>> = BTreeMap::new();
         let mut rejoin: BTreeMap<String, Vec<Step>> = BTreeMap::new();
         for (j, r) in chunk.iter().enumerate() {
             let stop_first = r.stop_first || j < unavailable as usize;
@@ -1030,7 +1030,7 @@ fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
                 leaving
                     .entry(r.host.clone())
                     .or_default()
-                    .push((&r.old, s.clone()));
+                    .push((r.old.name.as_str(), s.clone()));
             }
             if stop_first {
                 stops
@@ -1185,7 +1185,7 @@ fn waves_for(d: &Deployment, work: Vec<Work>, network: &str) -> Vec<Wave> {
                         network: network.to_string(),
                         aliases: aliases.clone(),
                     };
-                    steps.extend(leave_steps(&[(&p, leave)], d.strategy.drain_ms));
+                    steps.extend(leave_steps(&[(&p.name, leave)], d.strategy.drain_ms));
                 }
                 steps.push(remove_step(&p, d.strategy.stop_timeout_s));
             }

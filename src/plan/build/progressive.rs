@@ -98,24 +98,19 @@ impl Flow<'_> {
     }
 
     /// Members leave the service together; the last one waits for the drain.
-    fn leave(&self, members: &[&Member], aliases: &[String], drain: bool) -> Vec<Step> {
-        members
+    fn leave(&self, members: &[&Member]) -> Vec<Step> {
+        let pods: Vec<(&str, ServiceJoin)> = members
             .iter()
-            .enumerate()
-            .map(|(i, m)| Step::LeaveService {
-                pod: m.pod.clone(),
-                leave: ServiceJoin {
+            .map(|m| {
+                let leave = ServiceJoin {
                     container: m.container.clone(),
                     network: self.network.clone(),
-                    aliases: aliases.to_vec(),
-                },
-                drain_ms: if drain && i + 1 == members.len() {
-                    self.d.strategy.drain_ms
-                } else {
-                    0
-                },
+                    aliases: vec![self.service.clone()],
+                };
+                (m.pod.as_str(), leave)
             })
-            .collect()
+            .collect();
+        leave_steps(&pods, self.d.strategy.drain_ms)
     }
 
     fn remove(&self, m: &Member) -> Step {
@@ -173,11 +168,7 @@ impl Flow<'_> {
             by_host.entry(m.host.as_str()).or_default().push(m);
         }
         for (host, ms) in by_host {
-            push(
-                steps,
-                host,
-                self.leave(&ms, std::slice::from_ref(&self.service), true),
-            );
+            push(steps, host, self.leave(&ms));
             push(steps, host, ms.iter().map(|m| self.remove(m)));
         }
     }
@@ -431,7 +422,7 @@ impl Builder<'_> {
                     by_host.entry(m.host.clone()).or_default().push(m);
                 }
                 for (host, ms) in by_host {
-                    push(&mut steps, &host, r.leave(&ms, &service, true));
+                    push(&mut steps, &host, r.leave(&ms));
                     push(&mut steps, &host, ms.iter().map(|m| r.remove(m)));
                     for m in ms {
                         self.member_change(d, m, Action::Remove, "rolled back".into());
@@ -605,7 +596,7 @@ impl Builder<'_> {
             push(&mut undo, &m.host, [r.join(m, &service)]);
         }
         for (host, ms) in &by_host {
-            push(&mut steps, host, r.leave(ms, &service, true));
+            push(&mut steps, host, r.leave(ms));
         }
         for host in hosts {
             self.switch_change(
@@ -906,10 +897,9 @@ impl Builder<'_> {
                 .push(Member::observed(old));
         }
         let mut steps = start.into_steps();
-        let service = vec![r.service.clone()];
         for (host, ms) in &leaving {
             let refs: Vec<&Member> = ms.iter().collect();
-            push(&mut steps, host, r.leave(&refs, &service, true));
+            push(&mut steps, host, r.leave(&refs));
             push(
                 &mut steps,
                 host,

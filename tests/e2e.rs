@@ -428,7 +428,7 @@ fn volumes_are_pruned_only_with_prune_volumes() {
 }
 
 #[test]
-fn resources_changed_by_hand_are_drift_and_apply_deep_repairs_them() {
+fn resources_changed_by_hand_are_drift_and_a_plain_apply_repairs_them() {
     let repo = Repo::new("t-deep");
     repo.write("deployments/web.yaml", &web("web", 1, "v1", "zone=b"));
     repo.commit("web");
@@ -438,9 +438,15 @@ fn resources_changed_by_hand_are_drift_and_apply_deep_repairs_them() {
     let d = repo.berth(&["drift"]);
     assert_eq!(d.code, 2, "{d:?}");
     assert!(d.stdout.contains("resources changed by hand"), "{d:?}");
+    let fast = repo.berth(&["plan", "--exit-code", "--fast"]);
+    assert_eq!(fast.code, 0, "a --fast plan does not inspect: {fast:?}");
     let plain = repo.berth(&["plan", "--exit-code"]);
-    assert_eq!(plain.code, 0, "a plain plan does not inspect: {plain:?}");
-    let r = repo.berth(&["apply", "--auto-approve", "--deep"]);
+    assert_eq!(plain.code, 2, "a plain plan inspects: {plain:?}");
+    assert!(
+        plain.stdout.contains("app.restart: no → unless-stopped"),
+        "{plain:?}"
+    );
+    let r = repo.berth(&["apply", "--auto-approve"]);
     assert_eq!(r.code, 0, "{r:?}");
     let d = repo.berth(&["drift"]);
     assert_eq!(d.code, 0, "{d:?}");
@@ -506,7 +512,11 @@ fn a_held_lock_stops_apply_with_exit_4_until_unlocked() {
     let repo = Repo::new("t-lock");
     repo.write("deployments/web.yaml", &web("web", 1, "v1", "zone=b"));
     repo.commit("web");
-    // Another apply holds the lock on h2.
+    // Another apply (on another machine) holds the lock on h2, taken just now.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     docker(
         "h2",
         &[
@@ -517,7 +527,7 @@ fn a_held_lock_stops_apply_with_exit_4_until_unlocked() {
             "--label",
             "berth.lock.owner=alice@ci pid 7",
             "--label",
-            "berth.lock.since=1700000000",
+            &format!("berth.lock.since={now}"),
             "berth-lock-t-lock",
         ],
     );

@@ -133,6 +133,18 @@ fn simulate(plan: &Plan, observed: &mut Observed) {
                             c.state = "exited".into();
                         }
                     }
+                    // Membership is only known where a deep observation saw it.
+                    Step::JoinService { join, .. } | Step::LeaveService { leave: join, .. } => {
+                        let aliases = match step {
+                            Step::JoinService { .. } => join.aliases.clone(),
+                            _ => vec![],
+                        };
+                        for c in h.containers.iter_mut().filter(|c| c.name == join.container) {
+                            if let Some(r) = c.resources.as_mut() {
+                                r.aliases = aliases.clone();
+                            }
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -526,18 +538,26 @@ fn resources_changed_by_hand_are_drift_when_observed_deeply() {
         aliases: vec!["web".into()],
     });
     assert!(!make_plan(&files, &observed, false).has_changes());
-    // Ready but not behind its service (an apply stopped before it joined): replaced.
+    // Ready but not behind its service (an apply stopped before it joined): put back behind
+    // it, not replaced.
     c_aliases(&mut observed).clear();
     let p = make_plan(&files, &observed, false);
     assert_eq!(p.changes.len(), 1, "{:?}", p.changes);
-    assert!(
-        p.changes[0]
-            .reason
-            .contains("not behind its service name web"),
-        "{:?}",
-        p.changes
+    let change = &p.changes[0];
+    assert_eq!(
+        (change.action, change.kind),
+        (Action::Switch, ChangeKind::Drift)
     );
-    c_aliases(&mut observed).push("web".into());
+    assert!(change.reason.contains("not behind web"), "{change:?}");
+    assert_eq!(p.waves.len(), 1, "{:?}", p.waves);
+    let steps: Vec<&Step> = p.waves[0].steps.values().flatten().collect();
+    assert!(
+        matches!(steps.as_slice(), [Step::JoinService { join, .. }] if join.aliases == ["web"]),
+        "{steps:?}"
+    );
+    simulate(&p, &mut observed);
+    assert_eq!(c_aliases(&mut observed), &vec!["web".to_string()]);
+    assert!(!make_plan(&files, &observed, false).has_changes());
     // As after `docker update --memory 128m`.
     let c = observed
         .get_mut("a1")

@@ -375,11 +375,66 @@ pub async fn start_containers(
     project: &str,
 ) -> Result<(), String> {
     for n in ours(docker, names, project).await? {
-        docker
+        let started = docker
             .start_container(&n, None::<StartContainerOptions>)
             .await
-            .or_else(|e| ignore(e, &[304]))
-            .map_err(|e| format!("starting {n}: {e}"))?;
+            .or_else(|e| ignore(e, &[304]));
+        match started {
+            // A stopped container keeps the address it was pinned to when it last left its
+            // service; another pod may hold it now. Let the network give it a free one.
+            Err(e) if e.to_lowercase().contains("address already in use") => {
+                unpin_addresses(docker, &n).await?;
+                docker
+                    .start_container(&n, None::<StartContainerOptions>)
+                    .await
+                    .or_else(|e| ignore(e, &[304]))
+                    .map_err(|e| format!("starting {n}: {e}"))?;
+            }
+            other => other.map_err(|e| format!("starting {n}: {e}"))?,
+        }
+    }
+    Ok(())
+}
+
+/// Connects a stopped container again, with the same aliases, to every network where it
+/// asks for a fixed address, without asking for one.
+async fn unpin_addresses(docker: &Docker, container: &str) -> Result<(), String> {
+    let info = docker
+        .inspect_container(container, None::<InspectContainerOptions>)
+        .await
+        .map_err(|e| format!("inspecting {container}: {e}"))?;
+    let networks = info
+        .network_settings
+        .and_then(|n| n.networks)
+        .unwrap_or_default();
+    for (network, endpoint) in networks {
+        let pinned = endpoint
+            .ipam_config
+            .as_ref()
+            .and_then(|c| c.ipv4_address.as_deref())
+            .is_some_and(|a| !a.is_empty());
+        if !pinned {
+            continue;
+        }
+        let disconnect = NetworkDisconnectRequest {
+            container: container.to_string(),
+            force: Some(true),
+        };
+        docker
+            .disconnect_network(&network, disconnect)
+            .await
+            .or_else(|e| ignore(e, &[404]))?;
+        let connect = NetworkConnectRequest {
+            container: container.to_string(),
+            endpoint_config: Some(EndpointSettings {
+                aliases: endpoint.aliases.filter(|a| !a.is_empty()),
+                ..Default::default()
+            }),
+        };
+        docker
+            .connect_network(&network, connect)
+            .await
+            .map_err(|e| format!("connecting {container} to {network} again: {e}"))?;
     }
     Ok(())
 }

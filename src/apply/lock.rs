@@ -1,65 +1,170 @@
-//! The apply lock: one per project on every host an apply touches, so two applies never
-//! interleave. A lock is a Docker network named `berth-lock-<project>`, created with
-//! `CheckDuplicate` (engines refuse a second network of that name), labelled with its owner
-//! and the time it was taken; releasing removes it. `berth unlock` removes a stale one.
+//! The apply lock on the hosts (see `model::lock` for its shape): taking it, keeping its lease
+//! alive while the apply runs, taking over one whose holder died, and releasing it.
+//!
+//! A lock whose lease has expired is removed by its network id, not its name, before this
+//! apply creates its own: if two applies both find the same dead lock, the first removal
+//! wins, the second finds nothing to remove, and only one of them can create the new lock.
 
 use crate::hosts::{docker::raw_json, Connected, Fleet};
 use crate::model::label;
-use bollard::query_parameters::InspectNetworkOptions;
+use crate::model::lock::{self, Holder};
+use crate::model::Labels;
+use bollard::query_parameters::{InspectNetworkOptions, ListVolumesOptionsBuilder};
+use bollard::Docker;
 use futures_util::future::join_all;
 use serde_json::json;
-
-pub const OWNER_LABEL: &str = "berth.lock.owner";
-pub const SINCE_LABEL: &str = "berth.lock.since";
-
-pub fn lock_name(project: &str) -> String {
-    format!("berth-lock-{project}")
-}
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::watch;
 
 /// Why a lock could not be taken.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    /// Someone else holds it.
-    Held {
-        host: String,
-        owner: String,
-        since: String,
-    },
-    Failed {
-        host: String,
-        error: String,
-    },
+    #[error(
+        "the apply lock on {host} is held by {} since {}, its lease runs until {}; \
+         wait with --lock-wait; if that apply is gone, the lease ends by itself, or `berth unlock` removes the lock now",
+        holder.owner, time(holder.since), holder.expires.map_or("it is released".into(), time)
+    )]
+    Held { host: String, holder: Holder },
+    #[error("cannot take the apply lock on {host}: {error}")]
+    Failed { host: String, error: String },
 }
 
-impl std::fmt::Display for LockError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LockError::Held { host, owner, since } => write!(
-                f,
-                "the apply lock on {host} is held by {owner} since {since} (unix time); if that apply is gone, run `berth unlock`"
-            ),
-            LockError::Failed { host, error } => write!(f, "cannot take the apply lock on {host}: {error}"),
+fn time(secs: u64) -> String {
+    crate::model::rollout::rfc3339(secs)
+}
+
+/// How to take the lock.
+#[derive(Debug, Clone)]
+pub struct LockOptions {
+    /// How long the lock stays ours without a renewal.
+    pub lease: Duration,
+    /// How long to wait for a lock someone else holds (zero: do not wait).
+    pub wait: Duration,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        LockOptions {
+            lease: Duration::from_secs(lock::DEFAULT_LEASE_S),
+            wait: Duration::ZERO,
         }
     }
+}
+
+/// This machine's name, as lock owners record it.
+pub fn machine() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Who is applying: user, machine and process, for the lock's label.
 pub fn owner() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
-    format!("{user}@{host} pid {}", std::process::id())
+    format!("{user}@{} pid {}", machine(), std::process::id())
 }
 
-async fn take(c: &Connected, project: &str, owner: &str, since: u64) -> Result<(), LockError> {
-    let name = lock_name(project);
-    let body = json!({
-        "Name": name,
-        "CheckDuplicate": true,
-        "Labels": { label::PROJECT: project, OWNER_LABEL: owner, SINCE_LABEL: since.to_string() },
+/// A lock id no other apply will have: this process, this instant, this machine.
+fn new_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = format!("{} {} {nanos}", machine(), std::process::id());
+    crate::model::desired::sha256_hex(seed.as_bytes())[..16].to_string()
+}
+
+fn status_of(e: &bollard::errors::Error) -> Option<u16> {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// The lock's network on a host, if there is one: its id and labels.
+async fn inspect(docker: &Docker, project: &str) -> Result<Option<(String, Labels)>, String> {
+    match docker
+        .inspect_network(&lock::lock_name(project), None::<InspectNetworkOptions>)
+        .await
+    {
+        Ok(n) => Ok(Some((
+            n.id.unwrap_or_default(),
+            n.labels.unwrap_or_default().into_iter().collect(),
+        ))),
+        Err(e) if status_of(&e) == Some(404) => Ok(None),
+        Err(e) => Err(format!("inspecting the lock: {e}")),
+    }
+}
+
+/// The lease volumes of the lock with this id (all of the project's when `id` is `None`).
+async fn leases(
+    docker: &Docker,
+    project: &str,
+    id: Option<&str>,
+) -> Result<Vec<(String, Labels)>, String> {
+    let mut wanted = vec![format!("{}={project}", label::PROJECT)];
+    wanted.push(match id {
+        Some(id) => format!("{}={id}", lock::ID_LABEL),
+        None => lock::ID_LABEL.to_string(),
     });
-    let host = c.host.name.clone();
+    let filters = HashMap::from([("label".to_string(), wanted)]);
+    let options = ListVolumesOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let list = docker
+        .list_volumes(Some(options))
+        .await
+        .map_err(|e| format!("listing lock leases: {e}"))?;
+    Ok(list
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| (v.name, v.labels.into_iter().collect()))
+        .collect())
+}
+
+/// Who holds the lock on a host now, `None` when it is free.
+pub async fn holder(c: &Connected, project: &str, lease_s: u64) -> Result<Option<Holder>, String> {
+    let Some((_, labels)) = inspect(&c.docker, project).await? else {
+        return Ok(None);
+    };
+    let id = labels.get(lock::ID_LABEL).cloned();
+    let found = match &id {
+        Some(id) => leases(&c.docker, project, Some(id)).await?,
+        None => vec![],
+    };
+    let found: Vec<Labels> = found.into_iter().map(|(_, l)| l).collect();
+    Ok(Some(Holder::read(&labels, &found, lease_s)))
+}
+
+/// What happened on one host.
+enum Taken {
+    Fresh(String),
+    /// The lock of an apply that died was taken over.
+    TakenOver(String, Holder),
+}
+
+struct Claim<'a> {
+    project: &'a str,
+    id: &'a str,
+    owner: &'a str,
+    now: u64,
+    lease_s: u64,
+}
+
+async fn create(c: &Connected, claim: &Claim<'_>) -> Result<Option<String>, String> {
+    let body = json!({
+        "Name": lock::lock_name(claim.project),
+        "CheckDuplicate": true,
+        "Labels": {
+            label::PROJECT: claim.project,
+            lock::ID_LABEL: claim.id,
+            lock::OWNER_LABEL: claim.owner,
+            lock::SINCE_LABEL: claim.now.to_string(),
+        },
+    });
     let (status, reply) = raw_json(
         &c.session,
         &c.host.docker_socket,
@@ -67,106 +172,293 @@ async fn take(c: &Connected, project: &str, owner: &str, since: u64) -> Result<(
         "/networks/create",
         body,
     )
-    .await
-    .map_err(|error| LockError::Failed {
+    .await?;
+    match status {
+        201 => Ok(Some(reply["Id"].as_str().unwrap_or_default().to_string())),
+        409 => Ok(None),
+        other => Err(format!("the engine answered {other}: {reply}")),
+    }
+}
+
+async fn take(c: &Connected, claim: &Claim<'_>) -> Result<Taken, LockError> {
+    let host = c.host.name.clone();
+    let failed = |error: String| LockError::Failed {
         host: host.clone(),
         error,
-    })?;
-    match status {
-        201 => Ok(()),
-        409 => {
-            let labels = c
-                .docker
-                .inspect_network(&name, None::<InspectNetworkOptions>)
-                .await
-                .ok()
-                .and_then(|n| n.labels)
-                .unwrap_or_default();
-            let get = |k: &str| labels.get(k).cloned().unwrap_or_else(|| "unknown".into());
-            Err(LockError::Held {
-                host,
-                owner: get(OWNER_LABEL),
-                since: get(SINCE_LABEL),
-            })
+    };
+    // Twice: the lock may be released, or found dead and removed, between two calls.
+    for _ in 0..2 {
+        if let Some(id) = create(c, claim).await.map_err(failed)? {
+            return Ok(Taken::Fresh(id));
         }
-        other => Err(LockError::Failed {
-            host,
-            error: format!("the engine answered {other}: {reply}"),
-        }),
+        let Some((network_id, labels)) = inspect(&c.docker, claim.project).await.map_err(failed)?
+        else {
+            continue;
+        };
+        let their_leases = match labels.get(lock::ID_LABEL) {
+            Some(id) => leases(&c.docker, claim.project, Some(id))
+                .await
+                .map_err(failed)?,
+            None => vec![],
+        };
+        let lease_labels: Vec<Labels> = their_leases.iter().map(|(_, l)| l.clone()).collect();
+        let holder = Holder::read(&labels, &lease_labels, claim.lease_s);
+        if !holder.expired(claim.now) {
+            return Err(LockError::Held { host, holder });
+        }
+        // Dead: remove exactly that lock (by id), then contend for a new one.
+        match c.docker.remove_network(&network_id).await {
+            Ok(()) => {}
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => return Err(failed(format!("removing the expired lock: {e}"))),
+        }
+        if let Some(id) = create(c, claim).await.map_err(failed)? {
+            for (name, _) in &their_leases {
+                let _ = crate::apply::docker_ops::remove_volume(&c.docker, name).await;
+            }
+            return Ok(Taken::TakenOver(id, holder));
+        }
+    }
+    match holder(c, claim.project, claim.lease_s).await {
+        Ok(Some(holder)) => Err(LockError::Held { host, holder }),
+        Ok(None) => Err(failed("the lock changed hands too often".into())),
+        Err(e) => Err(failed(e)),
     }
 }
 
-async fn remove(c: &Connected, project: &str) -> Result<(), String> {
-    match c.docker.remove_network(&lock_name(project)).await {
-        Ok(()) => Ok(()),
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Ok(()),
-        Err(e) => Err(format!("{}: {e}", c.host.name)),
-    }
-}
-
-/// The locks taken on a set of hosts; release them when the apply is over.
-pub struct Locks<'a> {
-    fleet: &'a Fleet,
-    project: String,
-    hosts: Vec<String>,
-}
-
-/// Takes the lock on every given host in parallel; on any failure, releases the ones taken.
-pub async fn acquire<'a>(
-    fleet: &'a Fleet,
+async fn write_lease(
+    c: &Connected,
     project: &str,
+    id: &str,
+    n: u64,
+    expires: u64,
+) -> Result<(), String> {
+    let labels = HashMap::from([
+        (label::PROJECT.to_string(), project.to_string()),
+        (lock::ID_LABEL.to_string(), id.to_string()),
+        (lock::EXPIRES_LABEL.to_string(), expires.to_string()),
+    ]);
+    let req = bollard::models::VolumeCreateRequest {
+        name: Some(lock::lease_name(project, id, n)),
+        labels: Some(labels),
+        ..Default::default()
+    };
+    c.docker
+        .create_volume(req)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{}: writing the lock lease: {e}", c.host.name))
+}
+
+/// Renews the lease on every locked host until told to stop: a new lease volume first, then
+/// the previous one goes, so a lease is always there.
+async fn renew(
+    hosts: Vec<Connected>,
+    project: String,
+    id: String,
+    lease: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut n = 0u64;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(lease / 3) => {}
+            _ = stop.changed() => return,
+        }
+        let expires = crate::apply::unix_now() + lease.as_secs();
+        join_all(hosts.iter().map(|c| async {
+            if write_lease(c, &project, &id, n + 1, expires).await.is_ok() {
+                let old = lock::lease_name(&project, &id, n);
+                let _ = crate::apply::docker_ops::remove_volume(&c.docker, &old).await;
+            }
+        }))
+        .await;
+        n += 1;
+    }
+}
+
+/// The locks taken on a set of hosts, kept alive until released.
+pub struct Locks {
+    hosts: Vec<(Connected, String)>,
+    project: String,
+    id: String,
+    stop: watch::Sender<bool>,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+/// One attempt on every host in parallel; on any failure the ones taken are released.
+async fn acquire_once(
+    fleet: &Fleet,
+    claim: &Claim<'_>,
     hosts: &[String],
-    since: u64,
-) -> Result<Locks<'a>, LockError> {
-    let owner = owner();
-    let connected: Vec<&Connected> = hosts
+    notice: &(dyn Fn(String) + Sync),
+) -> Result<Vec<(Connected, String)>, LockError> {
+    let mut connected: Vec<&Connected> = hosts
         .iter()
         .filter_map(|h| fleet.connected.get(h))
         .collect();
-    let results = join_all(connected.iter().map(|c| take(c, project, &owner, since))).await;
+    connected.sort_by(|a, b| a.host.name.cmp(&b.host.name));
+    // The first host decides between applies started together: whoever takes it goes on to
+    // the others (in parallel), so two contenders never each hold a part and both give up.
+    let mut results = Vec::with_capacity(connected.len());
+    if let Some(first) = connected.first() {
+        results.push(take(first, claim).await);
+    }
+    if results.iter().all(Result::is_ok) {
+        results.extend(join_all(connected.iter().skip(1).map(|c| take(c, claim))).await);
+    }
     let mut taken = Vec::new();
     let mut first_error = None;
     for (c, r) in connected.iter().zip(results) {
         match r {
-            Ok(()) => taken.push(c.host.name.clone()),
+            Ok(Taken::Fresh(id)) => taken.push(((*c).clone(), id)),
+            Ok(Taken::TakenOver(id, old)) => {
+                notice(format!(
+                    "took over the apply lock on {} from {} (taken {}, lease expired {}): that apply is gone; this one checks and repairs what it left",
+                    c.host.name,
+                    old.owner,
+                    time(old.since),
+                    old.expires.map_or("?".into(), time)
+                ));
+                taken.push(((*c).clone(), id));
+            }
             Err(e) => {
                 first_error.get_or_insert(e);
             }
         }
     }
-    let locks = Locks {
-        fleet,
-        project: project.to_string(),
-        hosts: taken,
-    };
     match first_error {
-        None => Ok(locks),
+        None => Ok(taken),
         Some(e) => {
-            let _ = locks.release().await;
+            release_hosts(claim.project, claim.id, &taken).await;
             Err(e)
         }
     }
 }
 
-impl Locks<'_> {
+/// Takes the lock on every given host; waits up to `options.wait` for a lock someone else
+/// holds. Once taken, its lease is renewed in the background until `release`.
+pub async fn acquire(
+    fleet: &Fleet,
+    project: &str,
+    hosts: &[String],
+    options: &LockOptions,
+    notice: &(dyn Fn(String) + Sync),
+) -> Result<Locks, LockError> {
+    let owner = owner();
+    let id = new_id();
+    let deadline = tokio::time::Instant::now() + options.wait;
+    let mut told = false;
+    let taken = loop {
+        let claim = Claim {
+            project,
+            id: &id,
+            owner: &owner,
+            now: crate::apply::unix_now(),
+            lease_s: options.lease.as_secs(),
+        };
+        match acquire_once(fleet, &claim, hosts, notice).await {
+            Ok(taken) => break taken,
+            Err(e @ LockError::Held { .. }) if tokio::time::Instant::now() < deadline => {
+                if !told {
+                    notice(format!("waiting for the apply lock: {e}"));
+                    told = true;
+                }
+                tokio::time::sleep(Duration::from_millis(1000)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let expires = crate::apply::unix_now() + options.lease.as_secs();
+    join_all(
+        taken
+            .iter()
+            .map(|(c, _)| write_lease(c, project, &id, 0, expires)),
+    )
+    .await;
+    let (stop, stopped) = watch::channel(false);
+    let renewal = tokio::spawn(renew(
+        taken.iter().map(|(c, _)| c.clone()).collect(),
+        project.to_string(),
+        id.clone(),
+        options.lease,
+        stopped,
+    ));
+    Ok(Locks {
+        hosts: taken,
+        project: project.to_string(),
+        id,
+        stop,
+        renewal,
+    })
+}
+
+/// Removes this apply's lock (by its network id) and its leases on each host.
+async fn release_hosts(project: &str, id: &str, hosts: &[(Connected, String)]) -> Vec<String> {
+    join_all(hosts.iter().map(|(c, network_id)| async move {
+        let mut errors = Vec::new();
+        match c.docker.remove_network(network_id).await {
+            Ok(()) => {}
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => errors.push(format!("{}: {e}", c.host.name)),
+        }
+        match leases(&c.docker, project, Some(id)).await {
+            Ok(found) => {
+                for (name, _) in found {
+                    if let Err(e) = crate::apply::docker_ops::remove_volume(&c.docker, &name).await
+                    {
+                        errors.push(format!("{}: {e}", c.host.name));
+                    }
+                }
+            }
+            Err(e) => errors.push(format!("{}: {e}", c.host.name)),
+        }
+        errors
+    }))
+    .await
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+impl Locks {
     pub async fn release(self) -> Result<(), String> {
-        force_release(self.fleet, &self.project, &self.hosts).await
+        let _ = self.stop.send(true);
+        let _ = self.renewal.await;
+        let errors = release_hosts(&self.project, &self.id, &self.hosts).await;
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
     }
 }
 
-/// Removes the lock on the given hosts whoever holds it (`berth unlock`).
+/// Removes the lock on the given hosts whoever holds it (`berth unlock`), with the leases
+/// of whoever held it.
 pub async fn force_release(fleet: &Fleet, project: &str, hosts: &[String]) -> Result<(), String> {
     let connected: Vec<&Connected> = hosts
         .iter()
         .filter_map(|h| fleet.connected.get(h))
         .collect();
-    let errors: Vec<String> = join_all(connected.iter().map(|c| remove(c, project)))
-        .await
-        .into_iter()
-        .filter_map(Result::err)
-        .collect();
+    let errors: Vec<String> = join_all(connected.iter().map(|c| async move {
+        let mut errors = Vec::new();
+        match c.docker.remove_network(&lock::lock_name(project)).await {
+            Ok(()) => {}
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => errors.push(format!("{}: {e}", c.host.name)),
+        }
+        if let Ok(found) = leases(&c.docker, project, None).await {
+            for (name, _) in found {
+                let _ = crate::apply::docker_ops::remove_volume(&c.docker, &name).await;
+            }
+        }
+        errors
+    }))
+    .await
+    .into_iter()
+    .flatten()
+    .collect();
     if errors.is_empty() {
         Ok(())
     } else {

@@ -29,6 +29,8 @@ pub struct ApplyArgs {
     pub auto_approve: bool,
     #[command(flatten)]
     pub flags: PlanFlags,
+    #[command(flatten)]
+    pub lock: LockArgs,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
@@ -40,7 +42,7 @@ fn confirm() -> Result<bool> {
             "cannot ask for confirmation: stdin is not a terminal"
         ));
     }
-    print!("Apply these changes? Only 'yes' is accepted: ");
+    crate::out!("Apply these changes? Only 'yes' is accepted: ");
     std::io::stdout().flush().into_diagnostic()?;
     let mut line = String::new();
     std::io::stdin()
@@ -55,6 +57,7 @@ pub fn run_unattended(
     repo: RepoArgs,
     ssh: SshArgs,
     flags: PlanFlags,
+    lock: LockArgs,
     format: Format,
     verbosity: Verbosity,
 ) -> Result<u8> {
@@ -64,64 +67,126 @@ pub fn run_unattended(
         ssh,
         auto_approve: true,
         flags,
+        lock,
         format,
     };
     run(args, verbosity)
 }
 
+/// Reads a plan saved by `berth plan -o` and connects to its hosts.
+async fn saved_plan(file: &std::path::Path, ssh: &SshArgs) -> Result<(Fleet, Plan)> {
+    let name = file.display();
+    let bytes =
+        std::fs::read(file).map_err(|e| miette!("cannot read the plan file {name}: {e}"))?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        miette!(
+            help = "a plan file is the JSON that `berth plan -o FILE` writes",
+            "the plan file {name} is not UTF-8 text"
+        )
+    })?;
+    let plan: Plan = serde_json::from_str(&text).map_err(|e| {
+        let offset = text
+            .lines()
+            .take(e.line().saturating_sub(1))
+            .map(|l| l.len() + 1)
+            .sum::<usize>()
+            + e.column().saturating_sub(1);
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let what = match e.classify() {
+            serde_json::error::Category::Eof => "it ends too early".to_string(),
+            serde_json::error::Category::Syntax => "it is not valid JSON".to_string(),
+            _ => format!("it is not a berth plan: {e}"),
+        };
+        miette!(
+            labels = vec![miette::LabeledSpan::at(offset..offset, "here")],
+            help = "a plan file is the JSON that `berth plan -o FILE` writes; make a new one",
+            "the plan file {name} cannot be read: {what}"
+        )
+        .with_source_code(miette::NamedSource::new(name.to_string(), text.clone()))
+    })?;
+    if plan.version != crate::plan::PLAN_VERSION {
+        return Err(miette!(
+            "the plan file {name} has format version {}, which this berth does not read (it writes {})",
+            plan.version,
+            crate::plan::PLAN_VERSION
+        ));
+    }
+    let hosts: Vec<_> = plan
+        .hosts
+        .values()
+        .filter(|h| h.reachable)
+        .map(|h| h.connection.clone())
+        .collect();
+    let fleet = hosts::connect_all(&hosts, &ssh.options(), ssh.max_handshakes).await;
+    Ok((fleet, plan))
+}
+
+/// Refuses a plan that must not run: unreachable hosts (unless allowed), unmanaged
+/// containers in the way, a promote/abort/rollback with nothing to act on.
+fn check_runnable(plan: &Plan, a: &ApplyArgs) -> Result<()> {
+    check_unreachable(plan, &a.ssh)?;
+    let conflicts: Vec<String> = plan.conflicts().map(|c| c.message.clone()).collect();
+    if !conflicts.is_empty() {
+        return Err(miette!(
+            help = "remove or rename the unmanaged containers, then plan again",
+            "refusing to apply:\n{}",
+            conflicts.join("\n")
+        ));
+    }
+    if plan.waves.is_empty() && !a.flags.intents.is_empty() {
+        let why: Vec<String> = plan
+            .issues
+            .iter()
+            .filter(|i| i.kind == crate::plan::IssueKind::Rollout)
+            .map(|i| i.message.clone())
+            .collect();
+        let names: Vec<&String> = a.flags.intents.keys().collect();
+        return Err(miette!(
+            "nothing to do for {names:?}{}",
+            if why.is_empty() {
+                ": it is not selected or matches no host".to_string()
+            } else {
+                format!(": {}", why.join("; "))
+            }
+        ));
+    }
+    Ok(())
+}
+
+fn reachable_hosts(plan: &Plan) -> Vec<String> {
+    plan.hosts
+        .iter()
+        .filter(|(_, s)| s.reachable)
+        .map(|(h, _)| h.clone())
+        .collect()
+}
+
 pub fn run(a: ApplyArgs, verbosity: Verbosity) -> Result<u8> {
     let rt = runtime();
     rt.block_on(async {
-        let (fleet, plan) = match &a.plan_file {
+        // Unattended runs (sync, promote, --auto-approve) plan again under the lock, so a run
+        // that waited for the lock applies what is true then; a plan someone approved (a
+        // saved one, or one confirmed at the prompt) is applied as it is, or refused as stale.
+        let (fleet, plan, context) = match &a.plan_file {
             Some(file) => {
-                let text = std::fs::read_to_string(file).into_diagnostic()?;
-                let plan: Plan = serde_json::from_str(&text).into_diagnostic()?;
-                if plan.version != crate::plan::PLAN_VERSION {
-                    return Err(miette!(
-                        "plan format version {} is not supported (this berth writes {})",
-                        plan.version,
-                        crate::plan::PLAN_VERSION
-                    ));
-                }
-                let hosts: Vec<_> = plan
-                    .hosts
-                    .values()
-                    .filter(|h| h.reachable)
-                    .map(|h| h.connection.clone())
-                    .collect();
-                let fleet =
-                    hosts::connect_all(&hosts, &a.ssh.options(), a.ssh.max_handshakes).await;
-                (fleet, plan)
+                let (fleet, plan) = saved_plan(file, &a.ssh).await?;
+                (fleet, plan, None)
             }
-            None => connect_and_plan(&a.repo, &a.ssh, &a.flags).await?,
+            None => {
+                let context = connect(&a.repo, &a.ssh, &a.flags).await?;
+                let plan = context.plan().await;
+                let fleet = context.fleet.clone();
+                (fleet, plan, Some(context))
+            }
         };
-        print_plan(&plan, a.format);
-        check_unreachable(&plan, &a.ssh)?;
-        let conflicts: Vec<String> = plan.conflicts().map(|c| c.message.clone()).collect();
-        if !conflicts.is_empty() {
-            return Err(miette!(
-                help = "remove or rename the unmanaged containers, then plan again",
-                "refusing to apply:\n{}",
-                conflicts.join("\n")
-            ));
+        let replan = context.filter(|_| a.auto_approve);
+        if replan.is_none() || plan.waves.is_empty() {
+            print_plan(&plan, a.format);
         }
-        if plan.waves.is_empty() && !a.flags.intents.is_empty() {
-            let why: Vec<String> = plan
-                .issues
-                .iter()
-                .filter(|i| i.kind == crate::plan::IssueKind::Rollout)
-                .map(|i| i.message.clone())
-                .collect();
-            let names: Vec<&String> = a.flags.intents.keys().collect();
-            return Err(miette!(
-                "nothing to do for {names:?}{}",
-                if why.is_empty() {
-                    ": it is not selected or matches no host".to_string()
-                } else {
-                    format!(": {}", why.join("; "))
-                }
-            ));
-        }
+        check_runnable(&plan, &a)?;
         if plan.waves.is_empty() {
             // Nothing to do, but a saved plan still promises the hosts are as it saw them.
             if a.plan_file.is_some() {
@@ -133,25 +198,37 @@ pub fn run(a: ApplyArgs, verbosity: Verbosity) -> Result<u8> {
             eprintln!("apply cancelled");
             return Ok(exit::ERROR);
         }
-        let hosts: Vec<String> = plan
-            .hosts
-            .iter()
-            .filter(|(_, s)| s.reachable)
-            .map(|(h, _)| h.clone())
-            .collect();
-        let locks = match lock::acquire(&fleet, &plan.project, &hosts, apply::unix_now()).await {
-            Ok(l) => l,
-            Err(e @ LockError::Held { .. }) => {
-                eprintln!("error: {e}");
-                return Ok(exit::LOCKED);
+        let notice = |m: String| eprintln!("notice: {m}");
+        let hosts = reachable_hosts(&plan);
+        let locks =
+            match lock::acquire(&fleet, &plan.project, &hosts, &a.lock.options(), &notice).await {
+                Ok(l) => l,
+                Err(e @ LockError::Held { .. }) => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::LOCKED);
+                }
+                Err(e) => return Err(miette!("{e}")),
+            };
+        let code = match &replan {
+            Some(context) => {
+                let plan = context.plan().await;
+                print_plan(&plan, a.format);
+                let same_hosts = reachable_hosts(&plan) == hosts;
+                match check_runnable(&plan, &a) {
+                    Err(e) => Err(e),
+                    Ok(()) if !same_hosts => Err(miette!(
+                        "the reachable hosts changed while waiting for the lock; run again"
+                    )),
+                    Ok(()) if plan.waves.is_empty() => Ok(exit::OK),
+                    Ok(()) => execute(&plan, &fleet, verbosity).await,
+                }
             }
-            Err(e) => return Err(miette!("{e}")),
-        };
-        // Under the lock, the hosts must still be as planned (a saved plan, or someone else's
-        // apply while this one waited for its confirmation).
-        let code = match check_stale(&fleet, &plan).await {
-            Some(stale) => Ok(stale),
-            None => execute(&plan, &fleet, verbosity).await,
+            // Under the lock, the hosts must still be as planned (a saved plan, or someone
+            // else's apply while this one waited for its confirmation).
+            None => match check_stale(&fleet, &plan).await {
+                Some(stale) => Ok(stale),
+                None => execute(&plan, &fleet, verbosity).await,
+            },
         };
         if let Err(e) = locks.release().await {
             eprintln!("warning: could not release the apply lock: {e}");

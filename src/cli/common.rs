@@ -55,6 +55,33 @@ pub struct SshArgs {
     pub allow_unreachable: bool,
 }
 
+/// How an apply takes the project's lock.
+#[derive(Args, Debug, Clone)]
+pub struct LockArgs {
+    /// Wait up to this long for a lock someone else holds (e.g. `90s`, `5m`) instead of
+    /// exiting 4.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_wait: Option<Duration>,
+    /// How long the lock outlives this apply if it dies without releasing it (renewed while
+    /// it runs); after that the next apply takes the lock over.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub lock_lease: Duration,
+}
+
+impl LockArgs {
+    pub fn options(&self) -> crate::apply::lock::LockOptions {
+        crate::apply::lock::LockOptions {
+            wait: self.lock_wait.unwrap_or_default(),
+            lease: self.lock_lease.max(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// A duration flag in the repository's units (`500ms`, `30s`, `5m`, `1h`).
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    repo::units::duration_ms(text).map(Duration::from_millis)
+}
+
 /// What a plan covers beyond pods declared in Git.
 #[derive(Args, Debug, Clone, Default)]
 pub struct PlanFlags {
@@ -65,10 +92,14 @@ pub struct PlanFlags {
     /// remaining container mounts (their data is lost).
     #[arg(long, requires = "prune")]
     pub prune_volumes: bool,
-    /// Inspect every managed container to catch resources changed by hand (`docker update`
-    /// of memory, CPUs, restart policy): one more request per container. `drift` always does.
-    #[arg(long)]
+    /// Kept for old scripts: every managed container is inspected anyway (resources changed
+    /// by `docker update`, service membership).
+    #[arg(long, hide = true, conflicts_with = "fast")]
     pub deep: bool,
+    /// Skip inspecting each managed container: plan from the container list alone (one
+    /// request per host), blind to `docker update` and to pods outside their service name.
+    #[arg(long)]
+    pub fast: bool,
     /// Set by `promote`, `abort` and `rollback`: the plan covers only these deployments.
     #[arg(skip)]
     pub intents: std::collections::BTreeMap<String, plan::Intent>,
@@ -169,38 +200,66 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
+/// The repository loaded and its hosts connected: what planning (again) needs.
+pub struct Context {
+    pub fleet: Fleet,
+    pub desired: DesiredState,
+    pub selector: Option<Selector>,
+    pub flags: PlanFlags,
+}
+
+impl Context {
+    /// Observes the hosts and builds the plan. Every managed container is inspected as well
+    /// (resources, service membership), so that whatever a killed apply or a hand left behind
+    /// is seen and repaired by a plain plan; `--fast` skips that.
+    pub async fn plan(&self) -> Plan {
+        let options = ObserveOptions {
+            project: self.desired.project.clone(),
+            volumes: self.flags.prune_volumes,
+            deep: !self.flags.fast,
+        };
+        let observed = self.fleet.observe(&options).await;
+        plan::build(&PlanInput {
+            desired: &self.desired,
+            observed: &observed,
+            selector: self.selector.as_ref(),
+            prune: self.flags.prune,
+            prune_volumes: self.flags.prune_volumes,
+            now: crate::apply::unix_now(),
+            intents: self.flags.intents.clone(),
+        })
+    }
+}
+
+/// Loads the repository and connects to its hosts.
+pub async fn connect(repo: &RepoArgs, ssh: &SshArgs, flags: &PlanFlags) -> Result<Context> {
+    let selector = parse_selector(&repo.selector)?;
+    let desired = load_repo(repo, Some(ssh))?;
+    let fleet = hosts::connect_all(&desired.hosts, &ssh.options(), ssh.max_handshakes).await;
+    Ok(Context {
+        fleet,
+        desired,
+        selector,
+        flags: flags.clone(),
+    })
+}
+
 /// Loads the repository, connects to its hosts, observes them and builds the plan.
 pub async fn connect_and_plan(
     repo: &RepoArgs,
     ssh: &SshArgs,
     flags: &PlanFlags,
 ) -> Result<(Fleet, Plan)> {
-    let selector = parse_selector(&repo.selector)?;
-    let desired = load_repo(repo, Some(ssh))?;
-    let fleet = hosts::connect_all(&desired.hosts, &ssh.options(), ssh.max_handshakes).await;
-    let options = ObserveOptions {
-        project: desired.project.clone(),
-        volumes: flags.prune_volumes,
-        deep: flags.deep,
-    };
-    let observed = fleet.observe(&options).await;
-    let plan = plan::build(&PlanInput {
-        desired: &desired,
-        observed: &observed,
-        selector: selector.as_ref(),
-        prune: flags.prune,
-        prune_volumes: flags.prune_volumes,
-        now: crate::apply::unix_now(),
-        intents: flags.intents.clone(),
-    });
-    Ok((fleet, plan))
+    let context = connect(repo, ssh, flags).await?;
+    let plan = context.plan().await;
+    Ok((context.fleet, plan))
 }
 
 pub fn print_plan(plan: &Plan, format: Format) {
     match format {
-        Format::Text => print!("{}", crate::render::text::plan(plan, color_stdout())),
-        Format::Json => println!("{}", crate::render::json(plan)),
-        Format::Markdown => print!("{}", crate::render::markdown::plan(plan)),
+        Format::Text => crate::out!("{}", crate::render::text::plan(plan, color_stdout())),
+        Format::Json => crate::outln!("{}", crate::render::json(plan)),
+        Format::Markdown => crate::out!("{}", crate::render::markdown::plan(plan)),
     }
 }
 

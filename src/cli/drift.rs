@@ -48,16 +48,16 @@ pub fn run(a: DriftArgs) -> Result<u8> {
     match a.format {
         Format::Text => {
             if drift.has_changes() || drift.issues.iter().any(|i| i.kind == IssueKind::Extra) {
-                println!("drift found:");
+                crate::outln!("drift found:");
                 for c in &drift.changes {
                     let pod = c.pod.as_deref().or(c.new_pod.as_deref()).unwrap_or("");
-                    println!("  {} {} {pod}: {}", c.host, c.deployment, c.reason);
+                    crate::outln!("  {} {} {pod}: {}", c.host, c.deployment, c.reason);
                 }
             } else {
-                println!("no drift: the hosts match what berth applied");
+                crate::outln!("no drift: the hosts match what berth applied");
             }
             for i in &drift.issues {
-                println!(
+                crate::outln!(
                     "  {} {:?}: {}",
                     i.host.as_deref().unwrap_or("-"),
                     i.kind,

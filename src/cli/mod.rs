@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod common;
 pub mod drift;
+pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod render;
@@ -43,6 +44,8 @@ pub enum Command {
     Render(render::RenderArgs),
     Status(status::StatusArgs),
     Unlock(unlock::UnlockArgs),
+    #[command(subcommand)]
+    Lock(unlock::LockCommand),
     /// Go on with a paused canary, or switch a blue-green service to its new set.
     ///
     /// Example: berth promote web --repo ./deploy
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> miette::Result<u8> {
         Command::Render(a) => render::run(a),
         Command::Status(a) => status::run(a),
         Command::Unlock(a) => unlock::run(a),
+        Command::Lock(unlock::LockCommand::Status(a)) => unlock::status(a),
         Command::Promote(a) => rollout::run(a, crate::plan::Intent::Promote, verbosity),
         Command::Abort(a) => rollout::run(a, crate::plan::Intent::Abort, verbosity),
         Command::Rollback(a) => rollout::run(a, crate::plan::Intent::Rollback, verbosity),

@@ -77,9 +77,9 @@ pub fn run(a: RenderArgs) -> Result<u8> {
     }
     match a.format {
         crate::render::Format::Json => {
-            println!("{}", serde_json::to_string_pretty(&state).expect("json"))
+            crate::outln!("{}", serde_json::to_string_pretty(&state).expect("json"))
         }
-        _ => print!("{}", text(&state)),
+        _ => crate::out!("{}", text(&state)),
     }
     Ok(exit::OK)
 }

@@ -18,6 +18,8 @@ pub struct RolloutArgs {
     pub repo: RepoArgs,
     #[command(flatten)]
     pub ssh: SshArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
@@ -25,5 +27,5 @@ pub struct RolloutArgs {
 pub fn run(a: RolloutArgs, intent: Intent, verbosity: Verbosity) -> Result<u8> {
     let mut flags = PlanFlags::default();
     flags.intents.insert(a.deployment.clone(), intent);
-    apply::run_unattended(a.repo, a.ssh, flags, a.format, verbosity)
+    apply::run_unattended(a.repo, a.ssh, flags, a.lock, a.format, verbosity)
 }

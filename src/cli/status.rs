@@ -38,8 +38,8 @@ pub fn run(a: StatusArgs) -> Result<u8> {
     });
     let s = status(&desired, &observed, selector.as_ref());
     match a.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&s).expect("json")),
-        _ => print!("{}", crate::render::status_text(&s)),
+        Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&s).expect("json")),
+        _ => crate::out!("{}", crate::render::status_text(&s)),
     }
     Ok(if s.unreachable.is_empty() || a.ssh.allow_unreachable {
         exit::OK

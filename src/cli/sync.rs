@@ -22,10 +22,12 @@ pub struct SyncArgs {
     pub ssh: SshArgs,
     #[command(flatten)]
     pub flags: PlanFlags,
+    #[command(flatten)]
+    pub lock: LockArgs,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
 
 pub fn run(a: SyncArgs, verbosity: Verbosity) -> Result<u8> {
-    apply::run_unattended(a.repo, a.ssh, a.flags, a.format, verbosity)
+    apply::run_unattended(a.repo, a.ssh, a.flags, a.lock, a.format, verbosity)
 }

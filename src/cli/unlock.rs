@@ -1,12 +1,19 @@
+//! `berth unlock` and `berth lock status`: look at the project's apply lock, and remove one
+//! left behind by an apply that cannot release it (its lease also ends on its own).
+
 use super::common::*;
 use super::exit;
 use crate::apply::lock;
-use crate::hosts;
-use clap::Args;
+use crate::hosts::{self, Fleet};
+use crate::model::lock::{Holder, DEFAULT_LEASE_S};
+use crate::model::rollout::rfc3339;
+use clap::{Args, Subcommand};
+use futures_util::future::join_all;
 use miette::{miette, Result};
 
-/// Remove the project's apply lock from every host, whoever holds it: for a lock left behind
-/// by an apply that was killed. Make sure no apply is running first.
+/// Remove the project's apply lock from every host, whoever holds it: for a lock whose apply
+/// is gone but whose lease you do not want to wait out. Refuses while the holder is a live
+/// process on this machine (unless --force).
 ///
 /// Example: berth unlock --repo ./deploy
 #[derive(Args, Debug)]
@@ -15,6 +22,77 @@ pub struct UnlockArgs {
     pub repo: RepoArgs,
     #[command(flatten)]
     pub ssh: SshArgs,
+    /// Remove the lock even while its holder runs on this machine.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Show or remove the project's apply lock.
+#[derive(Subcommand, Debug)]
+pub enum LockCommand {
+    /// Who holds the apply lock on each host, since when, and until when its lease runs.
+    ///
+    /// Example: berth lock status --repo ./deploy
+    Status(LockStatusArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LockStatusArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+}
+
+async fn holders(fleet: &Fleet, project: &str) -> Vec<(String, Result<Option<Holder>, String>)> {
+    let found = join_all(
+        fleet
+            .connected
+            .values()
+            .map(|c| lock::holder(c, project, DEFAULT_LEASE_S)),
+    )
+    .await;
+    fleet.connected.keys().cloned().zip(found).collect()
+}
+
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+pub fn status(a: LockStatusArgs) -> Result<u8> {
+    let desired = load_repo(&a.repo, Some(&a.ssh))?;
+    runtime().block_on(async {
+        let fleet =
+            hosts::connect_all(&desired.hosts, &a.ssh.options(), a.ssh.max_handshakes).await;
+        let now = crate::apply::unix_now();
+        for (host, found) in holders(&fleet, &desired.project).await {
+            let line = match found {
+                Ok(None) => "free".to_string(),
+                Ok(Some(h)) => format!(
+                    "held by {} since {}, lease {} {}",
+                    h.owner,
+                    rfc3339(h.since),
+                    if h.expired(now) {
+                        "expired"
+                    } else {
+                        "runs until"
+                    },
+                    h.expires
+                        .map_or("never (no time on the lock)".into(), rfc3339)
+                ),
+                Err(e) => format!("unknown: {e}"),
+            };
+            crate::outln!("{host}: {line}");
+        }
+        for (h, e) in &fleet.failed {
+            crate::outln!("{h}: unreachable: {e}");
+        }
+        Ok(if fleet.failed.is_empty() {
+            exit::OK
+        } else {
+            exit::ERROR
+        })
+    })
 }
 
 pub fn run(a: UnlockArgs) -> Result<u8> {
@@ -22,6 +100,19 @@ pub fn run(a: UnlockArgs) -> Result<u8> {
     runtime().block_on(async {
         let fleet =
             hosts::connect_all(&desired.hosts, &a.ssh.options(), a.ssh.max_handshakes).await;
+        if !a.force {
+            let machine = lock::machine();
+            for (host, found) in holders(&fleet, &desired.project).await {
+                let Ok(Some(h)) = found else { continue };
+                if let Some(pid) = h.local_pid(&machine).filter(|p| alive(*p)) {
+                    return Err(miette!(
+                        help = "wait for it to finish, or stop that process first (--force removes the lock anyway)",
+                        "the apply lock on {host} is held by {}, which is still running on this machine (pid {pid})",
+                        h.owner
+                    ));
+                }
+            }
+        }
         let names: Vec<String> = fleet.connected.keys().cloned().collect();
         lock::force_release(&fleet, &desired.project, &names)
             .await

@@ -253,14 +253,6 @@ pub fn resource_changes(pod: &ObservedPod, desired: &[ContainerSpec]) -> Vec<Fie
     out
 }
 
-/// The service name a running pod should answer to but does not (seen by a deep
-/// observation: a pod whose apply stopped between its health gate and joining its service).
-fn missing_service(pod: &ObservedPod, d: &Deployment) -> Option<String> {
-    let service = d.service.as_ref()?;
-    let behind = pod.behind(&[&service.name])?;
-    (pod.network_owner()?.is_running() && behind.is_empty()).then(|| service.name.clone())
-}
-
 /// Judges one observed pod of a deployment against the deployment's desired revision.
 pub fn judge(pod: &ObservedPod, d: &Deployment, revision: &str) -> Condition {
     if pod.revision != revision {
@@ -287,12 +279,6 @@ pub fn judge(pod: &ObservedPod, d: &Deployment, revision: &str) -> Condition {
         return Condition::Broken {
             why: "resources changed by hand".to_string(),
             fields: resources,
-        };
-    }
-    if let Some(missing) = missing_service(pod, d) {
-        return Condition::Broken {
-            why: format!("not behind its service name {missing}"),
-            fields: vec![],
         };
     }
     let stopped: Vec<String> = pod

@@ -45,7 +45,7 @@ pub struct PodStatus {
 }
 
 fn pod_status(p: &ObservedPod, revision: &str, service: Option<&str>) -> PodStatus {
-    let preview = service.map(|s| format!("{s}-preview"));
+    let preview = service.map(crate::model::names::preview_alias);
     let names: Vec<&str> = service.into_iter().chain(preview.as_deref()).collect();
     let behind = p.behind(&names);
     let state = p

@@ -21,6 +21,7 @@ pub struct Connected {
 }
 
 /// The connected hosts and, for the others, why they could not be reached.
+#[derive(Clone)]
 pub struct Fleet {
     pub connected: BTreeMap<String, Connected>,
     pub failed: BTreeMap<String, String>,

@@ -2,6 +2,8 @@
 
 pub mod desired;
 pub mod labels;
+pub mod lock;
+pub mod names;
 pub mod observed;
 pub mod rollout;
 pub mod selector;

@@ -6,6 +6,7 @@ use crate::model::*;
 use std::collections::{BTreeMap, BTreeSet};
 
 mod progressive;
+mod repair;
 pub use progressive::Intent;
 
 pub struct PlanInput<'a> {
@@ -161,8 +162,9 @@ pub fn build(input: &PlanInput) -> Plan {
             message,
         });
     }
-    let mut all_work: Vec<(&Deployment, Planned)> = Vec::new();
+    let mut all_work: Vec<(&Deployment, Option<Wave>, Planned)> = Vec::new();
     for d in &selected {
+        let repairs = b.membership_repairs(d);
         let planned = if d.strategy.kind.is_progressive() {
             b.progressive(d, &hosts)
         } else {
@@ -172,7 +174,7 @@ pub fn build(input: &PlanInput) -> Plan {
             Some(waves) => Planned::Waves(waves),
             None => Planned::Work(b.deployment(d, &hosts)),
         };
-        all_work.push((d, work));
+        all_work.push((d, repairs, work));
     }
     let mut prune_steps = b.orphans(&hosts);
     // Preparation first, in one parallel wave.
@@ -199,11 +201,12 @@ pub fn build(input: &PlanInput) -> Plan {
             on_failure: BTreeMap::new(),
         });
     }
-    for (d, work) in all_work {
-        let waves = match work {
+    for (d, repairs, work) in all_work {
+        let mut waves: Vec<Wave> = repairs.into_iter().collect();
+        waves.extend(match work {
             Planned::Work(work) => waves_for(d, work, &network_name(&input.desired.project)),
             Planned::Waves(waves) => waves,
-        };
+        });
         b.waves.extend(waves.into_iter().map(|w| Wave {
             deployment: Some(d.name.clone()),
             ..w
@@ -265,7 +268,7 @@ impl Builder<'_> {
         let mut out = super::membership::Membership::new();
         for d in selected {
             let Some(service) = &d.service else { continue };
-            let preview = format!("{}-preview", service.name);
+            let preview = names::preview_alias(&service.name);
             let state = Rollout::of(self.input.observed, &d.name);
             for p in self.pods.iter().filter(|p| p.deployment == d.name) {
                 if !p.is_running() {

@@ -84,7 +84,11 @@ pub fn subject(c: &Change, quote: &str) -> String {
 
 /// The commit, abbreviated as Git does for humans, or "working tree" for a plain directory.
 pub fn short_commit(commit: Option<&str>) -> &str {
-    commit.map_or("working tree", |c| &c[..c.len().min(12)])
+    commit.map_or("working tree", |c| {
+        // A plan file may hold anything here: cut on a character boundary.
+        let end = c.char_indices().nth(12).map_or(c.len(), |(i, _)| i);
+        &c[..end]
+    })
 }
 
 /// `1 to create, 2 to replace, 0 to start, 1 to remove`.

@@ -73,7 +73,8 @@ pub fn read(req: &SourceRequest) -> Result<Source> {
                 ));
             }
             let mut files = RepoFiles::default();
-            walk_dir(path, path, &mut files).into_diagnostic()?;
+            let root = path.canonicalize().into_diagnostic()?;
+            walk_dir(&root, &root, &mut files)?;
             Ok(Source {
                 files,
                 warnings: vec![],
@@ -82,25 +83,60 @@ pub fn read(req: &SourceRequest) -> Result<Source> {
     }
 }
 
-fn walk_dir(root: &Path, dir: &Path, out: &mut RepoFiles) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
+fn relative(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// A link that points outside the repository: refused, never read.
+fn outside(link: &str, target: &Path) -> miette::Report {
+    miette!(
+        help = "berth reads only files inside the repository; copy the file in, or point the link inside",
+        "{link} is a symbolic link to {}, outside the repository",
+        target.display()
+    )
+}
+
+/// Reads the YAML files under `dir` of a plain directory. Symbolic links are followed only
+/// when they lead to a file inside `root` (already canonical).
+fn walk_dir(root: &Path, dir: &Path, out: &mut RepoFiles) -> Result<()> {
+    let io = |p: &Path, e: std::io::Error| miette!("cannot read {}: {e}", relative(root, p));
+    for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let entry = entry.map_err(|e| io(dir, e))?;
         let p = entry.path();
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
+        let rel = relative(root, &p);
+        if entry.file_name().to_string_lossy().starts_with('.') {
             continue;
         }
-        if entry.file_type()?.is_dir() {
-            walk_dir(root, &p, out)?;
-        } else {
-            let rel = p
-                .strip_prefix(root)
-                .expect("inside root")
-                .to_string_lossy()
-                .replace('\\', "/");
-            if wanted(&rel) {
-                out.files.insert(rel, std::fs::read_to_string(&p)?);
+        let kind = entry.file_type().map_err(|e| io(&p, e))?;
+        let file = if kind.is_symlink() {
+            let target = std::fs::canonicalize(&p).map_err(|e| {
+                miette!("{rel} is a symbolic link that leads nowhere readable: {e}")
+            })?;
+            if !target.starts_with(root) {
+                if target.is_dir() || wanted(&rel) {
+                    return Err(outside(&rel, &target));
+                }
+                continue;
             }
+            if target.is_dir() {
+                // The directory it names is inside and walked under its own name.
+                continue;
+            }
+            target
+        } else if kind.is_dir() {
+            walk_dir(root, &p, out)?;
+            continue;
+        } else {
+            p.clone()
+        };
+        if wanted(&rel) {
+            let bytes = std::fs::read(&file).map_err(|e| io(&p, e))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| miette!("{rel} is not UTF-8 text; berth reads YAML in UTF-8"))?;
+            out.files.insert(rel, text);
         }
     }
     Ok(())
@@ -185,24 +221,83 @@ fn read_tree(repo: &Repository, commit: &git2::Commit, subdir: &Path) -> Result<
     let mut failure = None;
     tree.walk(TreeWalkMode::PreOrder, |root, entry| {
         let path = format!("{root}{}", entry.name().unwrap_or(""));
-        if entry.kind() == Some(ObjectType::Blob) && wanted(&path) {
-            match repo.find_blob(entry.id()) {
-                Ok(blob) => match std::str::from_utf8(blob.content()) {
-                    Ok(text) => {
-                        files.files.insert(path, text.to_string());
-                    }
-                    Err(_) => failure = Some(format!("{path} is not UTF-8")),
-                },
-                Err(e) => failure = Some(e.to_string()),
+        if entry.kind() != Some(ObjectType::Blob) || !wanted(&path) {
+            return TreeWalkResult::Ok;
+        }
+        let read = if entry.filemode() == SYMLINK_MODE {
+            link_target(repo, &tree, root, entry).and_then(|id| {
+                repo.find_blob(id)
+                    .map_err(|e| miette!("{path}: {}", e.message()))
+            })
+        } else {
+            repo.find_blob(entry.id())
+                .map_err(|e| miette!("{path}: {}", e.message()))
+        };
+        match read.map(|blob| String::from_utf8(blob.content().to_vec())) {
+            Ok(Ok(text)) => {
+                files.files.insert(path, text);
+                TreeWalkResult::Ok
+            }
+            Ok(Err(_)) => {
+                failure = Some(miette!(
+                    "{path} is not UTF-8 text; berth reads YAML in UTF-8"
+                ));
+                TreeWalkResult::Abort
+            }
+            Err(e) => {
+                failure = Some(e);
+                TreeWalkResult::Abort
             }
         }
-        TreeWalkResult::Ok
     })
+    .or_else(|e| if failure.is_some() { Ok(()) } else { Err(e) })
     .into_diagnostic()?;
-    if let Some(f) = failure {
-        return Err(miette!("{f}"));
+    match failure {
+        Some(f) => Err(f),
+        None => Ok(files),
     }
-    Ok(files)
+}
+
+/// Git's file mode for a symbolic link (its blob holds the target path).
+const SYMLINK_MODE: i32 = 0o120000;
+
+/// The blob a symbolic link in the tree leads to, when it stays inside the tree.
+fn link_target(
+    repo: &Repository,
+    tree: &git2::Tree,
+    dir: &str,
+    entry: &git2::TreeEntry,
+) -> Result<git2::Oid> {
+    let link = format!("{dir}{}", entry.name().unwrap_or(""));
+    let blob = repo
+        .find_blob(entry.id())
+        .map_err(|e| miette!("{link}: {}", e.message()))?;
+    let target = String::from_utf8_lossy(blob.content()).to_string();
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    if target.starts_with('/') {
+        return Err(outside(&link, Path::new(&target)));
+    }
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(outside(&link, Path::new(&target)));
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    let inside = parts.join("/");
+    let found = tree.get_path(Path::new(&inside)).map_err(|_| {
+        miette!("{link} is a symbolic link to {target}, which is not in the commit")
+    })?;
+    if found.kind() != Some(ObjectType::Blob) || found.filemode() == SYMLINK_MODE {
+        return Err(miette!(
+            "{link} is a symbolic link to {target}, which is not a plain file"
+        ));
+    }
+    Ok(found.id())
 }
 
 fn read_remote(req: &SourceRequest) -> Result<Source> {

@@ -5,8 +5,14 @@ use crate::model::{Mount, Port};
 /// `500ms`, `2s`, `1m30s`, `1h`; a bare number is seconds.
 pub fn duration_ms(text: &str) -> Result<u64, String> {
     let t = text.trim();
+    let too_long = || {
+        format!("duration {text:?} is too long: at most {MAX_DURATION_MS} ms (about 292 years, Docker counts in nanoseconds)")
+    };
     if let Ok(secs) = t.parse::<u64>() {
-        return Ok(secs * 1000);
+        return secs
+            .checked_mul(1000)
+            .filter(|ms| *ms <= MAX_DURATION_MS)
+            .ok_or_else(too_long);
     }
     let bad = || format!("invalid duration {text:?}: use forms like 500ms, 10s, 1m30s, 1h");
     let mut total = 0u64;
@@ -19,7 +25,7 @@ pub fn duration_ms(text: &str) -> Result<u64, String> {
         if digits == 0 {
             return Err(bad());
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        let n: u64 = rest[..digits].parse().map_err(|_| too_long())?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -31,11 +37,18 @@ pub fn duration_ms(text: &str) -> Result<u64, String> {
             "h" => 3_600_000,
             _ => return Err(bad()),
         };
-        total += n * factor;
+        total = n
+            .checked_mul(factor)
+            .and_then(|part| total.checked_add(part))
+            .filter(|t| *t <= MAX_DURATION_MS)
+            .ok_or_else(too_long)?;
         rest = &rest[unit_len..];
     }
     Ok(total)
 }
+
+/// The longest duration Docker can take: i64 nanoseconds, in milliseconds.
+pub const MAX_DURATION_MS: u64 = (i64::MAX / 1_000_000) as u64;
 
 /// `268435456`, `512k`, `256m`, `256MB`, `512Mi`, `1g`, `1GiB`: bytes (powers of 1024,
 /// as Docker reads them).
@@ -54,7 +67,11 @@ pub fn memory_bytes(text: &str) -> Result<u64, String> {
         "g" | "gb" | "gi" | "gib" => 1 << 30,
         _ => return Err(bad()),
     };
-    let bytes = (n * factor as f64).round() as u64;
+    let bytes = (n * factor as f64).round();
+    if !bytes.is_finite() || bytes > i64::MAX as f64 {
+        return Err(format!("memory {text:?} is larger than Docker can take"));
+    }
+    let bytes = bytes as u64;
     if bytes < 6 << 20 {
         return Err(format!("memory {text:?} is below Docker's minimum of 6m"));
     }
@@ -69,10 +86,19 @@ pub fn millicpus(text: &str) -> Result<u64, String> {
         milli.parse::<u64>().map_err(|_| bad())?
     } else {
         let n: f64 = t.parse().map_err(|_| bad())?;
-        (n * 1000.0).round() as u64
+        if !n.is_finite() || n < 0.0 {
+            return Err(bad());
+        }
+        (n * 1000.0).round().min(u64::MAX as f64) as u64
     };
     if m == 0 {
         return Err(bad());
+    }
+    // Docker takes CPUs as i64 nano-CPUs.
+    if m > (i64::MAX / 1_000_000) as u64 {
+        return Err(format!(
+            "CPU amount {text:?} is larger than Docker can take"
+        ));
     }
     Ok(m)
 }
@@ -141,6 +167,31 @@ mod tests {
         assert!(duration_ms("2 s").is_err());
         assert!(duration_ms("s").is_err());
         assert!(duration_ms("").is_err());
+    }
+
+    #[test]
+    fn values_too_large_fail_instead_of_wrapping() {
+        for text in [
+            "18446744073709552",
+            "18446744073709552s",
+            "99999999999999999999ms",
+            "9000000000000s",
+            "5000000000h1s",
+        ] {
+            let e = duration_ms(text).unwrap_err();
+            assert!(e.contains("too long"), "{text}: {e}");
+        }
+        assert_eq!(
+            duration_ms("292y").map_err(|e| e.contains("invalid")),
+            Err(true)
+        );
+        assert!(memory_bytes("99999999999999999999g")
+            .unwrap_err()
+            .contains("larger"));
+        assert!(memory_bytes("1e400").is_err());
+        assert!(millicpus("1e300").unwrap_err().contains("larger"));
+        assert!(millicpus("NaN").is_err());
+        assert!(millicpus("-1").is_err());
     }
 
     #[test]

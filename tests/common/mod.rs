@@ -2,6 +2,8 @@
 //! repositories, and the berth binary.
 #![allow(dead_code)]
 
+pub mod clients;
+
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -233,6 +235,16 @@ pub struct Run {
 impl Run {
     pub fn all(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    /// Standard error with miette's line wrapping and frame undone: words joined by single
+    /// spaces, so a test can look for a sentence wherever the terminal width broke it.
+    pub fn said(&self) -> String {
+        self.stderr
+            .replace(['│', '×', '╭', '╰', '─', '┬', '┴', '·'], " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 

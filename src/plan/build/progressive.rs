@@ -510,7 +510,7 @@ impl Builder<'_> {
             cleanup,
             HostSteps::new(),
         );
-        let preview = format!("{}-preview", r.service);
+        let preview = names::preview_alias(&r.service);
         let old_role = sets
             .stable
             .first()

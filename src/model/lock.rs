@@ -1,0 +1,134 @@
+//! The apply lock as plain values: who holds it, and until when. Pure.
+//!
+//! On each host the lock is a Docker network `berth-lock-<project>` (an engine refuses a
+//! second network of one name, so only one apply can create it) labelled with the holder's
+//! id, who they are and since when. Network labels cannot change, so the holder proves it is
+//! alive with lease volumes `berth-lease-<project>-<id>-<n>`, each labelled with an expiry:
+//! a running apply writes a new one every third of the lease. A lock whose newest lease has
+//! expired belongs to an apply that died; the next apply may take it over.
+
+use super::Labels;
+
+pub const ID_LABEL: &str = "berth.lock.id";
+pub const OWNER_LABEL: &str = "berth.lock.owner";
+pub const SINCE_LABEL: &str = "berth.lock.since";
+/// On lease volumes: Unix seconds after which the holder counts as gone.
+pub const EXPIRES_LABEL: &str = "berth.lock.expires";
+
+/// How long a lease lasts unless renewed.
+pub const DEFAULT_LEASE_S: u64 = 30;
+
+pub fn lock_name(project: &str) -> String {
+    format!("berth-lock-{project}")
+}
+
+pub fn lease_prefix(project: &str, id: &str) -> String {
+    format!("berth-lease-{project}-{id}-")
+}
+
+pub fn lease_name(project: &str, id: &str, n: u64) -> String {
+    format!("{}{n}", lease_prefix(project, id))
+}
+
+/// Who holds a lock on one host, read from its labels and its lease volumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub id: Option<String>,
+    pub owner: String,
+    /// Unix seconds; 0 when unknown.
+    pub since: u64,
+    /// Unix seconds after which the holder is gone, `None` when it cannot be told (a lock
+    /// without any time on it: only `berth unlock` removes it).
+    pub expires: Option<u64>,
+}
+
+impl Holder {
+    /// `leases` are the labels of the lease volumes found with the lock's id.
+    pub fn read(lock: &Labels, leases: &[Labels], lease_s: u64) -> Holder {
+        let id = lock.get(ID_LABEL).cloned();
+        let since = lock
+            .get(SINCE_LABEL)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
+        let renewed = leases
+            .iter()
+            .filter(|l| id.is_some() && l.get(ID_LABEL) == id.as_ref())
+            .filter_map(|l| l.get(EXPIRES_LABEL)?.parse::<u64>().ok())
+            .max();
+        // A lock is taken before its first lease is written: it counts as leased from then.
+        let first = (since > 0).then(|| since.saturating_add(lease_s));
+        Holder {
+            id,
+            owner: lock
+                .get(OWNER_LABEL)
+                .cloned()
+                .unwrap_or_else(|| "an unknown apply".into()),
+            since,
+            expires: renewed.max(first),
+        }
+    }
+
+    pub fn expired(&self, now: u64) -> bool {
+        self.expires.is_some_and(|e| e < now)
+    }
+
+    /// The process id in the owner text, when the holder ran on the machine named `machine`.
+    pub fn local_pid(&self, machine: &str) -> Option<u32> {
+        let (who, pid) = self.owner.rsplit_once(" pid ")?;
+        let (_, on) = who.rsplit_once('@')?;
+        (on == machine).then(|| pid.parse().ok())?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_lock_expires_with_its_newest_lease() {
+        let lock = labels(&[
+            (ID_LABEL, "a1"),
+            (OWNER_LABEL, "ci@runner pid 7"),
+            (SINCE_LABEL, "1000"),
+        ]);
+        let leases = [
+            labels(&[(ID_LABEL, "a1"), (EXPIRES_LABEL, "1100")]),
+            labels(&[(ID_LABEL, "a1"), (EXPIRES_LABEL, "1200")]),
+            // Another holder's lease does not keep this one alive.
+            labels(&[(ID_LABEL, "b2"), (EXPIRES_LABEL, "9999")]),
+        ];
+        let h = Holder::read(&lock, &leases, 30);
+        assert_eq!(h.expires, Some(1200));
+        assert!(!h.expired(1200));
+        assert!(h.expired(1201));
+    }
+
+    #[test]
+    fn a_lock_without_leases_lasts_one_lease_from_when_it_was_taken() {
+        let lock = labels(&[(ID_LABEL, "a1"), (SINCE_LABEL, "1000")]);
+        let h = Holder::read(&lock, &[], 30);
+        assert_eq!(h.expires, Some(1030));
+        assert_eq!(h.owner, "an unknown apply");
+    }
+
+    #[test]
+    fn a_lock_without_any_time_never_expires() {
+        let h = Holder::read(&labels(&[(OWNER_LABEL, "x")]), &[], 30);
+        assert!(!h.expired(u64::MAX));
+    }
+
+    #[test]
+    fn the_pid_is_read_only_for_this_machine() {
+        let lock = labels(&[(OWNER_LABEL, "ann@laptop pid 4242")]);
+        let h = Holder::read(&lock, &[], 30);
+        assert_eq!(h.local_pid("laptop"), Some(4242));
+        assert_eq!(h.local_pid("server"), None);
+    }
+}

@@ -631,6 +631,39 @@ fn a_failing_rolling_batch_stops_the_rollout_with_the_old_pods_at_full_count() {
     );
     let after: Vec<Container> = [repo.containers("h1"), repo.containers("h2")].concat();
     assert_eq!(after, before, "the old pods, all running, and nothing else");
+
+    // Flap protection: sync from cron does not try the failed revision again.
+    for _ in 0..2 {
+        let s = repo.berth(&["sync"]);
+        assert_eq!(s.code, 0, "{s:?}");
+        assert!(
+            s.stdout.contains("failed at")
+                && s.stdout.contains("not tried again until Git changes"),
+            "{s:?}"
+        );
+        let now: Vec<Container> = [repo.containers("h1"), repo.containers("h2")].concat();
+        assert_eq!(now, before, "sync left the failed revision alone");
+    }
+    let status = repo.berth(&["status"]);
+    assert!(
+        status.stdout.contains("failed and was rolled back"),
+        "{status:?}"
+    );
+    let retry = repo.berth(&["sync", "--retry"]);
+    assert_eq!(retry.code, 3, "--retry tries it again: {retry:?}");
+    // Git moves on: the new revision rolls out and the failure is forgotten.
+    repo.write(
+        "deployments/web.yaml",
+        &v1.replace("berth-lab/web:v1", "berth-lab/web:v2"),
+    );
+    repo.commit("v2 with a working health check");
+    let fixed = repo.berth(&["sync"]);
+    assert_eq!(fixed.code, 0, "{fixed:?}");
+    let status = repo.berth(&["status"]);
+    assert!(!status.stdout.contains("failed"), "{status:?}");
+    let v2: Vec<Container> = [repo.containers("h1"), repo.containers("h2")].concat();
+    assert_eq!(running(&v2), 4);
+    assert!(v2.iter().all(|c| c.image == "berth-lab/web:v2"), "{v2:?}");
 }
 
 #[test]

@@ -62,16 +62,41 @@ fn plan_with(files: &RepoFiles, observed: &Observed, prune: bool, prune_volumes:
         prune_volumes,
         now: 0,
         intents: Default::default(),
+        retry: false,
     })
 }
 
 /// Applies a plan's steps to the observed state, as a healthy Docker engine would.
 fn simulate(plan: &Plan, observed: &mut Observed) {
-    for wave in &plan.waves {
+    simulate_cut(plan, observed, None, false)
+}
+
+/// Like `simulate`, but stops where berth would be killed: in wave `cut.0`, after the first
+/// `cut.1` steps of each host. With `deep`, created containers carry what a deep observation
+/// sees (resources, and the service names they answer to, kept up to date).
+fn simulate_cut(plan: &Plan, observed: &mut Observed, cut: Option<(usize, usize)>, deep: bool) {
+    for (wi, wave) in plan.waves.iter().enumerate() {
+        if cut.is_some_and(|(k, _)| wi > k) {
+            break;
+        }
         for (host, steps) in &wave.steps {
             let h = observed.get_mut(host).unwrap().as_mut().unwrap();
+            let steps = match cut {
+                Some((k, j)) if k == wi => &steps[..j.min(steps.len())],
+                _ => &steps[..],
+            };
             for step in steps {
+                let set_aliases = |h: &mut ObservedHost, container: &str, aliases: Vec<String>| {
+                    for c in h.containers.iter_mut().filter(|c| c.name == container) {
+                        if let Some(r) = c.resources.as_mut() {
+                            r.aliases = aliases.clone();
+                        }
+                    }
+                };
                 match step {
+                    Step::AwaitReady { join: Some(j), .. } if deep => {
+                        set_aliases(h, &j.container, j.aliases.clone())
+                    }
                     Step::CreatePod { pod } => {
                         for c in &pod.containers {
                             h.containers.push(ObservedContainer {
@@ -94,7 +119,12 @@ fn simulate(plan: &Plan, observed: &mut Observed) {
                                     .filter(|m| m.is_named_volume())
                                     .map(|m| plan::build::volume_name(&plan.project, &m.source))
                                     .collect(),
-                                resources: None,
+                                resources: deep.then(|| Resources {
+                                    memory: c.spec.memory.unwrap_or(0),
+                                    millicpus: c.spec.millicpus.unwrap_or(0),
+                                    restart: c.spec.restart.clone(),
+                                    aliases: vec![],
+                                }),
                             });
                         }
                     }
@@ -134,17 +164,10 @@ fn simulate(plan: &Plan, observed: &mut Observed) {
                         }
                     }
                     // Membership is only known where a deep observation saw it.
-                    Step::JoinService { join, .. } | Step::LeaveService { leave: join, .. } => {
-                        let aliases = match step {
-                            Step::JoinService { .. } => join.aliases.clone(),
-                            _ => vec![],
-                        };
-                        for c in h.containers.iter_mut().filter(|c| c.name == join.container) {
-                            if let Some(r) = c.resources.as_mut() {
-                                r.aliases = aliases.clone();
-                            }
-                        }
+                    Step::JoinService { join, .. } => {
+                        set_aliases(h, &join.container, join.aliases.clone())
                     }
+                    Step::LeaveService { leave, .. } => set_aliases(h, &leave.container, vec![]),
                     _ => {}
                 }
             }
@@ -285,7 +308,8 @@ fn an_image_change_is_a_pending_replace_with_the_field_that_differs() {
     let last_ops: Vec<&str> = last.steps.values().flatten().map(op).collect();
     assert_eq!(last_ops, ["leave", "remove"]);
     let undo: Vec<&str> = gates[0].on_failure[&first_host].iter().map(op).collect();
-    assert_eq!(undo, ["remove", "join"]);
+    // ... and records that the revision failed, so `sync` does not retry it.
+    assert_eq!(undo, ["remove", "join", "record"]);
     simulate(&p, &mut observed);
     assert!(!make_plan(&files, &observed, false).has_changes());
 }
@@ -414,6 +438,7 @@ fn a_selector_limits_the_plan_to_matching_deployments() {
         prune_volumes: false,
         now: 0,
         intents: Default::default(),
+        retry: false,
     });
     assert!(p.changes.iter().all(|c| c.deployment == "edge"));
     assert_eq!(p.changes.len(), 2);
@@ -433,33 +458,86 @@ fn an_unreachable_host_is_an_issue_and_gets_no_steps() {
     assert!(!p.hosts["a2"].reachable);
 }
 
+/// What the executor adds to a container with secrets: a salted HMAC of each value.
+fn seal_secrets(observed: &mut Observed, value: &str) {
+    for h in observed.values_mut() {
+        for c in &mut h.as_mut().unwrap().containers {
+            if c.label(label::DEPLOYMENT) == Some("web") {
+                let sealed = berth::model::secret::seal("0123456789abcdef0123456789abcdef", value);
+                c.labels.insert(
+                    berth::model::secret::SECRETS_LABEL.into(),
+                    format!("{{\"api-token\":\"{sealed}\"}}"),
+                );
+            }
+        }
+    }
+}
+
+fn plan_for(desired: &berth::model::DesiredState, observed: &Observed) -> Plan {
+    plan::build(&PlanInput {
+        desired,
+        observed,
+        selector: None,
+        prune: false,
+        prune_volumes: false,
+        now: 0,
+        intents: Default::default(),
+        retry: false,
+    })
+}
+
 #[test]
-fn secrets_appear_only_as_hashes() {
+fn secrets_appear_by_name_only_and_a_changed_value_replaces_its_pods() {
     let mut files = basic();
     let web = files.files["deployments/web.yaml"].replace(
         "env: {MODE: prod}",
         "env: {MODE: prod, TOKEN: {secret: api-token}}",
     );
     files.files.insert("deployments/web.yaml".into(), web);
-    let desired = repo::load(&files, &|name| {
-        (name == "api-token").then(|| "hunter2-secret".to_string())
-    })
-    .unwrap();
-    let observed = empty_hosts();
-    let p = plan::build(&PlanInput {
-        desired: &desired,
-        observed: &observed,
-        selector: None,
-        prune: false,
-        prune_volumes: false,
-        now: 0,
-        intents: Default::default(),
-    });
+    let with = |value: &'static str| {
+        repo::load(&files, &move |name| {
+            (name == "api-token").then(|| value.to_string())
+        })
+        .unwrap()
+    };
+    let mut observed = empty_hosts();
+    let p = plan_for(&with("hunter2-secret"), &observed);
     let json = berth::render::json(&p);
-    assert!(!json.contains("hunter2-secret"));
-    assert!(json.contains("api-token") && json.contains("sha256"));
+    let digest = berth::model::sha256_hex(b"hunter2-secret");
+    assert!(json.contains("api-token"));
+    assert!(
+        !json.contains("hunter2-secret") && !json.contains(&digest) && !json.contains("sha256")
+    );
+    simulate(&p, &mut observed);
+    seal_secrets(&mut observed, "hunter2-secret");
+    assert!(!plan_for(&with("hunter2-secret"), &observed).has_changes());
+
+    // The value changed: each pod is replaced, and the plan says so by name only.
+    let p = plan_for(&with("hunter3-secret"), &observed);
+    assert_eq!(p.count(Action::Replace), 3, "{:?}", p.changes);
+    assert!(p
+        .changes
+        .iter()
+        .all(|c| c.reason == "secret api-token changed" && c.kind == ChangeKind::Pending));
+    let text = berth::render::text::plan(&p, false);
+    for shown in [berth::render::json(&p), text] {
+        assert!(!shown.contains("hunter2-secret") && !shown.contains("hunter3-secret"));
+        assert!(
+            !shown.contains(&digest)
+                && !shown.contains(&berth::model::sha256_hex(b"hunter3-secret"))
+        );
+        assert!(
+            !shown.contains("0123456789abcdef0123456789abcdef"),
+            "no salt either"
+        );
+    }
+
+    // Planning needs the value; render does not, nor a plan of other deployments.
     let missing = repo::load(&files, &|_| None).unwrap_err();
     assert!(format!("{missing:?}").contains("BERTH_SECRET_API_TOKEN"));
+    assert!(repo::load::load_with(&files, None, None).is_ok());
+    let edge = Selector::parse("app=edge").unwrap();
+    assert!(repo::load::load_with(&files, Some(&|_| None), Some(&edge)).is_ok());
 }
 
 #[test]
@@ -593,6 +671,7 @@ fn op(s: &Step) -> &'static str {
         Step::RemovePod { .. } => "remove",
         Step::LeaveService { .. } => "leave",
         Step::JoinService { .. } => "join",
+        Step::RecordRollout { .. } => "record",
         _ => "other",
     }
 }
@@ -640,7 +719,7 @@ fn rolling_batches_follow_surge_and_unavailability_across_hosts() {
     assert_eq!(a2, ["create"]);
     // A failed batch puts the old pods back behind the service.
     let undo_a1: Vec<&str> = first.on_failure["a1"].iter().map(op).collect();
-    assert_eq!(undo_a1, ["remove", "start", "join"]);
+    assert_eq!(undo_a1, ["remove", "start", "join", "record"]);
     // The second batch first removes what the first replaced.
     let second_a2: Vec<&str> = batches[1].steps["a2"].iter().map(op).collect();
     assert_eq!(second_a2[0], "leave", "{second_a2:?}");
@@ -754,6 +833,7 @@ fn plan_intent(
         prune_volumes: false,
         now,
         intents: intent.map(|i| ("web".to_string(), i)).into_iter().collect(),
+        retry: false,
     })
 }
 
@@ -1069,4 +1149,118 @@ fn aborting_a_canary_that_git_moved_past_removes_it_and_lets_the_new_revision_go
         waves_text(&p),
         p.issues
     );
+}
+
+/// Who answers to `name`, over all hosts: running web pods whose network owner has it.
+fn behind(observed: &Observed, name: &str) -> Vec<String> {
+    let mut pods: Vec<String> = observed
+        .values()
+        .flat_map(|o| o.as_ref().unwrap().containers.iter())
+        .filter(|c| c.label(label::DEPLOYMENT) == Some("web") && c.is_running())
+        .filter(|c| {
+            c.resources
+                .as_ref()
+                .is_some_and(|r| r.aliases.iter().any(|a| a == name))
+        })
+        .map(|c| c.name.clone())
+        .collect();
+    pods.sort();
+    pods
+}
+
+fn running_web(observed: &Observed) -> usize {
+    observed
+        .values()
+        .flat_map(|o| o.as_ref().unwrap().containers.iter())
+        .filter(|c| c.label(label::DEPLOYMENT) == Some("web") && c.is_running())
+        .count()
+}
+
+/// Plans and applies (fully, deeply) until nothing is left to do; the first plan carries
+/// `intent`. Panics if it does not settle.
+fn converge(files: &RepoFiles, observed: &mut Observed, intent: Option<plan::Intent>, now: u64) {
+    let first = plan_intent(files, observed, intent, now);
+    if std::env::var_os("DEBUG_CONVERGE").is_some() {
+        eprintln!("{}", berth::render::text::plan(&first, false));
+    }
+    simulate_cut(&first, observed, None, true);
+    for _ in 0..10 {
+        let p = plan_intent(files, observed, None, now);
+        if p.waves.is_empty() {
+            return;
+        }
+        simulate_cut(&p, observed, None, true);
+    }
+    panic!(
+        "no convergence: {:?}",
+        waves_text(&plan_intent(files, observed, None, now))
+    );
+}
+
+/// Every way back from every moment: for each strategy, a rollout is cut at every step of
+/// every wave (as if berth were killed there), then each action a user or cron may take next
+/// (a plain apply, promote, abort, rollback, a new commit) is applied until nothing is left.
+/// At the end the declared number of pods answers to the service, every other running pod is
+/// a blue-green's preview set, and no pod of the service is left outside it.
+#[test]
+fn every_way_back_from_every_step_of_every_strategy_ends_with_the_declared_pods_serving() {
+    use plan::Intent::*;
+    let strategies = [
+        "strategy: {max_surge: 1, max_unavailable: 0}\n",
+        "strategy:\n  type: canary\n  steps: [{weight: 33}, {pause: {}}, {weight: 66}]\n",
+        "strategy: {type: blue-green, scale_down_delay: 0s}\n",
+        "strategy: {type: blue-green, auto_promote: true, scale_down_delay: 0s}\n",
+    ];
+    let actions: [(&str, Option<plan::Intent>, bool); 5] = [
+        ("apply", None, false),
+        ("promote", Some(Promote), false),
+        ("abort", Some(Abort), false),
+        ("rollback", Some(Rollback), false),
+        ("new commit", None, true),
+    ];
+    let mut tried = 0;
+    for strategy in strategies {
+        let mut files = basic();
+        let web = files.files["deployments/web.yaml"].clone() + strategy;
+        files.files.insert("deployments/web.yaml".into(), web);
+        let mut base = empty_hosts();
+        converge(&files, &mut base, None, 1_000);
+        bump(&mut files, "example/web:2");
+        // The states to cut from: the rollout's own plan, and after a pause the promote plan.
+        let mut starts = vec![(base.clone(), None)];
+        let mut paused = base.clone();
+        converge(&files, &mut paused, None, 1_000);
+        if plan_intent(&files, &paused, Some(Promote), 1_000).has_changes() {
+            starts.push((paused, Some(Promote)));
+        }
+        for (start, intent) in starts {
+            let p = plan_intent(&files, &start, intent, 1_000);
+            let longest = |w: &plan::Wave| w.steps.values().map(Vec::len).max().unwrap_or(0);
+            for (k, wave) in p.waves.iter().enumerate() {
+                for j in 0..=longest(wave) {
+                    for (name, action, commit) in actions {
+                        let mut observed = start.clone();
+                        simulate_cut(&p, &mut observed, Some((k, j)), true);
+                        let mut files = files.clone();
+                        if commit {
+                            bump(&mut files, "example/web:3");
+                        }
+                        let at = format!("{strategy:?} cut at wave {k} step {j}, then {name}");
+                        converge(&files, &mut observed, action, 2_000);
+                        let serving = behind(&observed, "web");
+                        let preview = behind(&observed, "web-preview");
+                        assert_eq!(serving.len(), 3, "{at}: behind web: {serving:?}");
+                        assert_eq!(
+                            running_web(&observed),
+                            serving.len() + preview.len(),
+                            "{at}: a running pod outside its service: web {serving:?}, preview {preview:?}"
+                        );
+                        tried += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(tried > 100, "only {tried} cases");
+    eprintln!("ways back: {tried} cut points x actions converged");
 }

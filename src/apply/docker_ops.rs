@@ -8,7 +8,7 @@ use bollard::models::*;
 use bollard::query_parameters::*;
 use bollard::Docker;
 use futures_util::StreamExt;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 fn status_of(e: &DockerError) -> Option<u16> {
     match e {
@@ -172,25 +172,37 @@ pub async fn ensure_image(docker: &Docker, image: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Resolves env values; secrets come from the environment and must match the planned hash.
+/// A random salt (16 bytes, hex) for one secret of one container.
+fn new_salt() -> Result<String, String> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| format!("no randomness for a secret's salt: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Resolves env values (secrets from the environment) and seals each secret for the
+/// container's label: a new random salt and an HMAC of the value keyed with it.
 pub fn env_list(
     spec: &ContainerSpec,
     secrets: &(dyn Fn(&str) -> Option<String> + Send + Sync),
-) -> Result<Vec<String>, String> {
-    spec.env
-        .iter()
-        .map(|(k, v)| match v {
-            EnvValue::Plain(s) => Ok(format!("{k}={s}")),
-            EnvValue::Secret { secret, sha256 } => {
+) -> Result<(Vec<String>, BTreeMap<String, String>), String> {
+    let mut env = Vec::new();
+    let mut sealed = BTreeMap::new();
+    for (k, v) in &spec.env {
+        match v {
+            EnvValue::Plain(s) => env.push(format!("{k}={s}")),
+            EnvValue::Secret { secret } => {
                 let value =
                     secrets(secret).ok_or_else(|| format!("secret {secret} has no value"))?;
-                if &crate::model::sha256_hex(value.as_bytes()) != sha256 {
-                    return Err(format!("secret {secret} changed since the plan was made"));
-                }
-                Ok(format!("{k}={value}"))
+                sealed.insert(
+                    secret.clone(),
+                    crate::model::secret::seal(&new_salt()?, &value),
+                );
+                env.push(format!("{k}={value}"));
             }
-        })
-        .collect()
+        }
+    }
+    Ok((env, sealed))
 }
 
 fn create_body(
@@ -302,8 +314,15 @@ pub async fn create_pod(
     secrets: &(dyn Fn(&str) -> Option<String> + Send + Sync),
 ) -> Result<(), String> {
     for (i, c) in pod.containers.iter().enumerate() {
-        let env = env_list(&c.spec, secrets)?;
-        let body = create_body(pod, i, project, env);
+        let (env, sealed) = env_list(&c.spec, secrets)?;
+        let mut body = create_body(pod, i, project, env);
+        if !sealed.is_empty() {
+            let labels = body.labels.get_or_insert_with(HashMap::new);
+            labels.insert(
+                crate::model::secret::SECRETS_LABEL.to_string(),
+                serde_json::to_string(&sealed).expect("a map of strings serialises"),
+            );
+        }
         let options = CreateContainerOptionsBuilder::default()
             .name(&c.name)
             .build();

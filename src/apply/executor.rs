@@ -181,16 +181,20 @@ async fn run_lane(
     for (i, wave) in lane {
         let lane_name = wave.deployment.as_deref();
         progress.wave(i + 1, plan.waves.len(), &wave.description);
+        let mut by_signal = false;
         let (failures, waited) = tokio::select! {
             done = run_hosts(&wave.steps, lane_name, plan, fleet, secrets, progress) => done?,
-            signal = &mut interrupted => (
-                vec![StepFailure {
-                    host: "-".into(),
-                    message: format!("interrupted by {signal}"),
-                    details: String::new(),
-                }],
-                Duration::ZERO,
-            ),
+            signal = &mut interrupted => {
+                by_signal = true;
+                (
+                    vec![StepFailure {
+                        host: "-".into(),
+                        message: format!("interrupted by {signal}"),
+                        details: String::new(),
+                    }],
+                    Duration::ZERO,
+                )
+            }
         };
         strategy_wait += waited;
         if failures.is_empty() {
@@ -202,7 +206,13 @@ async fn run_lane(
         if !wave.on_failure.is_empty() {
             progress.rolling_back(&wave.description);
         }
-        let rollback = run_hosts(&wave.on_failure, lane_name, plan, fleet, secrets, progress);
+        // An interrupt is no verdict on the revision: it is rolled back, not marked failed.
+        let on_failure = if by_signal {
+            without_failure_records(&wave.on_failure)
+        } else {
+            wave.on_failure.clone()
+        };
+        let rollback = run_hosts(&on_failure, lane_name, plan, fleet, secrets, progress);
         let rolled_back = tokio::select! {
             done = rollback => done?,
             signal = interrupt() => {
@@ -226,6 +236,25 @@ async fn run_lane(
         }));
     }
     Ok(LaneResult::Done(strategy_wait))
+}
+
+/// The steps without those that record a revision as failed.
+fn without_failure_records(
+    steps: &std::collections::BTreeMap<String, Vec<Step>>,
+) -> std::collections::BTreeMap<String, Vec<Step>> {
+    steps
+        .iter()
+        .map(|(h, list)| {
+            let kept = list
+                .iter()
+                .filter(|s| {
+                    !matches!(s, Step::RecordRollout { state: Some(r), .. } if r.phase == crate::model::Phase::Failed)
+                })
+                .cloned()
+                .collect();
+            (h.clone(), kept)
+        })
+        .collect()
 }
 
 async fn run_hosts(

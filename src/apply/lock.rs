@@ -163,6 +163,7 @@ async fn create(c: &Connected, claim: &Claim<'_>) -> Result<Option<String>, Stri
             lock::ID_LABEL: claim.id,
             lock::OWNER_LABEL: claim.owner,
             lock::SINCE_LABEL: claim.now.to_string(),
+            lock::LEASE_LABEL: claim.lease_s.to_string(),
         },
     });
     let (status, reply) = raw_json(

@@ -100,6 +100,10 @@ pub struct PlanFlags {
     /// request per host), blind to `docker update` and to pods outside their service name.
     #[arg(long)]
     pub fast: bool,
+    /// Roll out again a revision whose rolling or recreate rollout failed before (without
+    /// it, `sync` leaves such a revision alone until Git changes).
+    #[arg(long)]
+    pub retry: bool,
     /// Set by `promote`, `abort` and `rollback`: the plan covers only these deployments.
     #[arg(skip)]
     pub intents: std::collections::BTreeMap<String, plan::Intent>,
@@ -166,7 +170,7 @@ pub fn parse_selector(text: &Option<String>) -> Result<Option<Selector>> {
 }
 
 /// Reads and validates the repository. Problems are printed as diagnostics.
-pub fn load_repo(args: &RepoArgs, ssh: Option<&SshArgs>) -> Result<DesiredState> {
+pub fn load_repo(args: &RepoArgs, ssh: Option<&SshArgs>, secrets: Secrets) -> Result<DesiredState> {
     let cache_dir = args.cache_dir.clone().unwrap_or_else(|| {
         std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
@@ -189,7 +193,23 @@ pub fn load_repo(args: &RepoArgs, ssh: Option<&SshArgs>) -> Result<DesiredState>
     for w in &src.warnings {
         eprintln!("warning: {w}");
     }
-    repo::load(&src.files, &secret_lookup).map_err(miette::Report::new)
+    match secrets {
+        Secrets::NotNeeded => repo::load::load_with(&src.files, None, None),
+        Secrets::ForSelected => {
+            let selector = parse_selector(&args.selector)?;
+            repo::load::load_with(&src.files, Some(&secret_lookup), selector.as_ref())
+        }
+    }
+    .map_err(miette::Report::new)
+}
+
+/// Whether a command needs the values of the secrets the deployments name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// Offline or read-only commands: no value is read (render, status, lock).
+    NotNeeded,
+    /// Planning: the secrets of the deployments `-l` selects must be set.
+    ForSelected,
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -227,6 +247,7 @@ impl Context {
             prune_volumes: self.flags.prune_volumes,
             now: crate::apply::unix_now(),
             intents: self.flags.intents.clone(),
+            retry: self.flags.retry,
         })
     }
 }
@@ -234,7 +255,21 @@ impl Context {
 /// Loads the repository and connects to its hosts.
 pub async fn connect(repo: &RepoArgs, ssh: &SshArgs, flags: &PlanFlags) -> Result<Context> {
     let selector = parse_selector(&repo.selector)?;
-    let desired = load_repo(repo, Some(ssh))?;
+    let desired = load_repo(repo, Some(ssh), Secrets::ForSelected)?;
+    // promote/abort/rollback of a deployment Git does not declare: say so before any host.
+    for name in flags.intents.keys() {
+        if !desired.deployments.iter().any(|d| &d.name == name) {
+            let declared: Vec<&str> = desired
+                .deployments
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect();
+            return Err(miette!(
+                help = format!("the deployments are: {}", declared.join(", ")),
+                "there is no deployment named {name} in the repository"
+            ));
+        }
+    }
     let fleet = hosts::connect_all(&desired.hosts, &ssh.options(), ssh.max_handshakes).await;
     Ok(Context {
         fleet,

@@ -71,7 +71,7 @@ fn text(state: &DesiredState) -> String {
 }
 
 pub fn run(a: RenderArgs) -> Result<u8> {
-    let mut state = load_repo(&a.repo, None)?;
+    let mut state = load_repo(&a.repo, None, Secrets::NotNeeded)?;
     if let Some(sel) = parse_selector(&a.repo.selector)? {
         state.deployments.retain(|d| sel.matches(&d.labels));
     }

@@ -24,7 +24,7 @@ pub struct StatusArgs {
 
 pub fn run(a: StatusArgs) -> Result<u8> {
     let selector = parse_selector(&a.repo.selector)?;
-    let desired = load_repo(&a.repo, Some(&a.ssh))?;
+    let desired = load_repo(&a.repo, Some(&a.ssh), Secrets::NotNeeded)?;
     let observed = runtime().block_on(async {
         let fleet =
             hosts::connect_all(&desired.hosts, &a.ssh.options(), a.ssh.max_handshakes).await;

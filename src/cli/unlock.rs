@@ -60,7 +60,7 @@ fn alive(pid: u32) -> bool {
 }
 
 pub fn status(a: LockStatusArgs) -> Result<u8> {
-    let desired = load_repo(&a.repo, Some(&a.ssh))?;
+    let desired = load_repo(&a.repo, Some(&a.ssh), Secrets::NotNeeded)?;
     runtime().block_on(async {
         let fleet =
             hosts::connect_all(&desired.hosts, &a.ssh.options(), a.ssh.max_handshakes).await;
@@ -96,7 +96,7 @@ pub fn status(a: LockStatusArgs) -> Result<u8> {
 }
 
 pub fn run(a: UnlockArgs) -> Result<u8> {
-    let desired = load_repo(&a.repo, Some(&a.ssh))?;
+    let desired = load_repo(&a.repo, Some(&a.ssh), Secrets::NotNeeded)?;
     runtime().block_on(async {
         let fleet =
             hosts::connect_all(&desired.hosts, &a.ssh.options(), a.ssh.max_handshakes).await;

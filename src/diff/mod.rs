@@ -4,8 +4,9 @@
 pub mod placement;
 pub mod status;
 
+use crate::model::secret::{self, SecretValues, SECRETS_LABEL};
 use crate::model::{
-    label, ContainerSpec, Deployment, Health, Labels, ObservedContainer, ObservedHost,
+    label, ContainerSpec, Deployment, EnvValue, Health, Labels, ObservedContainer, ObservedHost,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -140,16 +141,61 @@ pub enum Condition {
     },
     /// Another revision: Git changed.
     Outdated { fields: Vec<FieldChange> },
+    /// Current revision and spec, but the value of these secrets changed since the pod was
+    /// created (or an older berth recorded them without a salt).
+    SecretsChanged { secrets: Vec<String> },
 }
 
 pub fn spec_value(spec: &ContainerSpec) -> Value {
     serde_json::to_value(spec).expect("a container spec always serialises")
 }
 
-/// The spec a container was created from, parsed from its `berth.spec` label.
+/// The spec a container was created from, parsed from its `berth.spec` label. A secret's
+/// plain hash, which older versions kept there, is left out: secrets are compared by
+/// `changed_secrets`.
 pub fn observed_spec(c: &ObservedContainer) -> Option<Value> {
-    c.label(label::SPEC)
-        .and_then(|s| serde_json::from_str(s).ok())
+    let mut spec: Value = c
+        .label(label::SPEC)
+        .and_then(|s| serde_json::from_str(s).ok())?;
+    if let Some(env) = spec.get_mut("env").and_then(Value::as_object_mut) {
+        for v in env.values_mut() {
+            if let Some(secret) = v.as_object_mut().filter(|o| o.contains_key("secret")) {
+                secret.remove("sha256");
+            }
+        }
+    }
+    Some(spec)
+}
+
+/// The secrets of a pod whose values differ from what its containers were created with, or
+/// that they carry no salted record of. Secrets without a value at hand are not judged.
+pub fn changed_secrets(pod: &ObservedPod, d: &Deployment, values: &SecretValues) -> Vec<String> {
+    let mut changed = Vec::new();
+    for spec in &d.pod.containers {
+        let observed = pod
+            .containers
+            .iter()
+            .find(|c| c.label(label::CONTAINER) == Some(spec.name.as_str()));
+        let sealed: BTreeMap<String, String> = observed
+            .and_then(|c| c.label(SECRETS_LABEL))
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or_default();
+        for v in spec.env.values() {
+            let EnvValue::Secret { secret } = v else {
+                continue;
+            };
+            let Some(value) = values.get(secret) else {
+                continue;
+            };
+            let same = sealed
+                .get(secret)
+                .is_some_and(|s| secret::matches(s, value));
+            if !same && !changed.contains(secret) {
+                changed.push(secret.clone());
+            }
+        }
+    }
+    changed
 }
 
 fn compact(v: &Value) -> String {
@@ -253,8 +299,14 @@ pub fn resource_changes(pod: &ObservedPod, desired: &[ContainerSpec]) -> Vec<Fie
     out
 }
 
-/// Judges one observed pod of a deployment against the deployment's desired revision.
-pub fn judge(pod: &ObservedPod, d: &Deployment, revision: &str) -> Condition {
+/// Judges one observed pod of a deployment against the deployment's desired revision and the
+/// secret values at hand.
+pub fn judge(
+    pod: &ObservedPod,
+    d: &Deployment,
+    revision: &str,
+    values: &SecretValues,
+) -> Condition {
     if pod.revision != revision {
         return Condition::Outdated {
             fields: pod_field_changes(&pod.containers, &d.pod.containers),
@@ -280,6 +332,10 @@ pub fn judge(pod: &ObservedPod, d: &Deployment, revision: &str) -> Condition {
             why: "resources changed by hand".to_string(),
             fields: resources,
         };
+    }
+    let secrets = changed_secrets(pod, d, values);
+    if !secrets.is_empty() {
+        return Condition::SecretsChanged { secrets };
     }
     let stopped: Vec<String> = pod
         .containers

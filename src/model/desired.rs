@@ -2,7 +2,7 @@
 //!
 //! [`ContainerSpec`] is the unit of comparison: berth stores it, serialised canonically, in the
 //! `berth.spec` label of every container it creates, so a plan compares specs without an
-//! inspect per container. Secret values never enter it, only their hashes.
+//! inspect per container. Secret values never enter it, only their names.
 
 use super::labels::Labels;
 use super::selector::Selector;
@@ -17,6 +17,10 @@ pub struct DesiredState {
     pub commit: Option<String>,
     pub hosts: Vec<Host>,
     pub deployments: Vec<Deployment>,
+    /// The values of the secrets the deployments name (only those that were asked for and
+    /// set); never serialised.
+    #[serde(skip)]
+    pub secrets: super::secret::SecretValues,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -204,12 +208,14 @@ pub struct ContainerSpec {
     pub millicpus: Option<u64>,
 }
 
-/// An environment value: plain text, or a secret known only by its name and hash.
+/// An environment value: plain text, or a secret known only by its name (its value is in
+/// [`DesiredState::secrets`], and a container records a salted HMAC of it, see
+/// `model::secret`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum EnvValue {
     Plain(String),
-    Secret { secret: String, sha256: String },
+    Secret { secret: String },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -297,6 +303,12 @@ impl Deployment {
             service: &self.service,
         };
         let json = serde_json::to_string(&template).expect("a pod template always serialises");
+        short_hash(json.as_bytes())
+    }
+
+    /// A short hash of the strategy: an attempt at a revision (see `Rollout::attempt`).
+    pub fn attempt(&self) -> String {
+        let json = serde_json::to_string(&self.strategy).expect("a strategy serialises");
         short_hash(json.as_bytes())
     }
 

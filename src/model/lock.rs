@@ -14,6 +14,8 @@ pub const OWNER_LABEL: &str = "berth.lock.owner";
 pub const SINCE_LABEL: &str = "berth.lock.since";
 /// On lease volumes: Unix seconds after which the holder counts as gone.
 pub const EXPIRES_LABEL: &str = "berth.lock.expires";
+/// On the lock: the holder's lease in seconds, for the time before its first lease volume.
+pub const LEASE_LABEL: &str = "berth.lock.lease";
 
 /// How long a lease lasts unless renewed.
 pub const DEFAULT_LEASE_S: u64 = 30;
@@ -43,7 +45,8 @@ pub struct Holder {
 }
 
 impl Holder {
-    /// `leases` are the labels of the lease volumes found with the lock's id.
+    /// `leases` are the labels of the lease volumes found with the lock's id; `lease_s` is
+    /// the lease assumed for a lock that does not say its own.
     pub fn read(lock: &Labels, leases: &[Labels], lease_s: u64) -> Holder {
         let id = lock.get(ID_LABEL).cloned();
         let since = lock
@@ -55,8 +58,13 @@ impl Holder {
             .filter(|l| id.is_some() && l.get(ID_LABEL) == id.as_ref())
             .filter_map(|l| l.get(EXPIRES_LABEL)?.parse::<u64>().ok())
             .max();
-        // A lock is taken before its first lease is written: it counts as leased from then.
-        let first = (since > 0).then(|| since.saturating_add(lease_s));
+        // A lock is taken before its first lease is written: it counts as leased from then,
+        // for the holder's own lease.
+        let own_lease = lock
+            .get(LEASE_LABEL)
+            .and_then(|l| l.parse::<u64>().ok())
+            .unwrap_or(lease_s);
+        let first = (since > 0).then(|| since.saturating_add(own_lease));
         Holder {
             id,
             owner: lock
@@ -64,7 +72,7 @@ impl Holder {
                 .cloned()
                 .unwrap_or_else(|| "an unknown apply".into()),
             since,
-            expires: renewed.max(first),
+            expires: renewed.or(first),
         }
     }
 
@@ -116,6 +124,12 @@ mod tests {
         let h = Holder::read(&lock, &[], 30);
         assert_eq!(h.expires, Some(1030));
         assert_eq!(h.owner, "an unknown apply");
+        let mut own = lock.clone();
+        own.insert(LEASE_LABEL.into(), "2".into());
+        assert_eq!(Holder::read(&own, &[], 30).expires, Some(1002));
+        // Once leases are written, the newest one decides, even when it is shorter.
+        let lease = labels(&[(ID_LABEL, "a1"), (EXPIRES_LABEL, "1004")]);
+        assert_eq!(Holder::read(&lock, &[lease], 30).expires, Some(1004));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod lock;
 pub mod names;
 pub mod observed;
 pub mod rollout;
+pub mod secret;
 pub mod selector;
 
 pub use desired::*;

@@ -23,6 +23,9 @@ pub enum Phase {
     /// Aborted (failed analysis or health, `berth abort`, `berth rollback`): this revision is
     /// not rolled out again until Git names another one.
     Aborted,
+    /// A rolling or recreate rollout of this revision failed and was rolled back: `sync` does
+    /// not try it again until Git changes (or `--retry`), so a bad commit does not flap.
+    Failed,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -43,6 +46,11 @@ pub struct Rollout {
     /// When the state was written (Unix seconds), stamped by whoever writes it.
     #[serde(default)]
     pub since: u64,
+    /// Which attempt at the revision this is: a hash of the strategy it was rolled out with.
+    /// An abort or a failure holds for that attempt only; a changed strategy (a fixed
+    /// analysis path, say) is a new attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<String>,
 }
 
 /// The volume that carries a deployment's rollout state.
@@ -51,6 +59,15 @@ pub fn rollout_volume(project: &str, deployment: &str) -> String {
 }
 
 impl Rollout {
+    /// Whether this state ended the given attempt at `revision` (aborted or failed), so that
+    /// it must not be tried again unasked. A state without an attempt (older berth) holds for
+    /// any.
+    pub fn stops(&self, revision: &str, attempt: &str) -> bool {
+        matches!(self.phase, Phase::Aborted | Phase::Failed)
+            && self.revision == revision
+            && self.attempt.as_deref().is_none_or(|a| a == attempt)
+    }
+
     /// Of the states found on several hosts, the one written last.
     pub fn newest<'a>(found: impl IntoIterator<Item = &'a Rollout>) -> Option<&'a Rollout> {
         found.into_iter().max_by_key(|r| r.since)
@@ -117,8 +134,40 @@ mod tests {
             step: 1,
             weight: 50,
             since,
+            attempt: None,
         };
         let found = [r(5), r(9), r(7)];
         assert_eq!(Rollout::newest(&found).unwrap().since, 9);
+    }
+
+    #[test]
+    fn an_abort_holds_for_its_revision_and_strategy_only() {
+        let aborted = Rollout {
+            deployment: "web".into(),
+            strategy: crate::model::StrategyKind::Canary,
+            revision: "b".into(),
+            stable: "a".into(),
+            phase: Phase::Aborted,
+            step: 0,
+            weight: 0,
+            since: 1,
+            attempt: Some("s1".into()),
+        };
+        assert!(aborted.stops("b", "s1"));
+        assert!(
+            !aborted.stops("b", "s2"),
+            "a changed strategy is a new attempt"
+        );
+        assert!(!aborted.stops("c", "s1"), "a new revision is a new attempt");
+        let old = Rollout {
+            attempt: None,
+            ..aborted.clone()
+        };
+        assert!(old.stops("b", "anything"));
+        let paused = Rollout {
+            phase: Phase::Paused,
+            ..aborted
+        };
+        assert!(!paused.stops("b", "s1"));
     }
 }

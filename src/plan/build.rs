@@ -23,6 +23,8 @@ pub struct PlanInput<'a> {
     pub now: u64,
     /// What the user asked of rollouts in progress, by deployment.
     pub intents: BTreeMap<String, Intent>,
+    /// Try again a revision whose rolling or recreate rollout failed (`--retry`).
+    pub retry: bool,
 }
 
 /// The Docker network every pod of a project joins; service names are aliases on it.
@@ -165,6 +167,10 @@ pub fn build(input: &PlanInput) -> Plan {
     let mut all_work: Vec<(&Deployment, Option<Wave>, Planned)> = Vec::new();
     for d in &selected {
         let repairs = b.membership_repairs(d);
+        if b.failed_before(d) {
+            all_work.push((d, repairs, Planned::Work(vec![])));
+            continue;
+        }
         let planned = if d.strategy.kind.is_progressive() {
             b.progressive(d, &hosts)
         } else {
@@ -204,7 +210,10 @@ pub fn build(input: &PlanInput) -> Plan {
     for (d, repairs, work) in all_work {
         let mut waves: Vec<Wave> = repairs.into_iter().collect();
         waves.extend(match work {
-            Planned::Work(work) => waves_for(d, work, &network_name(&input.desired.project)),
+            Planned::Work(work) => {
+                let waves = waves_for(d, work, &network_name(&input.desired.project));
+                b.remember_failure(d, waves)
+            }
             Planned::Waves(waves) => waves,
         });
         b.waves.extend(waves.into_iter().map(|w| Wave {
@@ -351,7 +360,7 @@ impl Builder<'_> {
             let mut replaceable: Vec<(ObservedPod, ChangeKind, String, Vec<diff::FieldChange>)> =
                 Vec::new();
             for p in pods {
-                match diff::judge(&p, d, &revision) {
+                match diff::judge(&p, d, &revision, &desired.secrets) {
                     Condition::Current { health } => {
                         let problem = match health {
                             Some(Health::Unhealthy) => Some("unhealthy"),
@@ -381,6 +390,14 @@ impl Builder<'_> {
                     Condition::Stopped { containers } => keep.push((p, containers)),
                     Condition::Broken { why, fields } => {
                         replaceable.push((p, ChangeKind::Drift, why, fields))
+                    }
+                    Condition::SecretsChanged { secrets } => {
+                        let why = secrets
+                            .iter()
+                            .map(|s| format!("secret {s} changed"))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        replaceable.push((p, ChangeKind::Pending, why, vec![]))
                     }
                     Condition::Outdated { fields } => {
                         let why = format!("revision {} → {}", p.revision, revision);
@@ -967,7 +984,14 @@ fn restore_plan(old: &ObservedPod, like: &PodPlan) -> Option<PodPlan> {
             ContainerPlan {
                 name: c.name.clone(),
                 spec,
-                labels: c.labels.clone(),
+                // Secrets are sealed again (new salts) when the pod is created; no record of
+                // them goes into a plan.
+                labels: c
+                    .labels
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != crate::model::secret::SECRETS_LABEL)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
             },
         ));
     }

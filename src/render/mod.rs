@@ -167,6 +167,10 @@ pub fn rollout_text(r: &crate::model::Rollout) -> String {
             "revision {} aborted; revision {} serves",
             r.revision, r.stable
         ),
+        Phase::Failed => format!(
+            "the rollout of revision {} failed and was rolled back; it is not tried again until Git changes (or `--retry`)",
+            r.revision
+        ),
     };
     format!("{what}, since {}", rfc3339(r.since))
 }

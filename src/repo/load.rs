@@ -6,6 +6,8 @@ use super::diag::{Diagnostics, SourceFile};
 use super::schema::*;
 use super::units;
 use crate::model::labels::{check_key, check_object_name, check_value};
+use crate::model::names;
+use crate::model::secret::SecretValues;
 use crate::model::*;
 use serde_saphyr::Spanned;
 use std::collections::{BTreeMap, HashMap};
@@ -29,7 +31,11 @@ const DEFAULT_HEALTH_TIMEOUT_MS: u64 = 60_000;
 
 struct Loader<'a> {
     diags: Diagnostics,
-    secrets: SecretLookup<'a>,
+    /// `None`: secret values are not needed (render, validate).
+    secrets: Option<SecretLookup<'a>>,
+    /// Only deployments this selector matches need their secrets set (`-l`).
+    needs_secrets: Option<&'a Selector>,
+    values: SecretValues,
 }
 
 impl Loader<'_> {
@@ -261,9 +267,22 @@ fn args(a: &Args) -> Vec<String> {
 
 /// Loads and validates a repository. On any error nothing is returned but the diagnostics.
 pub fn load(files: &RepoFiles, secrets: SecretLookup) -> Result<DesiredState, Diagnostics> {
+    load_with(files, Some(secrets), None)
+}
+
+/// Loads the repository; `secrets` looks up the values of the secrets that the deployments
+/// `needs_secrets` selects name (all of them when `None`); without `secrets`, no value is read
+/// and none is needed.
+pub fn load_with<'a>(
+    files: &RepoFiles,
+    secrets: Option<SecretLookup<'a>>,
+    needs_secrets: Option<&'a Selector>,
+) -> Result<DesiredState, Diagnostics> {
     let mut l = Loader {
         diags: Diagnostics::default(),
         secrets,
+        needs_secrets,
+        values: SecretValues::default(),
     };
     let Some(project_src) = source(files, PROJECT_FILE) else {
         l.diags.push(miette::miette!(
@@ -356,6 +375,7 @@ pub fn load(files: &RepoFiles, secrets: SecretLookup) -> Result<DesiredState, Di
         commit: files.commit.clone(),
         hosts,
         deployments: deployments.iter().map(|(d, _, _)| d.clone()).collect(),
+        secrets: std::mem::take(&mut l.values),
     };
     check_placement(&mut l, &state, &deployments);
     check_services(&mut l, &deployments);
@@ -387,6 +407,7 @@ fn load_hosts(l: &mut Loader, src: &SourceFile) -> Vec<Host> {
     };
     let mut hosts: Vec<Host> = Vec::new();
     let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut addresses: HashMap<(String, u16), (String, u64)> = HashMap::new();
     for h in &inv.hosts {
         l.name(src, &h.name, "host");
         if let Some(line) = seen.insert(h.name.value.clone(), h.name.referenced.line()) {
@@ -406,11 +427,46 @@ fn load_hosts(l: &mut Loader, src: &SourceFile) -> Vec<Host> {
                 "an address or DNS name is needed",
             ));
         }
+        if let Some(p) = h.port.as_ref().filter(|p| p.value == 0) {
+            l.report(src.error(p, "an SSH port is 1 to 65535", "port 0"));
+        }
+        if let Some(u) = h.user.as_ref().filter(|u| u.value.trim().is_empty()) {
+            l.report(
+                src.error(u, "empty SSH user", "no user name")
+                    .with_help("leave `user` out for root, or name the user"),
+            );
+        }
+        let port = h.port.as_ref().map_or(22, |p| p.value);
+        let endpoint = (h.address.value.trim().to_ascii_lowercase(), port);
+        if let Some((other, line)) = addresses.get(&endpoint) {
+            l.report(
+                src.error(
+                    &h.address,
+                    format!(
+                        "hosts {other} and {} have the same address and port",
+                        h.name.value
+                    ),
+                    "same as another host",
+                )
+                .with_help(format!(
+                    "{other} (line {line}) is {}:{port} too; one machine is one host",
+                    h.address.value
+                )),
+            );
+        } else {
+            addresses.insert(
+                endpoint,
+                (h.name.value.clone(), h.address.referenced.line()),
+            );
+        }
         hosts.push(Host {
             name: h.name.value.clone(),
             address: h.address.value.clone(),
-            port: h.port.unwrap_or(22),
-            user: h.user.clone().unwrap_or_else(|| "root".into()),
+            port,
+            user: h
+                .user
+                .as_ref()
+                .map_or_else(|| "root".into(), |u| u.value.clone()),
             labels: l.labels(src, &h.labels),
             docker_socket: h
                 .docker_socket
@@ -431,6 +487,18 @@ fn load_deployment(
 ) -> Deployment {
     l.name(src, &raw.name, "deployment");
     let labels = l.labels(src, &raw.labels);
+    for k in raw.labels.keys().filter(|k| k.value.starts_with("berth.")) {
+        l.report(
+            src.error(
+                k,
+                format!("label {} is berth's own", k.value),
+                "reserved prefix",
+            )
+            .with_help(
+                "berth labels every container with berth.* keys; name yours without that prefix",
+            ),
+        );
+    }
     let hosts = match &raw.placement.hosts {
         Some(s) => l.selector(src, s),
         None => Selector::everything(),
@@ -446,6 +514,7 @@ fn load_deployment(
             l.report(src.error(m, "max_per_host must be at least 1", "zero"));
         }
     }
+    let needs_secrets = l.needs_secrets.is_none_or(|s| s.matches(&labels));
     let mut containers: Vec<ContainerSpec> = Vec::new();
     if raw.pod.containers.value.is_empty() {
         l.report(src.error(
@@ -455,13 +524,36 @@ fn load_deployment(
         ));
     }
     for c in &raw.pod.containers.value {
-        let spec = load_container(l, src, c, default_restart);
+        let spec = load_container(l, src, c, default_restart, needs_secrets);
         if containers.iter().any(|o| o.name == spec.name) {
             l.report(src.error(
                 &c.name,
                 format!("two containers in this pod are named {:?}", spec.name),
                 "again here",
             ));
+        }
+        for port in spec.ports.iter().filter(|p| p.host.is_some()) {
+            let taken = containers
+                .iter()
+                .flat_map(|o| o.ports.iter())
+                .chain(spec.ports.iter().take_while(|p| !std::ptr::eq(*p, port)))
+                .any(|o| o.host == port.host && o.protocol == port.protocol);
+            if taken {
+                let at = c
+                    .ports
+                    .iter()
+                    .find(|p| units::port(&p.value).is_ok_and(|x| x.host == port.host))
+                    .unwrap_or(&c.name);
+                l.report(src.error(
+                    at,
+                    format!(
+                        "host port {}/{} is published twice in this pod",
+                        port.host.unwrap_or(0),
+                        port.protocol
+                    ),
+                    "published already",
+                ));
+            }
         }
         containers.push(spec);
     }
@@ -527,6 +619,7 @@ fn load_container(
     src: &SourceFile,
     c: &ContainerFile,
     default_restart: &str,
+    needs_secrets: bool,
 ) -> ContainerSpec {
     l.name(src, &c.name, "container");
     if c.image.value.trim().is_empty() || c.image.value.contains(char::is_whitespace) {
@@ -538,15 +631,41 @@ fn load_container(
     }
     let mut env = std::collections::BTreeMap::new();
     for (k, v) in &c.env {
+        if k.value.is_empty() || k.value.contains('=') || k.value.contains('\0') {
+            l.report(
+                src.error(
+                    k,
+                    format!("invalid env name {:?}", k.value),
+                    "not a variable name",
+                )
+                .with_help("an env name is not empty and has no `=` in it"),
+            );
+        }
         let value = match &v.value {
             EnvFile::Value(s) => EnvValue::Plain(s.to_string()),
-            EnvFile::Secret { secret } => match (l.secrets)(secret) {
-                Some(value) => EnvValue::Secret {
-                    secret: secret.clone(),
-                    sha256: sha256_hex(value.as_bytes()),
-                },
-                None => {
-                    l.report(
+            EnvFile::Other(other) => {
+                let why = match other {
+                    serde_json::Value::Null => {
+                        "it has no value; write \"\" for an empty one".to_string()
+                    }
+                    serde_json::Value::Object(m) => format!(
+                        "a secret reference is {{secret: NAME}} and nothing else; found {}",
+                        m.keys()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    _ => "an env value is a string, a number, true or false, or {secret: NAME}"
+                        .to_string(),
+                };
+                l.report(src.error(v, format!("invalid value for env {}", k.value), why));
+                EnvValue::Plain(String::new())
+            }
+            EnvFile::Secret(SecretRef { secret }) => {
+                let lookup = l.secrets.filter(|_| needs_secrets);
+                match lookup.map(|find| find(secret)) {
+                    Some(Some(value)) => l.values.insert(secret, value),
+                    Some(None) => l.report(
                         src.error(
                             v,
                             format!("secret {secret:?} has no value"),
@@ -556,13 +675,13 @@ fn load_container(
                             "set the environment variable {}",
                             secret_env_var(secret)
                         )),
-                    );
-                    EnvValue::Secret {
-                        secret: secret.clone(),
-                        sha256: String::new(),
-                    }
+                    ),
+                    None => {}
                 }
-            },
+                EnvValue::Secret {
+                    secret: secret.clone(),
+                }
+            }
         };
         env.insert(k.value.clone(), value);
     }
@@ -588,8 +707,36 @@ fn load_container(
             Err(why) => l.report(src.error(v, "invalid volume", why)),
         }
     }
+    for (i, m) in volumes.iter().enumerate() {
+        if let Some(first) = volumes[..i].iter().find(|o| o.target == m.target) {
+            let at = c
+                .volumes
+                .iter()
+                .filter(|v| units::mount(&v.value).is_ok_and(|x| x.target == m.target))
+                .nth(1)
+                .unwrap_or(&c.name);
+            l.report(
+                src.error(
+                    at,
+                    format!("two volumes are mounted on {}", m.target),
+                    "again here",
+                )
+                .with_help(format!("{} is mounted there already", first.source)),
+            );
+        }
+    }
     let healthcheck = c.healthcheck.as_ref().map(|h| {
-        let test = match &h.test {
+        let empty = match &h.test.value {
+            Args::List(v) => v.iter().all(|a| a == "CMD" || a == "CMD-SHELL" || a.trim().is_empty()),
+            Args::Shell(s) => s.trim().is_empty(),
+        };
+        if empty {
+            l.report(
+                src.error(&h.test, "an empty healthcheck test", "no command")
+                    .with_help("test: [CMD, wget, -q, -O, /dev/null, http://127.0.0.1:8080/health], or leave healthcheck out"),
+            );
+        }
+        let test = match &h.test.value {
             Args::List(v) if v.first().is_some_and(|f| f == "CMD" || f == "CMD-SHELL") => v.clone(),
             Args::List(v) => std::iter::once("CMD".to_string())
                 .chain(v.iter().cloned())
@@ -774,6 +921,27 @@ fn check_placement(
 }
 
 fn check_services(l: &mut Loader, ds: &[(Deployment, SourceFile, DeploymentFile)]) {
+    for (a, _, _) in ds {
+        let Some(sa) = &a.service else { continue };
+        let preview = names::preview_alias(&sa.name);
+        for (b, src_b, raw_b) in ds.iter().filter(|(b, _, _)| b.name != a.name) {
+            if b.service.as_ref().is_some_and(|sb| sb.name == preview) {
+                let name = &raw_b.service.as_ref().expect("has a service").name;
+                l.report(
+                    src_b
+                        .error(
+                            name,
+                            format!("service {preview:?} is the preview name of {}'s service", a.name),
+                            "taken",
+                        )
+                        .with_help(format!(
+                            "a blue-green rollout of {} puts its new pods behind {preview}; choose another name",
+                            a.name
+                        )),
+                );
+            }
+        }
+    }
     for (i, (a, _, _)) in ds.iter().enumerate() {
         let Some(sa) = &a.service else { continue };
         for (b, src_b, raw_b) in &ds[i + 1..] {

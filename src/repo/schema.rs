@@ -41,9 +41,9 @@ pub struct HostFile {
     pub name: Spanned<String>,
     pub address: Spanned<String>,
     #[serde(default)]
-    pub port: Option<u16>,
+    pub port: Option<Spanned<u16>>,
     #[serde(default)]
-    pub user: Option<String>,
+    pub user: Option<Spanned<String>>,
     #[serde(default)]
     pub labels: SpannedMap,
     #[serde(default)]
@@ -211,14 +211,23 @@ impl std::fmt::Display for Scalar {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum EnvFile {
-    Secret { secret: String },
+    Secret(SecretRef),
     Value(Scalar),
+    /// Anything else (null, a list, a mapping that is not a secret reference): refused with
+    /// a message that says what an env value can be.
+    Other(serde_json::Value),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    pub secret: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthFile {
-    pub test: Args,
+    pub test: Spanned<Args>,
     #[serde(default)]
     pub interval: Option<Spanned<String>>,
     #[serde(default)]

@@ -146,6 +146,7 @@ impl Flow<'_> {
             step,
             weight,
             since: 0,
+            attempt: Some(self.d.attempt()),
         }
     }
 
@@ -268,6 +269,41 @@ impl Builder<'_> {
             if intent.is_some() {
                 self.rollout_issue(d, format!("{} has no rollout in progress", d.name));
             }
+            // Every pod is on the revision, but its rollout's state was not cleared (an apply
+            // stopped just before): forget it, so nothing says the rollout is still going.
+            if let Some(s) = state.filter(|s| {
+                s.revision == revision
+                    && matches!(s.phase, model::Phase::Paused | model::Phase::Promoted)
+            }) {
+                let carriers: Vec<String> = self
+                    .input
+                    .observed
+                    .iter()
+                    .filter_map(|(h, o)| Some((h, o.as_ref().ok()?)))
+                    .filter(|(_, o)| o.rollouts.iter().any(|r| r.deployment == d.name))
+                    .map(|(h, _)| h.clone())
+                    .collect();
+                let record = Step::RecordRollout {
+                    deployment: d.name.clone(),
+                    state: None,
+                };
+                self.rollout_issue(
+                    d,
+                    format!(
+                        "every pod of {} runs revision {}: its rollout is complete",
+                        d.name, s.revision
+                    ),
+                );
+                return Some(vec![Wave {
+                    deployment: Some(d.name.clone()),
+                    description: format!("the rollout of {} is complete: forget its state", d.name),
+                    steps: carriers
+                        .into_iter()
+                        .map(|h| (h, vec![record.clone()]))
+                        .collect(),
+                    on_failure: BTreeMap::new(),
+                }]);
+            }
             return None;
         }
         let service = d.service.as_ref()?.name.clone();
@@ -322,8 +358,14 @@ impl Builder<'_> {
             state_hosts,
             waves: vec![],
         };
-        // The state of this revision's rollout, if it has one.
-        let current = state.filter(|s| s.revision == revision);
+        // The state of this revision's rollout, if it has one; an abort of an earlier attempt
+        // (another strategy) does not hold for this one.
+        let attempt = d.attempt();
+        let current = state.filter(|s| {
+            s.revision == revision
+                && s.phase != model::Phase::Failed
+                && (s.phase != model::Phase::Aborted || s.stops(&revision, &attempt))
+        });
         match d.strategy.kind {
             StrategyKind::Canary => self.canary(&mut r, sets, current, intent),
             _ => self.blue_green(&mut r, sets, current, intent),
@@ -407,6 +449,21 @@ impl Builder<'_> {
             .collect();
         let service = vec![r.service.clone()];
         match (phase, intent) {
+            (Some(model::Phase::Promoted), Some(Intent::Rollback | Intent::Abort))
+                if old.len() < d.replicas as usize =>
+            {
+                // The old set's scale-down had begun (an apply stopped in it): switching back
+                // would leave the service short.
+                self.rollout_issue(
+                    d,
+                    format!(
+                        "cannot roll back to revision {}: only {} of {} pod(s) of the old set are left; commit the previous revision to go back",
+                        r.stable_revision,
+                        old.len(),
+                        d.replicas
+                    ),
+                );
+            }
             (Some(model::Phase::Promoted), Some(Intent::Rollback | Intent::Abort)) => {
                 let mut steps = HostSteps::new();
                 for m in &old {
@@ -642,6 +699,22 @@ impl Builder<'_> {
     ) {
         let d = r.d;
         let parked: Vec<Member> = sets.parked.iter().map(Member::observed).collect();
+        let stable_left = sets.stable.len() + sets.parked.len();
+        if matches!(intent, Some(Intent::Abort | Intent::Rollback))
+            && stable_left < d.replicas as usize
+            && !sets.new.is_empty()
+        {
+            // The canary got past the point where its stable pods were removed (a promote
+            // stopped in its last wave): an abort would leave the service short.
+            self.rollout_issue(
+                d,
+                format!(
+                    "the canary of revision {} cannot be aborted: only {stable_left} of {} stable pod(s) are left; `berth promote {}` completes it, or commit the previous revision to go back",
+                    r.revision, d.replicas, d.name
+                ),
+            );
+            return;
+        }
         if matches!(intent, Some(Intent::Abort | Intent::Rollback)) {
             for m in &parked {
                 self.member_change(
@@ -671,6 +744,24 @@ impl Builder<'_> {
             );
             return;
         }
+        // More canary pods than the recorded pause has: a `promote` was killed half-way
+        // through the next step. It goes on (it was asked for); the steps below count what
+        // is there.
+        let mut intent = intent;
+        if let Some(s) = current.as_ref().filter(|s| s.phase == model::Phase::Paused) {
+            let stable_set = sets.stable.len() + sets.parked.len();
+            let at_pause = (stable_set as u64 * s.weight as u64).div_ceil(100) as usize;
+            if intent.is_none() && sets.new.len() > at_pause {
+                self.rollout_issue(
+                    d,
+                    format!(
+                        "a promote of revision {} stopped half-way past the pause at weight {}%: it goes on",
+                        s.revision, s.weight
+                    ),
+                );
+                intent = Some(Intent::Promote);
+            }
+        }
         if self.waiting(r, &current, intent) {
             return;
         }
@@ -692,8 +783,16 @@ impl Builder<'_> {
                 format!("neither revision {} nor {}", r.revision, r.stable_revision),
             );
         }
-        if first == 0 && !sets.parked.is_empty() {
-            for p in &sets.parked {
+        // A canary that starts (over) keeps one stopped stable pod per canary pod, as its own
+        // steps leave it: stopped pods beyond that come back; if an apply was killed between
+        // starting a canary pod and stopping the stable one it replaces, a stable pod leaves
+        // and stops now. So canary + serving is the stable set's size, and nothing is left
+        // over when the canary completes.
+        let mut parking: Vec<Member> = Vec::new();
+        if first == 0 {
+            let keep = canary.len().min(sets.parked.len());
+            stopped = sets.parked[..keep].iter().map(Member::observed).collect();
+            for p in &sets.parked[keep..] {
                 let m = Member::observed(p);
                 self.member_change(
                     d,
@@ -702,11 +801,37 @@ impl Builder<'_> {
                     "the stable set is complete again before the canary starts".into(),
                 );
                 cleanup.add(&m.host, r.bring_back(&m));
+                serving.push(p.clone());
             }
-            serving.extend(sets.parked.iter().cloned());
-            stopped.clear();
+        }
+        {
+            let extra = canary.len().saturating_sub(stopped.len());
+            serving = round_robin(serving);
+            for p in serving.drain(..extra.min(serving.len())) {
+                let m = Member::observed(&p);
+                self.member_change(
+                    d,
+                    &m,
+                    Action::Switch,
+                    "a canary pod already replaces it (an apply stopped half-way): it leaves and stops".into(),
+                );
+                parking.push(m);
+            }
         }
         let mut cleanup = cleanup.into_steps();
+        for m in &parking {
+            push(&mut cleanup, &m.host, r.leave(&[m]));
+            push(
+                &mut cleanup,
+                &m.host,
+                [Step::StopPod {
+                    pod: m.pod.clone(),
+                    containers: m.containers.clone(),
+                    stop_timeout_s: d.strategy.stop_timeout_s,
+                }],
+            );
+        }
+        stopped.extend(parking);
         r.retire(&gone, &mut cleanup);
         r.wave(
             "put the stable set back together".into(),

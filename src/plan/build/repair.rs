@@ -33,7 +33,11 @@ fn expected(
                 _ => serve(),
             }
         }
-        Some(s) if s.phase == Phase::Aborted && pod.revision == s.revision => None,
+        Some(s)
+            if matches!(s.phase, Phase::Aborted | Phase::Failed) && pod.revision == s.revision =>
+        {
+            None
+        }
         Some(s) if pod.revision == s.stable => serve(),
         _ if pod.revision == revision => serve(),
         _ => None,
@@ -54,8 +58,10 @@ impl Builder<'_> {
         let mut leaves: BTreeMap<String, Vec<Step>> = BTreeMap::new();
         let mut changes = Vec::new();
         for p in self.pods.iter().filter(|p| p.deployment == d.name) {
-            let ready = !matches!(p.health(), Some(Health::Unhealthy | Health::Starting));
-            if !p.is_running() || !ready {
+            // An unhealthy pod is the health report's business; a starting one joins once its
+            // gate passes (a killed apply may have left it between start and gate).
+            let starting = p.health() == Some(Health::Starting);
+            if !p.is_running() || p.health() == Some(Health::Unhealthy) {
                 continue;
             }
             let (Some(have), Some(owner)) = (p.behind(&[&service, &preview]), p.network_owner())
@@ -72,7 +78,12 @@ impl Builder<'_> {
                 continue;
             }
             let container = owner.name.clone();
-            let reason = if want.is_empty() {
+            let reason = if starting {
+                format!(
+                    "still starting and not behind {} (an apply stopped before its health gate): it joins once healthy",
+                    want.join(", ")
+                )
+            } else if want.is_empty() {
                 format!(
                     "answers to {} but should be out of service (an apply stopped half-way, or a hand)",
                     have.join(", ")
@@ -102,7 +113,22 @@ impl Builder<'_> {
                     aliases: want.clone(),
                 },
             };
-            if want.is_empty() {
+            if starting && !want.is_empty() {
+                let gate = Step::AwaitReady {
+                    pod: p.name.clone(),
+                    containers: p.containers.iter().map(|c| c.name.clone()).collect(),
+                    min_ready_ms: d.strategy.min_ready_ms,
+                    timeout_ms: d.strategy.health_timeout_ms,
+                    join: Some(ServiceJoin {
+                        container: container.clone(),
+                        network: network.clone(),
+                        aliases: want.clone(),
+                    }),
+                };
+                joins.entry(p.host.clone()).or_default().push(gate);
+            } else if starting {
+                continue;
+            } else if want.is_empty() {
                 let drain = d.strategy.drain_ms;
                 leaves
                     .entry(p.host.clone())
@@ -138,5 +164,92 @@ impl Builder<'_> {
             steps: joins,
             on_failure: BTreeMap::new(),
         })
+    }
+}
+
+impl Builder<'_> {
+    /// Whether the deployment's desired revision failed its rolling or recreate rollout
+    /// before (with this strategy): then nothing is planned for it until Git changes or
+    /// `--retry`, and the plan says so. Flap protection for `sync` from cron.
+    pub(super) fn failed_before(&mut self, d: &Deployment) -> bool {
+        if d.strategy.kind.is_progressive() || self.input.retry {
+            return false;
+        }
+        let revision = d.revision(&self.input.desired.project);
+        let Some(s) = Rollout::of(self.input.observed, &d.name) else {
+            return false;
+        };
+        if !(s.phase == Phase::Failed && s.stops(&revision, &d.attempt())) {
+            return false;
+        }
+        self.issues.push(Issue {
+            kind: IssueKind::Rollout,
+            host: None,
+            deployment: Some(d.name.clone()),
+            pod: None,
+            message: format!(
+                "the rollout of revision {revision} of {} failed at {} and was rolled back; it is not tried again until Git changes (or run with --retry)",
+                d.name,
+                crate::model::rollout::rfc3339(s.since)
+            ),
+        });
+        true
+    }
+
+    /// A rolling or recreate deployment's waves, each recording on failure that this
+    /// revision failed (so `sync` does not retry it), and, when they all pass, forgetting an
+    /// earlier failure.
+    pub(super) fn remember_failure(&self, d: &Deployment, mut waves: Vec<Wave>) -> Vec<Wave> {
+        if waves.is_empty() || d.strategy.kind.is_progressive() {
+            return waves;
+        }
+        let failed = Rollout {
+            deployment: d.name.clone(),
+            strategy: d.strategy.kind,
+            revision: d.revision(&self.input.desired.project),
+            stable: String::new(),
+            phase: Phase::Failed,
+            step: 0,
+            weight: 0,
+            since: 0,
+            attempt: Some(d.attempt()),
+        };
+        let record = |state: Option<Rollout>| Step::RecordRollout {
+            deployment: d.name.clone(),
+            state,
+        };
+        for (i, w) in waves.iter_mut().enumerate() {
+            let state = Rollout {
+                step: i,
+                ..failed.clone()
+            };
+            let hosts: Vec<String> = w.steps.keys().cloned().collect();
+            for h in hosts {
+                w.on_failure
+                    .entry(h)
+                    .or_default()
+                    .push(record(Some(state.clone())));
+            }
+        }
+        let carriers: Vec<String> = self
+            .input
+            .observed
+            .iter()
+            .filter_map(|(h, o)| Some((h, o.as_ref().ok()?)))
+            .filter(|(_, o)| o.rollouts.iter().any(|r| r.deployment == d.name))
+            .map(|(h, _)| h.clone())
+            .collect();
+        if !carriers.is_empty() {
+            waves.push(Wave {
+                deployment: Some(d.name.clone()),
+                description: format!("forget the failed rollout of {}", d.name),
+                steps: carriers
+                    .into_iter()
+                    .map(|h| (h, vec![record(None)]))
+                    .collect(),
+                on_failure: BTreeMap::new(),
+            });
+        }
+        waves
     }
 }

@@ -41,12 +41,12 @@ pub struct SshArgs {
     /// text instead; without either, ssh-agent and ~/.ssh/id_* are tried.
     #[arg(short = 'i', long = "identity", env = "BERTH_IDENTITY")]
     pub identity: Vec<PathBuf>,
-    /// Seconds to wait for a host's SSH handshake and Docker engine.
-    #[arg(long, default_value_t = 10)]
-    pub connect_timeout: u64,
-    /// Seconds one Docker API call may take (an image pull is one call).
-    #[arg(long, default_value_t = 300)]
-    pub command_timeout: u64,
+    /// How long to wait for a host's SSH handshake and Docker engine (`10`, `10s`, `1m`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub connect_timeout: Duration,
+    /// How long one Docker API call may take; an image pull is one call.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "300s")]
+    pub command_timeout: Duration,
     /// At most this many SSH handshakes at once.
     #[arg(long, default_value_t = 10)]
     pub max_handshakes: usize,
@@ -141,8 +141,8 @@ impl SshArgs {
             accept_new_host_keys: self.accept_new_host_keys,
             identities,
             key_text,
-            connect_timeout: Duration::from_secs(self.connect_timeout),
-            command_timeout: Duration::from_secs(self.command_timeout),
+            connect_timeout: self.connect_timeout,
+            command_timeout: self.command_timeout,
         }
     }
 }
@@ -158,12 +158,13 @@ pub fn color_stdout() -> bool {
 pub fn parse_selector(text: &Option<String>) -> Result<Option<Selector>> {
     let Some(text) = text else { return Ok(None) };
     Selector::parse(text).map(Some).map_err(|e| {
+        // The reason is in the message too: a label past the end of the text is not shown.
+        let at = e.offset.min(text.len());
+        let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
         miette::miette!(
-            labels = vec![miette::LabeledSpan::at(
-                e.offset..e.offset + 1,
-                e.message.clone()
-            )],
-            "invalid selector for -l"
+            labels = vec![miette::LabeledSpan::at(at..end, "here")],
+            "invalid selector for -l: {}",
+            e.message
         )
         .with_source_code(text.clone())
     })

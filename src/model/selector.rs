@@ -130,7 +130,11 @@ impl Parser<'_> {
     }
 
     fn skip_spaces(&mut self) {
-        while self.peek().is_some_and(|c| c == ' ' || c == '\t') {
+        // Kubernetes' lexer skips these four.
+        while self
+            .peek()
+            .is_some_and(|c| matches!(c, ' ' | '\t' | '\r' | '\n'))
+        {
             self.pos += 1;
         }
     }
@@ -271,6 +275,10 @@ impl Parser<'_> {
             return self.err(self.pos, "expected '(' to start a set of values");
         }
         let mut values = Vec::new();
+        self.skip_spaces();
+        if self.peek() == Some(')') {
+            return self.err(self.pos, "a set of values for in or notin cannot be empty");
+        }
         loop {
             values.push(self.value()?);
             self.skip_spaces();

@@ -55,8 +55,13 @@ impl Loader<'_> {
                     Some(rest) => rest.split_once(": ").map_or(rest, |(_, m)| m).to_string(),
                     None => first.to_string(),
                 };
-                self.diags
-                    .push(miette::Report::new(file.error_at(span, message, "here")));
+                let (message, help) =
+                    super::messages::humanize(&message, &file.text, span.offset());
+                let error = file.error_at(span, message, "here");
+                self.diags.push(miette::Report::new(match help {
+                    Some(h) => error.with_help(h),
+                    None => error,
+                }));
                 None
             }
         }
@@ -323,6 +328,7 @@ pub fn load_with<'a>(
         .as_ref()
         .and_then(|p| p.inventory.clone())
         .unwrap_or_else(|| DEFAULT_INVENTORY.to_string());
+    let before_inventory = l.diags.reports.len();
     let hosts = match source(files, &inventory_path) {
         Some(src) => load_hosts(&mut l, &src),
         None => {
@@ -332,6 +338,7 @@ pub fn load_with<'a>(
             vec![]
         }
     };
+    let inventory_failed = hosts.is_empty() && l.diags.reports.len() > before_inventory;
 
     let mut deployments: Vec<(Deployment, SourceFile, DeploymentFile)> = Vec::new();
     for path in files.files.keys() {
@@ -377,7 +384,10 @@ pub fn load_with<'a>(
         deployments: deployments.iter().map(|(d, _, _)| d.clone()).collect(),
         secrets: std::mem::take(&mut l.values),
     };
-    check_placement(&mut l, &state, &deployments);
+    // Without a readable inventory every placement would fail too: say the cause only.
+    if !inventory_failed {
+        check_placement(&mut l, &state, &deployments);
+    }
     check_services(&mut l, &deployments);
     if l.diags.is_empty() {
         Ok(state)
@@ -1046,9 +1056,15 @@ mod tests {
         ]);
         let errors = errors(&f);
         let expect = [
-            ("deployments/a.yaml:6:7", "unknown field `colour`"),
-            ("deployments/b.yaml:2:1", "duplicate mapping key"),
-            ("deployments/c.yaml:2:11", "invalid"),
+            ("deployments/a.yaml:6:7", "unknown key `colour`"),
+            (
+                "deployments/b.yaml:2:1",
+                "`name` appears twice in this mapping",
+            ),
+            (
+                "deployments/c.yaml:2:11",
+                "`replicas` must be a whole number",
+            ),
             ("deployments/d.yaml:1:7", "invalid deployment name"),
             ("deployments/e.yaml:2:32", "invalid label selector"),
             ("deployments/f.yaml:1:7", "two deployments are named \"e\""),

@@ -3,6 +3,7 @@
 
 pub mod diag;
 pub mod load;
+pub mod messages;
 pub mod schema;
 pub mod source;
 pub mod units;

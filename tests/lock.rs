@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A deployment whose apply takes a while: each pod must stay ready for `min_ready`.
@@ -13,27 +13,6 @@ fn slow_web(version: &str, min_ready: &str) -> String {
         "strategy: {min_ready: 1s, health_timeout: 30s}",
         &format!("strategy: {{min_ready: {min_ready}, health_timeout: 30s}}"),
     )
-}
-
-fn spawn_berth(repo: &Repo, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .arg("--repo")
-        .arg(repo.path())
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn finish(child: Child) -> Run {
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
 }
 
 fn lock_networks(repo: &Repo, host: &str) -> String {

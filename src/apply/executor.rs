@@ -21,6 +21,20 @@ pub struct StepFailure {
     pub host: String,
     pub message: String,
     pub details: String,
+    /// The failure is a verdict on the new pods (a health gate or an analysis they failed),
+    /// not a fault of the host, the network or the operator (an interrupt).
+    pub verdict: bool,
+}
+
+/// Whether a step's failure judges the revision it rolls out.
+fn is_verdict(step: &Step, message: &str) -> bool {
+    match step {
+        Step::AwaitReady { .. } => {
+            message.contains("failed its health gate") || message.contains("was not ready within")
+        }
+        Step::Analyze { .. } => message.starts_with("analysis failed"),
+        _ => false,
+    }
 }
 
 #[derive(Debug)]
@@ -181,20 +195,17 @@ async fn run_lane(
     for (i, wave) in lane {
         let lane_name = wave.deployment.as_deref();
         progress.wave(i + 1, plan.waves.len(), &wave.description);
-        let mut by_signal = false;
         let (failures, waited) = tokio::select! {
             done = run_hosts(&wave.steps, lane_name, plan, fleet, secrets, progress) => done?,
-            signal = &mut interrupted => {
-                by_signal = true;
-                (
-                    vec![StepFailure {
-                        host: "-".into(),
-                        message: format!("interrupted by {signal}"),
-                        details: String::new(),
-                    }],
-                    Duration::ZERO,
-                )
-            }
+            signal = &mut interrupted => (
+                vec![StepFailure {
+                    host: "-".into(),
+                    message: format!("interrupted by {signal}"),
+                    details: String::new(),
+                    verdict: false,
+                }],
+                Duration::ZERO,
+            ),
         };
         strategy_wait += waited;
         if failures.is_empty() {
@@ -206,8 +217,9 @@ async fn run_lane(
         if !wave.on_failure.is_empty() {
             progress.rolling_back(&wave.description);
         }
-        // An interrupt is no verdict on the revision: it is rolled back, not marked failed.
-        let on_failure = if by_signal {
+        // Only a verdict on the new pods marks the revision failed (so `sync` does not retry
+        // it); an interrupt, a host or a network fault is rolled back and tried again.
+        let on_failure = if !failures.iter().any(|f| f.verdict) {
             without_failure_records(&wave.on_failure)
         } else {
             wave.on_failure.clone()
@@ -301,11 +313,13 @@ async fn run_hosts(
                 }
                 progress.step_done(&host, lane.as_deref(), &what);
                 if let Err((message, details)) = result {
+                    let verdict = is_verdict(step, &message);
                     return (
                         Some(StepFailure {
                             host,
                             message,
                             details,
+                            verdict,
                         }),
                         waited,
                     );
@@ -328,6 +342,7 @@ async fn run_hosts(
                 host: "?".into(),
                 message: format!("internal error: {e}"),
                 details: String::new(),
+                verdict: false,
             }),
         }
     }

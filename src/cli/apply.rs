@@ -192,6 +192,21 @@ pub fn run(a: ApplyArgs, verbosity: Verbosity) -> Result<u8> {
             if a.plan_file.is_some() {
                 return Ok(check_stale(&fleet, &plan).await.unwrap_or(exit::OK));
             }
+            // A lock left by an apply that died: take it over and let it go, so nothing of
+            // that apply stays behind.
+            if !plan.dead_locks.is_empty() {
+                let notice = |m: String| eprintln!("notice: {m}");
+                let hosts = reachable_hosts(&plan);
+                match lock::acquire(&fleet, &plan.project, &hosts, &a.lock.options(), &notice).await
+                {
+                    Ok(locks) => {
+                        if let Err(e) = locks.release().await {
+                            eprintln!("warning: could not release the apply lock: {e}");
+                        }
+                    }
+                    Err(e) => eprintln!("warning: the dead apply's lock stays: {e}"),
+                }
+            }
             return Ok(exit::OK);
         }
         if !a.auto_approve && !confirm()? {

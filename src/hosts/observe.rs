@@ -142,6 +142,10 @@ pub async fn observe(
     );
     let mut volumes = volumes?;
     let rollouts = rollouts_of(&mut volumes);
+    let (leases, data): (Vec<ObservedVolume>, Vec<ObservedVolume>) = volumes
+        .into_iter()
+        .partition(|v| v.labels.contains_key(crate::model::lock::ID_LABEL));
+    let mut volumes = data;
     if !opts.volumes {
         volumes.clear();
     }
@@ -167,6 +171,7 @@ pub async fn observe(
         containers,
         volumes,
         rollouts,
+        leases,
     })
 }
 

@@ -90,6 +90,22 @@ pub struct ObservedHost {
     /// This project's rollout states found on the host (canary, blue-green).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rollouts: Vec<super::Rollout>,
+    /// The apply lock's lease volumes found on the host (see `model::lock`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leases: Vec<ObservedVolume>,
+}
+
+impl ObservedHost {
+    /// Whether the host holds the lease of an apply lock that ran out: an apply died there
+    /// without releasing its lock.
+    pub fn has_expired_lease(&self, now: u64) -> bool {
+        self.leases.iter().any(|v| {
+            v.labels
+                .get(super::lock::EXPIRES_LABEL)
+                .and_then(|e| e.parse::<u64>().ok())
+                .is_some_and(|e| e < now)
+        })
+    }
 }
 
 impl ObservedHost {

@@ -235,6 +235,22 @@ pub fn build(input: &PlanInput) -> Plan {
     }
 
     let services = b.services(&selected);
+    let dead_locks: Vec<String> = input
+        .observed
+        .iter()
+        .filter_map(|(h, o)| Some((h, o.as_ref().ok()?)))
+        .filter(|(_, o)| o.has_expired_lease(input.now))
+        .map(|(h, _)| h.clone())
+        .collect();
+    for h in &dead_locks {
+        b.issues.push(Issue {
+            kind: IssueKind::Notice,
+            host: Some(h.clone()),
+            deployment: None,
+            pod: None,
+            message: format!("{h}: an apply stopped without releasing its lock (its lease ran out); the next apply takes it over"),
+        });
+    }
     Plan {
         version: PLAN_VERSION,
         project: input.desired.project.clone(),
@@ -247,6 +263,7 @@ pub fn build(input: &PlanInput) -> Plan {
         issues: b.issues,
         waves: b.waves,
         services,
+        dead_locks,
     }
 }
 

@@ -277,6 +277,29 @@ pub fn berth_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// Starts berth (with `--repo` pointing at the repository) without waiting for it.
+pub fn spawn_berth(repo: &Repo, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .arg("--repo")
+        .arg(repo.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a berth started by `spawn_berth`.
+pub fn finish(child: std::process::Child) -> Run {
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
 /// The docker CLI on one lab host (through scripts/lab).
 pub fn docker(host: &str, args: &[&str]) -> String {
     let out = Command::new(root().join("scripts/lab"))

@@ -275,14 +275,7 @@ impl Builder<'_> {
                 s.revision == revision
                     && matches!(s.phase, model::Phase::Paused | model::Phase::Promoted)
             }) {
-                let carriers: Vec<String> = self
-                    .input
-                    .observed
-                    .iter()
-                    .filter_map(|(h, o)| Some((h, o.as_ref().ok()?)))
-                    .filter(|(_, o)| o.rollouts.iter().any(|r| r.deployment == d.name))
-                    .map(|(h, _)| h.clone())
-                    .collect();
+                let carriers = self.state_carriers(d);
                 let record = Step::RecordRollout {
                     deployment: d.name.clone(),
                     state: None,

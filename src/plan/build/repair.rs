@@ -168,6 +168,17 @@ impl Builder<'_> {
 }
 
 impl Builder<'_> {
+    /// The observed hosts that carry a rollout state of the deployment.
+    pub(super) fn state_carriers(&self, d: &Deployment) -> Vec<String> {
+        self.input
+            .observed
+            .iter()
+            .filter_map(|(h, o)| Some((h, o.as_ref().ok()?)))
+            .filter(|(_, o)| o.rollouts.iter().any(|r| r.deployment == d.name))
+            .map(|(h, _)| h.clone())
+            .collect()
+    }
+
     /// Whether the deployment's desired revision failed its rolling or recreate rollout
     /// before (with this strategy): then nothing is planned for it until Git changes or
     /// `--retry`, and the plan says so. Flap protection for `sync` from cron.
@@ -231,14 +242,7 @@ impl Builder<'_> {
                     .push(record(Some(state.clone())));
             }
         }
-        let carriers: Vec<String> = self
-            .input
-            .observed
-            .iter()
-            .filter_map(|(h, o)| Some((h, o.as_ref().ok()?)))
-            .filter(|(_, o)| o.rollouts.iter().any(|r| r.deployment == d.name))
-            .map(|(h, _)| h.clone())
-            .collect();
+        let carriers = self.state_carriers(d);
         if !carriers.is_empty() {
             waves.push(Wave {
                 deployment: Some(d.name.clone()),

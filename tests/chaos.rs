@@ -1,0 +1,234 @@
+//! Chaos: berth is killed with SIGKILL at many moments of rolling, canary and blue-green
+//! updates and of `promote` and `abort`, while a client on every host asks the service name
+//! all along. After each kill, the next plain run converges: exactly the declared pods, each
+//! ready one behind its service name, no lock left, and no client request failed.
+
+mod common;
+use common::clients::*;
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const REPLICAS: usize = 6;
+
+/// The web deployment of round `round`: each round is a new revision (its env differs), and
+/// the image rotates so the clients' answers show which version served.
+fn web_round(round: usize, strategy: &str) -> String {
+    let version = ["v1", "v2", "v3"][round % 3];
+    web_everywhere(REPLICAS as u32, version, strategy).replace(
+        "      healthcheck:",
+        &format!("      env: {{ROUND: \"{round}\"}}\n      healthcheck:"),
+    )
+}
+
+const ROLLING: &str = "{min_ready: 500ms, health_timeout: 30s, max_surge: 1, max_unavailable: 0}";
+const CANARY: &str =
+    "{type: canary, min_ready: 500ms, health_timeout: 30s, steps: [{weight: 33}, {weight: 66}]}";
+const BLUE_GREEN: &str = "{type: blue-green, min_ready: 500ms, health_timeout: 30s, auto_promote: true, scale_down_delay: 0s}";
+const PAUSED_CANARY: &str = "{type: canary, min_ready: 500ms, health_timeout: 30s, steps: [{weight: 33}, {pause: {}}, {weight: 66}]}";
+
+/// Runs berth against the repository and kills it with SIGKILL after `after`; `true` when it
+/// was still running then (it was really killed, not finished).
+fn kill_after(repo: &Repo, args: &[&str], after: Duration, log: &std::path::Path) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .args(["--lock-lease", "2s", "-v", "--repo"])
+        .arg(repo.path())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while start.elapsed() < after {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    running
+}
+
+/// Waits until the clients have each recorded a few more answers than at `mark`.
+fn settle(repo: &Repo, mark: &[(String, Vec<String>)]) -> Vec<(String, Vec<String>)> {
+    for _ in 0..100 {
+        let now = answers(repo);
+        if now
+            .iter()
+            .zip(mark)
+            .all(|((_, n), (_, m))| n.len() >= m.len() + 5)
+        {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the clients stopped answering");
+}
+
+/// What a converged fleet looks like, checked after each round.
+fn assert_converged(repo: &Repo, round: &str) {
+    let plan = repo.berth(&["plan", "--exit-code"]);
+    assert_eq!(
+        plan.code, 0,
+        "{round}: changes left after recovery: {plan:?}"
+    );
+    let drift = repo.berth(&["drift"]);
+    assert_eq!(drift.code, 0, "{round}: drift after recovery: {drift:?}");
+    let web: Vec<Container> = repo
+        .all_containers()
+        .into_iter()
+        .filter(|c| c.name.starts_with("web-"))
+        .collect();
+    let running = web.iter().filter(|c| c.state == "running").count();
+    assert_eq!(running, REPLICAS, "{round}: web pods {web:?}");
+    let status = repo.berth(&["status"]);
+    assert_eq!(
+        status.stdout.matches("behind web\n").count(),
+        REPLICAS,
+        "{round}: every pod answers to web: {status:?}"
+    );
+    for h in HOSTS {
+        let locks = docker(
+            h,
+            &["network", "ls", "-q", "--filter", "name=berth-lock-t-chaos"],
+        );
+        let leases = docker(
+            h,
+            &["volume", "ls", "-q", "--filter", "name=berth-lease-t-chaos"],
+        );
+        assert!(
+            locks.trim().is_empty() && leases.trim().is_empty(),
+            "{round}: lock left on {h}"
+        );
+    }
+}
+
+struct Tally {
+    kills: usize,
+    requests: usize,
+    failed: usize,
+}
+
+/// One round: commit the next revision, start `action`, kill it after `after`, then recover
+/// with `recover` and check that the fleet converged and no request failed.
+fn round(
+    repo: &Repo,
+    tally: &mut Tally,
+    name: &str,
+    action: &[&str],
+    after: Duration,
+    recover: &[&str],
+) {
+    let mark = answers(repo);
+    let log = repo.path().join(".killed.log");
+    let started = Command::new("date").arg("+%T").output().unwrap();
+    if kill_after(repo, action, after, &log) {
+        tally.kills += 1;
+    }
+    let killed = std::fs::read_to_string(&log).unwrap_or_default();
+    let r = repo.berth(&[recover, &["--lock-wait", "60s", "-v"]].concat());
+    let context = || {
+        format!(
+            "started at {}--- the killed run said:\n{killed}\n--- the recovery said:\n{r:?}",
+            String::from_utf8_lossy(&started.stdout)
+        )
+    };
+    assert!(
+        r.code == 0 || (r.code == 1 && r.said().contains("nothing to do")),
+        "{name}: recovery failed: {}",
+        context()
+    );
+    assert_converged(repo, name);
+    let now = settle(repo, &mark);
+    let heard = since(&mark, &now);
+    let failed = heard.iter().filter(|l| !l.starts_with("ok ")).count();
+    tally.requests += heard.len();
+    tally.failed += failed;
+    if failed > 0 {
+        let per_host: Vec<String> = since_per_host(&mark, &now)
+            .into_iter()
+            .map(|(h, l)| {
+                format!(
+                    "{h}: {:?}",
+                    l.iter()
+                        .filter(|l| !l.starts_with("ok "))
+                        .collect::<Vec<_>>()
+                )
+            })
+            .collect();
+        panic!(
+            "{name}: {failed} of {} requests failed: {per_host:?}\n{}",
+            heard.len(),
+            context()
+        );
+    }
+    eprintln!("{name}: converged, {} requests, none failed", heard.len());
+}
+
+#[test]
+fn berth_killed_at_any_moment_converges_on_the_next_run_without_a_failed_request() {
+    let repo = Repo::new("t-chaos");
+    start_with_clients(&repo, &web_round(0, ROLLING));
+    let mut tally = Tally {
+        kills: 0,
+        requests: 0,
+        failed: 0,
+    };
+    let apply = ["apply", "--auto-approve"];
+    let sync = ["sync"];
+    let mut n = 0;
+    // Kill moments spread over each strategy's whole apply (roughly 1 to 12 s).
+    for (strategy, label) in [
+        (ROLLING, "rolling"),
+        (CANARY, "canary"),
+        (BLUE_GREEN, "blue-green"),
+    ] {
+        for k in 0..10 {
+            n += 1;
+            repo.write("deployments/web.yaml", &web_round(n, strategy));
+            repo.commit(&format!("round {n}"));
+            let after = Duration::from_millis(400 + 1100 * k as u64);
+            round(
+                &repo,
+                &mut tally,
+                &format!("{label} round {k} (kill after {after:?})"),
+                &apply,
+                after,
+                &sync,
+            );
+        }
+    }
+    // promote and abort of a paused canary, killed half-way.
+    for (k, intent) in ["promote", "abort", "promote", "abort"].iter().enumerate() {
+        n += 1;
+        repo.write("deployments/web.yaml", &web_round(n, PAUSED_CANARY));
+        repo.commit(&format!("round {n}"));
+        repo.apply_ok(&["-q"]);
+        let after = Duration::from_millis(700 + 1500 * k as u64);
+        let action = [intent, "web"];
+        let name = format!("{intent} round {k} (kill after {after:?})");
+        round(&repo, &mut tally, &name, &action, after, &action);
+    }
+    eprintln!(
+        "chaos: {} rounds, {} kills mid-run, {} requests, {} failed",
+        n, tally.kills, tally.requests, tally.failed
+    );
+    assert!(
+        tally.kills >= 30,
+        "only {} runs were killed mid-run",
+        tally.kills
+    );
+}
+
+/// The answers each client recorded after `mark`, per host.
+fn since_per_host(
+    mark: &[(String, Vec<String>)],
+    now: &[(String, Vec<String>)],
+) -> Vec<(String, Vec<String>)> {
+    now.iter()
+        .zip(mark)
+        .map(|((h, n), (_, m))| (h.clone(), n[m.len().min(n.len())..].to_vec()))
+        .collect()
+}

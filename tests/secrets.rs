@@ -1,0 +1,122 @@
+//! Secrets on the lab: the value reaches the container's environment and nowhere else. Every
+//! output berth writes (plans in each format, a saved plan, apply's progress, status, drift,
+//! errors) and every label on the container are searched for the value and for its SHA-256;
+//! a changed value is seen and rolled out by name.
+
+mod common;
+use common::*;
+
+const VALUE: &str = "hunter2-very-secret";
+const CHANGED: &str = "hunter3-very-secret";
+
+fn with_secret() -> String {
+    web("web", 1, "v1", "zone=b").replace(
+        "      healthcheck:",
+        "      env: {DB_PASSWORD: {secret: db-password}}\n      healthcheck:",
+    )
+}
+
+fn run(repo: &Repo, args: &[&str], value: &str) -> Run {
+    let mut full: Vec<&str> = args.to_vec();
+    let path = repo.path().to_str().unwrap().to_string();
+    full.extend(["--repo", &path]);
+    berth_env(&full, &[("BERTH_SECRET_DB_PASSWORD", value)])
+}
+
+fn sha256_hex(text: &str) -> String {
+    berth::model::sha256_hex(text.as_bytes())
+}
+
+fn assert_clean(what: &str, text: &str) {
+    for v in [VALUE, CHANGED] {
+        assert!(!text.contains(v), "{what} shows the secret value:\n{text}");
+        assert!(
+            !text.contains(&sha256_hex(v)),
+            "{what} shows the SHA-256 of the secret:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn a_secret_is_never_shown_and_a_changed_one_is_rolled_out_by_name() {
+    let repo = Repo::new("t-secret");
+    repo.write("deployments/web.yaml", &with_secret());
+    repo.commit("web with a secret");
+
+    // render needs no value; plan does, and says which.
+    let render = repo.berth(&["render", "--format", "json"]);
+    assert_eq!(render.code, 0, "{render:?}");
+    let unset = repo.berth(&["plan"]);
+    assert_eq!(unset.code, 1, "{unset:?}");
+    assert!(
+        unset.said().contains("BERTH_SECRET_DB_PASSWORD"),
+        "{unset:?}"
+    );
+
+    let saved = repo.path().join("plan.json");
+    let mut outputs = vec![("render", render.all()), ("unset", unset.all())];
+    for format in ["text", "json", "markdown"] {
+        let r = run(&repo, &["plan", "--format", format], VALUE);
+        assert_eq!(r.code, 0, "{r:?}");
+        outputs.push((format, r.all()));
+    }
+    let r = run(&repo, &["plan", "-o", saved.to_str().unwrap()], VALUE);
+    assert_eq!(r.code, 0, "{r:?}");
+    outputs.push(("plan file", std::fs::read_to_string(&saved).unwrap()));
+    let r = run(
+        &repo,
+        &["apply", "--auto-approve", "-v", saved.to_str().unwrap()],
+        VALUE,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    outputs.push(("apply", r.all()));
+
+    // The value is in the container's environment, as asked.
+    let name = repo.containers("h2")[0].name.clone();
+    let env = docker(
+        "h2",
+        &["inspect", "--format", "{{json .Config.Env}}", &name],
+    );
+    assert!(env.contains(&format!("DB_PASSWORD={VALUE}")), "{env}");
+    let labels = docker(
+        "h2",
+        &["inspect", "--format", "{{json .Config.Labels}}", &name],
+    );
+    assert!(
+        labels.contains("berth.secrets"),
+        "the salted record is there: {labels}"
+    );
+    outputs.push(("labels", labels));
+
+    for cmd in [&["status"][..], &["drift"], &["plan", "--exit-code"]] {
+        let r = run(&repo, cmd, VALUE);
+        assert_eq!(r.code, 0, "{cmd:?}: {r:?}");
+        outputs.push(("status/drift/plan", r.all()));
+    }
+
+    // A new value: a replace, named, with neither value shown.
+    let r = run(&repo, &["plan", "--exit-code"], CHANGED);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("secret db-password changed"), "{r:?}");
+    outputs.push(("changed plan", r.all()));
+    let r = run(&repo, &["apply", "--auto-approve", "-v"], CHANGED);
+    assert_eq!(r.code, 0, "{r:?}");
+    outputs.push(("changed apply", r.all()));
+    let name = repo.containers("h2")[0].name.clone();
+    let env = docker(
+        "h2",
+        &["inspect", "--format", "{{json .Config.Env}}", &name],
+    );
+    assert!(env.contains(&format!("DB_PASSWORD={CHANGED}")), "{env}");
+    let labels = docker(
+        "h2",
+        &["inspect", "--format", "{{json .Config.Labels}}", &name],
+    );
+    outputs.push(("new labels", labels));
+    let r = run(&repo, &["plan", "--exit-code"], CHANGED);
+    assert_eq!(r.code, 0, "converged: {r:?}");
+
+    for (what, text) in &outputs {
+        assert_clean(what, text);
+    }
+}

@@ -517,7 +517,7 @@ pub async fn join_service(
     if current.is_some() && aliases.iter().all(|a| have.contains(a)) {
         return Ok(());
     }
-    reconnect(docker, container, network, current, aliases)
+    reconnect_whole(docker, container, network, current, aliases)
         .await
         .map_err(|e| format!("putting {container} behind {}: {e}", aliases.join(", ")))
 }
@@ -538,7 +538,7 @@ pub async fn leave_service(
     if current.is_none() || !aliases.iter().any(|a| have.contains(a)) {
         return Ok(false);
     }
-    reconnect(docker, container, network, current, &[])
+    reconnect_whole(docker, container, network, current, &[])
         .await
         .map_err(|e| format!("taking {container} out of {}: {e}", aliases.join(", ")))?;
     Ok(true)
@@ -560,6 +560,27 @@ async fn endpoint(
         Err(e) if status_of(&e) == Some(404) => Err(format!("{container} does not exist")),
         Err(e) => Err(format!("inspecting {container}: {e}")),
     }
+}
+
+/// `reconnect`, run to its end even when the apply stops waiting (Ctrl-C, SIGTERM): a pod
+/// must never be left disconnected between the two calls, which would break the
+/// connections it serves.
+async fn reconnect_whole(
+    docker: &Docker,
+    container: &str,
+    network: &str,
+    current: Option<EndpointSettings>,
+    aliases: &[String],
+) -> Result<(), String> {
+    let (docker, container, network, aliases) = (
+        docker.clone(),
+        container.to_string(),
+        network.to_string(),
+        aliases.to_vec(),
+    );
+    tokio::spawn(async move { reconnect(&docker, &container, &network, current, &aliases).await })
+        .await
+        .map_err(|e| format!("reconnecting: {e}"))?
 }
 
 /// Disconnects and connects again with new aliases, at the same address where the network

@@ -115,13 +115,17 @@ pub fn describe(step: &Step) -> String {
     }
 }
 
+/// Says why the apply must stop when set (the apply lock's lease could not be renewed).
+pub type Stop = tokio::sync::watch::Receiver<Option<String>>;
+
 pub async fn execute(
     plan: &Plan,
     fleet: &Fleet,
     secrets: Secrets,
     progress: Arc<dyn Progress>,
+    stop: Stop,
 ) -> Result<Outcome, String> {
-    let outcome = run_waves(plan, fleet, &secrets, &progress).await;
+    let outcome = run_waves(plan, fleet, &secrets, &progress, &stop).await;
     progress.finish();
     outcome
 }
@@ -135,6 +139,7 @@ async fn run_waves(
     fleet: &Fleet,
     secrets: &Secrets,
     progress: &Arc<dyn Progress>,
+    stop: &Stop,
 ) -> Result<Outcome, String> {
     let mut strategy_wait = Duration::ZERO;
     let waves: Vec<(usize, &Wave)> = plan.waves.iter().enumerate().collect();
@@ -151,7 +156,7 @@ async fn run_waves(
         let results = join_all(
             lanes
                 .iter()
-                .map(|(_, lane)| run_lane(lane, plan, fleet, secrets, progress)),
+                .map(|(_, lane)| run_lane(lane, plan, fleet, secrets, progress, stop)),
         )
         .await;
         let mut failed = Vec::new();
@@ -188,19 +193,20 @@ async fn run_lane(
     fleet: &Fleet,
     secrets: &Secrets,
     progress: &Arc<dyn Progress>,
+    stop: &Stop,
 ) -> Result<LaneResult, String> {
     let mut strategy_wait = Duration::ZERO;
-    let interrupted = interrupt();
+    let interrupted = stopped(stop.clone());
     tokio::pin!(interrupted);
     for (i, wave) in lane {
         let lane_name = wave.deployment.as_deref();
         progress.wave(i + 1, plan.waves.len(), &wave.description);
         let (failures, waited) = tokio::select! {
             done = run_hosts(&wave.steps, lane_name, plan, fleet, secrets, progress) => done?,
-            signal = &mut interrupted => (
+            why = &mut interrupted => (
                 vec![StepFailure {
                     host: "-".into(),
-                    message: format!("interrupted by {signal}"),
+                    message: why,
                     details: String::new(),
                     verdict: false,
                 }],
@@ -357,6 +363,25 @@ impl Drop for AbortOnDrop {
         for t in &self.0 {
             t.abort();
         }
+    }
+}
+
+/// Resolves with why the apply must stop: a signal (SIGINT, SIGTERM), or the lock's lease
+/// lost, after which another apply may take the hosts over.
+async fn stopped(mut lease: Stop) -> String {
+    let lost = async move {
+        loop {
+            if let Some(why) = lease.borrow_and_update().clone() {
+                return why;
+            }
+            if lease.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        signal = interrupt() => format!("interrupted by {signal}"),
+        why = lost => why,
     }
 }
 

@@ -259,22 +259,39 @@ async fn renew(
     id: String,
     lease: Duration,
     mut stop: watch::Receiver<bool>,
+    lost: watch::Sender<Option<String>>,
 ) {
     let mut n = 0u64;
+    let mut renewed: Vec<std::time::Instant> = vec![std::time::Instant::now(); hosts.len()];
     loop {
         tokio::select! {
             _ = tokio::time::sleep(lease / 3) => {}
             _ = stop.changed() => return,
         }
         let expires = crate::apply::unix_now() + lease.as_secs();
-        join_all(hosts.iter().map(|c| async {
-            if write_lease(c, &project, &id, n + 1, expires).await.is_ok() {
+        let written = join_all(hosts.iter().map(|c| async {
+            let ok = write_lease(c, &project, &id, n + 1, expires).await.is_ok();
+            if ok {
                 let old = lock::lease_name(&project, &id, n);
                 let _ = crate::apply::docker_ops::remove_volume(&c.docker, &old).await;
             }
+            ok
         }))
         .await;
         n += 1;
+        for (i, ok) in written.into_iter().enumerate() {
+            if ok {
+                renewed[i] = std::time::Instant::now();
+            } else if renewed[i].elapsed() > lease * 2 / 3 {
+                // Soon another apply may take this host's lock over: stop before it can.
+                let _ = lost.send(Some(format!(
+                    "the apply lock's lease on {} could not be renewed for {}s, so another apply may take it over: stopping",
+                    hosts[i].host.name,
+                    renewed[i].elapsed().as_secs()
+                )));
+                return;
+            }
+        }
     }
 }
 
@@ -285,6 +302,7 @@ pub struct Locks {
     id: String,
     stop: watch::Sender<bool>,
     renewal: tokio::task::JoinHandle<()>,
+    lost: watch::Receiver<Option<String>>,
 }
 
 /// One attempt on every host in parallel; on any failure the ones taken are released.
@@ -378,12 +396,14 @@ pub async fn acquire(
     )
     .await;
     let (stop, stopped) = watch::channel(false);
+    let (lost_tx, lost) = watch::channel(None);
     let renewal = tokio::spawn(renew(
         taken.iter().map(|(c, _)| c.clone()).collect(),
         project.to_string(),
         id.clone(),
         options.lease,
         stopped,
+        lost_tx,
     ));
     Ok(Locks {
         hosts: taken,
@@ -391,6 +411,7 @@ pub async fn acquire(
         id,
         stop,
         renewal,
+        lost,
     })
 }
 
@@ -423,6 +444,11 @@ async fn release_hosts(project: &str, id: &str, hosts: &[(Connected, String)]) -
 }
 
 impl Locks {
+    /// Set with the reason when the lease could not be renewed: the apply must stop.
+    pub fn lost(&self) -> watch::Receiver<Option<String>> {
+        self.lost.clone()
+    }
+
     pub async fn release(self) -> Result<(), String> {
         let _ = self.stop.send(true);
         let _ = self.renewal.await;

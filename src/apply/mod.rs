@@ -12,4 +12,4 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-pub use executor::{execute, Outcome, Progress, Secrets, StepFailure};
+pub use executor::{execute, Outcome, Progress, Secrets, StepFailure, Stop};

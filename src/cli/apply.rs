@@ -235,14 +235,14 @@ pub fn run(a: ApplyArgs, verbosity: Verbosity) -> Result<u8> {
                         "the reachable hosts changed while waiting for the lock; run again"
                     )),
                     Ok(()) if plan.waves.is_empty() => Ok(exit::OK),
-                    Ok(()) => execute(&plan, &fleet, verbosity).await,
+                    Ok(()) => execute(&plan, &fleet, verbosity, locks.lost()).await,
                 }
             }
             // Under the lock, the hosts must still be as planned (a saved plan, or someone
             // else's apply while this one waited for its confirmation).
             None => match check_stale(&fleet, &plan).await {
                 Some(stale) => Ok(stale),
-                None => execute(&plan, &fleet, verbosity).await,
+                None => execute(&plan, &fleet, verbosity, locks.lost()).await,
             },
         };
         if let Err(e) = locks.release().await {
@@ -278,7 +278,12 @@ async fn check_stale(fleet: &Fleet, plan: &Plan) -> Option<u8> {
     Some(exit::STALE)
 }
 
-async fn execute(plan: &Plan, fleet: &Fleet, verbosity: Verbosity) -> Result<u8> {
+async fn execute(
+    plan: &Plan,
+    fleet: &Fleet,
+    verbosity: Verbosity,
+    stop: apply::Stop,
+) -> Result<u8> {
     let secrets: apply::Secrets = Arc::new(secret_lookup);
     let hosts: Vec<String> = plan
         .waves
@@ -289,7 +294,7 @@ async fn execute(plan: &Plan, fleet: &Fleet, verbosity: Verbosity) -> Result<u8>
         .collect();
     let progress = super::progress::for_apply(verbosity, &hosts);
     let started = std::time::Instant::now();
-    match apply::execute(plan, fleet, secrets, progress)
+    match apply::execute(plan, fleet, secrets, progress, stop)
         .await
         .map_err(|e| miette!("{e}"))?
     {

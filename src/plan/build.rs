@@ -1193,10 +1193,17 @@ fn waves_for(d: &Deployment, work: Vec<Work>, network: &str) -> Vec<Wave> {
     for w in work {
         match w {
             Work::Start(p) => {
-                starts.add(
-                    &p.host,
-                    [start_step(&p), await_step(d, &p.name, container_names(&p))],
-                );
+                // A stopped pod may never have joined its service (an apply stopped between
+                // creating and gating it): it joins once ready, whatever it had before.
+                let mut gate = await_step(d, &p.name, container_names(&p));
+                if let (Step::AwaitReady { join, .. }, false) = (&mut gate, aliases.is_empty()) {
+                    *join = Some(ServiceJoin {
+                        container: network_owner(&p),
+                        network: network.to_string(),
+                        aliases: aliases.clone(),
+                    });
+                }
+                starts.add(&p.host, [start_step(&p), gate]);
             }
             Work::Create {
                 new,

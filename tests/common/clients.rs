@@ -29,7 +29,7 @@ pod:
       command: |
         trap "exit 0" TERM
         while true; do
-          if a=$(timeout 2 wget -q -O - http://web:8080/ 2>/dev/null); then echo "ok $a"; else echo "FAIL at $(date +%T)"; fi
+          if a=$(timeout 2 wget -q -O - http://web:8080/ 2>/dev/null); then echo "ok $a"; else echo "FAIL at $(date +%s)"; fi
           sleep 0.05
         done
 "#

@@ -942,6 +942,14 @@ fn a_canary_goes_step_by_step_and_pauses_until_promoted() {
         .issues
         .iter()
         .any(|i| i.kind == IssueKind::Rollout && i.message.contains("berth promote web")));
+    // ... and does not claim the live state matches Git.
+    let text = berth::render::text::plan(&p, false);
+    assert!(
+        text.contains("paused at step 4 (weight 66%)")
+            && text.contains("No changes to make now: a rollout waits")
+            && !text.contains("matches Git"),
+        "{text}"
+    );
 
     let p = plan_intent(&files, &observed, Some(plan::Intent::Promote), 0);
     assert!(

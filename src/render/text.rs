@@ -164,12 +164,27 @@ pub fn plan(plan: &Plan, color: bool) -> String {
         } else {
             ""
         };
-        writeln!(
-            out,
-            "\n{} the live state matches Git{scope}.",
-            p.code("1", "No changes:")
-        )
-        .ok();
+        // A rollout that waits (a paused canary, a blue-green before promotion, a failed or
+        // aborted revision) is not the live state matching Git: say what it waits for.
+        let waiting = plan
+            .issues
+            .iter()
+            .any(|i| i.kind == crate::plan::IssueKind::Rollout);
+        if waiting {
+            writeln!(
+                out,
+                "\n{} a rollout waits, as said above; nothing else differs from Git{scope}.",
+                p.code("1", "No changes to make now:")
+            )
+            .ok();
+        } else {
+            writeln!(
+                out,
+                "\n{} the live state matches Git{scope}.",
+                p.code("1", "No changes:")
+            )
+            .ok();
+        }
     }
     out
 }

@@ -175,10 +175,52 @@ async fn create(c: &Connected, claim: &Claim<'_>) -> Result<Option<String>, Stri
     )
     .await?;
     match status {
-        201 => Ok(Some(reply["Id"].as_str().unwrap_or_default().to_string())),
+        201 => {
+            let id = reply["Id"].as_str().unwrap_or_default().to_string();
+            // An engine's duplicate check is not atomic: two creates at the same instant can
+            // both succeed. So look after writing: whoever sees another lock of the name
+            // gives its own up. Of two racing creators at most one can miss the other (the
+            // later one's look comes after both creates), so at most one keeps a lock.
+            if lock_count(c, claim.project).await? > 1 {
+                match c.docker.remove_network(&id).await {
+                    Err(e) if status_of(&e) != Some(404) => {
+                        return Err(format!("giving up a duplicate lock: {e}"))
+                    }
+                    _ => {}
+                }
+                return Ok(None);
+            }
+            Ok(Some(id))
+        }
         409 => Ok(None),
         other => Err(format!("the engine answered {other}: {reply}")),
     }
+}
+
+/// How many networks carry exactly the lock's name (the engine's name filter matches parts).
+async fn lock_count(c: &Connected, project: &str) -> Result<usize, String> {
+    let name = lock::lock_name(project);
+    let filters = HashMap::from([("name".to_string(), vec![name.clone()])]);
+    let options = bollard::query_parameters::ListNetworksOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let found = c
+        .docker
+        .list_networks(Some(options))
+        .await
+        .map_err(|e| format!("listing locks: {e}"))?;
+    Ok(found
+        .iter()
+        .filter(|n| n.name.as_deref() == Some(name.as_str()))
+        .count())
+}
+
+/// A short random pause, so that two applies that tied do not tie again.
+async fn jitter() {
+    let mut b = [0u8; 2];
+    let _ = getrandom::getrandom(&mut b);
+    let ms = 50 + u64::from(u16::from_le_bytes(b)) % 400;
+    tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
 async fn take(c: &Connected, claim: &Claim<'_>) -> Result<Taken, LockError> {
@@ -187,13 +229,21 @@ async fn take(c: &Connected, claim: &Claim<'_>) -> Result<Taken, LockError> {
         host: host.clone(),
         error,
     };
-    // Twice: the lock may be released, or found dead and removed, between two calls.
-    for _ in 0..2 {
+    // A few times: the lock may be released, found dead and removed, or given up after a
+    // tie between two calls.
+    for attempt in 0..4 {
+        if attempt > 0 {
+            jitter().await;
+        }
         if let Some(id) = create(c, claim).await.map_err(failed)? {
             return Ok(Taken::Fresh(id));
         }
-        let Some((network_id, labels)) = inspect(&c.docker, claim.project).await.map_err(failed)?
-        else {
+        let Some((network_id, labels)) = (match inspect(&c.docker, claim.project).await {
+            Ok(found) => found,
+            // Two locks of one name for an instant (a tie being undone): look again.
+            Err(e) if e.contains("ambiguous") => continue,
+            Err(e) => return Err(failed(e)),
+        }) else {
             continue;
         };
         let their_leases = match labels.get(lock::ID_LABEL) {

@@ -54,7 +54,10 @@ impl Builder<'_> {
         let revision = d.revision(&self.input.desired.project);
         let state = Rollout::of(self.input.observed, &d.name).cloned();
         let network = network_name(&self.input.desired.project);
+        // Per host, in this order: names added, names swapped, names dropped; so a name
+        // never loses its last pod on the way.
         let mut joins: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+        let mut swaps: BTreeMap<String, Vec<Step>> = BTreeMap::new();
         let mut leaves: BTreeMap<String, Vec<Step>> = BTreeMap::new();
         let mut changes = Vec::new();
         for p in self.pods.iter().filter(|p| p.deployment == d.name) {
@@ -138,7 +141,7 @@ impl Builder<'_> {
                 // Extra names only: off all of them and back on the right ones at once (the
                 // address is kept, so connections go on).
                 let steps = [leave(have, 0), join];
-                joins.entry(p.host.clone()).or_default().extend(steps);
+                swaps.entry(p.host.clone()).or_default().extend(steps);
             } else {
                 joins.entry(p.host.clone()).or_default().push(join);
             }
@@ -155,7 +158,7 @@ impl Builder<'_> {
             return None;
         }
         self.changes.extend(changes);
-        for (host, steps) in leaves {
+        for (host, steps) in swaps.into_iter().chain(leaves) {
             joins.entry(host).or_default().extend(steps);
         }
         Some(Wave {

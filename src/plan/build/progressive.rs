@@ -580,8 +580,8 @@ impl Builder<'_> {
         // Pods of this revision that are already there (an earlier run, a revert to a kept
         // old set) wait behind the preview name too.
         for m in &sets.new {
-            // One already behind the service (a promotion was cut short) stays behind it
-            // until the promotion moves the rest: taking it off could leave a host with no pod
+            // One already behind the service (a promotion was cut short) is left there until
+            // the promotion moves the rest: taking it off could leave a host with no pod
             // behind the service.
             let serving = self
                 .pods
@@ -589,12 +589,9 @@ impl Builder<'_> {
                 .find(|p| p.name == m.pod && p.host == m.host)
                 .and_then(|p| p.behind(&[&r.service]))
                 .is_some_and(|b| !b.is_empty());
-            let aliases = if serving {
-                vec![r.service.clone(), preview.clone()]
-            } else {
-                vec![preview.clone()]
-            };
-            start.add(&m.host, [r.join(m, &aliases)]);
+            if !serving {
+                start.add(&m.host, [r.join(m, std::slice::from_ref(&preview))]);
+            }
         }
         let reason = format!(
             "blue-green: new set (revision {}) beside revision {}, behind {preview}",

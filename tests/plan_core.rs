@@ -68,13 +68,34 @@ fn plan_with(files: &RepoFiles, observed: &Observed, prune: bool, prune_volumes:
 
 /// Applies a plan's steps to the observed state, as a healthy Docker engine would.
 fn simulate(plan: &Plan, observed: &mut Observed) {
-    simulate_cut(plan, observed, None, false)
+    simulate_cut(plan, observed, None, false, None)
+}
+
+/// Running web pods on one host that answer to `web` (deep observations only).
+fn serving_on(h: &ObservedHost) -> usize {
+    h.containers
+        .iter()
+        .filter(|c| c.label(label::DEPLOYMENT) == Some("web") && c.is_running())
+        .filter(|c| {
+            c.resources
+                .as_ref()
+                .is_some_and(|r| r.aliases.iter().any(|a| a == "web"))
+        })
+        .count()
 }
 
 /// Like `simulate`, but stops where berth would be killed: in wave `cut.0`, after the first
 /// `cut.1` steps of each host. With `deep`, created containers carry what a deep observation
 /// sees (resources, and the service names they answer to, kept up to date).
-fn simulate_cut(plan: &Plan, observed: &mut Observed, cut: Option<(usize, usize)>, deep: bool) {
+/// With `gaps`, every step where a host that had pods behind `web` is left with none is
+/// recorded there.
+fn simulate_cut(
+    plan: &Plan,
+    observed: &mut Observed,
+    cut: Option<(usize, usize)>,
+    deep: bool,
+    mut gaps: Option<&mut Vec<String>>,
+) {
     for (wi, wave) in plan.waves.iter().enumerate() {
         if cut.is_some_and(|(k, _)| wi > k) {
             break;
@@ -85,6 +106,7 @@ fn simulate_cut(plan: &Plan, observed: &mut Observed, cut: Option<(usize, usize)
                 Some((k, j)) if k == wi => &steps[..j.min(steps.len())],
                 _ => &steps[..],
             };
+            let had = serving_on(h);
             for step in steps {
                 let set_aliases = |h: &mut ObservedHost, container: &str, aliases: Vec<String>| {
                     for c in h.containers.iter_mut().filter(|c| c.name == container) {
@@ -169,6 +191,11 @@ fn simulate_cut(plan: &Plan, observed: &mut Observed, cut: Option<(usize, usize)
                     }
                     Step::LeaveService { leave, .. } => set_aliases(h, &leave.container, vec![]),
                     _ => {}
+                }
+                if let Some(gaps) = gaps.as_deref_mut() {
+                    if had > 0 && serving_on(h) == 0 {
+                        gaps.push(format!("{host} in \"{}\" after {step:?}", wave.description));
+                    }
                 }
             }
         }
@@ -1191,13 +1218,19 @@ fn converge(files: &RepoFiles, observed: &mut Observed, intent: Option<plan::Int
     if std::env::var_os("DEBUG_CONVERGE").is_some() {
         eprintln!("{}", berth::render::text::plan(&first, false));
     }
-    simulate_cut(&first, observed, None, true);
+    // No step of the way back may leave a host without a pod behind the service.
+    let mut gaps = Vec::new();
+    simulate_cut(&first, observed, None, true, Some(&mut gaps));
     for _ in 0..10 {
+        assert!(
+            gaps.is_empty(),
+            "a host lost its last pod behind web: {gaps:?}"
+        );
         let p = plan_intent(files, observed, None, now);
         if p.waves.is_empty() {
             return;
         }
-        simulate_cut(&p, observed, None, true);
+        simulate_cut(&p, observed, None, true, Some(&mut gaps));
     }
     panic!(
         "no convergence: {:?}",
@@ -1248,7 +1281,7 @@ fn every_way_back_from_every_step_of_every_strategy_ends_with_the_declared_pods_
                 for j in 0..=longest(wave) {
                     for (name, action, commit) in actions {
                         let mut observed = start.clone();
-                        simulate_cut(&p, &mut observed, Some((k, j)), true);
+                        simulate_cut(&p, &mut observed, Some((k, j)), true, None);
                         let mut files = files.clone();
                         if commit {
                             bump(&mut files, "example/web:3");

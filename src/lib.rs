@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod cli;
 pub mod diff;
+pub mod here;
 pub mod hosts;
 pub mod model;
 pub mod plan;

@@ -1,6 +1,7 @@
-//! The apply lock between real berth processes on the lab: a lease that ends when its holder
-//! is killed, a takeover by the next apply, waiting with --lock-wait, `berth lock status`, and
-//! `berth unlock` refusing to remove the lock of a live process.
+//! The apply lock between real berth processes on the lab: a killed holder on this machine is
+//! taken over at once, one from elsewhere when its lease ends; waiting with --lock-wait,
+//! `berth lock status`, `berth unlock` refusing to remove the lock of a live process, and
+//! lease volumes left by an apply killed while releasing cleared by the next one.
 
 mod common;
 use common::*;
@@ -58,7 +59,7 @@ fn wait_for_lock(repo: &Repo) {
 }
 
 #[test]
-fn a_killed_apply_holds_the_lock_only_until_its_lease_ends() {
+fn a_killed_apply_on_this_machine_is_taken_over_without_waiting_for_its_lease() {
     let repo = Repo::new("t-lease");
     repo.write("deployments/web.yaml", &slow_web("v1", "1s"));
     repo.commit("v1");
@@ -88,14 +89,34 @@ fn a_killed_apply_holds_the_lock_only_until_its_lease_ends() {
         "unlock removed a live lock"
     );
 
-    // A second apply gives up at once; a third waits.
+    // A second apply gives up at once.
     let refused = repo.berth(&["apply", "--auto-approve"]);
     assert_eq!(refused.code, 4, "{refused:?}");
     assert!(
         refused.stderr.contains(&format!("pid {pid}")),
         "{refused:?}"
     );
-    let waiting = spawn_berth(&repo, &["apply", "--auto-approve", "--lock-wait", "2m"]);
+    // A third waits: its words go to a file, to see that it waits before the holder dies.
+    let said = repo.path().join(".waiting.log");
+    let waiting = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["apply", "--auto-approve", "--lock-wait", "2m", "--repo"])
+        .arg(repo.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::fs::File::create(&said).unwrap())
+        .stderr(std::fs::File::create(repo.path().join(".waiting.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !std::fs::read_to_string(repo.path().join(".waiting.err"))
+        .unwrap_or_default()
+        .contains("waiting for the apply lock")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the third apply never waited"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // The holder dies without releasing anything.
     Command::new("kill")
@@ -109,12 +130,16 @@ fn a_killed_apply_holds_the_lock_only_until_its_lease_ends() {
         "SIGKILL cannot release"
     );
 
-    let waited = finish(waiting);
+    let mut waited = finish(waiting);
+    waited.stdout = std::fs::read_to_string(&said).unwrap();
+    waited.stderr = std::fs::read_to_string(repo.path().join(".waiting.err")).unwrap();
     assert_eq!(waited.code, 0, "{waited:?}");
     assert!(
         waited.stderr.contains("waiting for the apply lock")
             && waited.stderr.contains("took over the apply lock")
-            && waited.stderr.contains(&format!("pid {pid}")),
+            && waited.stderr.contains(&format!("pid {pid}"))
+            // Its process ran on this machine: no need to wait out the lease.
+            && waited.stderr.contains("its process has ended"),
         "{waited:?}"
     );
     for h in HOSTS {
@@ -148,5 +173,104 @@ fn of_two_applies_started_together_exactly_one_runs() {
     assert_eq!(repo.all_containers().len(), 3);
     for h in HOSTS {
         assert!(lock_networks(&repo, h).is_empty(), "lock left on {h}");
+    }
+}
+
+/// Puts a lock on every host as an apply on another machine would leave it: its process
+/// cannot be checked from here, so only its lease tells when it is gone.
+fn foreign_lock(repo: &Repo, lease_s: u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for h in HOSTS {
+        docker(
+            h,
+            &[
+                "network",
+                "create",
+                "--label",
+                &format!("berth.project={}", repo.project),
+                "--label",
+                "berth.lock.id=elsewhere1",
+                "--label",
+                "berth.lock.owner=ci@elsewhere pid 77",
+                "--label",
+                &format!("berth.lock.since={now}"),
+                "--label",
+                &format!("berth.lock.lease={lease_s}"),
+                "--label",
+                "berth.lock.process=00000000-0000-0000-0000-000000000000/1/77/1",
+                &format!("berth-lock-{}", repo.project),
+            ],
+        );
+    }
+}
+
+/// Leaves a lease volume of no lock on `host`, as an apply killed while it released does.
+fn orphan_lease(repo: &Repo, host: &str) {
+    docker(
+        host,
+        &[
+            "volume",
+            "create",
+            "--label",
+            &format!("berth.project={}", repo.project),
+            "--label",
+            "berth.lock.id=released1",
+            "--label",
+            "berth.lock.expires=99999999999",
+            &format!("berth-lease-{}-released1-4", repo.project),
+        ],
+    );
+}
+
+#[test]
+fn a_lock_from_another_machine_holds_until_its_lease_ends_and_left_over_leases_are_cleared() {
+    let repo = Repo::new("t-foreign");
+    repo.write("deployments/web.yaml", &slow_web("v1", "1s"));
+    repo.commit("v1");
+    repo.apply_ok(&[]);
+
+    // Leases of no lock (an apply killed while releasing) are named by a plan and cleared
+    // by the next apply, even one with nothing else to do.
+    orphan_lease(&repo, "h2");
+    let plan = repo.berth(&["plan"]);
+    assert!(
+        plan.stdout
+            .contains("h2: an apply stopped without releasing its lock"),
+        "{plan:?}"
+    );
+    let apply = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert!(leases(&repo, "h2").is_empty(), "the left-over lease stays");
+    assert!(lock_networks(&repo, "h2").is_empty(), "{apply:?}");
+
+    // A live lock whose process is elsewhere: refused, then taken over once its lease ends.
+    foreign_lock(&repo, 6);
+    repo.write("deployments/web.yaml", &slow_web("v2", "1s"));
+    repo.commit("v2");
+    let refused = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(refused.code, 4, "{refused:?}");
+    assert!(
+        refused.stderr.contains("ci@elsewhere pid 77"),
+        "{refused:?}"
+    );
+    let status = repo.berth(&["lock", "status"]);
+    assert_eq!(
+        status.stdout.matches("lease runs until").count(),
+        3,
+        "{status:?}"
+    );
+    let waited = repo.berth(&["apply", "--auto-approve", "--lock-wait", "1m"]);
+    assert_eq!(waited.code, 0, "{waited:?}");
+    assert!(
+        waited.stderr.contains("took over the apply lock")
+            && waited.stderr.contains("lease expired"),
+        "{waited:?}"
+    );
+    for h in HOSTS {
+        assert!(lock_networks(&repo, h).is_empty(), "lock left on {h}");
+        assert!(leases(&repo, h).is_empty(), "lease left on {h}");
     }
 }

@@ -5,11 +5,13 @@
 //! apply creates its own: if two applies both find the same dead lock, the first removal
 //! wins, the second finds nothing to remove, and only one of them can create the new lock.
 
+use crate::here;
+use crate::hosts::observe::lock_network;
 use crate::hosts::{docker::raw_json, Connected, Fleet};
 use crate::model::label;
 use crate::model::lock::{self, Holder};
 use crate::model::Labels;
-use bollard::query_parameters::{InspectNetworkOptions, ListVolumesOptionsBuilder};
+use bollard::query_parameters::ListVolumesOptionsBuilder;
 use bollard::Docker;
 use futures_util::future::join_all;
 use serde_json::json;
@@ -52,19 +54,14 @@ impl Default for LockOptions {
     }
 }
 
-/// This machine's name, as lock owners record it.
-pub fn machine() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// Who is applying: user, machine and process, for the lock's label.
-pub fn owner() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    format!("{user}@{} pid {}", machine(), std::process::id())
+/// Whether the holder of a lock is gone: its lease ran out, or it ran on this machine and
+/// its process has ended (then there is no need to wait for its lease).
+pub fn gone(holder: &Holder, now: u64) -> bool {
+    holder.expired(now)
+        || holder
+            .process
+            .as_deref()
+            .is_some_and(|p| here::fate(p) == here::Fate::Gone)
 }
 
 /// A lock id no other apply will have: this process, this instant, this machine.
@@ -72,7 +69,7 @@ fn new_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let seed = format!("{} {} {nanos}", machine(), std::process::id());
+    let seed = format!("{} {} {nanos}", here::machine(), std::process::id());
     crate::model::desired::sha256_hex(seed.as_bytes())[..16].to_string()
 }
 
@@ -80,21 +77,6 @@ fn status_of(e: &bollard::errors::Error) -> Option<u16> {
     match e {
         bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
         _ => None,
-    }
-}
-
-/// The lock's network on a host, if there is one: its id and labels.
-async fn inspect(docker: &Docker, project: &str) -> Result<Option<(String, Labels)>, String> {
-    match docker
-        .inspect_network(&lock::lock_name(project), None::<InspectNetworkOptions>)
-        .await
-    {
-        Ok(n) => Ok(Some((
-            n.id.unwrap_or_default(),
-            n.labels.unwrap_or_default().into_iter().collect(),
-        ))),
-        Err(e) if status_of(&e) == Some(404) => Ok(None),
-        Err(e) => Err(format!("inspecting the lock: {e}")),
     }
 }
 
@@ -127,7 +109,7 @@ async fn leases(
 
 /// Who holds the lock on a host now, `None` when it is free.
 pub async fn holder(c: &Connected, project: &str, lease_s: u64) -> Result<Option<Holder>, String> {
-    let Some((_, labels)) = inspect(&c.docker, project).await? else {
+    let Some((_, labels)) = lock_network(&c.docker, project).await? else {
         return Ok(None);
     };
     let id = labels.get(lock::ID_LABEL).cloned();
@@ -155,7 +137,7 @@ struct Claim<'a> {
 }
 
 async fn create(c: &Connected, claim: &Claim<'_>) -> Result<Option<String>, String> {
-    let body = json!({
+    let mut body = json!({
         "Name": lock::lock_name(claim.project),
         "CheckDuplicate": true,
         "Labels": {
@@ -166,6 +148,9 @@ async fn create(c: &Connected, claim: &Claim<'_>) -> Result<Option<String>, Stri
             lock::LEASE_LABEL: claim.lease_s.to_string(),
         },
     });
+    if let Some(process) = here::this_process() {
+        body["Labels"][lock::PROCESS_LABEL] = json!(process);
+    }
     let (status, reply) = raw_json(
         &c.session,
         &c.host.docker_socket,
@@ -238,7 +223,7 @@ async fn take(c: &Connected, claim: &Claim<'_>) -> Result<Taken, LockError> {
         if let Some(id) = create(c, claim).await.map_err(failed)? {
             return Ok(Taken::Fresh(id));
         }
-        let Some((network_id, labels)) = (match inspect(&c.docker, claim.project).await {
+        let Some((network_id, labels)) = (match lock_network(&c.docker, claim.project).await {
             Ok(found) => found,
             // Two locks of one name for an instant (a tie being undone): look again.
             Err(e) if e.contains("ambiguous") => continue,
@@ -254,7 +239,7 @@ async fn take(c: &Connected, claim: &Claim<'_>) -> Result<Taken, LockError> {
         };
         let lease_labels: Vec<Labels> = their_leases.iter().map(|(_, l)| l.clone()).collect();
         let holder = Holder::read(&labels, &lease_labels, claim.lease_s);
-        if !holder.expired(claim.now) {
+        if !gone(&holder, claim.now) {
             return Err(LockError::Held { host, holder });
         }
         // Dead: remove exactly that lock (by id), then contend for a new one.
@@ -349,7 +334,6 @@ async fn renew(
 pub struct Locks {
     hosts: Vec<(Connected, String)>,
     project: String,
-    id: String,
     stop: watch::Sender<bool>,
     renewal: tokio::task::JoinHandle<()>,
     lost: watch::Receiver<Option<String>>,
@@ -383,11 +367,15 @@ async fn acquire_once(
             Ok(Taken::Fresh(id)) => taken.push(((*c).clone(), id)),
             Ok(Taken::TakenOver(id, old)) => {
                 notice(format!(
-                    "took over the apply lock on {} from {} (taken {}, lease expired {}): that apply is gone; this one checks and repairs what it left",
+                    "took over the apply lock on {} from {} (taken {}, {}): that apply is gone; this one checks and repairs what it left",
                     c.host.name,
                     old.owner,
                     time(old.since),
-                    old.expires.map_or("?".into(), time)
+                    if old.process.as_deref().map(here::fate) == Some(here::Fate::Gone) {
+                        "its process has ended".into()
+                    } else {
+                        format!("lease expired {}", old.expires.map_or("?".into(), time))
+                    }
                 ));
                 taken.push(((*c).clone(), id));
             }
@@ -399,7 +387,7 @@ async fn acquire_once(
     match first_error {
         None => Ok(taken),
         Some(e) => {
-            release_hosts(claim.project, claim.id, &taken).await;
+            release_hosts(claim.project, &taken).await;
             Err(e)
         }
     }
@@ -414,7 +402,7 @@ pub async fn acquire(
     options: &LockOptions,
     notice: &(dyn Fn(String) + Sync),
 ) -> Result<Locks, LockError> {
-    let owner = owner();
+    let owner = here::owner();
     let id = new_id();
     let deadline = tokio::time::Instant::now() + options.wait;
     let mut told = false;
@@ -458,23 +446,20 @@ pub async fn acquire(
     Ok(Locks {
         hosts: taken,
         project: project.to_string(),
-        id,
         stop,
         renewal,
         lost,
     })
 }
 
-/// Removes this apply's lock (by its network id) and its leases on each host.
-async fn release_hosts(project: &str, id: &str, hosts: &[(Connected, String)]) -> Vec<String> {
+/// Removes this apply's lock (by its network id) on each host, and every lease volume of the
+/// project there: this apply's own, and any left by an apply killed while it released. The
+/// leases go first, while the lock is still held, so that no lease of a next holder is taken
+/// for a left-over one; a kill in between leaves a lock whose holder is plainly gone.
+async fn release_hosts(project: &str, hosts: &[(Connected, String)]) -> Vec<String> {
     join_all(hosts.iter().map(|(c, network_id)| async move {
         let mut errors = Vec::new();
-        match c.docker.remove_network(network_id).await {
-            Ok(()) => {}
-            Err(e) if status_of(&e) == Some(404) => {}
-            Err(e) => errors.push(format!("{}: {e}", c.host.name)),
-        }
-        match leases(&c.docker, project, Some(id)).await {
+        match leases(&c.docker, project, None).await {
             Ok(found) => {
                 for (name, _) in found {
                     if let Err(e) = crate::apply::docker_ops::remove_volume(&c.docker, &name).await
@@ -483,6 +468,11 @@ async fn release_hosts(project: &str, id: &str, hosts: &[(Connected, String)]) -
                     }
                 }
             }
+            Err(e) => errors.push(format!("{}: {e}", c.host.name)),
+        }
+        match c.docker.remove_network(network_id).await {
+            Ok(()) => {}
+            Err(e) if status_of(&e) == Some(404) => {}
             Err(e) => errors.push(format!("{}: {e}", c.host.name)),
         }
         errors
@@ -502,7 +492,7 @@ impl Locks {
     pub async fn release(self) -> Result<(), String> {
         let _ = self.stop.send(true);
         let _ = self.renewal.await;
-        let errors = release_hosts(&self.project, &self.id, &self.hosts).await;
+        let errors = release_hosts(&self.project, &self.hosts).await;
         if errors.is_empty() {
             Ok(())
         } else {

@@ -55,10 +55,6 @@ async fn holders(fleet: &Fleet, project: &str) -> Vec<(String, Result<Option<Hol
     fleet.connected.keys().cloned().zip(found).collect()
 }
 
-fn alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
-
 pub fn status(a: LockStatusArgs) -> Result<u8> {
     let desired = load_repo(&a.repo, Some(&a.ssh), Secrets::NotNeeded)?;
     runtime().block_on(async {
@@ -69,7 +65,7 @@ pub fn status(a: LockStatusArgs) -> Result<u8> {
             let line = match found {
                 Ok(None) => "free".to_string(),
                 Ok(Some(h)) => format!(
-                    "held by {} since {}, lease {} {}",
+                    "held by {} since {}, lease {} {}{}",
                     h.owner,
                     rfc3339(h.since),
                     if h.expired(now) {
@@ -78,7 +74,12 @@ pub fn status(a: LockStatusArgs) -> Result<u8> {
                         "runs until"
                     },
                     h.expires
-                        .map_or("never (no time on the lock)".into(), rfc3339)
+                        .map_or("never (no time on the lock)".into(), rfc3339),
+                    if lock::gone(&h, now) && !h.expired(now) {
+                        " (its process on this machine has ended: the next apply takes it over)"
+                    } else {
+                        ""
+                    }
                 ),
                 Err(e) => format!("unknown: {e}"),
             };
@@ -101,10 +102,10 @@ pub fn run(a: UnlockArgs) -> Result<u8> {
         let fleet =
             hosts::connect_all(&desired.hosts, &a.ssh.options(), a.ssh.max_handshakes).await;
         if !a.force {
-            let machine = lock::machine();
             for (host, found) in holders(&fleet, &desired.project).await {
                 let Ok(Some(h)) = found else { continue };
-                if let Some(pid) = h.local_pid(&machine).filter(|p| alive(*p)) {
+                let fate = h.process.as_deref().map(crate::here::fate);
+                if let Some(crate::here::Fate::Running(pid)) = fate {
                     return Err(miette!(
                         help = "wait for it to finish, or stop that process first (--force removes the lock anyway)",
                         "the apply lock on {host} is held by {}, which is still running on this machine (pid {pid})",

@@ -1,14 +1,17 @@
 //! Observing a host: one container list and, in parallel on the same connection, the
-//! project's volume list (its data volumes and its rollout states), turned into plain values.
+//! project's volume list (its data volumes, rollout states and lock leases) and its apply
+//! lock, turned into plain values.
 //! Optionally an inspect per managed container (deep).
 
 use crate::model::rollout::ROLLOUT_LABEL;
 use crate::model::{
-    label, Health, ObservedContainer, ObservedHost, ObservedVolume, Resources, Rollout,
+    label, Health, Labels, ObservedContainer, ObservedHost, ObservedLock, ObservedVolume,
+    Resources, Rollout,
 };
 use bollard::models::ContainerSummary;
 use bollard::query_parameters::{
-    InspectContainerOptions, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
+    InspectContainerOptions, InspectNetworkOptions, ListContainersOptionsBuilder,
+    ListVolumesOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::future::join_all;
@@ -78,6 +81,29 @@ fn container(c: ContainerSummary) -> ObservedContainer {
 }
 
 /// The project's volumes, which include its rollout states.
+/// The project's lock network on a host, if there is one: its id and labels.
+pub async fn lock_network(
+    docker: &Docker,
+    project: &str,
+) -> Result<Option<(String, Labels)>, String> {
+    match docker
+        .inspect_network(
+            &crate::model::lock::lock_name(project),
+            None::<InspectNetworkOptions>,
+        )
+        .await
+    {
+        Ok(n) => Ok(Some((
+            n.id.unwrap_or_default(),
+            n.labels.unwrap_or_default().into_iter().collect(),
+        ))),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(None),
+        Err(e) => Err(format!("inspecting the lock: {e}")),
+    }
+}
+
 async fn list_volumes(docker: &Docker, project: &str) -> Result<Vec<ObservedVolume>, String> {
     let filters = HashMap::from([(
         "label".to_string(),
@@ -136,10 +162,19 @@ pub async fn observe(
     opts: &ObserveOptions,
 ) -> Result<ObservedHost, String> {
     let list_options = ListContainersOptionsBuilder::default().all(true).build();
-    let (list, volumes) = tokio::join!(
+    let (list, volumes, lock) = tokio::join!(
         docker.list_containers(Some(list_options)),
-        list_volumes(docker, &opts.project)
+        list_volumes(docker, &opts.project),
+        lock_network(docker, &opts.project)
     );
+    // The lock only tells whether a dead apply left it; a failure to read it (two of one name
+    // for an instant) is not worth failing the host for.
+    let lock = lock.ok().flatten().map(|(_, labels)| ObservedLock {
+        holder_gone: crate::model::lock::Holder::read(&labels, &[], 0)
+            .process
+            .is_some_and(|p| crate::here::fate(&p) == crate::here::Fate::Gone),
+        labels,
+    });
     let mut volumes = volumes?;
     let rollouts = rollouts_of(&mut volumes);
     let (leases, data): (Vec<ObservedVolume>, Vec<ObservedVolume>) = volumes
@@ -172,6 +207,7 @@ pub async fn observe(
         volumes,
         rollouts,
         leases,
+        lock,
     })
 }
 

@@ -16,6 +16,9 @@ pub const SINCE_LABEL: &str = "berth.lock.since";
 pub const EXPIRES_LABEL: &str = "berth.lock.expires";
 /// On the lock: the holder's lease in seconds, for the time before its first lease volume.
 pub const LEASE_LABEL: &str = "berth.lock.lease";
+/// On the lock: the holder's process as the machine it ran on can recognise it (see
+/// `here`), so that an apply there can tell at once that the holder died.
+pub const PROCESS_LABEL: &str = "berth.lock.process";
 
 /// How long a lease lasts unless renewed.
 pub const DEFAULT_LEASE_S: u64 = 30;
@@ -42,6 +45,8 @@ pub struct Holder {
     /// Unix seconds after which the holder is gone, `None` when it cannot be told (a lock
     /// without any time on it: only `berth unlock` removes it).
     pub expires: Option<u64>,
+    /// The holder's process record, when it left one.
+    pub process: Option<String>,
 }
 
 impl Holder {
@@ -73,19 +78,23 @@ impl Holder {
                 .unwrap_or_else(|| "an unknown apply".into()),
             since,
             expires: renewed.or(first),
+            process: lock.get(PROCESS_LABEL).cloned(),
         }
     }
 
     pub fn expired(&self, now: u64) -> bool {
         self.expires.is_some_and(|e| e < now)
     }
+}
 
-    /// The process id in the owner text, when the holder ran on the machine named `machine`.
-    pub fn local_pid(&self, machine: &str) -> Option<u32> {
-        let (who, pid) = self.owner.rsplit_once(" pid ")?;
-        let (_, on) = who.rsplit_once('@')?;
-        (on == machine).then(|| pid.parse().ok())?
-    }
+/// Whether a host keeps something of an apply that is gone, for the next apply to clear: a
+/// lock whose lease ran out or whose holder's process is `gone` (told by the machine it ran
+/// on), or lease volumes of no lock (an apply killed while it released its lock).
+pub fn left_behind(lock: Option<&Labels>, gone: bool, leases: &[Labels], now: u64) -> bool {
+    let id = lock.and_then(|l| l.get(ID_LABEL));
+    let orphans = leases.iter().any(|l| id.is_none() || l.get(ID_LABEL) != id);
+    let dead = lock.is_some_and(|l| gone || Holder::read(l, leases, DEFAULT_LEASE_S).expired(now));
+    orphans || dead
 }
 
 #[cfg(test)]
@@ -133,16 +142,25 @@ mod tests {
     }
 
     #[test]
-    fn a_lock_without_any_time_never_expires() {
-        let h = Holder::read(&labels(&[(OWNER_LABEL, "x")]), &[], 30);
-        assert!(!h.expired(u64::MAX));
+    fn what_a_dead_apply_left_is_told_from_a_live_lock() {
+        let lock = labels(&[(ID_LABEL, "a1"), (SINCE_LABEL, "1000")]);
+        let lease = labels(&[(ID_LABEL, "a1"), (EXPIRES_LABEL, "1100")]);
+        let own = std::slice::from_ref(&lease);
+        let other = labels(&[(ID_LABEL, "b2"), (EXPIRES_LABEL, "1100")]);
+        // A live lock with its own lease, and nothing at all: nothing to clear.
+        assert!(!left_behind(Some(&lock), false, own, 1050));
+        assert!(!left_behind(None, false, &[], 1050));
+        // Its lease ran out, or its holder is known to have died.
+        assert!(left_behind(Some(&lock), false, own, 1101));
+        assert!(left_behind(Some(&lock), true, own, 1050));
+        // Leases of no lock, or of another lock than the one there.
+        assert!(left_behind(None, false, own, 1050));
+        assert!(left_behind(Some(&lock), false, &[lease, other], 1050));
     }
 
     #[test]
-    fn the_pid_is_read_only_for_this_machine() {
-        let lock = labels(&[(OWNER_LABEL, "ann@laptop pid 4242")]);
-        let h = Holder::read(&lock, &[], 30);
-        assert_eq!(h.local_pid("laptop"), Some(4242));
-        assert_eq!(h.local_pid("server"), None);
+    fn a_lock_without_any_time_never_expires() {
+        let h = Holder::read(&labels(&[(OWNER_LABEL, "x")]), &[], 30);
+        assert!(!h.expired(u64::MAX));
     }
 }

@@ -11,6 +11,8 @@ pub mod selector;
 
 pub use desired::*;
 pub use labels::Labels;
-pub use observed::{label, Health, ObservedContainer, ObservedHost, ObservedVolume, Resources};
+pub use observed::{
+    label, Health, ObservedContainer, ObservedHost, ObservedLock, ObservedVolume, Resources,
+};
 pub use rollout::{Phase, Rollout};
 pub use selector::Selector;

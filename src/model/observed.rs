@@ -93,18 +93,32 @@ pub struct ObservedHost {
     /// The apply lock's lease volumes found on the host (see `model::lock`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub leases: Vec<ObservedVolume>,
+    /// The project's apply lock on the host, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<ObservedLock>,
+}
+
+/// The apply lock found on a host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ObservedLock {
+    pub labels: Labels,
+    /// Its holder ran on the machine that observed it, and that process has ended.
+    #[serde(default)]
+    pub holder_gone: bool,
 }
 
 impl ObservedHost {
-    /// Whether the host holds the lease of an apply lock that ran out: an apply died there
-    /// without releasing its lock.
-    pub fn has_expired_lease(&self, now: u64) -> bool {
-        self.leases.iter().any(|v| {
-            v.labels
-                .get(super::lock::EXPIRES_LABEL)
-                .and_then(|e| e.parse::<u64>().ok())
-                .is_some_and(|e| e < now)
-        })
+    /// Whether the host keeps the lock or leases of an apply that is gone (see
+    /// `lock::left_behind`): the next apply takes them over and clears them.
+    pub fn lock_left_behind(&self, now: u64) -> bool {
+        let leases: Vec<Labels> = self.leases.iter().map(|v| v.labels.clone()).collect();
+        let lock = self.lock.as_ref();
+        super::lock::left_behind(
+            lock.map(|l| &l.labels),
+            lock.is_some_and(|l| l.holder_gone),
+            &leases,
+            now,
+        )
     }
 }
 

@@ -239,7 +239,7 @@ pub fn build(input: &PlanInput) -> Plan {
         .observed
         .iter()
         .filter_map(|(h, o)| Some((h, o.as_ref().ok()?)))
-        .filter(|(_, o)| o.has_expired_lease(input.now))
+        .filter(|(_, o)| o.lock_left_behind(input.now))
         .map(|(h, _)| h.clone())
         .collect();
     for h in &dead_locks {
@@ -248,7 +248,7 @@ pub fn build(input: &PlanInput) -> Plan {
             host: Some(h.clone()),
             deployment: None,
             pod: None,
-            message: format!("{h}: an apply stopped without releasing its lock (its lease ran out); the next apply takes it over"),
+            message: "an apply stopped without releasing its lock (its process ended or its lease ran out); the next apply clears it".into(),
         });
     }
     Plan {

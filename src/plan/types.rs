@@ -27,7 +27,7 @@ pub struct Plan {
     /// `membership::timeline` for how each wave changes it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub services: super::membership::Membership,
-    /// Hosts where an apply died holding the lock (its lease ran out): the next apply takes
+    /// Hosts where an apply died holding the lock (see `lock::left_behind`): the next apply takes
     /// the lock over, and one with nothing else to do just clears it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dead_locks: Vec<String>,

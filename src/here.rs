@@ -1,0 +1,134 @@
+//! This machine and this process, as an apply lock records its holder, and whether a holder
+//! recorded that way is still running here.
+//!
+//! A process is named by the kernel's boot id, its pid namespace, its pid and its start time:
+//! two machines never share a boot id, two containers on one kernel do not share a pid
+//! namespace, and a pid used again later has another start time. So "that process is gone"
+//! is said only when it is certain; anywhere else (another machine, a system without `/proc`)
+//! nothing can be told and the lock's lease decides.
+
+use std::path::Path;
+
+/// This machine's name, as lock owners record it (for people to read).
+pub fn machine() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Who is applying: user, machine and process, for people to read.
+pub fn owner() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{} pid {}", machine(), std::process::id())
+}
+
+/// This process as `boot/pidns/pid/start`, or `None` where the system cannot tell.
+pub fn this_process() -> Option<String> {
+    let pid = std::process::id();
+    let (boot, ns) = namespace(Path::new("/proc"))?;
+    let start = start_time(Path::new("/proc"), pid)?;
+    Some(format!("{boot}/{ns}/{pid}/{start}"))
+}
+
+/// What became of a process recorded by `this_process`, seen from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// It runs in this pid namespace on this boot of this machine.
+    Running(u32),
+    /// It ran here and has ended (or only its zombie is left).
+    Gone,
+    /// It ran elsewhere, or the record cannot be read: only the lease can tell.
+    Unknown,
+}
+
+pub fn fate(process: &str) -> Fate {
+    fate_in(Path::new("/proc"), process)
+}
+
+fn fate_in(proc: &Path, process: &str) -> Fate {
+    let mut parts = process.split('/');
+    let (Some(boot), Some(ns), Some(pid), Some(start), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next().and_then(|p| p.parse::<u32>().ok()),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Fate::Unknown;
+    };
+    match namespace(proc) {
+        Some((b, n)) if b == boot && n == ns => {}
+        _ => return Fate::Unknown,
+    }
+    match stat_fields(proc, pid) {
+        Some(fields) if fields.first().map(String::as_str) != Some("Z") => {
+            if fields.get(19).map(String::as_str) == Some(start) {
+                Fate::Running(pid)
+            } else {
+                Fate::Gone
+            }
+        }
+        _ => Fate::Gone,
+    }
+}
+
+/// The boot id and this process's pid namespace.
+fn namespace(proc: &Path) -> Option<(String, String)> {
+    let boot = std::fs::read_to_string(proc.join("sys/kernel/random/boot_id")).ok()?;
+    let ns = std::fs::read_link(proc.join("self/ns/pid")).ok()?;
+    let ns = ns.to_string_lossy();
+    let ns: String = ns.chars().filter(char::is_ascii_digit).collect();
+    let boot = boot.trim().to_string();
+    (!boot.is_empty() && !ns.is_empty()).then_some((boot, ns))
+}
+
+fn start_time(proc: &Path, pid: u32) -> Option<String> {
+    stat_fields(proc, pid)?.get(19).cloned()
+}
+
+/// The fields of `/proc/PID/stat` after the command name (state first), which may itself
+/// hold spaces and parentheses.
+fn stat_fields(proc: &Path, pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(proc.join(pid.to_string()).join("stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn this_process_is_running() {
+        let me = this_process().expect("a Linux /proc");
+        assert_eq!(fate(&me), Fate::Running(std::process::id()));
+    }
+
+    #[test]
+    fn an_ended_process_is_gone_and_one_from_elsewhere_is_unknown() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let me = this_process().unwrap();
+        let (prefix, _) = me.split_once(&format!("/{}/", std::process::id())).unwrap();
+        let start = start_time(Path::new("/proc"), child.id()).unwrap();
+        let record = format!("{prefix}/{}/{start}", child.id());
+        assert_eq!(fate(&record), Fate::Running(child.id()));
+        child.kill().unwrap();
+        // Killed but not yet waited for: a zombie is gone too.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(fate(&record), Fate::Gone);
+        child.wait().unwrap();
+        assert_eq!(fate(&record), Fate::Gone);
+
+        // The same pid started again later is another process.
+        let again = format!("{prefix}/{}/1", std::process::id());
+        assert_eq!(fate(&again), Fate::Gone);
+        // Another boot, another namespace, or a record that cannot be read: unknown.
+        let other_boot = record.replacen(&prefix[..8], "ffffffff", 1);
+        assert_eq!(fate(&other_boot), Fate::Unknown);
+        assert_eq!(fate("a/b/c"), Fate::Unknown);
+        assert_eq!(fate(""), Fate::Unknown);
+    }
+}

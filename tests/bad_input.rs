@@ -1,7 +1,9 @@
 //! The bad-input corpus: broken repositories, flags, selectors and plan files, each given to
 //! `berth apply --auto-approve` (the command that would change hosts). Each must exit with
 //! its code, say what is wrong in the user's words (checked with miette's wrapping undone),
-//! never panic, and change nothing on any host.
+//! never panic, and change nothing on any host. Then faults of the hosts themselves (unknown
+//! host keys, unreachable or misbehaving hosts, images that do not exist, containers that crash
+//! on start, ports already taken): each named, and the running pods left exactly as they were.
 
 mod common;
 use common::*;
@@ -198,8 +200,8 @@ fn corpus() -> Vec<Case> {
     ]
 }
 
-/// Every managed container of the project on each host, as `host name id state`.
-fn fleet_snapshot() -> Vec<String> {
+/// Every managed container of the project on each host, as `host name id state`, and its lock.
+fn fleet_snapshot(project: &str) -> Vec<String> {
     let mut out = Vec::new();
     for h in HOSTS {
         let list = docker(
@@ -208,7 +210,7 @@ fn fleet_snapshot() -> Vec<String> {
                 "ps",
                 "-a",
                 "--filter",
-                "label=berth.project=t-bad",
+                &format!("label=berth.project={project}"),
                 "--format",
                 "{{.Names}} {{.ID}} {{.State}}",
             ],
@@ -216,7 +218,13 @@ fn fleet_snapshot() -> Vec<String> {
         out.extend(list.lines().map(|l| format!("{h} {l}")));
         let locks = docker(
             h,
-            &["network", "ls", "-q", "--filter", "name=berth-lock-t-bad"],
+            &[
+                "network",
+                "ls",
+                "-q",
+                "--filter",
+                &format!("name=berth-lock-{project}"),
+            ],
         );
         out.extend(locks.lines().map(|l| format!("{h} lock {l}")));
     }
@@ -234,13 +242,14 @@ fn write_repo(dir: &std::path::Path, files: &[(&str, &str)]) {
 
 #[test]
 fn every_broken_input_is_named_in_the_users_words_and_changes_nothing() {
+    const PROJECT: &str = "t-bad";
     let repo = Repo::new("t-bad");
     for (rel, text) in BASE {
         repo.write(rel, text);
     }
     repo.commit("base");
     repo.apply_ok(&["-q"]);
-    let before = fleet_snapshot();
+    let before = fleet_snapshot(PROJECT);
     assert_eq!(before.len(), 2, "the base deployment runs: {before:?}");
 
     let cases = corpus();
@@ -266,7 +275,11 @@ fn every_broken_input_is_named_in_the_users_words_and_changes_nothing() {
             ));
         }
     }
-    assert_eq!(fleet_snapshot(), before, "a broken input changed a host");
+    assert_eq!(
+        fleet_snapshot(PROJECT),
+        before,
+        "a broken input changed a host"
+    );
     assert!(
         wrong.is_empty(),
         "{} of {} cases went wrong:\n{}",
@@ -276,6 +289,174 @@ fn every_broken_input_is_named_in_the_users_words_and_changes_nothing() {
     );
     eprintln!(
         "bad input: {} cases, each refused with its words, no host changed",
+        cases.len()
+    );
+}
+
+/// A fault of the fleet rather than of the repository: `prepare` puts it in place on the lab
+/// and `undo` takes it away again (both by the docker CLI, on hosts berth does not manage).
+struct HostCase {
+    name: &'static str,
+    files: Vec<(&'static str, String)>,
+    /// `{dir}` stands for the case's own directory (the repository's).
+    args: &'static [&'static str],
+    code: i32,
+    says: &'static [&'static str],
+    prepare: &'static [(&'static str, &'static [&'static str])],
+    undo: &'static [(&'static str, &'static [&'static str])],
+}
+
+/// The base deployment at a new revision whose container has `fields` (flow mapping entries,
+/// an `image` among them or not), with a short health gate so that a failing pod is found out
+/// quickly.
+fn revision(fields: &str) -> Vec<(&'static str, String)> {
+    let image = if fields.contains("image:") {
+        String::new()
+    } else {
+        "image: berth-lab/web:v1, ".into()
+    };
+    vec![(
+        "deployments/web.yaml",
+        format!(
+            "name: web\nlabels: {{app: web}}\nreplicas: 2\nservice: {{name: web}}\npod:\n  containers:\n    - {{name: app, {image}{fields}}}\nstrategy: {{min_ready: 2s, health_timeout: 8s}}\n"
+        ),
+    )]
+}
+
+fn host_corpus() -> Vec<HostCase> {
+    const SQUAT: &[&str] = &[
+        "run",
+        "-d",
+        "--name",
+        "t-bad-squatter",
+        "-p",
+        "18081:8080",
+        "berth-lab/web:v1",
+    ];
+    vec![
+        HostCase {
+            name: "unknown host keys",
+            files: vec![("empty_known_hosts", String::new())],
+            args: &["apply", "--auto-approve", "--known-hosts", "{dir}/empty_known_hosts"],
+            code: 1,
+            says: &["unknown host key", "SHA256:", "--accept-new-host-keys"],
+            prepare: &[],
+            undo: &[],
+        },
+        HostCase {
+            name: "a host that does not answer",
+            files: vec![(
+                "inventory.yaml",
+                "hosts:\n  - {name: h1, address: 198.18.0.11, labels: {role: web}}\n  - {name: h2, address: 198.18.0.12, labels: {role: web}}\n  - {name: h9, address: 198.18.0.99, labels: {role: web}}\n".into(),
+            )],
+            args: &["apply", "--auto-approve", "--connect-timeout", "2"],
+            code: 1,
+            says: &["h9 is unreachable", "--allow-unreachable"],
+            prepare: &[],
+            undo: &[],
+        },
+        HostCase {
+            name: "a host whose engine socket is not there",
+            files: vec![(
+                "inventory.yaml",
+                "hosts:\n  - {name: h1, address: 198.18.0.11, labels: {role: web}}\n  - {name: h2, address: 198.18.0.12, labels: {role: web}, docker_socket: /run/nowhere.sock}\n".into(),
+            )],
+            args: APPLY,
+            code: 1,
+            says: &["h2 is unreachable", "/run/nowhere.sock"],
+            prepare: &[],
+            undo: &[],
+        },
+        HostCase {
+            name: "an image that does not exist",
+            files: revision("image: \"198.18.0.1:5000/berth-lab/web:no-such-tag\""),
+            args: APPLY,
+            code: 3,
+            says: &["h1: pulling 198.18.0.1:5000/berth-lab/web:no-such-tag", "not found", "rolled back: the failed pods were removed and the old pods keep serving"],
+            prepare: &[],
+            undo: &[],
+        },
+        HostCase {
+            name: "a container that crashes on start",
+            files: revision("command: [sh, -c, \"echo broken; exit 7\"]"),
+            args: APPLY,
+            code: 3,
+            says: &["is restarting (exit code 7)", "last log lines", "broken", "rolling back"],
+            prepare: &[],
+            undo: &[],
+        },
+        HostCase {
+            name: "a host port another container holds",
+            files: revision("ports: [\"18081:8080\"]"),
+            args: APPLY,
+            code: 1,
+            says: &[
+                "unmanaged container t-bad-squatter holds host port 18081/tcp that web publishes",
+                "remove or rename the unmanaged containers",
+            ],
+            prepare: &[("h1", SQUAT), ("h2", SQUAT)],
+            undo: &[
+                ("h1", &["rm", "-f", "t-bad-squatter"]),
+                ("h2", &["rm", "-f", "t-bad-squatter"]),
+            ],
+        },
+    ]
+}
+
+#[test]
+fn every_host_fault_is_named_and_the_running_pods_stay_as_they_were() {
+    const PROJECT: &str = "t-hostbad";
+    let own = format!("project: {PROJECT}\n");
+    let repo = Repo::new(PROJECT);
+    for (rel, text) in BASE {
+        repo.write(rel, text);
+    }
+    repo.write("berth.yaml", &own);
+    repo.commit("base");
+    repo.apply_ok(&["-q"]);
+    let before = fleet_snapshot(PROJECT);
+    assert_eq!(before.len(), 2, "the base deployment runs: {before:?}");
+
+    let cases = host_corpus();
+    let mut wrong = Vec::new();
+    for c in &cases {
+        for (h, args) in c.prepare {
+            docker(h, args);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_str().unwrap().to_string();
+        let files: Vec<(&str, &str)> = c.files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+        write_repo(dir.path(), &files);
+        std::fs::write(dir.path().join("berth.yaml"), &own).unwrap();
+        let mut full: Vec<String> = c.args.iter().map(|a| a.replace("{dir}", &path)).collect();
+        full.extend(["--repo".into(), path.clone()]);
+        let full: Vec<&str> = full.iter().map(String::as_str).collect();
+        let r = berth(&full);
+        for (h, args) in c.undo {
+            docker(h, args);
+        }
+        let said = format!("{} {}", r.stdout, r.said());
+        if std::env::var_os("BAD_INPUT_SHOW").is_some() {
+            eprintln!("{}: exit {}: {}", c.name, r.code, said.trim());
+        }
+        let missing: Vec<&&str> = c.says.iter().filter(|w| !said.contains(**w)).collect();
+        let after = fleet_snapshot(PROJECT);
+        if r.code != c.code || !missing.is_empty() || said.contains("panicked") || after != before {
+            wrong.push(format!(
+                "{}: exit {} (want {}), missing {missing:?}, pods before {before:?} after {after:?}\n{r:?}",
+                c.name, r.code, c.code
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} host faults went wrong:\n{}",
+        wrong.len(),
+        cases.len(),
+        wrong.join("\n\n")
+    );
+    eprintln!(
+        "host faults: {} cases, each named, the running pods untouched",
         cases.len()
     );
 }

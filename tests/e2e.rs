@@ -326,9 +326,19 @@ fn a_saved_plan_applies_exactly_or_refuses_when_stale() {
     let file = file.to_str().unwrap();
     let p = repo.berth(&["plan", "-o", file]);
     assert_eq!(p.code, 0, "{p:?}");
-    let r = berth(&["apply", file, "--auto-approve"]);
+    // Git moves on after the plan was saved: applying the file does what it says (two v1
+    // pods), not what Git says now (three v2 pods), even with the repository at hand.
+    repo.write("deployments/web.yaml", &web("web", 3, "v2", "role=web"));
+    repo.commit("v2 on 3");
+    let r = repo.berth(&["apply", file, "--auto-approve"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(repo.all_containers().len(), 2);
+    let all = repo.all_containers();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(
+        all.iter()
+            .all(|c| c.image == "berth-lab/web:v1" && c.state == "running"),
+        "{all:?}"
+    );
 
     let p = repo.berth(&["plan", "-o", file]);
     assert_eq!(p.code, 0);
@@ -700,4 +710,51 @@ fn deployments_roll_out_side_by_side_and_one_failing_does_not_stop_another() {
         bad_before,
         "bad's old pod is untouched"
     );
+}
+
+#[test]
+fn a_recreate_update_stops_the_old_pods_first_and_a_failure_starts_them_again() {
+    let repo = Repo::new("t-recreate");
+    let recreate = |version: &str| {
+        web("web", 2, version, "role=web").replace(
+            "strategy: {min_ready: 1s, health_timeout: 30s}",
+            "strategy: {type: recreate, min_ready: 1s, health_timeout: 10s}",
+        )
+    };
+    repo.write("deployments/web.yaml", &recreate("v1"));
+    repo.commit("v1");
+    repo.apply_ok(&[]);
+    let v1 = repo.all_containers();
+
+    repo.write("deployments/web.yaml", &recreate("v2"));
+    repo.commit("v2");
+    let r = repo.apply_ok(&["-v"]);
+    let said = r.all();
+    let stop = said.find("stop the old pods (recreate)");
+    let start = said.find("start the new pods");
+    assert!(stop.is_some() && stop < start, "{r:?}");
+    let v2 = repo.all_containers();
+    assert_eq!(v2.len(), 2, "{v2:?}");
+    assert!(
+        v2.iter()
+            .all(|c| c.image == "berth-lab/web:v2" && c.state == "running"),
+        "{v2:?}"
+    );
+    assert!(v2.iter().all(|c| !v1.iter().any(|o| o.id == c.id)));
+
+    // v3 never gets healthy: its pods go and the very v2 pods run again.
+    repo.write(
+        "deployments/web.yaml",
+        &recreate("v3").replace("/healthz", "/missing"),
+    );
+    repo.commit("v3, never healthy");
+    let r = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert_eq!(
+        repo.all_containers(),
+        v2,
+        "the v2 pods, running again, and nothing else"
+    );
+    let drift = repo.berth(&["drift"]);
+    assert_eq!(drift.code, 0, "{drift:?}");
 }

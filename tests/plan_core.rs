@@ -559,6 +559,29 @@ fn secrets_appear_by_name_only_and_a_changed_value_replaces_its_pods() {
         );
     }
 
+    // Checked when a saved plan is applied: the new pods need the value; a plan that keeps
+    // the pods (made with the old value) is stale under the new one, one that replaces them
+    // is not.
+    let kept = plan_for(&with("hunter2-secret"), &observed);
+    assert!(berth::plan::saved::secrets_needed(&kept).is_empty());
+    assert_eq!(
+        berth::plan::saved::secrets_needed(&p),
+        ["api-token".to_string()].into()
+    );
+    let hosts = &observed;
+    let now = |v: &'static str| move |n: &str| (n == "api-token").then(|| v.to_string());
+    let changed = berth::plan::saved::secrets_changed_since(&kept, hosts, &now("hunter3-secret"));
+    assert_eq!(changed.len(), 3, "{changed:?}");
+    assert!(changed
+        .iter()
+        .all(|c| c.starts_with("secret api-token: web-")));
+    assert!(
+        berth::plan::saved::secrets_changed_since(&kept, hosts, &now("hunter2-secret")).is_empty()
+    );
+    assert!(
+        berth::plan::saved::secrets_changed_since(&p, hosts, &now("hunter3-secret")).is_empty()
+    );
+
     // Planning needs the value; render does not, nor a plan of other deployments.
     let missing = repo::load(&files, &|_| None).unwrap_err();
     assert!(format!("{missing:?}").contains("BERTH_SECRET_API_TOKEN"));

@@ -291,3 +291,59 @@ fn an_interrupted_apply_rolls_its_wave_back_and_releases_the_lock() {
     let plan = repo.berth(&["plan"]);
     assert!(plan.stdout.contains("aborted"), "{plan:?}");
 }
+
+#[test]
+fn berth_abort_takes_a_paused_canary_back_and_sync_leaves_it_alone() {
+    let repo = Repo::new("t-abort");
+    let strategy =
+        "\n  type: canary\n  min_ready: 1s\n  health_timeout: 30s\n  steps:\n    - weight: 50\n    - pause: {}";
+    let v1 = web_everywhere(4, "v1", strategy)
+        .replace("replicas: 4", "replicas: 4\nplacement: {max_per_host: 2}");
+    start_with_clients(&repo, &v1);
+    let web_pods = || -> Vec<Container> {
+        repo.all_containers()
+            .into_iter()
+            .filter(|c| c.name.starts_with("web-"))
+            .collect()
+    };
+    let before = web_pods();
+    assert_eq!(before.len(), 4, "{before:?}");
+    repo.write("deployments/web.yaml", &v1.replace("web:v1", "web:v2"));
+    repo.commit("web v2");
+    repo.apply_ok(&[]);
+
+    // The canary answers its share while paused.
+    let mark = answers(&repo);
+    let start = std::time::Instant::now();
+    loop {
+        let heard = since(&mark, &answers(&repo));
+        if heard.len() > 40 && share(&heard, "v2") > 0.0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "the paused canary never answered: {heard:?}"
+        );
+        wait_secs(1);
+    }
+
+    let r = repo.berth(&["abort", "web"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // The very pods that served before the canary, all running again; the canary is gone.
+    assert_eq!(web_pods(), before, "the v1 pods, and nothing else");
+    let mark = answers(&repo);
+    wait_secs(2);
+    let tail = since(&mark, &answers(&repo));
+    assert!(tail.len() > 20, "{tail:?}");
+    assert_eq!(share(&tail, "v1"), 1.0, "only v1 answers: {tail:?}");
+    let all = answers(&repo);
+    assert_eq!(failures(&all), 0, "failed requests: {all:?}");
+
+    // Git still says v2: sync leaves the aborted revision alone, and says so.
+    let r = repo.berth(&["sync"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.all().contains("aborted"), "{r:?}");
+    assert_eq!(web_pods(), before, "sync retried an aborted canary");
+    let status = repo.berth(&["status"]);
+    assert!(status.stdout.contains("aborted"), "{status:?}");
+}

@@ -63,6 +63,17 @@ fn a_secret_is_never_shown_and_a_changed_one_is_rolled_out_by_name() {
     let r = run(&repo, &["plan", "-o", saved.to_str().unwrap()], VALUE);
     assert_eq!(r.code, 0, "{r:?}");
     outputs.push(("plan file", std::fs::read_to_string(&saved).unwrap()));
+    // Applied where the secret has no value: refused before any host is touched.
+    let r = repo.berth(&["apply", "--auto-approve", saved.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        // (miette may wrap the line at the name's hyphen)
+        r.said().contains("creates pods with secret(s) db-")
+            && r.said().contains("that have no value here")
+            && r.said().contains("BERTH_SECRET_DB_PASSWORD"),
+        "{r:?}"
+    );
+    assert!(repo.all_containers().is_empty(), "{r:?}");
     let r = run(
         &repo,
         &["apply", "--auto-approve", "-v", saved.to_str().unwrap()],
@@ -93,6 +104,27 @@ fn a_secret_is_never_shown_and_a_changed_one_is_rolled_out_by_name() {
         assert_eq!(r.code, 0, "{cmd:?}: {r:?}");
         outputs.push(("status/drift/plan", r.all()));
     }
+
+    // A value changed between `plan -o` and `apply FILE`: the saved plan keeps pods that run
+    // with the old value, so it no longer says what applying must do: stale, nothing done.
+    let keep = repo.path().join("keep.json");
+    let r = run(&repo, &["plan", "-o", keep.to_str().unwrap()], VALUE);
+    assert_eq!(r.code, 0, "{r:?}");
+    let before = repo.all_containers();
+    let r = run(
+        &repo,
+        &["apply", "--auto-approve", keep.to_str().unwrap()],
+        CHANGED,
+    );
+    assert_eq!(r.code, 5, "{r:?}");
+    assert!(
+        r.stderr.contains("secret db-password: web-")
+            && r.stderr
+                .contains("the value changed since the plan was made"),
+        "{r:?}"
+    );
+    assert_eq!(repo.all_containers(), before, "a stale plan changed a host");
+    outputs.push(("stale apply", r.all()));
 
     // A new value: a replace, named, with neither value shown.
     let r = run(&repo, &["plan", "--exit-code"], CHANGED);

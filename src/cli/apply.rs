@@ -114,6 +114,24 @@ async fn saved_plan(file: &std::path::Path, ssh: &SshArgs) -> Result<(Fleet, Pla
             crate::plan::PLAN_VERSION
         ));
     }
+    let unset: Vec<String> = crate::plan::saved::secrets_needed(&plan)
+        .into_iter()
+        .filter(|n| secret_lookup(n).is_none())
+        .collect();
+    if !unset.is_empty() {
+        let vars: Vec<String> = unset
+            .iter()
+            .map(|n| crate::repo::load::secret_env_var(n))
+            .collect();
+        return Err(miette!(
+            help = format!(
+                "set {} to the value(s) the plan was made with",
+                vars.join(", ")
+            ),
+            "the plan file {name} creates pods with secret(s) {} that have no value here",
+            unset.join(", ")
+        ));
+    }
     let hosts: Vec<_> = plan
         .hosts
         .values()
@@ -259,7 +277,10 @@ async fn check_stale(fleet: &Fleet, plan: &Plan) -> Option<u8> {
         ..Default::default()
     };
     let observed = fleet.observe(&options).await;
-    let mut stale = Vec::new();
+    let mut stale: Vec<String> = crate::plan::saved::secrets_changed_since(plan, &observed, &secret_lookup)
+        .into_iter()
+        .map(|s| format!("{s} runs with another value than the one set now, and the plan keeps that pod (the value changed since the plan was made)"))
+        .collect();
     for (name, state) in plan.hosts.iter().filter(|(_, s)| s.reachable) {
         match observed.get(name) {
             Some(Ok(o)) if Some(o.fingerprint(&plan.project)) == state.fingerprint => {}

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod membership;
+pub mod saved;
 pub mod types;
 
 pub use build::{build, Intent, PlanInput};

@@ -146,7 +146,7 @@ impl Repo {
                 "--filter",
                 &format!("label=berth.project={}", self.project),
                 "--format",
-                "{{.Names}}\t{{.Image}}\t{{.State}}",
+                "{{.Names}}\t{{.Image}}\t{{.State}}\t{{.ID}}",
             ],
         );
         let mut v: Vec<Container> = out
@@ -158,6 +158,7 @@ impl Repo {
                     name: f[0].into(),
                     image: f[1].into(),
                     state: f[2].into(),
+                    id: f[3].into(),
                 }
             })
             .collect();
@@ -222,6 +223,8 @@ impl Drop for Repo {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Container {
     pub name: String,
+    /// The engine's id: a pod removed and created again under its old name has a new one.
+    pub id: String,
     pub image: String,
     pub state: String,
 }

@@ -1,0 +1,74 @@
+//! What a saved plan needs of the world when it is applied later: the secret values it names,
+//! and secret values that still agree with the pods it keeps. Pure: the shell observes and
+//! looks the values up.
+//!
+//! A plan file holds no secret value and nothing derived from one. So a value changed
+//! between `plan -o` and `apply` is seen where it shows: a pod the plan keeps runs with a
+//! value (its salted record, see `model::secret`) that is no longer the current one. Then
+//! the plan no longer says what applying would have to do, and it is refused before any step.
+
+use super::types::{Plan, Step};
+use crate::model::desired::EnvValue;
+use crate::model::secret::{self, SECRETS_LABEL};
+use crate::model::{label, ObservedHost};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The secrets the pods a plan creates are given, by name.
+pub fn secrets_needed(plan: &Plan) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for step in plan.waves.iter().flat_map(|w| w.steps.values().flatten()) {
+        if let Step::CreatePod { pod } = step {
+            for c in &pod.containers {
+                for v in c.spec.env.values() {
+                    if let EnvValue::Secret { secret } = v {
+                        names.insert(secret.clone());
+                    }
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The secrets whose current value differs from the one a pod that the plan leaves in place
+/// runs with, each with where it was seen (`secret NAME: POD on HOST`). Secrets without a
+/// value at hand are not judged.
+pub fn secrets_changed_since(
+    plan: &Plan,
+    observed: &BTreeMap<String, Result<ObservedHost, String>>,
+    value: &dyn Fn(&str) -> Option<String>,
+) -> Vec<String> {
+    let removed: BTreeSet<(&str, &str)> = plan
+        .waves
+        .iter()
+        .flat_map(|w| &w.steps)
+        .flat_map(|(host, steps)| steps.iter().map(move |s| (host, s)))
+        .filter_map(|(host, s)| match s {
+            Step::RemovePod { containers, .. } => Some((host, containers)),
+            _ => None,
+        })
+        .flat_map(|(host, cs)| cs.iter().map(move |c| (host.as_str(), c.as_str())))
+        .collect();
+    let mut changed = BTreeSet::new();
+    for (host, o) in observed {
+        let Ok(o) = o else { continue };
+        for c in &o.containers {
+            if c.label(label::PROJECT) != Some(plan.project.as_str())
+                || removed.contains(&(host.as_str(), c.name.as_str()))
+            {
+                continue;
+            }
+            let sealed: BTreeMap<String, String> = c
+                .label(SECRETS_LABEL)
+                .and_then(|l| serde_json::from_str(l).ok())
+                .unwrap_or_default();
+            for (name, record) in sealed {
+                if value(&name).is_some_and(|v| !secret::matches(&record, &v)) {
+                    let pod = c.label(label::POD).unwrap_or(&c.name);
+                    changed.insert(format!("secret {name}: {pod} on {host}"));
+                }
+            }
+        }
+    }
+    changed.into_iter().collect()
+}

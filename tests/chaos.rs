@@ -72,22 +72,6 @@ fn kill_after(repo: &Repo, args: &[&str], after: Duration, log: &std::path::Path
     running
 }
 
-/// Waits until the clients have each recorded a few more answers than at `mark`.
-fn settle(repo: &Repo, mark: &[(String, Vec<String>)]) -> Vec<(String, Vec<String>)> {
-    for _ in 0..100 {
-        let now = answers(repo);
-        if now
-            .iter()
-            .zip(mark)
-            .all(|((_, n), (_, m))| n.len() >= m.len() + 5)
-        {
-            return now;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("the clients stopped answering");
-}
-
 /// What a converged fleet looks like, checked after each round.
 fn assert_converged(repo: &Repo, round: &str) {
     let plan = repo.berth(&["plan", "--exit-code"]);
@@ -166,7 +150,7 @@ fn round(
         context()
     );
     assert_converged(repo, name);
-    let now = settle(repo, &mark);
+    let now = settle(repo, &mark, 5);
     let heard = since(&mark, &now);
     tally.requests += heard.len();
     // A failure is allowed only where the kill cut a pod off mid-leave: on that host, at most

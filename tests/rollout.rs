@@ -13,9 +13,9 @@ fn a_rolling_update_of_six_pods_fails_no_request() {
     start_with_clients(&repo, &v1);
     repo.write("deployments/web.yaml", &v1.replace("web:v1", "web:v2"));
     repo.commit("web v2");
+    let mark = answers(&repo);
     repo.apply_ok(&[]);
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    let all = answers(&repo);
+    let all = settle(&repo, &mark, 10);
     assert!(
         count(&all) > 200,
         "too few requests to prove anything: {all:?}"
@@ -52,15 +52,10 @@ fn a_rolling_update_of_six_pods_fails_no_request() {
         .filter(|c| c.name.starts_with("web-"))
         .collect();
     assert_eq!(after, before, "the v2 pods, all running, and nothing else");
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    let all = answers(&repo);
+    let all = settle(&repo, &answers(&repo), 10);
     assert_eq!(failures(&all), 0, "failed requests: {all:?}");
     let tail = last_versions(&all, 5);
     assert!(tail.iter().all(|l| l == "ok berth-lab web v2"), "{tail:?}");
-}
-
-fn wait_secs(s: u64) {
-    std::thread::sleep(std::time::Duration::from_secs(s));
 }
 
 #[test]
@@ -76,8 +71,7 @@ fn a_blue_green_switch_fails_no_request_and_rolls_back_instantly() {
     assert!(r.all().contains("web-preview"), "{r:?}");
     // The new set waits behind the preview name; the service still answers v1 only.
     let mark = answers(&repo);
-    wait_secs(2);
-    let during = since(&mark, &answers(&repo));
+    let during = heard_after(&repo, &mark, 40);
     assert!(!during.is_empty());
     assert_eq!(
         share(&during, "v1"),
@@ -96,8 +90,7 @@ fn a_blue_green_switch_fails_no_request_and_rolls_back_instantly() {
     let r = repo.berth(&["promote", "web"]);
     assert_eq!(r.code, 0, "{r:?}");
     let mark = answers(&repo);
-    wait_secs(2);
-    let after = since(&mark, &answers(&repo));
+    let after = heard_after(&repo, &mark, 40);
     assert!(!after.is_empty());
     assert_eq!(
         share(&after, "v2"),
@@ -111,8 +104,7 @@ fn a_blue_green_switch_fails_no_request_and_rolls_back_instantly() {
     let r = repo.berth(&["rollback", "web"]);
     assert_eq!(r.code, 0, "{r:?}");
     let mark = answers(&repo);
-    wait_secs(2);
-    let back = since(&mark, &answers(&repo));
+    let back = heard_after(&repo, &mark, 40);
     assert_eq!(share(&back, "v1"), 1.0, "after rollback only v1: {back:?}");
     let all = answers(&repo);
     assert_eq!(failures(&all), 0, "failed requests: {all:?}");
@@ -137,8 +129,7 @@ fn a_canary_at_weight_50_splits_traffic_and_a_failed_analysis_rolls_back() {
         "the plan states the weight: {r:?}"
     );
     let mark = answers(&repo);
-    wait_secs(4);
-    let split = since(&mark, &answers(&repo));
+    let split = heard_after(&repo, &mark, 80);
     assert!(split.len() > 60, "{split:?}");
     let v2 = share(&split, "v2");
     // One of the two pods behind the name on each host: DNS round robin gives about half.
@@ -185,8 +176,7 @@ fn a_canary_at_weight_50_splits_traffic_and_a_failed_analysis_rolls_back() {
         .collect();
     assert_eq!(after, running, "the v2 pods, all running, and nothing else");
     let mark = answers(&repo);
-    wait_secs(1);
-    let tail = since(&mark, &answers(&repo));
+    let tail = heard_after(&repo, &mark, 20);
     assert_eq!(share(&tail, "v2"), 1.0, "{tail:?}");
     let all = answers(&repo);
     assert_eq!(failures(&all), 0, "failed requests: {all:?}");
@@ -324,7 +314,7 @@ fn berth_abort_takes_a_paused_canary_back_and_sync_leaves_it_alone() {
             start.elapsed() < std::time::Duration::from_secs(30),
             "the paused canary never answered: {heard:?}"
         );
-        wait_secs(1);
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
 
     let r = repo.berth(&["abort", "web"]);
@@ -332,8 +322,7 @@ fn berth_abort_takes_a_paused_canary_back_and_sync_leaves_it_alone() {
     // The very pods that served before the canary, all running again; the canary is gone.
     assert_eq!(web_pods(), before, "the v1 pods, and nothing else");
     let mark = answers(&repo);
-    wait_secs(2);
-    let tail = since(&mark, &answers(&repo));
+    let tail = heard_after(&repo, &mark, 40);
     assert!(tail.len() > 20, "{tail:?}");
     assert_eq!(share(&tail, "v1"), 1.0, "only v1 answers: {tail:?}");
     let all = answers(&repo);

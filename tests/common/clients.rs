@@ -101,3 +101,30 @@ pub fn share(lines: &[String], version: &str) -> f64 {
     let hits = lines.iter().filter(|l| l.ends_with(version)).count();
     hits as f64 / lines.len().max(1) as f64
 }
+
+/// Waits until every client has recorded at least `n` more answers than at `mark` (a busy
+/// machine slows the clients down; a fixed sleep would sample too few), and returns all the
+/// answers then.
+pub fn settle(repo: &Repo, mark: &[(String, Vec<String>)], n: usize) -> Vec<(String, Vec<String>)> {
+    let start = std::time::Instant::now();
+    loop {
+        let now = answers(repo);
+        if now
+            .iter()
+            .zip(mark)
+            .all(|((_, a), (_, m))| a.len() >= m.len() + n)
+        {
+            return now;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the clients stopped answering: {now:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// The answers heard after `mark` once every client has recorded `n` more.
+pub fn heard_after(repo: &Repo, mark: &[(String, Vec<String>)], n: usize) -> Vec<String> {
+    since(mark, &settle(repo, mark, n))
+}

@@ -141,6 +141,7 @@ fn corpus() -> Vec<Case> {
         case("two deployments with one name", &[("deployments/web2.yaml", "name: web\npod:\n  containers:\n    - {name: app, image: berth-lab/web:v1}\n")], &["two deployments are named \"web\""]),
         case("two deployments with one service", &[("deployments/api.yaml", "name: api\nservice: {name: web}\npod:\n  containers:\n    - {name: app, image: berth-lab/web:v1}\n")], &["service \"web\" is already used by deployment"]),
         case("two deployments publishing one host port", &[("deployments/a.yaml", "name: a\nplacement: {max_per_host: 1}\npod:\n  containers:\n    - {name: app, image: berth-lab/web:v1, ports: [\"8080:80\"]}\n"), ("deployments/b.yaml", "name: b\nplacement: {max_per_host: 1}\npod:\n  containers:\n    - {name: app, image: berth-lab/web:v1, ports: [\"8080:80\"]}\n")], &["host port 8080/tcp is published by two deployments"]),
+        container("init that is neither true nor false", "init: sometimes", &["`init` must be true or false"]),
         container("a port that is not a number", "ports: [http]", &["invalid port"]),
         container("port 0", "ports: [\"0:80\"]", &["invalid port", "ports are 1 to 65535"]),
         container("a port above 65535", "ports: [\"70000\"]", &["invalid port"]),

@@ -758,3 +758,65 @@ fn a_recreate_update_stops_the_old_pods_first_and_a_failure_starts_them_again() 
     let drift = repo.berth(&["drift"]);
     assert_eq!(drift.code, 0, "{drift:?}");
 }
+
+#[test]
+fn init_passes_sigterm_on_and_slow_stops_are_counted_and_explained() {
+    let repo = Repo::new("t-init");
+    let worker = |version: &str, init: bool| {
+        format!(
+            "name: worker\nreplicas: 1\nplacement: {{hosts: role=worker}}\npod:\n  containers:\n    - name: main\n      image: berth-lab/web:v1\n      command: [sh, -c, \"while true; do sleep 1; done\"]\n      env: {{VERSION: {version}}}\n      restart: \"no\"\n{}strategy: {{min_ready: 1s, stop_timeout: 6s}}\n",
+            if init { "      init: true\n" } else { "" }
+        )
+    };
+    repo.write("deployments/worker.yaml", &worker("1", false));
+    repo.commit("v1");
+    repo.apply_ok(&[]);
+
+    // A shell as PID 1 ignores SIGTERM: the old pod is killed after its stop timeout, and the
+    // summary counts that time and says why.
+    repo.write("deployments/worker.yaml", &worker("2", false));
+    repo.commit("v2");
+    let r = repo.apply_ok(&[]);
+    let stopping: f64 = r
+        .stderr
+        .split("; ")
+        .nth(1)
+        .and_then(|s| s.split("s stopping old pods").next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no stopping time in the summary: {r:?}"));
+    assert!(stopping >= 6.0, "{r:?}");
+    assert!(
+        r.stderr.contains("note: old pods took") && r.stderr.contains("`init: true`"),
+        "{r:?}"
+    );
+
+    // With init: Docker's init is PID 1 and passes SIGTERM on: the process ends on it.
+    repo.write("deployments/worker.yaml", &worker("3", true));
+    repo.commit("v3 with init");
+    repo.apply_ok(&[]);
+    let c = repo.containers("h3");
+    assert_eq!(c.len(), 1, "{c:?}");
+    let name = &c[0].name;
+    assert_eq!(
+        docker("h3", &["inspect", "-f", "{{.HostConfig.Init}}", name]).trim(),
+        "true"
+    );
+    assert_eq!(
+        docker("h3", &["exec", name, "cat", "/proc/1/comm"]).trim(),
+        "docker-init"
+    );
+    docker("h3", &["kill", "--signal", "TERM", name]);
+    let start = std::time::Instant::now();
+    while docker("h3", &["inspect", "-f", "{{.State.Running}}", name]).trim() == "true" {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "SIGTERM did not end the process behind init"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        docker("h3", &["inspect", "-f", "{{.State.ExitCode}}", name]).trim(),
+        "143",
+        "ended by SIGTERM, not killed"
+    );
+}

@@ -268,6 +268,7 @@ fn create_body(
         network_mode: Some(network_mode),
         memory: spec.memory.map(|m| m as i64),
         nano_cpus: spec.millicpus.map(|m| (m as i64) * 1_000_000),
+        init: spec.init.then_some(true),
         ..Default::default()
     };
     let networking_config = (index == 0).then(|| NetworkingConfig {

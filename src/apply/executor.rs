@@ -37,11 +37,35 @@ fn is_verdict(step: &Step, message: &str) -> bool {
     }
 }
 
+/// Time an apply spent waiting, by what for (per wave, the longest host of each).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Waits {
+    /// What the strategy asked for: health gates, drains, pauses, analyses.
+    pub strategy: Duration,
+    /// Old pods stopping: SIGTERM, then SIGKILL once the stop timeout is over.
+    pub stopping: Duration,
+}
+
+impl Waits {
+    fn longest(self, other: Waits) -> Waits {
+        Waits {
+            strategy: self.strategy.max(other.strategy),
+            stopping: self.stopping.max(other.stopping),
+        }
+    }
+}
+
+impl std::ops::AddAssign for Waits {
+    fn add_assign(&mut self, other: Waits) {
+        self.strategy += other.strategy;
+        self.stopping += other.stopping;
+    }
+}
+
 #[derive(Debug)]
 pub enum Outcome {
-    /// Done; `strategy_wait` is the time the strategy asked for: health gates, drains, pauses
-    /// (per wave, the longest host).
-    Applied { strategy_wait: std::time::Duration },
+    /// Done, with the time spent waiting.
+    Applied { waits: Waits },
     /// Waves failed (one per deployment at most); their on-failure steps ran.
     RolledBack(Vec<FailedWave>),
 }
@@ -141,7 +165,7 @@ async fn run_waves(
     progress: &Arc<dyn Progress>,
     stop: &Stop,
 ) -> Result<Outcome, String> {
-    let mut strategy_wait = Duration::ZERO;
+    let mut waits = Waits::default();
     let waves: Vec<(usize, &Wave)> = plan.waves.iter().enumerate().collect();
     for segment in waves.chunk_by(|(_, a), (_, b)| a.deployment.is_some() && b.deployment.is_some())
     {
@@ -160,27 +184,27 @@ async fn run_waves(
         )
         .await;
         let mut failed = Vec::new();
-        let mut longest = Duration::ZERO;
+        let mut longest = Waits::default();
         for r in results {
             match r? {
-                LaneResult::Done(waited) => longest = longest.max(waited),
+                LaneResult::Done(waited) => longest = longest.longest(waited),
                 LaneResult::Failed(f) => failed.push(f),
             }
         }
-        strategy_wait += longest;
+        waits += longest;
         if !failed.is_empty() {
             return Ok(Outcome::RolledBack(failed));
         }
     }
-    Ok(Outcome::Applied { strategy_wait })
+    Ok(Outcome::Applied { waits })
 }
 
 /// One deployment's waves, with their places in the plan.
 type Lane<'a> = Vec<(usize, &'a Wave)>;
 
 enum LaneResult {
-    /// All waves done; the time spent in required waits.
-    Done(Duration),
+    /// All waves done; the time spent waiting.
+    Done(Waits),
     Failed(FailedWave),
 }
 
@@ -195,7 +219,7 @@ async fn run_lane(
     progress: &Arc<dyn Progress>,
     stop: &Stop,
 ) -> Result<LaneResult, String> {
-    let mut strategy_wait = Duration::ZERO;
+    let mut waits = Waits::default();
     let interrupted = stopped(stop.clone());
     tokio::pin!(interrupted);
     for (i, wave) in lane {
@@ -210,10 +234,10 @@ async fn run_lane(
                     details: String::new(),
                     verdict: false,
                 }],
-                Duration::ZERO,
+                Waits::default(),
             ),
         };
-        strategy_wait += waited;
+        waits += waited;
         if failures.is_empty() {
             continue;
         }
@@ -253,7 +277,7 @@ async fn run_lane(
             rollback_errors,
         }));
     }
-    Ok(LaneResult::Done(strategy_wait))
+    Ok(LaneResult::Done(waits))
 }
 
 /// The steps without those that record a revision as failed.
@@ -282,7 +306,7 @@ async fn run_hosts(
     fleet: &Fleet,
     secrets: &Secrets,
     progress: &Arc<dyn Progress>,
-) -> Result<(Vec<StepFailure>, Duration), String> {
+) -> Result<(Vec<StepFailure>, Waits), String> {
     let mut tasks = Vec::new();
     // Failed analysis requests of this wave, over all hosts (the limit is fleet-wide).
     let analysis_failures = Arc::new(AtomicU32::new(0));
@@ -302,20 +326,21 @@ async fn run_hosts(
         let lane = lane.map(str::to_string);
         let progress = progress.clone();
         tasks.push(tokio::spawn(async move {
-            let mut waited = Duration::ZERO;
+            let mut waited = Waits::default();
             for step in &list {
                 let what = describe(step);
                 progress.step_started(&host, lane.as_deref(), &what);
                 let started = Instant::now();
                 let result = run_step(&ctx, step).await;
-                if matches!(
-                    step,
+                match step {
                     Step::AwaitReady { .. }
-                        | Step::LeaveService { .. }
-                        | Step::Wait { .. }
-                        | Step::Analyze { .. }
-                ) {
-                    waited += started.elapsed();
+                    | Step::LeaveService { .. }
+                    | Step::Wait { .. }
+                    | Step::Analyze { .. } => waited.strategy += started.elapsed(),
+                    Step::StopPod { .. } | Step::RemovePod { .. } => {
+                        waited.stopping += started.elapsed()
+                    }
+                    _ => {}
                 }
                 progress.step_done(&host, lane.as_deref(), &what);
                 if let Err((message, details)) = result {
@@ -337,11 +362,11 @@ async fn run_hosts(
     // Dropped before the tasks finish (an interrupt), the guard aborts them.
     let mut guard = AbortOnDrop(tasks.iter().map(|t| t.abort_handle()).collect());
     let mut failures = Vec::new();
-    let mut longest_wait = Duration::ZERO;
+    let mut longest_wait = Waits::default();
     for t in tasks {
         match t.await {
             Ok((failure, waited)) => {
-                longest_wait = longest_wait.max(waited);
+                longest_wait = longest_wait.longest(waited);
                 failures.extend(failure);
             }
             Err(e) => failures.push(StepFailure {

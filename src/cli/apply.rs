@@ -73,6 +73,9 @@ pub fn run_unattended(
     run(args, verbosity)
 }
 
+/// Stopping old pods for this long is worth a word about signals.
+const SLOW_STOP: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Reads a plan saved by `berth plan -o` and connects to its hosts.
 async fn saved_plan(file: &std::path::Path, ssh: &SshArgs) -> Result<(Fleet, Plan)> {
     let name = file.display();
@@ -319,13 +322,20 @@ async fn execute(
         .await
         .map_err(|e| miette!("{e}"))?
     {
-        Outcome::Applied { strategy_wait } => {
+        Outcome::Applied { waits } => {
             eprintln!(
-                "apply complete: {} in {:.1}s ({:.1}s in health gates, drains and pauses)",
+                "apply complete: {} in {:.1}s ({:.1}s in health gates, drains and pauses; {:.1}s stopping old pods)",
                 crate::render::summary(plan),
                 started.elapsed().as_secs_f64(),
-                strategy_wait.as_secs_f64()
+                waits.strategy.as_secs_f64(),
+                waits.stopping.as_secs_f64()
             );
+            if waits.stopping >= SLOW_STOP {
+                eprintln!(
+                    "note: old pods took {:.1}s to stop: a process that ignores SIGTERM (a shell as PID 1 does) is killed only after the stop timeout; `init: true` on its container runs an init that passes signals on",
+                    waits.stopping.as_secs_f64()
+                );
+            }
             Ok(exit::OK)
         }
         Outcome::RolledBack(failed) => {

@@ -206,6 +206,11 @@ pub struct ContainerSpec {
     pub memory: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub millicpus: Option<u64>,
+    /// Docker's init as PID 1: it passes SIGTERM on to the process (a shell as PID 1 ignores
+    /// it, and then each stop waits out the stop timeout). Left out of the spec when off, so
+    /// revisions made before it existed stay the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
 }
 
 /// An environment value: plain text, or a secret known only by its name (its value is in

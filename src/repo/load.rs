@@ -787,6 +787,7 @@ fn load_container(
         restart,
         memory,
         millicpus,
+        init: c.init.unwrap_or(false),
     }
 }
 

@@ -178,6 +178,9 @@ pub struct ContainerFile {
     pub memory: Option<Spanned<Scalar>>,
     #[serde(default)]
     pub cpus: Option<Spanned<Scalar>>,
+    /// Run Docker's init as PID 1, which passes signals on to the container's process.
+    #[serde(default)]
+    pub init: Option<bool>,
 }
 
 /// A command as a list (exec form) or a string (run by `/bin/sh -c`).

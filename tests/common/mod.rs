@@ -93,8 +93,31 @@ impl Repo {
         git_init(repo.path());
         repo.write("berth.yaml", &format!("project: {project}\n"));
         repo.write("inventory.yaml", &inventory());
+        // What an earlier, interrupted run of this test left is named, then removed.
+        let left = repo.leftovers(&["ps", "-a"]);
+        if !left.is_empty() {
+            eprintln!("{project}: an earlier run left {left:?}; removing it");
+        }
         repo.cleanup();
         repo
+    }
+
+    /// This project's objects of one kind (`ps -a`, `network ls`, `volume ls`) on every
+    /// host, as `host name`.
+    pub fn leftovers(&self, list: &[&str]) -> Vec<String> {
+        let filter = format!("label=berth.project={}", self.project);
+        let mut found = Vec::new();
+        for h in HOSTS {
+            let mut args = list.to_vec();
+            args.extend(["--filter", filter.as_str(), "--format", "{{.Name}}"]);
+            if list[0] == "ps" {
+                args.pop();
+                args.push("{{.Names}}");
+            }
+            let names = docker(h, &args);
+            found.extend(names.split_whitespace().map(|n| format!("{h} {n}")));
+        }
+        found
     }
 
     pub fn path(&self) -> &Path {
@@ -215,8 +238,21 @@ impl Repo {
 }
 
 impl Drop for Repo {
+    /// A test that passed must not leave an apply lock behind: that would be a bug berth's
+    /// users meet as exit 4. Then everything of the project is removed.
     fn drop(&mut self) {
+        let locks: Vec<String> = [
+            self.leftovers(&["network", "ls"]),
+            self.leftovers(&["volume", "ls"]),
+        ]
+        .concat()
+        .into_iter()
+        .filter(|n| n.contains(" berth-lock-") || n.contains(" berth-lease-"))
+        .collect();
         self.cleanup();
+        if !locks.is_empty() && !std::thread::panicking() {
+            panic!("{}: the test left an apply lock behind: {locks:?}", self.project);
+        }
     }
 }
 

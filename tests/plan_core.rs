@@ -139,7 +139,9 @@ fn simulate_cut(
                                     .volumes
                                     .iter()
                                     .filter(|m| m.is_named_volume())
-                                    .map(|m| plan::build::volume_name(&plan.project, &m.source))
+                                    .map(|m| {
+                                        berth::model::names::volume_name(&plan.project, &m.source)
+                                    })
                                     .collect(),
                                 resources: deep.then(|| Resources {
                                     memory: c.spec.memory.unwrap_or(0),

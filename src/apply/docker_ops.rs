@@ -118,7 +118,7 @@ pub async fn record_rollout(
     deployment: &str,
     state: Option<&crate::model::Rollout>,
 ) -> Result<(), String> {
-    use crate::model::rollout::{rollout_volume, ROLLOUT_LABEL};
+    use crate::model::{names::rollout_volume, rollout::ROLLOUT_LABEL};
     let name = rollout_volume(project, deployment);
     remove_volume(docker, &name).await?;
     let Some(state) = state else { return Ok(()) };
@@ -237,7 +237,7 @@ fn create_body(
     let mut binds = Vec::new();
     for m in &spec.volumes {
         let source = if m.is_named_volume() {
-            crate::plan::build::volume_name(project, &m.source)
+            crate::model::names::volume_name(project, &m.source)
         } else {
             m.source.clone()
         };

@@ -10,6 +10,7 @@ use crate::hosts::observe::lock_network;
 use crate::hosts::{docker::raw_json, Connected, Fleet};
 use crate::model::label;
 use crate::model::lock::{self, Holder};
+use crate::model::names;
 use crate::model::Labels;
 use bollard::query_parameters::ListVolumesOptionsBuilder;
 use bollard::Docker;
@@ -138,7 +139,7 @@ struct Claim<'a> {
 
 async fn create(c: &Connected, claim: &Claim<'_>) -> Result<Option<String>, String> {
     let mut body = json!({
-        "Name": lock::lock_name(claim.project),
+        "Name": names::lock_name(claim.project),
         "CheckDuplicate": true,
         "Labels": {
             label::PROJECT: claim.project,
@@ -184,7 +185,7 @@ async fn create(c: &Connected, claim: &Claim<'_>) -> Result<Option<String>, Stri
 
 /// How many networks carry exactly the lock's name (the engine's name filter matches parts).
 async fn lock_count(c: &Connected, project: &str) -> Result<usize, String> {
-    let name = lock::lock_name(project);
+    let name = names::lock_name(project);
     let filters = HashMap::from([("name".to_string(), vec![name.clone()])]);
     let options = bollard::query_parameters::ListNetworksOptionsBuilder::default()
         .filters(&filters)
@@ -275,7 +276,7 @@ async fn write_lease(
         (lock::EXPIRES_LABEL.to_string(), expires.to_string()),
     ]);
     let req = bollard::models::VolumeCreateRequest {
-        name: Some(lock::lease_name(project, id, n)),
+        name: Some(names::lease_name(project, id, n)),
         labels: Some(labels),
         ..Default::default()
     };
@@ -307,7 +308,7 @@ async fn renew(
         let written = join_all(hosts.iter().map(|c| async {
             let ok = write_lease(c, &project, &id, n + 1, expires).await.is_ok();
             if ok {
-                let old = lock::lease_name(&project, &id, n);
+                let old = names::lease_name(&project, &id, n);
                 let _ = crate::apply::docker_ops::remove_volume(&c.docker, &old).await;
             }
             ok
@@ -510,7 +511,7 @@ pub async fn force_release(fleet: &Fleet, project: &str, hosts: &[String]) -> Re
         .collect();
     let errors: Vec<String> = join_all(connected.iter().map(|c| async move {
         let mut errors = Vec::new();
-        match c.docker.remove_network(&lock::lock_name(project)).await {
+        match c.docker.remove_network(&names::lock_name(project)).await {
             Ok(()) => {}
             Err(e) if status_of(&e) == Some(404) => {}
             Err(e) => errors.push(format!("{}: {e}", c.host.name)),

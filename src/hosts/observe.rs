@@ -88,7 +88,7 @@ pub async fn lock_network(
 ) -> Result<Option<(String, Labels)>, String> {
     match docker
         .inspect_network(
-            &crate::model::lock::lock_name(project),
+            &crate::model::names::lock_name(project),
             None::<InspectNetworkOptions>,
         )
         .await
@@ -190,7 +190,7 @@ pub async fn observe(
         let managed: Vec<usize> = (0..containers.len())
             .filter(|&i| containers[i].label(label::PROJECT) == Some(opts.project.as_str()))
             .collect();
-        let network = crate::plan::build::network_name(&opts.project);
+        let network = crate::model::names::network_name(&opts.project);
         let found = join_all(
             managed
                 .iter()

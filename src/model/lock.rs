@@ -23,18 +23,6 @@ pub const PROCESS_LABEL: &str = "berth.lock.process";
 /// How long a lease lasts unless renewed.
 pub const DEFAULT_LEASE_S: u64 = 30;
 
-pub fn lock_name(project: &str) -> String {
-    format!("berth-lock-{project}")
-}
-
-pub fn lease_prefix(project: &str, id: &str) -> String {
-    format!("berth-lease-{project}-{id}-")
-}
-
-pub fn lease_name(project: &str, id: &str, n: u64) -> String {
-    format!("{}{n}", lease_prefix(project, id))
-}
-
 /// Who holds a lock on one host, read from its labels and its lease volumes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {

@@ -53,11 +53,6 @@ pub struct Rollout {
     pub attempt: Option<String>,
 }
 
-/// The volume that carries a deployment's rollout state.
-pub fn rollout_volume(project: &str, deployment: &str) -> String {
-    format!("berth-rollout-{project}-{deployment}")
-}
-
 impl Rollout {
     /// Whether this state ended the given attempt at `revision` (aborted or failed), so that
     /// it must not be tried again unasked. A state without an attempt (older berth) holds for

@@ -2,6 +2,7 @@
 
 use super::types::*;
 use crate::diff::{self, placement, Condition, ObservedPod, Unmanaged};
+use crate::model::names::{container_name, network_name, pod_name, volume_name};
 use crate::model::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,23 +26,6 @@ pub struct PlanInput<'a> {
     pub intents: BTreeMap<String, Intent>,
     /// Try again a revision whose rolling or recreate rollout failed (`--retry`).
     pub retry: bool,
-}
-
-/// The Docker network every pod of a project joins; service names are aliases on it.
-pub fn network_name(project: &str) -> String {
-    format!("berth-{project}")
-}
-
-pub fn volume_name(project: &str, volume: &str) -> String {
-    format!("{project}-{volume}")
-}
-
-pub fn pod_name(deployment: &str, revision: &str, ordinal: u32) -> String {
-    format!("{deployment}-{revision}-{ordinal}")
-}
-
-pub fn container_name(pod: &str, container: &str) -> String {
-    format!("{pod}-{container}")
 }
 
 struct Builder<'a> {

@@ -251,7 +251,10 @@ impl Drop for Repo {
         .collect();
         self.cleanup();
         if !locks.is_empty() && !std::thread::panicking() {
-            panic!("{}: the test left an apply lock behind: {locks:?}", self.project);
+            panic!(
+                "{}: the test left an apply lock behind: {locks:?}",
+                self.project
+            );
         }
     }
 }

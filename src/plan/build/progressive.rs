@@ -403,7 +403,10 @@ impl Builder<'_> {
                 let at = if d.strategy.kind == StrategyKind::Canary {
                     format!("at step {} (weight {}%)", s.step + 1, s.weight)
                 } else {
-                    format!("with the new set behind {}-preview", r.service)
+                    format!(
+                        "with the new set behind {}",
+                        names::preview_alias(&r.service)
+                    )
                 };
                 self.rollout_issue(
                     d,

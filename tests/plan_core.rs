@@ -914,7 +914,7 @@ fn images(observed: &Observed) -> Vec<(String, String)> {
         .values()
         .flat_map(|o| o.as_ref().unwrap().containers.iter())
         .filter(|c| c.label(label::DEPLOYMENT) == Some("web"))
-        .map(|c| (c.image.clone(), c.state.clone()))
+        .map(|c| (c.image.clone(), c.state.to_string()))
         .collect();
     v.sort();
     v

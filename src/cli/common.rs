@@ -151,6 +151,21 @@ pub fn secret_lookup(name: &str) -> Option<String> {
     std::env::var(repo::load::secret_env_var(name)).ok()
 }
 
+/// `--format text|json|markdown`: the words of the flag for the renderer's formats.
+impl clap::ValueEnum for Format {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Format::Text, Format::Json, Format::Markdown]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            Format::Text => "text",
+            Format::Json => "json",
+            Format::Markdown => "markdown",
+        }))
+    }
+}
+
 pub fn color_stdout() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -2,7 +2,7 @@
 //! health and service. Pure: built from the desired state and observations.
 
 use super::{group, ObservedPod};
-use crate::model::{DesiredState, Health, ObservedHost, Rollout, Selector};
+use crate::model::{ContainerState, DesiredState, Health, ObservedHost, Rollout, Selector};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -36,8 +36,8 @@ pub struct PodStatus {
     pub revision: String,
     /// At the desired revision.
     pub current: bool,
-    /// running, exited, ... (the worst of its containers)
-    pub state: String,
+    /// The first of its containers that is not running, else running.
+    pub state: ContainerState,
     pub health: Option<Health>,
     /// The service names it answers to (the service, or its preview name); `None` when
     /// membership was not observed.
@@ -51,10 +51,9 @@ fn pod_status(p: &ObservedPod, revision: &str, service: Option<&str>) -> PodStat
     let state = p
         .containers
         .iter()
-        .map(|c| c.state.as_str())
-        .find(|s| *s != "running")
-        .unwrap_or("running")
-        .to_string();
+        .map(|c| c.state.clone())
+        .find(|s| *s != ContainerState::Running)
+        .unwrap_or(ContainerState::Running);
     let health = p.health();
     PodStatus {
         host: p.host.clone(),
@@ -97,7 +96,9 @@ pub fn status(
             let ready = mine
                 .iter()
                 .filter(|p| {
-                    p.current && p.state == "running" && p.health != Some(Health::Unhealthy)
+                    p.current
+                        && p.state == ContainerState::Running
+                        && p.health != Some(Health::Unhealthy)
                 })
                 .count() as u32;
             DeploymentStatus {

@@ -71,7 +71,7 @@ fn container(c: ContainerSummary) -> ObservedContainer {
             .map(|n| n.trim_start_matches('/').to_string())
             .unwrap_or_default(),
         image: c.image.unwrap_or_default(),
-        state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+        state: c.state.map(|s| s.to_string()).unwrap_or_default().into(),
         health: c.status.as_deref().and_then(health_from_status),
         labels: c.labels.unwrap_or_default().into_iter().collect(),
         host_ports,

@@ -105,6 +105,9 @@ pub struct Analysis {
     pub failure_limit: u32,
 }
 
+/// Docker's own default grace period before SIGKILL.
+pub const DEFAULT_STOP_TIMEOUT_S: u32 = 10;
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Strategy {
     pub kind: StrategyKind,

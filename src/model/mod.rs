@@ -12,7 +12,8 @@ pub mod selector;
 pub use desired::*;
 pub use labels::Labels;
 pub use observed::{
-    label, Health, ObservedContainer, ObservedHost, ObservedLock, ObservedVolume, Resources,
+    label, ContainerState, Health, ObservedContainer, ObservedHost, ObservedLock, ObservedVolume,
+    Resources, Role,
 };
 pub use rollout::{Phase, Rollout};
 pub use selector::Selector;

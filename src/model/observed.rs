@@ -20,6 +20,103 @@ pub mod label {
     pub const LABELS: &str = "berth.labels";
 }
 
+/// Which set a pod belongs to in a rollout (the `berth.role` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Stable,
+    Canary,
+    Blue,
+    Green,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Stable => "stable",
+            Role::Canary => "canary",
+            Role::Blue => "blue",
+            Role::Green => "green",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        [Role::Stable, Role::Canary, Role::Blue, Role::Green]
+            .into_iter()
+            .find(|r| r.as_str() == text)
+    }
+
+    /// The colour a blue-green's new set takes beside a set of this role.
+    pub fn next_colour(self) -> Role {
+        match self {
+            Role::Blue => Role::Green,
+            _ => Role::Blue,
+        }
+    }
+}
+
+/// Docker's state of a container. Kept as Docker's word in JSON; a word this version does not
+/// know is kept as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum ContainerState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+    Other(String),
+}
+
+impl ContainerState {
+    pub fn as_str(&self) -> &str {
+        match self {
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Paused => "paused",
+            ContainerState::Restarting => "restarting",
+            ContainerState::Removing => "removing",
+            ContainerState::Exited => "exited",
+            ContainerState::Dead => "dead",
+            ContainerState::Other(s) => s,
+        }
+    }
+}
+
+impl From<&str> for ContainerState {
+    fn from(word: &str) -> Self {
+        match word {
+            "created" => ContainerState::Created,
+            "running" => ContainerState::Running,
+            "paused" => ContainerState::Paused,
+            "restarting" => ContainerState::Restarting,
+            "removing" => ContainerState::Removing,
+            "exited" => ContainerState::Exited,
+            "dead" => ContainerState::Dead,
+            other => ContainerState::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<String> for ContainerState {
+    fn from(word: String) -> Self {
+        ContainerState::from(word.as_str())
+    }
+}
+
+impl From<ContainerState> for String {
+    fn from(state: ContainerState) -> String {
+        state.as_str().to_string()
+    }
+}
+
+impl std::fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
@@ -33,8 +130,7 @@ pub struct ObservedContainer {
     pub id: String,
     pub name: String,
     pub image: String,
-    /// Docker's state: created, running, paused, restarting, removing, exited, dead.
-    pub state: String,
+    pub state: ContainerState,
     pub health: Option<Health>,
     pub labels: Labels,
     /// Published host ports as (port, protocol).
@@ -75,7 +171,12 @@ impl ObservedContainer {
     }
 
     pub fn is_running(&self) -> bool {
-        self.state == "running"
+        self.state == ContainerState::Running
+    }
+
+    /// Its `berth.role`, when it has one this version knows.
+    pub fn role(&self) -> Option<Role> {
+        self.label(label::ROLE).and_then(Role::parse)
     }
 }
 
@@ -149,5 +250,37 @@ impl ObservedHost {
         );
         lines.sort();
         super::desired::sha256_hex(lines.join("\n").as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_and_states_keep_dockers_and_berths_words() {
+        for r in [Role::Stable, Role::Canary, Role::Blue, Role::Green] {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Role::parse("purple"), None);
+        assert_eq!(Role::Blue.next_colour(), Role::Green);
+        assert_eq!(Role::Green.next_colour(), Role::Blue);
+        assert_eq!(Role::Stable.next_colour(), Role::Blue);
+        for word in [
+            "created",
+            "running",
+            "paused",
+            "restarting",
+            "removing",
+            "exited",
+            "dead",
+        ] {
+            let s = ContainerState::from(word);
+            assert!(!matches!(s, ContainerState::Other(_)), "{word}");
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{word}\""));
+        }
+        let odd: ContainerState = serde_json::from_str("\"hibernating\"").unwrap();
+        assert_eq!(odd, ContainerState::Other("hibernating".into()));
+        assert_eq!(odd.to_string(), "hibernating");
     }
 }

@@ -377,7 +377,10 @@ impl Builder<'_> {
                                 format!("{} is {problem}", p.name),
                             );
                         }
-                        if p.containers.iter().any(|c| c.state == "restarting") {
+                        if p.containers
+                            .iter()
+                            .any(|c| c.state == ContainerState::Restarting)
+                        {
                             self.pod_issue(
                                 IssueKind::Health,
                                 &host,
@@ -635,7 +638,7 @@ impl Builder<'_> {
                     (label::ORDINAL, ordinal.to_string()),
                     (label::INDEX, index.to_string()),
                     (label::SPEC, c.canonical_json()),
-                    (label::ROLE, "stable".to_string()),
+                    (label::ROLE, Role::Stable.as_str().to_string()),
                     (label::LABELS, labels_json.clone()),
                     (diff::REPLICAS_LABEL, d.replicas.to_string()),
                 ] {

@@ -1,11 +1,9 @@
 //! Who answers to which service name, before the plan and after each of its waves: the plan
 //! records the starting point, and the waves' steps move pods in and out. Pure.
 
+pub use super::types::Membership;
 use super::types::{Plan, Step};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Service name → host → pods behind it.
-pub type Membership = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 
 fn drop_pod(m: &mut Membership, host: &str, pod: &str) {
     for hosts in m.values_mut() {

@@ -4,7 +4,10 @@ use crate::diff::FieldChange;
 use crate::model::{Analysis, ContainerSpec, Labels, Rollout};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Service name → host → pods behind it (see `membership` for how waves change it).
+pub type Membership = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 
 /// Bumped on any incompatible change of the JSON form (documented in docs/plan-format.md).
 pub const PLAN_VERSION: u32 = 1;
@@ -26,7 +29,7 @@ pub struct Plan {
     /// Service name → host → the pods behind it when the plan was made (see
     /// `membership::timeline` for how each wave changes it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub services: super::membership::Membership,
+    pub services: Membership,
     /// Hosts where an apply died holding the lock (see `lock::left_behind`): the next apply takes
     /// the lock over, and one with nothing else to do just clears it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -213,8 +216,7 @@ pub struct ServiceJoin {
     pub aliases: Vec<String>,
 }
 
-/// Docker's own default grace period before SIGKILL.
-pub const DEFAULT_STOP_TIMEOUT_S: u32 = 10;
+pub use crate::model::DEFAULT_STOP_TIMEOUT_S;
 
 fn default_stop_timeout() -> u32 {
     DEFAULT_STOP_TIMEOUT_S

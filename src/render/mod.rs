@@ -7,7 +7,8 @@ pub mod text;
 use crate::plan::{Action, Change, Plan};
 use similar::TextDiff;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// How a plan or a state is shown (`--format`; the CLI maps the flag's words to it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Text,
     Json,
@@ -194,7 +195,11 @@ pub fn status_text(s: &crate::diff::status::Status) -> String {
         )
         .ok();
         let mut live: std::collections::BTreeMap<&str, usize> = Default::default();
-        for p in d.pods.iter().filter(|p| p.state == "running") {
+        for p in d
+            .pods
+            .iter()
+            .filter(|p| p.state == crate::model::ContainerState::Running)
+        {
             *live.entry(p.revision.as_str()).or_default() += 1;
         }
         if live.keys().any(|r| *r != d.revision) {

@@ -302,7 +302,7 @@ pub fn load_with<'a>(
     }
     let defaults = project.as_ref().map(|p| &p.defaults);
     let base_strategy = Strategy {
-        stop_timeout_s: crate::plan::DEFAULT_STOP_TIMEOUT_S,
+        stop_timeout_s: crate::model::DEFAULT_STOP_TIMEOUT_S,
         max_surge: Amount::Count(1),
         max_unavailable: Amount::Count(0),
         kind: StrategyKind::Rolling,

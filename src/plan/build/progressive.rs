@@ -224,9 +224,10 @@ impl Flow<'_> {
     }
 }
 
-fn role_label(pod: &mut PodPlan, role: &str) {
+fn role_label(pod: &mut PodPlan, role: Role) {
     for c in &mut pod.containers {
-        c.labels.insert(label::ROLE.to_string(), role.to_string());
+        c.labels
+            .insert(label::ROLE.to_string(), role.as_str().to_string());
     }
 }
 
@@ -564,12 +565,12 @@ impl Builder<'_> {
             HostSteps::new(),
         );
         let preview = names::preview_alias(&r.service);
-        let old_role = sets
+        let role = sets
             .stable
             .first()
-            .and_then(|p| p.containers[0].label(label::ROLE))
-            .unwrap_or("stable");
-        let role = if old_role == "blue" { "green" } else { "blue" };
+            .and_then(|p| p.containers[0].role())
+            .unwrap_or(Role::Stable)
+            .next_colour();
         let mut current_count: BTreeMap<String, u32> = BTreeMap::new();
         for p in &sets.stable {
             *current_count.entry(p.host.clone()).or_default() += 1;
@@ -1010,7 +1011,7 @@ impl Builder<'_> {
         let mut leaving: BTreeMap<String, Vec<Member>> = BTreeMap::new();
         for old in batch {
             let mut pod = self.pod_plan(d, &r.revision, ordinal(), &old.host);
-            role_label(&mut pod, "canary");
+            role_label(&mut pod, Role::Canary);
             self.change(
                 d,
                 &old.host,

@@ -1,0 +1,396 @@
+//! A deployment's pods, one by one: which to keep, start, replace, create or remove, and the
+//! plan of a new pod (its containers, labels and what to prepare for it). Pure.
+
+use super::*;
+
+impl Builder<'_> {
+    pub(super) fn deployment(
+        &mut self,
+        d: &Deployment,
+        hosts: &BTreeMap<String, HostState>,
+    ) -> Vec<Work> {
+        let desired = self.input.desired;
+        let revision = d.revision(&desired.project);
+        let eligible: Vec<String> = desired
+            .eligible_hosts(d)
+            .into_iter()
+            .filter(|h| hosts.get(&h.name).is_some_and(|s| s.reachable))
+            .map(|h| h.name.clone())
+            .collect();
+        let mine = self.pods_of(d);
+        let mut current: BTreeMap<String, u32> = BTreeMap::new();
+        for p in &mine {
+            *current.entry(p.host.clone()).or_default() += 1;
+        }
+        let (target, unplaced) =
+            placement::place(d.replicas, &eligible, &current, d.pods_per_host());
+        if unplaced > 0 {
+            self.issues.push(Issue {
+                kind: IssueKind::Notice,
+                host: None,
+                deployment: Some(d.name.clone()),
+                pod: None,
+                message: format!(
+                    "{unplaced} replica(s) of {} cannot be placed on the reachable hosts",
+                    d.name
+                ),
+            });
+        }
+        // Did the last apply use today's replica count? Then a missing or extra pod is drift.
+        let same_count = mine
+            .iter()
+            .any(|p| p.replicas == Some(d.replicas) && p.revision == revision);
+        let mut next_ordinal = self.next_ordinals(d);
+        let mut work = Vec::new();
+        let mut all_hosts: Vec<String> = mine.iter().map(|p| p.host.clone()).collect();
+        all_hosts.extend(eligible.iter().cloned());
+        all_hosts.sort();
+        all_hosts.dedup();
+        for host in all_hosts {
+            if !hosts.get(&host).is_some_and(|s| s.reachable) {
+                continue;
+            }
+            let want = target.get(&host).copied().unwrap_or(0);
+            let mut pods: Vec<ObservedPod> =
+                mine.iter().filter(|p| p.host == host).cloned().collect();
+            pods.sort_by_key(|p| p.ordinal);
+            // Pods to keep, with the containers that need a start (empty: none).
+            let mut keep: Vec<(ObservedPod, Vec<String>)> = Vec::new();
+            let mut replaceable: Vec<(ObservedPod, ChangeKind, String, Vec<diff::FieldChange>)> =
+                Vec::new();
+            for p in pods {
+                match diff::judge(&p, d, &revision, &desired.secrets) {
+                    Condition::Current { health } => {
+                        let problem = match health {
+                            Some(Health::Unhealthy) => Some("unhealthy"),
+                            Some(Health::Starting) => Some("still starting"),
+                            _ => None,
+                        };
+                        if let Some(problem) = problem {
+                            self.pod_issue(
+                                IssueKind::Health,
+                                &host,
+                                &d.name,
+                                &p.name,
+                                format!("{} is {problem}", p.name),
+                            );
+                        }
+                        if p.containers
+                            .iter()
+                            .any(|c| c.state == ContainerState::Restarting)
+                        {
+                            self.pod_issue(
+                                IssueKind::Health,
+                                &host,
+                                &d.name,
+                                &p.name,
+                                format!("{} is restarting", p.name),
+                            );
+                        }
+                        keep.push((p, vec![]));
+                    }
+                    Condition::Stopped { containers } => keep.push((p, containers)),
+                    Condition::Broken { why, fields } => {
+                        replaceable.push((p, ChangeKind::Drift, why, fields))
+                    }
+                    Condition::SecretsChanged { secrets } => {
+                        let why = secrets
+                            .iter()
+                            .map(|s| format!("secret {s} changed"))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        replaceable.push((p, ChangeKind::Pending, why, vec![]))
+                    }
+                    Condition::Outdated { fields } => {
+                        let why = format!("revision {} → {}", p.revision, revision);
+                        replaceable.push((p, ChangeKind::Pending, why, fields))
+                    }
+                }
+            }
+            // Too many good pods here: remove the surplus, stopped ones and high ordinals first.
+            keep.sort_by_key(|(p, stopped)| (!stopped.is_empty(), p.ordinal));
+            while keep.len() as u32 > want {
+                let (p, _) = keep.pop().expect("non-empty");
+                let (kind, reason) = if !eligible.contains(&host) {
+                    (
+                        ChangeKind::Pending,
+                        format!("{host} no longer matches the placement of {}", d.name),
+                    )
+                } else if same_count {
+                    (
+                        ChangeKind::Drift,
+                        "extra pod, not created by berth for this replica count".to_string(),
+                    )
+                } else {
+                    (
+                        ChangeKind::Pending,
+                        format!("scale down to {} replica(s)", d.replicas),
+                    )
+                };
+                self.change(
+                    d,
+                    &host,
+                    Action::Remove,
+                    kind,
+                    Some(&p),
+                    None,
+                    reason,
+                    vec![],
+                );
+                work.push(Work::Remove(p));
+            }
+            for (p, stopped) in &keep {
+                if !stopped.is_empty() {
+                    let reason = format!("stopped: {}", stopped.join(", "));
+                    self.change(
+                        d,
+                        &host,
+                        Action::Start,
+                        ChangeKind::Drift,
+                        Some(p),
+                        None,
+                        reason,
+                        vec![],
+                    );
+                    work.push(Work::Start(p.clone()));
+                }
+            }
+            let missing = want.saturating_sub(keep.len() as u32);
+            let mut replaceable = replaceable.into_iter();
+            for _ in 0..missing {
+                let ordinal = next_ordinal();
+                let new = self.pod_plan(d, &revision, ordinal, &host);
+                match replaceable.next() {
+                    Some((old, kind, why, fields)) => {
+                        let host_ports = d.pod.host_ports();
+                        let stop_first = !host_ports.is_empty();
+                        let mut reason = why;
+                        if stop_first {
+                            reason.push_str(&format!(
+                                "; host port {} can be held by one container, so the old pod stops first",
+                                host_ports[0].0
+                            ));
+                        }
+                        let new_name = new.name.clone();
+                        self.change(
+                            d,
+                            &host,
+                            Action::Replace,
+                            kind,
+                            Some(&old),
+                            Some(new_name),
+                            reason,
+                            fields,
+                        );
+                        work.push(Work::Create {
+                            new,
+                            host: host.clone(),
+                            replaces: Some(old),
+                            stop_first,
+                        });
+                    }
+                    None => {
+                        let (kind, reason) = if mine.is_empty() {
+                            (ChangeKind::Pending, format!("new deployment {}", d.name))
+                        } else if same_count && eligible.contains(&host) {
+                            (ChangeKind::Drift, "pod removed by hand".to_string())
+                        } else {
+                            (
+                                ChangeKind::Pending,
+                                format!("scale to {} replica(s)", d.replicas),
+                            )
+                        };
+                        let new_name = new.name.clone();
+                        self.change(
+                            d,
+                            &host,
+                            Action::Create,
+                            kind,
+                            None,
+                            Some(new_name),
+                            reason,
+                            vec![],
+                        );
+                        work.push(Work::Create {
+                            new,
+                            host: host.clone(),
+                            replaces: None,
+                            stop_first: false,
+                        });
+                    }
+                }
+            }
+            for (old, kind, why, fields) in replaceable {
+                let reason = format!("{why}; not needed at {} replica(s) here", want);
+                self.change(
+                    d,
+                    &host,
+                    Action::Remove,
+                    kind,
+                    Some(&old),
+                    None,
+                    reason,
+                    fields,
+                );
+                work.push(Work::Remove(old));
+            }
+        }
+        work
+    }
+
+    pub(super) fn pods_of(&self, d: &Deployment) -> Vec<ObservedPod> {
+        self.pods
+            .iter()
+            .filter(|p| p.deployment == d.name)
+            .cloned()
+            .collect()
+    }
+
+    /// Hands out the ordinals no pod of the deployment uses, lowest first.
+    pub(super) fn next_ordinals(&self, d: &Deployment) -> impl FnMut() -> u32 + use<> {
+        let mut used: BTreeSet<u32> = self
+            .pods
+            .iter()
+            .filter(|p| p.deployment == d.name)
+            .map(|p| p.ordinal)
+            .collect();
+        move || {
+            let o = (0..)
+                .find(|o| !used.contains(o))
+                .expect("an unused ordinal exists");
+            used.insert(o);
+            o
+        }
+    }
+
+    pub(super) fn pod_issue(
+        &mut self,
+        kind: IssueKind,
+        host: &str,
+        deployment: &str,
+        pod: &str,
+        message: String,
+    ) {
+        self.issues.push(Issue {
+            kind,
+            host: Some(host.to_string()),
+            deployment: Some(deployment.to_string()),
+            pod: Some(pod.to_string()),
+            message,
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn change(
+        &mut self,
+        d: &Deployment,
+        host: &str,
+        action: Action,
+        kind: ChangeKind,
+        old: Option<&ObservedPod>,
+        new_pod: Option<String>,
+        reason: String,
+        fields: Vec<diff::FieldChange>,
+    ) {
+        let with_specs = matches!(action, Action::Replace | Action::Create);
+        self.changes.push(Change {
+            deployment: d.name.clone(),
+            host: host.to_string(),
+            action,
+            kind,
+            pod: old.map(|p| p.name.clone()),
+            new_pod,
+            volume: None,
+            reason,
+            fields,
+            old_spec: old.filter(|_| with_specs).map(observed_spec_map),
+            new_spec: with_specs.then(|| spec_map(&d.pod.containers)),
+        });
+    }
+
+    pub(super) fn pod_plan(
+        &mut self,
+        d: &Deployment,
+        revision: &str,
+        ordinal: u32,
+        host: &str,
+    ) -> PodPlan {
+        let desired = self.input.desired;
+        let project = &desired.project;
+        let name = pod_name(&d.name, revision, ordinal);
+        let network = network_name(project);
+        let prep = self.prepare.entry(host.to_string()).or_default();
+        prep.insert(PrepareStep::Network(network.clone()));
+        let labels_json = serde_json::to_string(&d.labels).expect("labels serialise");
+        let containers = d
+            .pod
+            .containers
+            .iter()
+            .enumerate()
+            .map(|(index, c)| {
+                prep.insert(PrepareStep::Image(c.image.clone()));
+                for v in c.volumes.iter().filter(|v| v.is_named_volume()) {
+                    prep.insert(PrepareStep::Volume(volume_name(project, &v.source)));
+                }
+                let mut labels = d.labels.clone();
+                for (k, v) in [
+                    (label::PROJECT, project.clone()),
+                    (label::DEPLOYMENT, d.name.clone()),
+                    (label::POD, name.clone()),
+                    (label::CONTAINER, c.name.clone()),
+                    (label::REVISION, revision.to_string()),
+                    (label::ORDINAL, ordinal.to_string()),
+                    (label::INDEX, index.to_string()),
+                    (label::SPEC, c.canonical_json()),
+                    (label::ROLE, Role::Stable.as_str().to_string()),
+                    (label::LABELS, labels_json.clone()),
+                    (diff::REPLICAS_LABEL, d.replicas.to_string()),
+                ] {
+                    labels.insert(k.to_string(), v);
+                }
+                if let Some(commit) = &desired.commit {
+                    labels.insert(label::COMMIT.to_string(), commit.clone());
+                }
+                ContainerPlan {
+                    name: container_name(&name, &c.name),
+                    spec: c.clone(),
+                    labels,
+                }
+            })
+            .collect::<Vec<_>>();
+        let aliases = d.service.iter().map(|s| s.name.clone()).collect();
+        let plan = PodPlan {
+            name,
+            deployment: d.name.clone(),
+            network,
+            aliases,
+            containers,
+        };
+        self.check_conflicts(d, host, &plan);
+        plan
+    }
+
+    pub(super) fn check_conflicts(&mut self, d: &Deployment, host: &str, pod: &PodPlan) {
+        let ports = d.pod.host_ports();
+        let clashes: Vec<String> = self
+            .unmanaged
+            .iter()
+            .filter(|u| u.host == host)
+            .filter_map(|u| {
+                let what = if pod.containers.iter().any(|c| c.name == u.name) {
+                    format!("has the name berth needs for pod {}", pod.name)
+                } else {
+                    let (port, proto) = u.host_ports.iter().find(|p| ports.contains(p))?;
+                    format!("holds host port {port}/{proto} that {} publishes", d.name)
+                };
+                Some(format!(
+                    "unmanaged container {} {what}; berth will not remove it",
+                    u.name
+                ))
+            })
+            .collect();
+        for message in clashes {
+            self.pod_issue(IssueKind::Conflict, host, &d.name, &pod.name, message);
+        }
+    }
+}

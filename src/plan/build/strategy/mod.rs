@@ -1,0 +1,111 @@
+//! Each strategy orders a deployment's pod work into waves: rolling in batches, recreate
+//! stop-first; canary and blue-green are in `progressive`, since they span runs. Pure.
+
+use super::*;
+
+mod recreate;
+mod rolling;
+
+/// One old pod to be replaced by a new one on a host.
+struct Replacement {
+    host: String,
+    new: PodPlan,
+    old: ObservedPod,
+    /// The pod publishes a host port, so the old pod must stop before the new one starts.
+    stop_first: bool,
+}
+
+/// Orders one deployment's work into waves according to its strategy.
+pub(super) fn waves_for(d: &Deployment, work: Vec<Work>, network: &str) -> Vec<Wave> {
+    let aliases: Vec<String> = d.service.iter().map(|s| s.name.clone()).collect();
+    let mut waves = Vec::new();
+    let mut starts = Phased::default();
+    let mut fresh = Phased::default();
+    let mut fresh_undo: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+    let mut replacements = Vec::new();
+    let mut removals: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+    for w in work {
+        match w {
+            Work::Start(p) => {
+                // A stopped pod may never have joined its service (an apply stopped between
+                // creating and gating it): it joins once ready, whatever it had before.
+                let mut gate = await_step(d, &p.name, container_names(&p));
+                if let (Step::AwaitReady { join, .. }, false) = (&mut gate, aliases.is_empty()) {
+                    *join = Some(ServiceJoin {
+                        container: network_owner(&p),
+                        network: network.to_string(),
+                        aliases: aliases.clone(),
+                    });
+                }
+                starts.add(&p.host, [start_step(&p), gate]);
+            }
+            Work::Create {
+                new,
+                host,
+                replaces: None,
+                ..
+            } => {
+                fresh_undo
+                    .entry(host.clone())
+                    .or_default()
+                    .push(remove_new(&new, d.strategy.stop_timeout_s));
+                fresh.add(&host, create_and_await(d, new));
+            }
+            Work::Create {
+                new,
+                host,
+                replaces: Some(old),
+                stop_first,
+            } => replacements.push(Replacement {
+                host,
+                new,
+                old,
+                stop_first,
+            }),
+            Work::Remove(p) => {
+                let steps = removals.entry(p.host.clone()).or_default();
+                if !aliases.is_empty() {
+                    let leave = ServiceJoin {
+                        container: network_owner(&p),
+                        network: network.to_string(),
+                        aliases: aliases.clone(),
+                    };
+                    steps.extend(leave_steps(&[(&p.name, leave)], d.strategy.drain_ms));
+                }
+                steps.push(remove_step(&p, d.strategy.stop_timeout_s));
+            }
+        }
+    }
+    if !starts.is_empty() {
+        waves.push(Wave {
+            deployment: None,
+            description: format!("{}: start stopped pods", d.name),
+            steps: starts.into_steps(),
+            on_failure: BTreeMap::new(),
+        });
+    }
+    if !fresh.is_empty() {
+        waves.push(Wave {
+            deployment: None,
+            description: format!("{}: create new pods", d.name),
+            steps: fresh.into_steps(),
+            on_failure: fresh_undo,
+        });
+    }
+    match d.strategy.kind {
+        StrategyKind::Rolling => waves.extend(rolling::rolling_waves(d, replacements)),
+        StrategyKind::Recreate => waves.extend(recreate::recreate_waves(d, replacements)),
+        StrategyKind::Canary | StrategyKind::BlueGreen => {
+            waves.extend(rolling::rolling_waves(d, replacements))
+        }
+    }
+    if !removals.is_empty() {
+        waves.push(Wave {
+            deployment: None,
+            description: format!("{}: remove surplus pods", d.name),
+            steps: removals,
+            on_failure: BTreeMap::new(),
+        });
+    }
+    waves
+}

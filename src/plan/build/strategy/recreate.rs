@@ -1,0 +1,47 @@
+//! Recreate: every old pod stops first, then the new pods start and pass their health gate,
+//! then the old pods go. A failure removes the new pods and starts the old ones again. Pure.
+
+use super::*;
+
+pub(super) fn recreate_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
+    let mut waves = Vec::new();
+    if replacements.is_empty() {
+        return waves;
+    }
+    let mut stop: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+    let mut create = Phased::default();
+    let mut undo: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+    let mut remove: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+    for Replacement { host, new, old, .. } in replacements {
+        stop.entry(host.clone())
+            .or_default()
+            .push(stop_step(&old, d.strategy.stop_timeout_s));
+        let u = undo.entry(host.clone()).or_default();
+        u.push(remove_new(&new, d.strategy.stop_timeout_s));
+        u.push(start_step(&old));
+        create.add(&host, create_and_await(d, new));
+        remove
+            .entry(host)
+            .or_default()
+            .push(remove_step(&old, d.strategy.stop_timeout_s));
+    }
+    waves.push(Wave {
+        deployment: None,
+        description: format!("{}: stop the old pods (recreate)", d.name),
+        steps: stop,
+        on_failure: BTreeMap::new(),
+    });
+    waves.push(Wave {
+        deployment: None,
+        description: format!("{}: start the new pods", d.name),
+        steps: create.into_steps(),
+        on_failure: undo,
+    });
+    waves.push(Wave {
+        deployment: None,
+        description: format!("{}: remove the old pods", d.name),
+        steps: remove,
+        on_failure: BTreeMap::new(),
+    });
+    waves
+}

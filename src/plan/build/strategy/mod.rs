@@ -3,6 +3,8 @@
 
 use super::*;
 
+mod blue_green;
+mod canary;
 mod recreate;
 mod rolling;
 

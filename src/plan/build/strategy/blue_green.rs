@@ -1,0 +1,288 @@
+//! Blue-green: the complete new set starts behind `<service>-preview`; promotion moves the
+//! service name to it on every host at once, and the old set stays out of service for
+//! `scale_down_delay` so that `berth rollback` can switch back. Pure.
+
+use super::super::progressive::*;
+use super::*;
+use crate::model::{self, rollout::rfc3339};
+
+impl Builder<'_> {
+    pub(in crate::plan::build) fn blue_green(
+        &mut self,
+        r: &mut Flow,
+        sets: Sets,
+        current: Option<model::Rollout>,
+        intent: Option<Intent>,
+    ) {
+        let d = r.d;
+        if self.waiting(r, &current, intent) {
+            return;
+        }
+        let phase = current.as_ref().map(|s| s.phase);
+        let old: Vec<Member> = sets.stable.iter().map(Member::observed).collect();
+        let mut gone: Vec<Member> = sets
+            .other
+            .iter()
+            .chain(&sets.parked)
+            .map(Member::observed)
+            .collect();
+        let service = vec![r.service.clone()];
+        match (phase, intent) {
+            (Some(model::Phase::Promoted), Some(Intent::Rollback | Intent::Abort))
+                if old.len() < d.replicas as usize =>
+            {
+                // The old set's scale-down had begun (an apply stopped in it): switching back
+                // would leave the service short.
+                self.rollout_issue(
+                    d,
+                    format!(
+                        "cannot roll back to revision {}: only {} of {} pod(s) of the old set are left; commit the previous revision to go back",
+                        r.stable_revision,
+                        old.len(),
+                        d.replicas
+                    ),
+                );
+            }
+            (Some(model::Phase::Promoted), Some(Intent::Rollback | Intent::Abort)) => {
+                let mut steps = HostSteps::new();
+                for m in &old {
+                    push(&mut steps, &m.host, [r.join(m, &service)]);
+                    self.switch_change(
+                        d,
+                        &m.host,
+                        format!("roll back: {} answers as {} again", m.pod, r.service),
+                    );
+                }
+                let mut by_host: BTreeMap<String, Vec<&Member>> = BTreeMap::new();
+                for m in &sets.new {
+                    by_host.entry(m.host.clone()).or_default().push(m);
+                }
+                for (host, ms) in by_host {
+                    push(&mut steps, &host, r.leave(&ms));
+                    push(&mut steps, &host, ms.iter().map(|m| r.remove(m)));
+                    for m in ms {
+                        self.member_change(d, m, Action::Remove, "rolled back".into());
+                    }
+                }
+                let desc = format!(
+                    "roll back to revision {}: the service moves back to the old set",
+                    r.stable_revision
+                );
+                r.wave(desc, steps, HostSteps::new());
+                let aborted = r.state(model::Phase::Aborted, 0, 0);
+                let record = r.record(Some(aborted));
+                r.wave("record the rollback".into(), record, HostSteps::new());
+            }
+            (Some(model::Phase::Promoted), _) => {
+                let s = current.as_ref().expect("promoted");
+                let until = s.since + d.strategy.scale_down_delay_ms.div_ceil(1000);
+                if self.input.now < until {
+                    self.rollout_issue(
+                        d,
+                        format!(
+                            "revision {} is promoted; the old set (revision {}) stays out of service until {} for `berth rollback {}`",
+                            r.revision,
+                            r.stable_revision,
+                            rfc3339(until),
+                            d.name
+                        ),
+                    );
+                    return;
+                }
+                gone.extend(old);
+                for m in &gone {
+                    self.member_change(
+                        d,
+                        m,
+                        Action::Remove,
+                        format!(
+                            "old set after promotion (scale_down_delay {}s passed)",
+                            d.strategy.scale_down_delay_ms / 1000
+                        ),
+                    );
+                }
+                r.scale_down(&gone);
+            }
+            (Some(model::Phase::Paused), Some(Intent::Abort | Intent::Rollback)) => {
+                gone.extend(sets.new.iter().cloned());
+                let mut steps = HostSteps::new();
+                for m in &gone {
+                    self.member_change(
+                        d,
+                        m,
+                        Action::Remove,
+                        "blue-green aborted before promotion".into(),
+                    );
+                }
+                r.retire(&gone, &mut steps);
+                for (h, s) in r.record(Some(r.state(model::Phase::Aborted, 0, 0))) {
+                    push(&mut steps, &h, s);
+                }
+                r.wave(
+                    format!("abort revision {}: remove the new set", r.revision),
+                    steps,
+                    HostSteps::new(),
+                );
+            }
+            (Some(model::Phase::Paused), Some(Intent::Promote)) => {
+                self.promote(r, &sets.new, &old);
+            }
+            _ => self.start_new_set(r, &sets, &gone, &old),
+        }
+    }
+
+    /// Blue-green: removes pods of other revisions, starts (or completes) the new set beside
+    /// the old one behind the preview name, then promotes it or waits for `berth promote`.
+    pub(super) fn start_new_set(
+        &mut self,
+        r: &mut Flow,
+        sets: &Sets,
+        gone: &[Member],
+        old: &[Member],
+    ) {
+        let d = r.d;
+        let mut cleanup = HostSteps::new();
+        for m in gone {
+            let reason = format!("neither revision {} nor {}", r.revision, r.stable_revision);
+            self.member_change(d, m, Action::Remove, reason);
+        }
+        r.retire(gone, &mut cleanup);
+        r.wave(
+            "remove pods of other revisions".into(),
+            cleanup,
+            HostSteps::new(),
+        );
+        let preview = names::preview_alias(&r.service);
+        let role = sets
+            .stable
+            .first()
+            .and_then(|p| p.containers[0].role())
+            .unwrap_or(Role::Stable)
+            .next_colour();
+        let mut current_count: BTreeMap<String, u32> = BTreeMap::new();
+        for p in &sets.stable {
+            *current_count.entry(p.host.clone()).or_default() += 1;
+        }
+        let (target, _) =
+            placement::place(d.replicas, &r.eligible, &current_count, d.pods_per_host());
+        let mut ordinal = self.next_ordinals(d);
+        let mut start = Phased::default();
+        let mut undo = HostSteps::new();
+        let mut members = sets.new.clone();
+        // Pods of this revision that are already there (an earlier run, a revert to a kept
+        // old set) wait behind the preview name too.
+        for m in &sets.new {
+            // One already behind the service (a promotion was cut short) is left there until
+            // the promotion moves the rest: taking it off could leave a host with no pod
+            // behind the service.
+            let serving = self
+                .pods
+                .iter()
+                .find(|p| p.name == m.pod && p.host == m.host)
+                .and_then(|p| p.behind(&[&r.service]))
+                .is_some_and(|b| !b.is_empty());
+            if !serving {
+                start.add(&m.host, [r.join(m, std::slice::from_ref(&preview))]);
+            }
+        }
+        let reason = format!(
+            "blue-green: new set (revision {}) beside revision {}, behind {preview}",
+            r.revision, r.stable_revision
+        );
+        for (host, want) in &target {
+            let have = sets.new.iter().filter(|m| &m.host == host).count() as u32;
+            for _ in have..*want {
+                let mut pod = self.pod_plan(d, &r.revision, ordinal(), host);
+                pod.aliases = vec![preview.clone()];
+                role_label(&mut pod, role);
+                let name = Some(pod.name.clone());
+                let (kind, why) = (ChangeKind::Pending, reason.clone());
+                self.change(d, host, Action::Create, kind, None, name, why, vec![]);
+                members.push(Member::planned(host, &pod));
+                start.add(host, create_and_await(d, pod));
+            }
+        }
+        for m in &members {
+            push(&mut undo, &m.host, [r.remove(m)]);
+        }
+        for (h, s) in r.record(Some(r.state(model::Phase::Aborted, 0, 0))) {
+            push(&mut undo, &h, s);
+        }
+        let desc = format!(
+            "start the new set (revision {}) behind {preview}",
+            r.revision
+        );
+        r.wave(desc, start.into_steps(), undo);
+        if d.strategy.auto_promote {
+            self.promote(r, &members, old);
+        } else {
+            let record = r.record(Some(r.state(model::Phase::Paused, 0, 100)));
+            r.wave(
+                format!("wait behind {preview} for `berth promote {}`", d.name),
+                record,
+                HostSteps::new(),
+            );
+            let note = format!(
+                "the new set will wait behind {preview}; `berth promote {}` moves {} to it",
+                d.name, r.service
+            );
+            self.rollout_issue(d, note);
+        }
+    }
+
+    /// Blue-green promotion: the new set joins the service and the old set leaves it, on
+    /// every host in the same wave; the old set stays for `scale_down_delay`.
+    pub(super) fn promote(&mut self, r: &mut Flow, new: &[Member], old: &[Member]) {
+        let d = r.d;
+        let service = vec![r.service.clone()];
+        let mut steps = HostSteps::new();
+        let mut undo = HostSteps::new();
+        let mut hosts: BTreeSet<&str> = BTreeSet::new();
+        for m in new {
+            push(&mut steps, &m.host, [r.join(m, &service)]);
+            hosts.insert(&m.host);
+        }
+        let mut by_host: BTreeMap<String, Vec<&Member>> = BTreeMap::new();
+        for m in old {
+            by_host.entry(m.host.clone()).or_default().push(m);
+            hosts.insert(&m.host);
+            push(&mut undo, &m.host, [r.join(m, &service)]);
+        }
+        for (host, ms) in &by_host {
+            push(&mut steps, host, r.leave(ms));
+        }
+        for host in hosts {
+            self.switch_change(
+                d,
+                host,
+                format!("promote: {} moves to revision {}", r.service, r.revision),
+            );
+        }
+        let delay = d.strategy.scale_down_delay_ms;
+        let promoted = r.state(model::Phase::Promoted, 0, 100);
+        for (h, s) in r.record(Some(promoted)) {
+            push(&mut steps, &h, s);
+        }
+        r.wave(
+            format!(
+                "promote revision {}: {} moves to the new set on every host",
+                r.revision, r.service
+            ),
+            steps,
+            undo,
+        );
+        if delay == 0 {
+            for m in old {
+                self.member_change(d, m, Action::Remove, "old set after promotion".into());
+            }
+            r.scale_down(old);
+        } else {
+            let note = format!(
+                "after promotion the old set stays out of service for {}s, for `berth rollback {}`",
+                delay / 1000,
+                d.name
+            );
+            self.rollout_issue(d, note);
+        }
+    }
+}

@@ -6,13 +6,12 @@
 //! wins, the second finds nothing to remove, and only one of them can create the new lock.
 
 use crate::here;
-use crate::hosts::observe::lock_network;
+use crate::hosts::observe::{labelled_volumes, lock_network};
 use crate::hosts::{docker::raw_json, Connected, Fleet};
 use crate::model::label;
 use crate::model::lock::{self, Holder};
 use crate::model::names;
 use crate::model::Labels;
-use bollard::query_parameters::ListVolumesOptionsBuilder;
 use bollard::Docker;
 use futures_util::future::join_all;
 use serde_json::json;
@@ -92,20 +91,10 @@ async fn leases(
         Some(id) => format!("{}={id}", lock::ID_LABEL),
         None => lock::ID_LABEL.to_string(),
     });
-    let filters = HashMap::from([("label".to_string(), wanted)]);
-    let options = ListVolumesOptionsBuilder::default()
-        .filters(&filters)
-        .build();
-    let list = docker
-        .list_volumes(Some(options))
+    let found = labelled_volumes(docker, wanted)
         .await
-        .map_err(|e| format!("listing lock leases: {e}"))?;
-    Ok(list
-        .volumes
-        .unwrap_or_default()
-        .into_iter()
-        .map(|v| (v.name, v.labels.into_iter().collect()))
-        .collect())
+        .map_err(|e| format!("{e} (the lock's leases)"))?;
+    Ok(found.into_iter().map(|v| (v.name, v.labels)).collect())
 }
 
 /// Who holds the lock on a host now, `None` when it is free.

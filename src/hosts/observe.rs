@@ -105,10 +105,15 @@ pub async fn lock_network(
 }
 
 async fn list_volumes(docker: &Docker, project: &str) -> Result<Vec<ObservedVolume>, String> {
-    let filters = HashMap::from([(
-        "label".to_string(),
-        vec![format!("{}={project}", label::PROJECT)],
-    )]);
+    labelled_volumes(docker, vec![format!("{}={project}", label::PROJECT)]).await
+}
+
+/// The volumes that carry every one of these label filters (`key` or `key=value`), by name.
+pub async fn labelled_volumes(
+    docker: &Docker,
+    labels: Vec<String>,
+) -> Result<Vec<ObservedVolume>, String> {
+    let filters = HashMap::from([("label".to_string(), labels)]);
     let options = ListVolumesOptionsBuilder::default()
         .filters(&filters)
         .build();

@@ -336,3 +336,84 @@ fn berth_abort_takes_a_paused_canary_back_and_sync_leaves_it_alone() {
     let status = repo.berth(&["status"]);
     assert!(status.stdout.contains("aborted"), "{status:?}");
 }
+
+#[test]
+fn a_signal_during_a_rollback_stops_it_half_way_with_exit_130_and_the_next_apply_repairs_it() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let repo = Repo::new("t-abandon");
+    let slow = |yaml: String| {
+        yaml.replace(
+            "strategy: {min_ready: 1s, health_timeout: 30s}",
+            "strategy: {min_ready: 1s, health_timeout: 4s, stop_timeout: 15s}",
+        )
+    };
+    let v1 = slow(web("web", 1, "v1", "zone=b"));
+    repo.write("deployments/web.yaml", &v1);
+    repo.commit("v1");
+    repo.apply_ok(&[]);
+    let before = repo.all_containers();
+    // v2 never answers its healthcheck, and its shell (PID 1) ignores SIGTERM: removing it in
+    // the rollback waits out the 15 s stop timeout.
+    let v2 = v1.replace(
+        "      image: berth-lab/web:v1\n",
+        "      image: berth-lab/web:v1\n      command: [sh, -c, \"while true; do sleep 1; done\"]\n",
+    );
+    repo.write("deployments/web.yaml", &v2);
+    repo.commit("v2, never healthy");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["apply", "--auto-approve", "--repo"])
+        .arg(repo.path())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains("rolling back") {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains("rolling back")), "{seen:?}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let code = child.wait().unwrap().code();
+    assert_eq!(code, Some(130), "{seen:?}\n{rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("SIGINT during the rollback: it stopped half-way")),
+        "{rest:?}"
+    );
+    for h in HOSTS {
+        let locks = docker(
+            h,
+            &[
+                "network",
+                "ls",
+                "-q",
+                "--filter",
+                "name=berth-lock-t-abandon",
+            ],
+        );
+        assert!(locks.trim().is_empty(), "the lock is released on {h}");
+    }
+
+    // Git goes back to v1: a plain apply removes what the cut rollback left, and the very
+    // v1 pod serves.
+    repo.write("deployments/web.yaml", &v1);
+    repo.commit("back to v1");
+    let r = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(repo.all_containers(), before, "only the v1 pod, as it was");
+    let drift = repo.berth(&["drift"]);
+    assert_eq!(drift.code, 0, "{drift:?}");
+}

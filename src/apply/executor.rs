@@ -68,6 +68,8 @@ pub enum Outcome {
     Applied { waits: Waits },
     /// Waves failed (one per deployment at most); their on-failure steps ran.
     RolledBack(Vec<FailedWave>),
+    /// A second SIGINT or SIGTERM came during a rollback: the rollback was left where it was.
+    Abandoned { signal: &'static str },
 }
 
 /// A wave that failed, why, and whether its rollback went cleanly.
@@ -185,11 +187,16 @@ async fn run_waves(
         .await;
         let mut failed = Vec::new();
         let mut longest = Waits::default();
+        let mut abandoned = None;
         for r in results {
             match r? {
                 LaneResult::Done(waited) => longest = longest.longest(waited),
                 LaneResult::Failed(f) => failed.push(f),
+                LaneResult::Abandoned(signal) => abandoned = Some(signal),
             }
+        }
+        if let Some(signal) = abandoned {
+            return Ok(Outcome::Abandoned { signal });
         }
         waits += longest;
         if !failed.is_empty() {
@@ -206,6 +213,8 @@ enum LaneResult {
     /// All waves done; the time spent waiting.
     Done(Waits),
     Failed(FailedWave),
+    /// Its rollback was cut short by a second signal.
+    Abandoned(&'static str),
 }
 
 /// One deployment's waves, in order. An interrupt (Ctrl-C, or SIGTERM from cron or CI) stops
@@ -257,14 +266,7 @@ async fn run_lane(
         let rollback = run_hosts(&on_failure, lane_name, plan, fleet, secrets, progress);
         let rolled_back = tokio::select! {
             done = rollback => done?,
-            signal = interrupt() => {
-                progress.finish();
-                eprintln!(
-                    "{signal} again: stopping in the middle of the rollback; the apply lock stays \
-                     (`berth unlock`), and `berth plan` shows what is left"
-                );
-                std::process::exit(130);
-            }
+            signal = interrupt() => return Ok(LaneResult::Abandoned(signal)),
         };
         let rollback_errors = rolled_back
             .0

@@ -338,6 +338,13 @@ async fn execute(
             }
             Ok(exit::OK)
         }
+        Outcome::Abandoned { signal } => {
+            eprintln!(
+                "{signal} during the rollback: it stopped half-way; `berth plan` shows what is left and \
+                 the next `berth apply` repairs it"
+            );
+            Ok(exit::INTERRUPTED)
+        }
         Outcome::RolledBack(failed) => {
             let mut clean = true;
             for f in &failed {

@@ -33,7 +33,8 @@ pub struct Cli {
 
 pub const EXIT_CODES: &str =
     "Exit codes: 0 success / no changes, 1 error, 2 changes pending or drift found, \
-3 apply failed and was rolled back, 4 lock held by someone else, 5 saved plan is stale.";
+3 apply failed and was rolled back, 4 lock held by someone else, 5 saved plan is stale, \
+130 a second interrupt stopped a rollback half-way.";
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -69,6 +70,8 @@ pub mod exit {
     pub const ROLLED_BACK: u8 = 3;
     pub const LOCKED: u8 = 4;
     pub const STALE: u8 = 5;
+    /// A second SIGINT or SIGTERM stopped a rollback half-way (128 + SIGINT, as shells do).
+    pub const INTERRUPTED: u8 = 130;
 }
 
 pub fn run(cli: Cli) -> miette::Result<u8> {

@@ -133,9 +133,10 @@ pub fn describe(step: &Step) -> String {
         }
         Step::Wait { ms, reason } => format!("{reason}: wait {}s", *ms as f64 / 1000.0),
         Step::Analyze { pods, check } => format!(
-            "analyse {} pod(s): {} x GET {}",
+            "analyse {} pod(s): {} x GET :{}{}",
             pods.len(),
             check.samples,
+            check.port,
             check.path
         ),
     }

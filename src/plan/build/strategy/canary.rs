@@ -256,8 +256,8 @@ impl Builder<'_> {
                     let undo = r.canary_abort(&canary, &stopped);
                     r.wave(
                         format!(
-                            "canary step {n}/{count}: analysis, {} x GET {}:{} expecting {} per pod",
-                            a.samples, a.path, a.port, a.status
+                            "canary step {n}/{count}: analysis, {} x GET :{}{} expecting {} per pod",
+                            a.samples, a.port, a.path, a.status
                         ),
                         steps,
                         undo,

@@ -1,0 +1,98 @@
+//! Golden plans: for each case under tests/fixtures/golden/<case>/, the repository in `repo/`
+//! is planned against the hosts in `observed.json`, and the plan is compared whole, as text,
+//! JSON and Markdown, with `plan.txt`, `plan.json` and `plan.md`. A change that is meant to
+//! alter plans rewrites them with `BERTH_BLESS=1 cargo test --test golden`; the diff then
+//! shows in review exactly what users will see differently.
+
+use berth::model::ObservedHost;
+use berth::plan::{self, PlanInput};
+use berth::repo::{self, RepoFiles};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn cases() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Every file under `dir`, by its path relative to `dir`.
+fn read_tree(dir: &Path, base: &Path, out: &mut BTreeMap<String, String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            read_tree(&path, base, out);
+        } else {
+            let rel = path
+                .strip_prefix(base)
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            out.insert(rel, std::fs::read_to_string(&path).unwrap());
+        }
+    }
+}
+
+fn plan_of(case: &Path) -> plan::Plan {
+    let mut files = RepoFiles {
+        commit: Some("f".repeat(40)),
+        ..Default::default()
+    };
+    let repo_dir = case.join("repo");
+    read_tree(&repo_dir, &repo_dir, &mut files.files);
+    let desired = repo::load(&files, &|_| None).unwrap_or_else(|d| panic!("{d:?}"));
+    let observed: BTreeMap<String, Result<ObservedHost, String>> =
+        serde_json::from_str(&std::fs::read_to_string(case.join("observed.json")).unwrap())
+            .unwrap_or_else(|e| panic!("{}: observed.json: {e}", case.display()));
+    plan::build(&PlanInput {
+        desired: &desired,
+        observed: &observed,
+        selector: None,
+        prune: false,
+        prune_volumes: false,
+        now: 1_800_000_000,
+        intents: Default::default(),
+        retry: false,
+    })
+}
+
+#[test]
+fn plans_match_their_golden_files() {
+    let bless = std::env::var_os("BERTH_BLESS").is_some();
+    let mut differ = Vec::new();
+    let cases = cases();
+    assert!(cases.len() >= 4, "the golden cases are missing: {cases:?}");
+    for case in &cases {
+        let plan = plan_of(case);
+        let shown = [
+            ("plan.txt", berth::render::text::plan(&plan, false)),
+            ("plan.json", berth::render::json(&plan) + "\n"),
+            ("plan.md", berth::render::markdown::plan(&plan)),
+        ];
+        for (file, now) in shown {
+            let path = case.join(file);
+            if bless {
+                std::fs::write(&path, &now).unwrap();
+                continue;
+            }
+            let want = std::fs::read_to_string(&path).unwrap_or_default();
+            if want != now {
+                let diff = similar::TextDiff::from_lines(&want, &now)
+                    .unified_diff()
+                    .header("golden", "now")
+                    .to_string();
+                differ.push(format!("{}:\n{diff}", path.display()));
+            }
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "plans differ from their golden files (BERTH_BLESS=1 cargo test --test golden rewrites them if that is intended):\n{}",
+        differ.join("\n")
+    );
+}

@@ -1,14 +1,12 @@
 //! The executor: a dumb interpreter of plan waves. Hosts run in parallel within a wave; waves
 //! run in order. A failed wave runs its on-failure steps and ends the apply.
 
-use super::analysis;
-use super::docker_ops as ops;
-use crate::hosts::ssh::Session;
+use super::engine::{DockerEngine, Engine};
 use crate::hosts::Fleet;
 use crate::plan::{Plan, ServiceJoin, Step, Wave};
 use bollard::models::HealthStatusEnum;
-use bollard::Docker;
 use futures_util::future::join_all;
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -145,6 +143,10 @@ pub fn describe(step: &Step) -> String {
 /// Says why the apply must stop when set (the apply lock's lease could not be renewed).
 pub type Stop = tokio::sync::watch::Receiver<Option<String>>;
 
+/// Each host's engine, by host name.
+pub type Engines = BTreeMap<String, Arc<dyn Engine>>;
+
+/// Runs the plan on the fleet's Docker engines.
 pub async fn execute(
     plan: &Plan,
     fleet: &Fleet,
@@ -152,7 +154,30 @@ pub async fn execute(
     progress: Arc<dyn Progress>,
     stop: Stop,
 ) -> Result<Outcome, String> {
-    let outcome = run_waves(plan, fleet, &secrets, &progress, &stop).await;
+    let engines: Engines = fleet
+        .connected
+        .iter()
+        .map(|(name, c)| {
+            let engine: Arc<dyn Engine> = Arc::new(DockerEngine {
+                docker: c.docker.clone(),
+                session: c.session.clone(),
+                project: plan.project.clone(),
+                secrets: secrets.clone(),
+            });
+            (name.clone(), engine)
+        })
+        .collect();
+    execute_on(plan, &engines, progress, stop).await
+}
+
+/// Runs the plan on the given engines (Docker on the hosts, or one in memory in tests).
+pub async fn execute_on(
+    plan: &Plan,
+    engines: &Engines,
+    progress: Arc<dyn Progress>,
+    stop: Stop,
+) -> Result<Outcome, String> {
+    let outcome = run_waves(plan, engines, &progress, &stop).await;
     progress.finish();
     outcome
 }
@@ -163,8 +188,7 @@ pub async fn execute(
 /// lane rolls back its wave and stops; the others finish theirs; nothing after runs.
 async fn run_waves(
     plan: &Plan,
-    fleet: &Fleet,
-    secrets: &Secrets,
+    engines: &Engines,
     progress: &Arc<dyn Progress>,
     stop: &Stop,
 ) -> Result<Outcome, String> {
@@ -183,7 +207,7 @@ async fn run_waves(
         let results = join_all(
             lanes
                 .iter()
-                .map(|(_, lane)| run_lane(lane, plan, fleet, secrets, progress, stop)),
+                .map(|(_, lane)| run_lane(lane, plan, engines, progress, stop)),
         )
         .await;
         let mut failed = Vec::new();
@@ -224,8 +248,7 @@ enum LaneResult {
 async fn run_lane(
     lane: &[(usize, &Wave)],
     plan: &Plan,
-    fleet: &Fleet,
-    secrets: &Secrets,
+    engines: &Engines,
     progress: &Arc<dyn Progress>,
     stop: &Stop,
 ) -> Result<LaneResult, String> {
@@ -236,7 +259,7 @@ async fn run_lane(
         let lane_name = wave.deployment.as_deref();
         progress.wave(i + 1, plan.waves.len(), &wave.description);
         let (failures, waited) = tokio::select! {
-            done = run_hosts(&wave.steps, lane_name, plan, fleet, secrets, progress) => done?,
+            done = run_hosts(&wave.steps, lane_name, engines, progress) => done?,
             why = &mut interrupted => (
                 vec![StepFailure {
                     host: "-".into(),
@@ -264,7 +287,7 @@ async fn run_lane(
         } else {
             wave.on_failure.clone()
         };
-        let rollback = run_hosts(&on_failure, lane_name, plan, fleet, secrets, progress);
+        let rollback = run_hosts(&on_failure, lane_name, engines, progress);
         let rolled_back = tokio::select! {
             done = rollback => done?,
             signal = interrupt() => return Ok(LaneResult::Abandoned(signal)),
@@ -303,25 +326,20 @@ fn without_failure_records(
 }
 
 async fn run_hosts(
-    steps: &std::collections::BTreeMap<String, Vec<Step>>,
+    steps: &BTreeMap<String, Vec<Step>>,
     lane: Option<&str>,
-    plan: &Plan,
-    fleet: &Fleet,
-    secrets: &Secrets,
+    engines: &Engines,
     progress: &Arc<dyn Progress>,
 ) -> Result<(Vec<StepFailure>, Waits), String> {
     let mut tasks = Vec::new();
     // Failed analysis requests of this wave, over all hosts (the limit is fleet-wide).
     let analysis_failures = Arc::new(AtomicU32::new(0));
     for (host, list) in steps {
-        let Some(c) = fleet.connected.get(host) else {
+        let Some(engine) = engines.get(host) else {
             return Err(format!("host {host} is not connected"));
         };
         let ctx = HostContext {
-            docker: c.docker.clone(),
-            session: c.session.clone(),
-            project: plan.project.clone(),
-            secrets: secrets.clone(),
+            engine: engine.clone(),
             analysis_failures: analysis_failures.clone(),
         };
         let list = list.clone();
@@ -437,22 +455,17 @@ fn plain(r: Result<(), String>) -> StepResult {
 
 /// What a host's steps run with.
 struct HostContext {
-    docker: Docker,
-    session: Arc<Session>,
-    project: String,
-    secrets: Secrets,
+    engine: Arc<dyn Engine>,
     analysis_failures: Arc<AtomicU32>,
 }
 
 async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
-    let (docker, project, secrets) = (&ctx.docker, ctx.project.as_str(), &ctx.secrets);
+    let engine = ctx.engine.as_ref();
     match step {
-        Step::EnsureNetwork { name } => plain(ops::ensure_network(docker, name, project).await),
-        Step::EnsureVolume { name } => plain(ops::ensure_volume(docker, name, project).await),
-        Step::EnsureImage { image } => plain(ops::ensure_image(docker, image).await),
-        Step::CreatePod { pod } => {
-            plain(ops::create_pod(docker, pod, project, secrets.as_ref()).await)
-        }
+        Step::EnsureNetwork { name } => plain(engine.ensure_network(name).await),
+        Step::EnsureVolume { name } => plain(engine.ensure_volume(name).await),
+        Step::EnsureImage { image } => plain(engine.ensure_image(image).await),
+        Step::CreatePod { pod } => plain(engine.create_pod(pod).await),
         Step::AwaitReady {
             pod,
             containers,
@@ -461,7 +474,7 @@ async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
             join,
         } => {
             await_ready(
-                docker,
+                engine,
                 pod,
                 containers,
                 *min_ready_ms,
@@ -470,43 +483,36 @@ async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
             )
             .await
         }
-        Step::StartPod { containers, .. } => {
-            plain(ops::start_containers(docker, containers, project).await)
-        }
+        Step::StartPod { containers, .. } => plain(engine.start(containers).await),
         Step::StopPod {
             containers,
             stop_timeout_s,
             ..
-        } => plain(ops::stop_containers(docker, containers, project, *stop_timeout_s).await),
+        } => plain(engine.stop(containers, *stop_timeout_s).await),
         Step::RemovePod {
             containers,
             stop_timeout_s,
             ..
-        } => plain(ops::remove_containers(docker, containers, project, *stop_timeout_s).await),
-        Step::RemoveVolume { name } => plain(ops::remove_volume(docker, name).await),
-        Step::JoinService { join, .. } => {
-            plain(ops::join_service(docker, &join.container, &join.network, &join.aliases).await)
-        }
+        } => plain(engine.remove(containers, *stop_timeout_s).await),
+        Step::RemoveVolume { name } => plain(engine.remove_volume(name).await),
+        Step::JoinService { join, .. } => plain(engine.join(join).await),
         Step::LeaveService {
             leave, drain_ms, ..
         } => {
-            let left =
-                ops::leave_service(docker, &leave.container, &leave.network, &leave.aliases).await;
+            let left = engine.leave(leave).await;
             if left.as_ref().is_ok_and(|l| *l) {
                 tokio::time::sleep(Duration::from_millis(*drain_ms)).await;
             }
             plain(left.map(|_| ()))
         }
         Step::RecordRollout { deployment, state } => {
-            plain(ops::record_rollout(docker, project, deployment, state.as_ref()).await)
+            plain(engine.record_rollout(deployment, state.as_ref()).await)
         }
         Step::Wait { ms, .. } => {
             tokio::time::sleep(Duration::from_millis(*ms)).await;
             Ok(())
         }
-        Step::Analyze { pods, check } => {
-            analysis::analyze(docker, &ctx.session, pods, check, &ctx.analysis_failures).await
-        }
+        Step::Analyze { pods, check } => engine.analyze(pods, check, &ctx.analysis_failures).await,
     }
 }
 
@@ -516,7 +522,7 @@ const POLL: Duration = Duration::from_millis(200);
 /// `min_ready_ms`. Fails at once when a container exits, restarts or turns unhealthy, and at
 /// the deadline otherwise.
 async fn await_ready(
-    docker: &Docker,
+    engine: &dyn Engine,
     pod: &str,
     containers: &[String],
     min_ready_ms: u64,
@@ -529,7 +535,7 @@ async fn await_ready(
     let mut ready_since: Option<Instant> = None;
     let mut joined = false;
     loop {
-        let probes = join_all(containers.iter().map(|name| ops::probe(docker, name))).await;
+        let probes = join_all(containers.iter().map(|name| engine.probe(name))).await;
         let mut all_ready = true;
         for (name, p) in containers.iter().zip(probes) {
             let p = p.map_err(|e| (e, String::new()))?;
@@ -551,7 +557,7 @@ async fn await_ready(
             if let Some(problem) = problem {
                 return Err((
                     format!("pod {pod} failed its health gate: {problem}"),
-                    failure_details(docker, containers).await,
+                    failure_details(engine, containers).await,
                 ));
             }
             if p.health == Some(HealthStatusEnum::STARTING) {
@@ -561,9 +567,7 @@ async fn await_ready(
         if all_ready {
             let since = *ready_since.get_or_insert_with(Instant::now);
             if let (Some(j), false) = (join, joined) {
-                ops::join_service(docker, &j.container, &j.network, &j.aliases)
-                    .await
-                    .map_err(|e| (e, String::new()))?;
+                engine.join(j).await.map_err(|e| (e, String::new()))?;
                 joined = true;
             }
             if since.elapsed() >= min_ready {
@@ -578,18 +582,18 @@ async fn await_ready(
                     "pod {pod} was not ready within {:?}",
                     Duration::from_millis(timeout_ms)
                 ),
-                failure_details(docker, containers).await,
+                failure_details(engine, containers).await,
             ));
         }
         tokio::time::sleep(POLL).await;
     }
 }
 
-async fn failure_details(docker: &Docker, containers: &[String]) -> String {
+async fn failure_details(engine: &dyn Engine, containers: &[String]) -> String {
     let mut out = String::new();
     for name in containers {
         out.push_str(&format!("--- {name}: last log lines\n"));
-        let logs = ops::last_logs(docker, name, 20).await;
+        let logs = engine.last_logs(name, 20).await;
         out.push_str(if logs.trim().is_empty() {
             "(no output)\n"
         } else {
@@ -598,7 +602,7 @@ async fn failure_details(docker: &Docker, containers: &[String]) -> String {
         if !out.ends_with('\n') {
             out.push('\n');
         }
-        if let Ok(p) = ops::probe(docker, name).await {
+        if let Ok(p) = engine.probe(name).await {
             if !p.health_log.is_empty() {
                 out.push_str(&format!("--- {name}: health check output\n"));
                 for l in p.health_log.iter().rev().take(3).rev() {

@@ -2,6 +2,7 @@
 
 pub mod analysis;
 pub mod docker_ops;
+pub mod engine;
 pub mod executor;
 pub mod lock;
 
@@ -12,4 +13,4 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-pub use executor::{execute, Outcome, Progress, Secrets, StepFailure, Stop};
+pub use executor::{execute, execute_on, Engines, Outcome, Progress, Secrets, StepFailure, Stop};

@@ -1,0 +1,133 @@
+//! What the executor asks of one host: the operations its steps need, as a trait. The real
+//! one is Docker over the host's SSH session (`DockerEngine`); tests give the executor an
+//! engine in memory, so its waves, lanes, rollbacks and interrupts are checked without hosts.
+
+use super::analysis;
+use super::docker_ops as ops;
+use super::executor::Secrets;
+use crate::hosts::ssh::Session;
+use crate::model::{Analysis, Rollout};
+use crate::plan::{PodPlan, ServiceJoin};
+use bollard::Docker;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+
+pub use super::docker_ops::Probe;
+
+/// An operation's error, in words for the user.
+pub type OpResult<T = ()> = Result<T, String>;
+
+/// One host's engine, as the executor uses it. Every operation is idempotent: creating what
+/// exists or removing what is gone succeeds, so a re-run converges.
+pub trait Engine: Send + Sync {
+    fn ensure_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, OpResult>;
+    fn ensure_volume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, OpResult>;
+    fn ensure_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, OpResult>;
+    fn create_pod<'a>(&'a self, pod: &'a PodPlan) -> BoxFuture<'a, OpResult>;
+    fn start<'a>(&'a self, containers: &'a [String]) -> BoxFuture<'a, OpResult>;
+    fn stop<'a>(&'a self, containers: &'a [String], timeout_s: u32) -> BoxFuture<'a, OpResult>;
+    fn remove<'a>(&'a self, containers: &'a [String], timeout_s: u32) -> BoxFuture<'a, OpResult>;
+    fn remove_volume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, OpResult>;
+    fn join<'a>(&'a self, join: &'a ServiceJoin) -> BoxFuture<'a, OpResult>;
+    /// Takes a pod from behind its names; `true` when it was behind them (then it drains).
+    fn leave<'a>(&'a self, leave: &'a ServiceJoin) -> BoxFuture<'a, OpResult<bool>>;
+    fn record_rollout<'a>(
+        &'a self,
+        deployment: &'a str,
+        state: Option<&'a Rollout>,
+    ) -> BoxFuture<'a, OpResult>;
+    fn probe<'a>(&'a self, container: &'a str) -> BoxFuture<'a, OpResult<Probe>>;
+    /// The last lines of a container's output, for a failure report.
+    fn last_logs<'a>(&'a self, container: &'a str, lines: usize) -> BoxFuture<'a, String>;
+    /// Asks each pod `check` and adds its failures to `wave_failures` (shared by the hosts of
+    /// a wave); fails with (message, details) past the check's limit.
+    fn analyze<'a>(
+        &'a self,
+        pods: &'a [ServiceJoin],
+        check: &'a Analysis,
+        wave_failures: &'a AtomicU32,
+    ) -> BoxFuture<'a, Result<(), (String, String)>>;
+}
+
+/// A host's Docker engine over its SSH session.
+pub struct DockerEngine {
+    pub docker: Docker,
+    pub session: Arc<Session>,
+    pub project: String,
+    pub secrets: Secrets,
+}
+
+impl Engine for DockerEngine {
+    fn ensure_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, OpResult> {
+        ops::ensure_network(&self.docker, name, &self.project).boxed()
+    }
+
+    fn ensure_volume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, OpResult> {
+        ops::ensure_volume(&self.docker, name, &self.project).boxed()
+    }
+
+    fn ensure_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, OpResult> {
+        ops::ensure_image(&self.docker, image).boxed()
+    }
+
+    fn create_pod<'a>(&'a self, pod: &'a PodPlan) -> BoxFuture<'a, OpResult> {
+        ops::create_pod(&self.docker, pod, &self.project, self.secrets.as_ref()).boxed()
+    }
+
+    fn start<'a>(&'a self, containers: &'a [String]) -> BoxFuture<'a, OpResult> {
+        ops::start_containers(&self.docker, containers, &self.project).boxed()
+    }
+
+    fn stop<'a>(&'a self, containers: &'a [String], timeout_s: u32) -> BoxFuture<'a, OpResult> {
+        ops::stop_containers(&self.docker, containers, &self.project, timeout_s).boxed()
+    }
+
+    fn remove<'a>(&'a self, containers: &'a [String], timeout_s: u32) -> BoxFuture<'a, OpResult> {
+        ops::remove_containers(&self.docker, containers, &self.project, timeout_s).boxed()
+    }
+
+    fn remove_volume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, OpResult> {
+        ops::remove_volume(&self.docker, name).boxed()
+    }
+
+    fn join<'a>(&'a self, join: &'a ServiceJoin) -> BoxFuture<'a, OpResult> {
+        ops::join_service(&self.docker, &join.container, &join.network, &join.aliases).boxed()
+    }
+
+    fn leave<'a>(&'a self, leave: &'a ServiceJoin) -> BoxFuture<'a, OpResult<bool>> {
+        ops::leave_service(
+            &self.docker,
+            &leave.container,
+            &leave.network,
+            &leave.aliases,
+        )
+        .boxed()
+    }
+
+    fn record_rollout<'a>(
+        &'a self,
+        deployment: &'a str,
+        state: Option<&'a Rollout>,
+    ) -> BoxFuture<'a, OpResult> {
+        ops::record_rollout(&self.docker, &self.project, deployment, state).boxed()
+    }
+
+    fn probe<'a>(&'a self, container: &'a str) -> BoxFuture<'a, OpResult<Probe>> {
+        ops::probe(&self.docker, container).boxed()
+    }
+
+    fn last_logs<'a>(&'a self, container: &'a str, lines: usize) -> BoxFuture<'a, String> {
+        ops::last_logs(&self.docker, container, lines).boxed()
+    }
+
+    fn analyze<'a>(
+        &'a self,
+        pods: &'a [ServiceJoin],
+        check: &'a Analysis,
+        wave_failures: &'a AtomicU32,
+    ) -> BoxFuture<'a, Result<(), (String, String)>> {
+        analysis::analyze(&self.docker, &self.session, pods, check, wave_failures).boxed()
+    }
+}

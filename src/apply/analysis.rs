@@ -49,7 +49,7 @@ pub async fn analyze(
     let per_pod = pods.iter().map(|p| async move {
         let address = match ops::address(docker, &p.container, &p.network).await {
             Ok(a) => a,
-            Err(e) => return vec![e],
+            Err(e) => return vec![e.to_string()],
         };
         let mut failures = Vec::new();
         for i in 0..check.samples {

@@ -10,6 +10,47 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 
+/// Why a Docker operation failed, in words for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// The engine answered with an error while berth was doing something.
+    #[error("{doing}: {source}")]
+    Engine { doing: String, source: DockerError },
+    /// The engine answered with an error that says enough by itself.
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    /// Something else: a name held by what berth does not manage, a secret without a value.
+    #[error("{0}")]
+    Refused(String),
+    /// An operation that failed inside a larger one.
+    #[error("{doing}: {source}")]
+    Within { doing: String, source: Box<OpError> },
+}
+
+impl From<String> for OpError {
+    fn from(why: String) -> OpError {
+        OpError::Refused(why)
+    }
+}
+
+/// Wraps an operation's error with the larger one it was part of.
+fn within(what: impl Into<String>) -> impl FnOnce(OpError) -> OpError {
+    let what = what.into();
+    move |source| OpError::Within {
+        doing: what,
+        source: Box::new(source),
+    }
+}
+
+/// Wraps the engine's error with what berth was doing.
+fn doing(what: impl Into<String>) -> impl FnOnce(DockerError) -> OpError {
+    let what = what.into();
+    move |source| OpError::Engine {
+        doing: what,
+        source,
+    }
+}
+
 fn status_of(e: &DockerError) -> Option<u16> {
     match e {
         DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
@@ -17,10 +58,11 @@ fn status_of(e: &DockerError) -> Option<u16> {
     }
 }
 
-fn ignore(e: DockerError, codes: &[u16]) -> Result<(), String> {
+/// Success when the engine's error is one of `codes` (already there, already gone).
+fn ignore(e: DockerError, codes: &[u16]) -> Result<(), DockerError> {
     match status_of(&e) {
         Some(c) if codes.contains(&c) => Ok(()),
-        _ => Err(e.to_string()),
+        _ => Err(e),
     }
 }
 
@@ -36,14 +78,14 @@ fn project_labels(project: &str) -> HashMap<String, String> {
 /// one for a throwaway network, then the real one is created with it), because only a network
 /// with a configured subnet lets a container be reconnected at the same address, which is how
 /// a pod leaves its service without breaking the connections it is serving.
-pub async fn ensure_network(docker: &Docker, name: &str, project: &str) -> Result<(), String> {
+pub async fn ensure_network(docker: &Docker, name: &str, project: &str) -> Result<(), OpError> {
     match docker
         .inspect_network(name, None::<InspectNetworkOptions>)
         .await
     {
         Ok(_) => return Ok(()),
         Err(e) if status_of(&e) == Some(404) => {}
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(doing(format!("inspecting network {name}"))(e)),
     }
     let subnet = free_subnet(docker, name, project).await?;
     let create = |ipam| bridge(name, project, ipam);
@@ -61,7 +103,10 @@ pub async fn ensure_network(docker: &Docker, name: &str, project: &str) -> Resul
         }
         other => other,
     };
-    result.map(|_| ()).or_else(|e| ignore(e, &[409]))
+    result
+        .map(|_| ())
+        .or_else(|e| ignore(e, &[409]))
+        .map_err(doing(format!("creating network {name}")))
 }
 
 /// A bridge network of the project, with the given address management or Docker's own.
@@ -76,12 +121,16 @@ fn bridge(name: &str, project: &str, ipam: Option<Ipam>) -> NetworkCreateRequest
 }
 
 /// The subnet Docker would give a new network on this host, found with a throwaway network.
-async fn free_subnet(docker: &Docker, name: &str, project: &str) -> Result<Option<String>, String> {
+async fn free_subnet(
+    docker: &Docker,
+    name: &str,
+    project: &str,
+) -> Result<Option<String>, OpError> {
     let probe = format!("{name}-probe");
     docker
         .create_network(bridge(&probe, project, None))
         .await
-        .map_err(|e| format!("creating network {probe}: {e}"))?;
+        .map_err(doing(format!("creating network {probe}")))?;
     let subnet = docker
         .inspect_network(&probe, None::<InspectNetworkOptions>)
         .await
@@ -93,11 +142,11 @@ async fn free_subnet(docker: &Docker, name: &str, project: &str) -> Result<Optio
         .remove_network(&probe)
         .await
         .or_else(|e| ignore(e, &[404]))
-        .map_err(|e| format!("removing network {probe}: {e}"))?;
+        .map_err(doing(format!("removing network {probe}")))?;
     Ok(subnet)
 }
 
-pub async fn ensure_volume(docker: &Docker, name: &str, project: &str) -> Result<(), String> {
+pub async fn ensure_volume(docker: &Docker, name: &str, project: &str) -> Result<(), OpError> {
     let req = VolumeCreateRequest {
         name: Some(name.to_string()),
         labels: Some(project_labels(project)),
@@ -107,7 +156,7 @@ pub async fn ensure_volume(docker: &Docker, name: &str, project: &str) -> Result
         .create_volume(req)
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(doing(format!("creating volume {name}")))
 }
 
 /// Replaces a deployment's rollout state (an empty volume whose label holds it), stamped with
@@ -117,7 +166,7 @@ pub async fn record_rollout(
     project: &str,
     deployment: &str,
     state: Option<&crate::model::Rollout>,
-) -> Result<(), String> {
+) -> Result<(), OpError> {
     use crate::model::{names::rollout_volume, rollout::ROLLOUT_LABEL};
     let name = rollout_volume(project, deployment);
     remove_volume(docker, &name).await?;
@@ -138,27 +187,30 @@ pub async fn record_rollout(
         .create_volume(req)
         .await
         .map(|_| ())
-        .map_err(|e| format!("recording the rollout state of {deployment}: {e}"))
+        .map_err(doing(format!(
+            "recording the rollout state of {deployment}"
+        )))
 }
 
 /// A container's address on a network.
-pub async fn address(docker: &Docker, container: &str, network: &str) -> Result<String, String> {
+pub async fn address(docker: &Docker, container: &str, network: &str) -> Result<String, OpError> {
     endpoint(docker, container, network)
         .await?
         .and_then(|e| e.ip_address)
         .filter(|a| !a.is_empty())
-        .ok_or_else(|| format!("{container} has no address on {network}"))
+        .ok_or_else(|| OpError::Refused(format!("{container} has no address on {network}")))
 }
 
-pub async fn remove_volume(docker: &Docker, name: &str) -> Result<(), String> {
+pub async fn remove_volume(docker: &Docker, name: &str) -> Result<(), OpError> {
     docker
         .remove_volume(name, None::<RemoveVolumeOptions>)
         .await
         .or_else(|e| ignore(e, &[404]))
+        .map_err(doing(format!("removing volume {name}")))
 }
 
 /// Pulls the image unless the engine has it already.
-pub async fn ensure_image(docker: &Docker, image: &str) -> Result<(), String> {
+pub async fn ensure_image(docker: &Docker, image: &str) -> Result<(), OpError> {
     if docker.inspect_image(image).await.is_ok() {
         return Ok(());
     }
@@ -167,13 +219,13 @@ pub async fn ensure_image(docker: &Docker, image: &str) -> Result<(), String> {
         .build();
     let mut stream = docker.create_image(Some(options), None, None);
     while let Some(item) = stream.next().await {
-        item.map_err(|e| format!("pulling {image}: {e}"))?;
+        item.map_err(doing(format!("pulling {image}")))?;
     }
     Ok(())
 }
 
 /// A random salt (16 bytes, hex) for one secret of one container.
-fn new_salt() -> Result<String, String> {
+fn new_salt() -> Result<String, OpError> {
     let mut bytes = [0u8; 16];
     getrandom::getrandom(&mut bytes)
         .map_err(|e| format!("no randomness for a secret's salt: {e}"))?;
@@ -185,7 +237,7 @@ fn new_salt() -> Result<String, String> {
 pub fn env_list(
     spec: &ContainerSpec,
     secrets: &(dyn Fn(&str) -> Option<String> + Send + Sync),
-) -> Result<(Vec<String>, BTreeMap<String, String>), String> {
+) -> Result<(Vec<String>, BTreeMap<String, String>), OpError> {
     let mut env = Vec::new();
     let mut sealed = BTreeMap::new();
     for (k, v) in &spec.env {
@@ -313,7 +365,7 @@ pub async fn create_pod(
     pod: &PodPlan,
     project: &str,
     secrets: &(dyn Fn(&str) -> Option<String> + Send + Sync),
-) -> Result<(), String> {
+) -> Result<(), OpError> {
     for (i, c) in pod.containers.iter().enumerate() {
         let (env, sealed) = env_list(&c.spec, secrets)?;
         let mut body = create_body(pod, i, project, env);
@@ -333,26 +385,29 @@ pub async fn create_pod(
             Err(e) if status_of(&e) == Some(409) => {
                 ensure_ours(docker, &c.name, project, &pod.name).await?
             }
-            Err(e) => return Err(format!("creating {}: {e}", c.name)),
+            Err(e) => return Err(doing(format!("creating {}", c.name))(e)),
         }
         docker
             .start_container(&c.name, None::<StartContainerOptions>)
             .await
             .or_else(|e| ignore(e, &[304]))
-            .map_err(|e| format!("starting {}: {e}", c.name))?;
+            .map_err(doing(format!("starting {}", c.name)))?;
     }
     Ok(())
 }
 
 /// The labels of an existing container, or `None` when there is none by that name.
-async fn labels_of(docker: &Docker, name: &str) -> Result<Option<HashMap<String, String>>, String> {
+async fn labels_of(
+    docker: &Docker,
+    name: &str,
+) -> Result<Option<HashMap<String, String>>, OpError> {
     match docker
         .inspect_container(name, None::<InspectContainerOptions>)
         .await
     {
         Ok(info) => Ok(Some(info.config.and_then(|c| c.labels).unwrap_or_default())),
         Err(e) if status_of(&e) == Some(404) => Ok(None),
-        Err(e) => Err(format!("inspecting {name}: {e}")),
+        Err(e) => Err(doing(format!("inspecting {name}"))(e)),
     }
 }
 
@@ -361,7 +416,7 @@ fn label_is(labels: &HashMap<String, String>, key: &str, value: &str) -> bool {
 }
 
 /// Checks that an existing container carries this project's and this pod's labels.
-async fn ensure_ours(docker: &Docker, name: &str, project: &str, pod: &str) -> Result<(), String> {
+async fn ensure_ours(docker: &Docker, name: &str, project: &str, pod: &str) -> Result<(), OpError> {
     let labels = labels_of(docker, name).await?.unwrap_or_default();
     if label_is(&labels, crate::model::label::PROJECT, project)
         && label_is(&labels, crate::model::label::POD, pod)
@@ -370,14 +425,15 @@ async fn ensure_ours(docker: &Docker, name: &str, project: &str, pod: &str) -> R
     } else {
         Err(format!(
             "a container named {name} exists and does not belong to pod {pod} of project {project}; berth will not touch it"
-        ))
+        )
+        .into())
     }
 }
 
 /// The named containers that exist and carry this project's label. berth acts on names from
 /// its plan; this check keeps it from touching a container someone else created under such a
 /// name since (a rollback removing a pod whose create failed on a name clash, for example).
-async fn ours(docker: &Docker, names: &[String], project: &str) -> Result<Vec<String>, String> {
+async fn ours(docker: &Docker, names: &[String], project: &str) -> Result<Vec<String>, OpError> {
     let mut out = Vec::new();
     for n in names {
         if let Some(labels) = labels_of(docker, n).await? {
@@ -393,7 +449,7 @@ pub async fn start_containers(
     docker: &Docker,
     names: &[String],
     project: &str,
-) -> Result<(), String> {
+) -> Result<(), OpError> {
     for n in ours(docker, names, project).await? {
         let started = docker
             .start_container(&n, None::<StartContainerOptions>)
@@ -402,15 +458,19 @@ pub async fn start_containers(
         match started {
             // A stopped container keeps the address it was pinned to when it last left its
             // service; another pod may hold it now. Let the network give it a free one.
-            Err(e) if e.to_lowercase().contains("address already in use") => {
+            Err(e)
+                if e.to_string()
+                    .to_lowercase()
+                    .contains("address already in use") =>
+            {
                 unpin_addresses(docker, &n).await?;
                 docker
                     .start_container(&n, None::<StartContainerOptions>)
                     .await
                     .or_else(|e| ignore(e, &[304]))
-                    .map_err(|e| format!("starting {n}: {e}"))?;
+                    .map_err(doing(format!("starting {n}")))?;
             }
-            other => other.map_err(|e| format!("starting {n}: {e}"))?,
+            other => other.map_err(doing(format!("starting {n}")))?,
         }
     }
     Ok(())
@@ -418,11 +478,11 @@ pub async fn start_containers(
 
 /// Connects a stopped container again, with the same aliases, to every network where it
 /// asks for a fixed address, without asking for one.
-async fn unpin_addresses(docker: &Docker, container: &str) -> Result<(), String> {
+async fn unpin_addresses(docker: &Docker, container: &str) -> Result<(), OpError> {
     let info = docker
         .inspect_container(container, None::<InspectContainerOptions>)
         .await
-        .map_err(|e| format!("inspecting {container}: {e}"))?;
+        .map_err(doing(format!("inspecting {container}")))?;
     let networks = info
         .network_settings
         .and_then(|n| n.networks)
@@ -454,13 +514,13 @@ async fn unpin_addresses(docker: &Docker, container: &str) -> Result<(), String>
         docker
             .connect_network(&network, connect)
             .await
-            .map_err(|e| format!("connecting {container} to {network} again: {e}"))?;
+            .map_err(doing(format!("connecting {container} to {network} again")))?;
     }
     Ok(())
 }
 
 /// Stops containers, sidecars first (they share the first container's network).
-async fn stop_owned(docker: &Docker, names: &[String], timeout_s: u32) -> Result<(), String> {
+async fn stop_owned(docker: &Docker, names: &[String], timeout_s: u32) -> Result<(), OpError> {
     for n in names.iter().rev() {
         let options = StopContainerOptionsBuilder::default()
             .t(timeout_s as i32)
@@ -469,7 +529,7 @@ async fn stop_owned(docker: &Docker, names: &[String], timeout_s: u32) -> Result
             .stop_container(n, Some(options))
             .await
             .or_else(|e| ignore(e, &[304, 404]))
-            .map_err(|e| format!("stopping {n}: {e}"))?;
+            .map_err(doing(format!("stopping {n}")))?;
     }
     Ok(())
 }
@@ -479,7 +539,7 @@ pub async fn stop_containers(
     names: &[String],
     project: &str,
     timeout_s: u32,
-) -> Result<(), String> {
+) -> Result<(), OpError> {
     stop_owned(docker, &ours(docker, names, project).await?, timeout_s).await
 }
 
@@ -488,7 +548,7 @@ pub async fn remove_containers(
     names: &[String],
     project: &str,
     timeout_s: u32,
-) -> Result<(), String> {
+) -> Result<(), OpError> {
     let names = ours(docker, names, project).await?;
     stop_owned(docker, &names, timeout_s).await?;
     for n in names.iter().rev() {
@@ -497,7 +557,7 @@ pub async fn remove_containers(
             .remove_container(n, Some(options))
             .await
             .or_else(|e| ignore(e, &[404]))
-            .map_err(|e| format!("removing {n}: {e}"))?;
+            .map_err(doing(format!("removing {n}")))?;
     }
     Ok(())
 }
@@ -509,7 +569,7 @@ pub async fn join_service(
     container: &str,
     network: &str,
     aliases: &[String],
-) -> Result<(), String> {
+) -> Result<(), OpError> {
     let current = endpoint(docker, container, network).await?;
     let have = current
         .as_ref()
@@ -520,7 +580,10 @@ pub async fn join_service(
     }
     reconnect_whole(docker, container, network, current, aliases)
         .await
-        .map_err(|e| format!("putting {container} behind {}: {e}", aliases.join(", ")))
+        .map_err(within(format!(
+            "putting {container} behind {}",
+            aliases.join(", ")
+        )))
 }
 
 /// Takes a container out from behind service names: new connections stop coming (Docker's
@@ -530,7 +593,7 @@ pub async fn leave_service(
     container: &str,
     network: &str,
     aliases: &[String],
-) -> Result<bool, String> {
+) -> Result<bool, OpError> {
     let current = endpoint(docker, container, network).await?;
     let have = current
         .as_ref()
@@ -541,7 +604,10 @@ pub async fn leave_service(
     }
     reconnect_whole(docker, container, network, current, &[])
         .await
-        .map_err(|e| format!("taking {container} out of {}: {e}", aliases.join(", ")))?;
+        .map_err(within(format!(
+            "taking {container} out of {}",
+            aliases.join(", ")
+        )))?;
     Ok(true)
 }
 
@@ -549,7 +615,7 @@ async fn endpoint(
     docker: &Docker,
     container: &str,
     network: &str,
-) -> Result<Option<EndpointSettings>, String> {
+) -> Result<Option<EndpointSettings>, OpError> {
     match docker
         .inspect_container(container, None::<InspectContainerOptions>)
         .await
@@ -558,8 +624,10 @@ async fn endpoint(
             .network_settings
             .and_then(|n| n.networks)
             .and_then(|mut n| n.remove(network))),
-        Err(e) if status_of(&e) == Some(404) => Err(format!("{container} does not exist")),
-        Err(e) => Err(format!("inspecting {container}: {e}")),
+        Err(e) if status_of(&e) == Some(404) => {
+            Err(OpError::Refused(format!("{container} does not exist")))
+        }
+        Err(e) => Err(doing(format!("inspecting {container}"))(e)),
     }
 }
 
@@ -572,7 +640,7 @@ async fn reconnect_whole(
     network: &str,
     current: Option<EndpointSettings>,
     aliases: &[String],
-) -> Result<(), String> {
+) -> Result<(), OpError> {
     let (docker, container, network, aliases) = (
         docker.clone(),
         container.to_string(),
@@ -581,7 +649,7 @@ async fn reconnect_whole(
     );
     tokio::spawn(async move { reconnect(&docker, &container, &network, current, &aliases).await })
         .await
-        .map_err(|e| format!("reconnecting: {e}"))?
+        .map_err(|e| OpError::Refused(format!("reconnecting: {e}")))?
 }
 
 /// Disconnects and connects again with new aliases, at the same address where the network
@@ -592,7 +660,7 @@ async fn reconnect(
     network: &str,
     current: Option<EndpointSettings>,
     aliases: &[String],
-) -> Result<(), String> {
+) -> Result<(), OpError> {
     let address = current
         .as_ref()
         .and_then(|e| e.ip_address.clone())
@@ -627,8 +695,8 @@ async fn reconnect(
         Err(e) if address.is_some() && status_of(&e) == Some(400) => docker
             .connect_network(network, connect(None))
             .await
-            .map_err(|e| e.to_string()),
-        other => other.map_err(|e| e.to_string()),
+            .map_err(OpError::from),
+        other => other.map_err(OpError::from),
     }
 }
 
@@ -641,11 +709,11 @@ pub struct Probe {
     pub health_log: Vec<String>,
 }
 
-pub async fn probe(docker: &Docker, name: &str) -> Result<Probe, String> {
+pub async fn probe(docker: &Docker, name: &str) -> Result<Probe, OpError> {
     let info = docker
         .inspect_container(name, None::<InspectContainerOptions>)
         .await
-        .map_err(|e| format!("inspecting {name}: {e}"))?;
+        .map_err(doing(format!("inspecting {name}")))?;
     let state = info.state.unwrap_or_default();
     let health = state.health.clone();
     Ok(Probe {

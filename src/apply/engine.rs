@@ -16,8 +16,10 @@ use std::sync::Arc;
 
 pub use super::docker_ops::Probe;
 
-/// An operation's error, in words for the user.
-pub type OpResult<T = ()> = Result<T, String>;
+pub use super::docker_ops::OpError;
+
+/// An operation's outcome.
+pub type OpResult<T = ()> = Result<T, OpError>;
 
 /// One host's engine, as the executor uses it. Every operation is idempotent: creating what
 /// exists or removing what is gone succeeds, so a re-run converges.

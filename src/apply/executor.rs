@@ -1,7 +1,7 @@
 //! The executor: a dumb interpreter of plan waves. Hosts run in parallel within a wave; waves
 //! run in order. A failed wave runs its on-failure steps and ends the apply.
 
-use super::engine::{DockerEngine, Engine};
+use super::engine::{DockerEngine, Engine, OpError, OpResult};
 use crate::hosts::Fleet;
 use crate::plan::{Plan, ServiceJoin, Step, Wave};
 use bollard::models::HealthStatusEnum;
@@ -364,7 +364,7 @@ async fn run_hosts(
                     _ => {}
                 }
                 progress.step_done(&host, lane.as_deref(), &what);
-                if let Err((message, details)) = result {
+                if let Err(StepError { message, details }) = result {
                     let verdict = is_verdict(step, &message);
                     return (
                         Some(StepFailure {
@@ -447,10 +447,32 @@ async fn interrupt() -> &'static str {
     }
 }
 
-type StepResult = Result<(), (String, String)>;
+/// Why a step failed: what went wrong, and what the user needs to see of it (the pod's last
+/// log lines, its health check's output).
+struct StepError {
+    message: String,
+    details: String,
+}
 
-fn plain(r: Result<(), String>) -> StepResult {
-    r.map_err(|e| (e, String::new()))
+impl StepError {
+    fn new(message: impl Into<String>, details: String) -> StepError {
+        StepError {
+            message: message.into(),
+            details,
+        }
+    }
+}
+
+impl From<OpError> for StepError {
+    fn from(e: OpError) -> StepError {
+        StepError::new(e.to_string(), String::new())
+    }
+}
+
+type StepResult = Result<(), StepError>;
+
+fn plain(r: OpResult) -> StepResult {
+    r.map_err(StepError::from)
 }
 
 /// What a host's steps run with.
@@ -512,7 +534,10 @@ async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
             tokio::time::sleep(Duration::from_millis(*ms)).await;
             Ok(())
         }
-        Step::Analyze { pods, check } => engine.analyze(pods, check, &ctx.analysis_failures).await,
+        Step::Analyze { pods, check } => engine
+            .analyze(pods, check, &ctx.analysis_failures)
+            .await
+            .map_err(|(message, details)| StepError::new(message, details)),
     }
 }
 
@@ -538,7 +563,7 @@ async fn await_ready(
         let probes = join_all(containers.iter().map(|name| engine.probe(name))).await;
         let mut all_ready = true;
         for (name, p) in containers.iter().zip(probes) {
-            let p = p.map_err(|e| (e, String::new()))?;
+            let p = p?;
             let problem = if p.restarting {
                 Some(format!(
                     "{name} is restarting (exit code {})",
@@ -555,7 +580,7 @@ async fn await_ready(
                 None
             };
             if let Some(problem) = problem {
-                return Err((
+                return Err(StepError::new(
                     format!("pod {pod} failed its health gate: {problem}"),
                     failure_details(engine, containers).await,
                 ));
@@ -567,7 +592,7 @@ async fn await_ready(
         if all_ready {
             let since = *ready_since.get_or_insert_with(Instant::now);
             if let (Some(j), false) = (join, joined) {
-                engine.join(j).await.map_err(|e| (e, String::new()))?;
+                engine.join(j).await?;
                 joined = true;
             }
             if since.elapsed() >= min_ready {
@@ -577,7 +602,7 @@ async fn await_ready(
             ready_since = None;
         }
         if Instant::now() >= deadline {
-            return Err((
+            return Err(StepError::new(
                 format!(
                     "pod {pod} was not ready within {:?}",
                     Duration::from_millis(timeout_ms)

@@ -52,6 +52,48 @@ enum PrepareStep {
     Image(String),
 }
 
+/// One pod's change on one host, as the plan shows it.
+struct PodChange<'a> {
+    host: &'a str,
+    action: Action,
+    kind: ChangeKind,
+    /// The pod there now (replace, start, remove).
+    old: Option<&'a ObservedPod>,
+    /// The pod that will be there (create, replace).
+    new_pod: Option<String>,
+    reason: String,
+    fields: Vec<diff::FieldChange>,
+}
+
+impl<'a> PodChange<'a> {
+    fn new(host: &'a str, action: Action, kind: ChangeKind, reason: String) -> Self {
+        PodChange {
+            host,
+            action,
+            kind,
+            old: None,
+            new_pod: None,
+            reason,
+            fields: vec![],
+        }
+    }
+
+    fn of(mut self, old: &'a ObservedPod) -> Self {
+        self.old = Some(old);
+        self
+    }
+
+    fn to(mut self, new_pod: String) -> Self {
+        self.new_pod = Some(new_pod);
+        self
+    }
+
+    fn with_fields(mut self, fields: Vec<diff::FieldChange>) -> Self {
+        self.fields = fields;
+        self
+    }
+}
+
 /// What berth will do about one pod of a deployment on one host.
 enum Work {
     Start(ObservedPod),

@@ -129,13 +129,7 @@ impl Builder<'_> {
                 };
                 self.change(
                     d,
-                    &host,
-                    Action::Remove,
-                    kind,
-                    Some(&p),
-                    None,
-                    reason,
-                    vec![],
+                    PodChange::new(&host, Action::Remove, kind, reason).of(&p),
                 );
                 work.push(Work::Remove(p));
             }
@@ -144,13 +138,7 @@ impl Builder<'_> {
                     let reason = format!("stopped: {}", stopped.join(", "));
                     self.change(
                         d,
-                        &host,
-                        Action::Start,
-                        ChangeKind::Drift,
-                        Some(p),
-                        None,
-                        reason,
-                        vec![],
+                        PodChange::new(&host, Action::Start, ChangeKind::Drift, reason).of(p),
                     );
                     work.push(Work::Start(p.clone()));
                 }
@@ -174,13 +162,10 @@ impl Builder<'_> {
                         let new_name = new.name.clone();
                         self.change(
                             d,
-                            &host,
-                            Action::Replace,
-                            kind,
-                            Some(&old),
-                            Some(new_name),
-                            reason,
-                            fields,
+                            PodChange::new(&host, Action::Replace, kind, reason)
+                                .of(&old)
+                                .to(new_name)
+                                .with_fields(fields),
                         );
                         work.push(Work::Create {
                             new,
@@ -203,13 +188,7 @@ impl Builder<'_> {
                         let new_name = new.name.clone();
                         self.change(
                             d,
-                            &host,
-                            Action::Create,
-                            kind,
-                            None,
-                            Some(new_name),
-                            reason,
-                            vec![],
+                            PodChange::new(&host, Action::Create, kind, reason).to(new_name),
                         );
                         work.push(Work::Create {
                             new,
@@ -224,13 +203,9 @@ impl Builder<'_> {
                 let reason = format!("{why}; not needed at {} replica(s) here", want);
                 self.change(
                     d,
-                    &host,
-                    Action::Remove,
-                    kind,
-                    Some(&old),
-                    None,
-                    reason,
-                    fields,
+                    PodChange::new(&host, Action::Remove, kind, reason)
+                        .of(&old)
+                        .with_fields(fields),
                 );
                 work.push(Work::Remove(old));
             }
@@ -280,30 +255,20 @@ impl Builder<'_> {
         });
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn change(
-        &mut self,
-        d: &Deployment,
-        host: &str,
-        action: Action,
-        kind: ChangeKind,
-        old: Option<&ObservedPod>,
-        new_pod: Option<String>,
-        reason: String,
-        fields: Vec<diff::FieldChange>,
-    ) {
-        let with_specs = matches!(action, Action::Replace | Action::Create);
+    /// Records a change of one pod of `d`.
+    pub(super) fn change(&mut self, d: &Deployment, c: PodChange) {
+        let with_specs = matches!(c.action, Action::Replace | Action::Create);
         self.changes.push(Change {
             deployment: d.name.clone(),
-            host: host.to_string(),
-            action,
-            kind,
-            pod: old.map(|p| p.name.clone()),
-            new_pod,
+            host: c.host.to_string(),
+            action: c.action,
+            kind: c.kind,
+            pod: c.old.map(|p| p.name.clone()),
+            new_pod: c.new_pod,
             volume: None,
-            reason,
-            fields,
-            old_spec: old.filter(|_| with_specs).map(observed_spec_map),
+            reason: c.reason,
+            fields: c.fields,
+            old_spec: c.old.filter(|_| with_specs).map(observed_spec_map),
             new_spec: with_specs.then(|| spec_map(&d.pod.containers)),
         });
     }

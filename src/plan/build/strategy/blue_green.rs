@@ -195,9 +195,9 @@ impl Builder<'_> {
                 let mut pod = self.pod_plan(d, &r.revision, ordinal(), host);
                 pod.aliases = vec![preview.clone()];
                 role_label(&mut pod, role);
-                let name = Some(pod.name.clone());
-                let (kind, why) = (ChangeKind::Pending, reason.clone());
-                self.change(d, host, Action::Create, kind, None, name, why, vec![]);
+                let why = reason.clone();
+                let change = PodChange::new(host, Action::Create, ChangeKind::Pending, why);
+                self.change(d, change.to(pod.name.clone()));
                 members.push(Member::planned(host, &pod));
                 start.add(host, create_and_await(d, pod));
             }

@@ -8,6 +8,15 @@ use super::super::progressive::*;
 use super::*;
 use crate::model;
 
+/// Stable pods to replace with canaries in one wave, and how the plan names it.
+pub(super) struct Batch<'a> {
+    pods: &'a [ObservedPod],
+    /// Each change's reason.
+    reason: String,
+    /// The wave's description.
+    description: String,
+}
+
 impl Builder<'_> {
     pub(in crate::plan::build) fn canary(
         &mut self,
@@ -186,15 +195,12 @@ impl Builder<'_> {
                     );
                     let reason =
                         format!("canary step {n}: weight {w}% (effective {effective:.0}%)");
-                    self.canary_batch(
-                        r,
-                        &batch,
-                        &mut ordinal,
-                        &mut canary,
-                        &mut stopped,
+                    let batch = Batch {
+                        pods: &batch,
                         reason,
-                        desc,
-                    );
+                        description: desc,
+                    };
+                    self.canary_batch(r, batch, &mut ordinal, &mut canary, &mut stopped);
                 }
                 CanaryStep::Pause(Some(ms)) => {
                     let host = r.state_hosts.first().cloned().unwrap_or_default();
@@ -272,15 +278,12 @@ impl Builder<'_> {
             batch.len(),
             r.revision
         );
-        self.canary_batch(
-            r,
-            &batch,
-            &mut ordinal,
-            &mut canary,
-            &mut stopped,
-            "canary complete".into(),
-            desc,
-        );
+        let batch = Batch {
+            pods: &batch,
+            reason: "canary complete".into(),
+            description: desc,
+        };
+        self.canary_batch(r, batch, &mut ordinal, &mut canary, &mut stopped);
         let mut steps = HostSteps::new();
         for m in &stopped {
             push(&mut steps, &m.host, [r.remove(m)]);
@@ -306,17 +309,19 @@ impl Builder<'_> {
     /// Replaces stable pods with canary pods on the same hosts: the canaries start and join
     /// the service once healthy, then the stable pods leave, drain and stop (kept for an
     /// abort). A failure aborts the whole canary.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn canary_batch(
         &mut self,
         r: &mut Flow,
-        batch: &[ObservedPod],
+        batch: Batch,
         ordinal: &mut impl FnMut() -> u32,
         canary: &mut Vec<Member>,
         stopped: &mut Vec<Member>,
-        reason: String,
-        description: String,
     ) {
+        let Batch {
+            pods: batch,
+            reason,
+            description,
+        } = batch;
         let d = r.d;
         let mut start = Phased::default();
         let mut leaving: BTreeMap<String, Vec<Member>> = BTreeMap::new();
@@ -325,13 +330,14 @@ impl Builder<'_> {
             role_label(&mut pod, Role::Canary);
             self.change(
                 d,
-                &old.host,
-                Action::Replace,
-                ChangeKind::Pending,
-                Some(old),
-                Some(pod.name.clone()),
-                reason.clone(),
-                vec![],
+                PodChange::new(
+                    &old.host,
+                    Action::Replace,
+                    ChangeKind::Pending,
+                    reason.clone(),
+                )
+                .of(old)
+                .to(pod.name.clone()),
             );
             canary.push(Member::planned(&old.host, &pod));
             start.add(&old.host, create_and_await(d, pod));

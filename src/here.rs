@@ -1,11 +1,12 @@
 //! This machine and this process, as an apply lock records its holder, and whether a holder
 //! recorded that way is still running here.
 //!
-//! A process is named by the kernel's boot id, its pid namespace, its pid and its start time:
-//! two machines never share a boot id, two containers on one kernel do not share a pid
-//! namespace, and a pid used again later has another start time. So "that process is gone"
-//! is said only when it is certain; anywhere else (another machine, a system without `/proc`)
-//! nothing can be told and the lock's lease decides.
+//! A process is named by the kernel's boot id, its pid namespace, its user, its pid and its
+//! start time: two machines never share a boot id, two containers on one kernel do not share
+//! a pid namespace, and a pid used again later has another start time. Only a process of the
+//! same user is judged (`/proc` may hide other users' processes, `hidepid`). So "that process
+//! is gone" is said only when it is certain; anywhere else (another machine, another user, a
+//! system without `/proc`) nothing can be told and the lock's lease decides.
 
 use std::path::Path;
 
@@ -24,12 +25,12 @@ pub fn owner() -> String {
     format!("{user}@{} pid {}", machine(), std::process::id())
 }
 
-/// This process as `boot/pidns/pid/start`, or `None` where the system cannot tell.
+/// This process as `boot/pidns/uid/pid/start`, or `None` where the system cannot tell.
 pub fn this_process() -> Option<String> {
     let pid = std::process::id();
-    let (boot, ns) = namespace(Path::new("/proc"))?;
+    let (boot, ns, uid) = namespace(Path::new("/proc"))?;
     let start = start_time(Path::new("/proc"), pid)?;
-    Some(format!("{boot}/{ns}/{pid}/{start}"))
+    Some(format!("{boot}/{ns}/{uid}/{pid}/{start}"))
 }
 
 /// What became of a process recorded by `this_process`, seen from here.
@@ -49,7 +50,8 @@ pub fn fate(process: &str) -> Fate {
 
 fn fate_in(proc: &Path, process: &str) -> Fate {
     let mut parts = process.split('/');
-    let (Some(boot), Some(ns), Some(pid), Some(start), None) = (
+    let (Some(boot), Some(ns), Some(uid), Some(pid), Some(start), None) = (
+        parts.next(),
         parts.next(),
         parts.next(),
         parts.next().and_then(|p| p.parse::<u32>().ok()),
@@ -59,7 +61,7 @@ fn fate_in(proc: &Path, process: &str) -> Fate {
         return Fate::Unknown;
     };
     match namespace(proc) {
-        Some((b, n)) if b == boot && n == ns => {}
+        Some((b, n, u)) if b == boot && n == ns && u == uid => {}
         _ => return Fate::Unknown,
     }
     match stat_fields(proc, pid) {
@@ -74,14 +76,16 @@ fn fate_in(proc: &Path, process: &str) -> Fate {
     }
 }
 
-/// The boot id and this process's pid namespace.
-fn namespace(proc: &Path) -> Option<(String, String)> {
+/// The boot id, this process's pid namespace and its user id.
+fn namespace(proc: &Path) -> Option<(String, String, String)> {
+    use std::os::unix::fs::MetadataExt;
     let boot = std::fs::read_to_string(proc.join("sys/kernel/random/boot_id")).ok()?;
     let ns = std::fs::read_link(proc.join("self/ns/pid")).ok()?;
     let ns = ns.to_string_lossy();
     let ns: String = ns.chars().filter(char::is_ascii_digit).collect();
+    let uid = std::fs::metadata(proc.join("self")).ok()?.uid().to_string();
     let boot = boot.trim().to_string();
-    (!boot.is_empty() && !ns.is_empty()).then_some((boot, ns))
+    (!boot.is_empty() && !ns.is_empty()).then_some((boot, ns, uid))
 }
 
 fn start_time(proc: &Path, pid: u32) -> Option<String> {
@@ -111,7 +115,9 @@ mod tests {
     fn an_ended_process_is_gone_and_one_from_elsewhere_is_unknown() {
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
         let me = this_process().unwrap();
-        let (prefix, _) = me.split_once(&format!("/{}/", std::process::id())).unwrap();
+        // boot/ns/uid of this process; the child shares them.
+        let (prefix, _) = me.rsplit_once('/').unwrap();
+        let (prefix, _) = prefix.rsplit_once('/').unwrap();
         let start = start_time(Path::new("/proc"), child.id()).unwrap();
         let record = format!("{prefix}/{}/{start}", child.id());
         assert_eq!(fate(&record), Fate::Running(child.id()));
@@ -129,6 +135,10 @@ mod tests {
         let other_boot = record.replacen(&prefix[..8], "ffffffff", 1);
         assert_eq!(fate(&other_boot), Fate::Unknown);
         assert_eq!(fate("a/b/c"), Fate::Unknown);
+        // Another user's process is not judged (`hidepid` may hide it).
+        let (boot_ns, uid) = prefix.rsplit_once('/').unwrap();
+        let other_user = format!("{boot_ns}/{}1/{}/{start}", uid, child.id());
+        assert_eq!(fate(&other_user), Fate::Unknown);
         assert_eq!(fate(""), Fate::Unknown);
     }
 }

@@ -200,7 +200,7 @@ fn foreign_lock(repo: &Repo, lease_s: u64) {
                 "--label",
                 &format!("berth.lock.lease={lease_s}"),
                 "--label",
-                "berth.lock.process=00000000-0000-0000-0000-000000000000/1/77/1",
+                "berth.lock.process=00000000-0000-0000-0000-000000000000/1/0/77/1",
                 &format!("berth-lock-{}", repo.project),
             ],
         );

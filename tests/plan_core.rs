@@ -89,6 +89,23 @@ fn serving_on(h: &ObservedHost) -> usize {
 /// sees (resources, and the service names they answer to, kept up to date).
 /// With `gaps`, every step where a host that had pods behind `web` is left with none is
 /// recorded there.
+/// The pods a plan puts behind `alias` (a join, or a health gate that joins).
+fn joins_to(plan: &Plan, alias: &str) -> Vec<String> {
+    plan.waves
+        .iter()
+        .flat_map(|w| w.steps.values().flatten())
+        .filter_map(|s| match s {
+            Step::JoinService { pod, join } if join.aliases.iter().any(|a| a == alias) => {
+                Some(pod.clone())
+            }
+            Step::AwaitReady {
+                pod, join: Some(j), ..
+            } if j.aliases.iter().any(|a| a == alias) => Some(pod.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn simulate_cut(
     plan: &Plan,
     observed: &mut Observed,
@@ -1301,6 +1318,15 @@ fn every_way_back_from_every_step_of_every_strategy_ends_with_the_declared_pods_
         }
         for (start, intent) in starts {
             let p = plan_intent(&files, &start, intent, 1_000);
+            let new_pods: Vec<String> = p
+                .waves
+                .iter()
+                .flat_map(|w| w.steps.values().flatten())
+                .filter_map(|s| match s {
+                    Step::CreatePod { pod } => Some(pod.name.clone()),
+                    _ => None,
+                })
+                .collect();
             let longest = |w: &plan::Wave| w.steps.values().map(Vec::len).max().unwrap_or(0);
             for (k, wave) in p.waves.iter().enumerate() {
                 for j in 0..=longest(wave) {
@@ -1312,6 +1338,25 @@ fn every_way_back_from_every_step_of_every_strategy_ends_with_the_declared_pods_
                             bump(&mut files, "example/web:3");
                         }
                         let at = format!("{strategy:?} cut at wave {k} step {j}, then {name}");
+                        // Until it is promoted, a blue-green's new set never answers to the
+                        // service, whatever a killed apply left (the recovery must not repair
+                        // it into service).
+                        let waits_for_promote = strategy.contains("blue-green")
+                            && !strategy.contains("auto_promote")
+                            && intent.is_none()
+                            && action.is_none()
+                            && !commit;
+                        if waits_for_promote {
+                            let next = plan_intent(&files, &observed, None, 2_000);
+                            let early = joins_to(&next, "web")
+                                .into_iter()
+                                .filter(|pod| new_pods.contains(pod))
+                                .collect::<Vec<_>>();
+                            assert!(
+                                early.is_empty(),
+                                "{at}: new set put behind web before promotion: {early:?}"
+                            );
+                        }
                         converge(&files, &mut observed, action, 2_000);
                         let serving = behind(&observed, "web");
                         let preview = behind(&observed, "web-preview");

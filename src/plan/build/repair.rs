@@ -9,15 +9,22 @@
 use super::*;
 
 /// The service names a running, ready pod should answer to, or `None` when it is not this
-/// pass's business (another revision, an aborted canary's pods).
+/// pass's business (another revision, an aborted canary's pods). `new_set_waits`: a
+/// blue-green whose desired revision no rollout state covers yet while another revision
+/// runs (an apply killed before it recorded its new set): the new set waits behind the
+/// preview name, since only a promotion puts it behind the service.
 fn expected(
     pod: &ObservedPod,
     revision: &str,
     state: Option<&Rollout>,
-    service: &str,
-    preview: &str,
+    names: (&str, &str),
+    new_set_waits: bool,
 ) -> Option<Vec<String>> {
+    let (service, preview) = names;
     let serve = || Some(vec![service.to_string()]);
+    if new_set_waits && pod.revision == revision {
+        return Some(vec![preview.to_string()]);
+    }
     match state {
         Some(s) if s.strategy == StrategyKind::BlueGreen && pod.revision == s.revision => {
             match s.phase {
@@ -54,6 +61,12 @@ impl Builder<'_> {
         let revision = d.revision(&self.input.desired.project);
         let state = Rollout::of(self.input.observed, &d.name).cloned();
         let network = network_name(&self.input.desired.project);
+        let new_set_waits = d.strategy.kind == StrategyKind::BlueGreen
+            && state.as_ref().is_none_or(|s| s.revision != revision)
+            && self
+                .pods
+                .iter()
+                .any(|p| p.deployment == d.name && p.revision != revision && p.is_running());
         // Per host, in this order: names added, names swapped, names dropped; so a name
         // never loses its last pod on the way.
         let mut joins: BTreeMap<String, Vec<Step>> = BTreeMap::new();
@@ -71,7 +84,14 @@ impl Builder<'_> {
             else {
                 continue;
             };
-            let Some(want) = expected(p, &revision, state.as_ref(), &service, &preview) else {
+            // A new set pod already behind the service (a promotion cut short) stays there
+            // until the promotion moves the rest: taking it off could leave a host without a
+            // pod behind the service.
+            if new_set_waits && p.revision == revision && have.contains(&service) {
+                continue;
+            }
+            let names = (service.as_str(), preview.as_str());
+            let Some(want) = expected(p, &revision, state.as_ref(), names, new_set_waits) else {
                 continue;
             };
             let (mut have_sorted, mut want_sorted) = (have.clone(), want.clone());

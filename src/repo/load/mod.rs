@@ -1,0 +1,498 @@
+//! From repository files to a validated [`DesiredState`]. Pure: the files, the commit and the
+//! secret values come in as plain values. Every problem becomes a diagnostic pointing at its
+//! file, line and column, and all of them are reported together.
+
+use super::diag::{Diagnostics, SourceFile};
+use super::schema::*;
+use super::units;
+use crate::model::labels::{check_key, check_object_name, check_value};
+use crate::model::names;
+use crate::model::secret::SecretValues;
+use crate::model::*;
+use serde_saphyr::Spanned;
+use std::collections::{BTreeMap, HashMap};
+
+mod checks;
+mod deployment;
+mod hosts;
+mod strategy;
+use checks::{check_placement, check_services};
+use deployment::load_deployment;
+use hosts::load_hosts;
+
+pub const PROJECT_FILE: &str = "berth.yaml";
+pub const DEFAULT_INVENTORY: &str = "inventory.yaml";
+pub const DEPLOYMENTS_DIR: &str = "deployments/";
+
+/// The files of a repository at one commit (path relative to the root → text).
+#[derive(Debug, Clone, Default)]
+pub struct RepoFiles {
+    pub commit: Option<String>,
+    pub files: BTreeMap<String, String>,
+}
+
+/// Looks up a secret's value by name; the shell reads them from the environment.
+pub type SecretLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+const DEFAULT_MIN_READY_MS: u64 = 2_000;
+const DEFAULT_HEALTH_TIMEOUT_MS: u64 = 60_000;
+
+struct Loader<'a> {
+    diags: Diagnostics,
+    /// `None`: secret values are not needed (render, validate).
+    secrets: Option<SecretLookup<'a>>,
+    /// Only deployments this selector matches need their secrets set (`-l`).
+    needs_secrets: Option<&'a Selector>,
+    values: SecretValues,
+}
+
+impl Loader<'_> {
+    fn parse<T: serde::de::DeserializeOwned>(&mut self, file: &SourceFile) -> Option<T> {
+        match serde_saphyr::from_str::<T>(&file.text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                // Our own diagnostic, so the report names the file (serde-saphyr's says <input>).
+                let span = e
+                    .location()
+                    .map(|l| file.span_of(&l))
+                    .unwrap_or_else(|| (0, 0).into());
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or("invalid YAML");
+                // Drop the "error: line L column C: " prefix; the report shows the position.
+                let message = match first.strip_prefix("error: line ") {
+                    Some(rest) => rest.split_once(": ").map_or(rest, |(_, m)| m).to_string(),
+                    None => first.to_string(),
+                };
+                let (message, help) =
+                    super::messages::humanize(&message, &file.text, span.offset());
+                let error = file.error_at(span, message, "here");
+                self.diags.push(miette::Report::new(match help {
+                    Some(h) => error.with_help(h),
+                    None => error,
+                }));
+                None
+            }
+        }
+    }
+
+    fn report(&mut self, e: super::diag::SpecError) {
+        self.diags.push(miette::Report::new(e));
+    }
+
+    fn name(&mut self, file: &SourceFile, name: &Spanned<String>, what: &str) {
+        if let Err(why) = check_object_name(&name.value) {
+            self.report(file.error(name, format!("invalid {what} name"), why));
+        }
+    }
+
+    fn labels(&mut self, file: &SourceFile, map: &SpannedMap) -> Labels {
+        let mut out = Labels::new();
+        for (k, v) in map {
+            if let Err((at, why)) = check_key(&k.value) {
+                let start = file.content_start(&k.referenced) + at;
+                self.report(file.error_at((start, 1).into(), "invalid label key", why));
+            }
+            if let Err((at, why)) = check_value(&v.value) {
+                let start = file.content_start(&v.referenced) + at;
+                self.report(file.error_at((start, 1).into(), "invalid label value", why));
+            }
+            out.insert(k.value.clone(), v.value.clone());
+        }
+        out
+    }
+
+    fn selector(&mut self, file: &SourceFile, text: &Spanned<String>) -> Selector {
+        match Selector::parse(&text.value) {
+            Ok(s) => s,
+            Err(e) => {
+                let start = file.content_start(&text.referenced) + e.offset;
+                self.report(file.error_at((start, 1).into(), "invalid label selector", e.message));
+                Selector::everything()
+            }
+        }
+    }
+
+    fn duration(
+        &mut self,
+        file: &SourceFile,
+        value: &Option<Spanned<String>>,
+        default: u64,
+    ) -> u64 {
+        let Some(v) = value else { return default };
+        units::duration_ms(&v.value).unwrap_or_else(|why| {
+            self.report(file.error(v, "invalid duration", why));
+            default
+        })
+    }
+
+    fn amount(
+        &mut self,
+        file: &SourceFile,
+        value: &Option<Spanned<Scalar>>,
+        default: Amount,
+    ) -> Amount {
+        let Some(v) = value else { return default };
+        Amount::parse(&v.value.to_string()).unwrap_or_else(|why| {
+            self.report(file.error(v, "invalid amount", why));
+            default
+        })
+    }
+}
+
+fn source(files: &RepoFiles, path: &str) -> Option<SourceFile> {
+    files.files.get(path).map(|text| SourceFile {
+        path: path.to_string(),
+        text: text.clone(),
+    })
+}
+
+fn args(a: &Args) -> Vec<String> {
+    match a {
+        Args::List(v) => v.clone(),
+        Args::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+    }
+}
+
+/// Loads and validates a repository. On any error nothing is returned but the diagnostics.
+pub fn load(files: &RepoFiles, secrets: SecretLookup) -> Result<DesiredState, Diagnostics> {
+    load_with(files, Some(secrets), None)
+}
+
+/// Loads the repository; `secrets` looks up the values of the secrets that the deployments
+/// `needs_secrets` selects name (all of them when `None`); without `secrets`, no value is read
+/// and none is needed.
+pub fn load_with<'a>(
+    files: &RepoFiles,
+    secrets: Option<SecretLookup<'a>>,
+    needs_secrets: Option<&'a Selector>,
+) -> Result<DesiredState, Diagnostics> {
+    let mut l = Loader {
+        diags: Diagnostics::default(),
+        secrets,
+        needs_secrets,
+        values: SecretValues::default(),
+    };
+    let Some(project_src) = source(files, PROJECT_FILE) else {
+        l.diags.push(miette::miette!(
+            help = "a berth repository has berth.yaml at its root (see docs/repository.md)",
+            "no {PROJECT_FILE} in the repository"
+        ));
+        return Err(l.diags);
+    };
+    let project: Option<ProjectFile> = l.parse(&project_src);
+    if let Some(p) = &project {
+        l.name(&project_src, &p.project, "project");
+    }
+    let defaults = project.as_ref().map(|p| &p.defaults);
+    let base_strategy = Strategy {
+        stop_timeout_s: crate::model::DEFAULT_STOP_TIMEOUT_S,
+        max_surge: Amount::Count(1),
+        max_unavailable: Amount::Count(0),
+        kind: StrategyKind::Rolling,
+        min_ready_ms: DEFAULT_MIN_READY_MS,
+        health_timeout_ms: DEFAULT_HEALTH_TIMEOUT_MS,
+        drain_ms: 1000,
+        steps: vec![],
+        auto_promote: false,
+        scale_down_delay_ms: 30_000,
+    };
+    let default_strategy = l.strategy(
+        &project_src,
+        defaults.and_then(|d| d.strategy.as_ref()),
+        &base_strategy,
+    );
+    let default_restart = match defaults.and_then(|d| d.restart.as_ref()) {
+        Some(r) => check_restart(&mut l, &project_src, r),
+        None => "unless-stopped".to_string(),
+    };
+    let default_max_per_host = defaults.and_then(|d| d.max_per_host);
+
+    let inventory_path = project
+        .as_ref()
+        .and_then(|p| p.inventory.clone())
+        .unwrap_or_else(|| DEFAULT_INVENTORY.to_string());
+    let before_inventory = l.diags.reports.len();
+    let hosts = match source(files, &inventory_path) {
+        Some(src) => load_hosts(&mut l, &src),
+        None => {
+            l.diags.push(miette::miette!(
+                "inventory file {inventory_path} not found in the repository"
+            ));
+            vec![]
+        }
+    };
+    let inventory_failed = hosts.is_empty() && l.diags.reports.len() > before_inventory;
+
+    let mut deployments: Vec<(Deployment, SourceFile, DeploymentFile)> = Vec::new();
+    for path in files.files.keys() {
+        let is_yaml = path.ends_with(".yaml") || path.ends_with(".yml");
+        if !path.starts_with(DEPLOYMENTS_DIR) || !is_yaml {
+            continue;
+        }
+        let src = source(files, path).expect("listed file exists");
+        let Some(raw) = l.parse::<DeploymentFile>(&src) else {
+            continue;
+        };
+        let d = load_deployment(
+            &mut l,
+            &src,
+            &raw,
+            &default_strategy,
+            &default_restart,
+            default_max_per_host,
+        );
+        if let Some((_, first_src, first)) = deployments.iter().find(|(d0, _, _)| d0.name == d.name)
+        {
+            let e = src
+                .error(
+                    &raw.name,
+                    format!("two deployments are named {:?}", d.name),
+                    "declared again here",
+                )
+                .with_help(format!(
+                    "first declared in {} line {}",
+                    first_src.path,
+                    first.name.referenced.line()
+                ));
+            l.report(e);
+            continue;
+        }
+        deployments.push((d, src, raw));
+    }
+
+    let state = DesiredState {
+        project: project.map(|p| p.project.value).unwrap_or_default(),
+        commit: files.commit.clone(),
+        hosts,
+        deployments: deployments.iter().map(|(d, _, _)| d.clone()).collect(),
+        secrets: std::mem::take(&mut l.values),
+    };
+    // Without a readable inventory every placement would fail too: say the cause only.
+    if !inventory_failed {
+        check_placement(&mut l, &state, &deployments);
+    }
+    check_services(&mut l, &deployments);
+    if l.diags.is_empty() {
+        Ok(state)
+    } else {
+        Err(l.diags)
+    }
+}
+
+fn check_restart(l: &mut Loader, src: &SourceFile, r: &Spanned<String>) -> String {
+    const POLICIES: [&str; 4] = ["no", "always", "unless-stopped", "on-failure"];
+    if !POLICIES.contains(&r.value.as_str()) {
+        l.report(
+            src.error(
+                r,
+                format!("unknown restart policy {:?}", r.value),
+                "not a restart policy",
+            )
+            .with_help("use no, always, unless-stopped or on-failure"),
+        );
+    }
+    r.value.clone()
+}
+
+/// The environment variable a secret's value is read from: `BERTH_SECRET_<NAME>`, upper case,
+/// with `-` and `.` as `_`.
+pub fn secret_env_var(name: &str) -> String {
+    format!(
+        "BERTH_SECRET_{}",
+        name.to_ascii_uppercase().replace(['-', '.'], "_")
+    )
+}
+
+/// `nginx` and `nginx:latest` are the same image; so are `docker.io/library/nginx` and `nginx`.
+pub fn normalise_image(image: &str) -> String {
+    let mut s = image.trim().to_string();
+    for prefix in [
+        "docker.io/library/",
+        "index.docker.io/library/",
+        "docker.io/",
+    ] {
+        if let Some(rest) = s.strip_prefix(prefix) {
+            s = rest.to_string();
+        }
+    }
+    let last = s.rsplit('/').next().unwrap_or(&s);
+    if !last.contains(':') && !s.contains('@') {
+        s.push_str(":latest");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVENTORY: &str = "hosts:\n  - {name: a, address: 198.18.1.1, labels: {role: web}}\n  - {name: b, address: 198.18.1.2, labels: {role: web}}\n";
+
+    fn files(deployments: &[(&str, &str)]) -> RepoFiles {
+        let mut f = RepoFiles::default();
+        f.files.insert(PROJECT_FILE.into(), "project: p\n".into());
+        f.files.insert(DEFAULT_INVENTORY.into(), INVENTORY.into());
+        for (name, text) in deployments {
+            f.files
+                .insert(format!("deployments/{name}"), text.to_string());
+        }
+        f
+    }
+
+    /// Each diagnostic as "file:line:col message", via miette's own span data.
+    fn errors(f: &RepoFiles) -> Vec<String> {
+        let diags = load(f, &|_| None).expect_err("the repository is invalid");
+        diags
+            .reports
+            .iter()
+            .map(|r| {
+                let label = r.labels().and_then(|mut l| l.next());
+                let at = match (r.source_code(), label) {
+                    (Some(src), Some(label)) => {
+                        let c = src.read_span(label.inner(), 0, 0).expect("span in source");
+                        format!(
+                            "{}:{}:{}",
+                            c.name().unwrap_or("?"),
+                            c.line() + 1,
+                            c.column() + 1
+                        )
+                    }
+                    _ => "-".into(),
+                };
+                format!("{at} {r}")
+            })
+            .collect()
+    }
+
+    /// Each expected (place, message) is among the errors, and there are no others.
+    fn expect_exactly(errors: &[String], expect: &[(&str, &str)]) {
+        for (at, message) in expect {
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.starts_with(at) && e.contains(message)),
+                "no {message:?} at {at} in:\n{}",
+                errors.join("\n")
+            );
+        }
+        assert_eq!(errors.len(), expect.len(), "{}", errors.join("\n"));
+    }
+
+    fn web(extra: &str) -> String {
+        format!("name: web\npod:\n  containers:\n    - name: app\n      image: x:1\n{extra}")
+    }
+
+    #[test]
+    fn a_valid_repository_loads_with_defaults() {
+        let state = load(&files(&[("web.yaml", &web(""))]), &|_| None).unwrap();
+        let d = &state.deployments[0];
+        assert_eq!((d.replicas, d.strategy.kind), (1, StrategyKind::Rolling));
+        assert_eq!(d.pod.containers[0].image, "x:1");
+        assert_eq!(d.pod.containers[0].restart, "unless-stopped");
+        assert_eq!(state.hosts[0].port, 22);
+    }
+
+    #[test]
+    fn every_kind_of_mistake_is_reported_at_its_place_in_one_run() {
+        let f = files(&[
+            ("a.yaml", &web("      colour: red\n")),
+            ("b.yaml", "name: b\nname: b\npod: {containers: []}\n"),
+            ("c.yaml", "name: c\nreplicas: many\npod: {containers: [{name: x, image: y}]}\n"),
+            ("d.yaml", "name: Bad_Name\npod: {containers: [{name: x, image: y}]}\n"),
+            ("e.yaml", "name: e\nplacement: {hosts: \"role notin web\"}\npod: {containers: [{name: x, image: y}]}\n"),
+            ("f.yaml", "name: e\npod: {containers: [{name: x, image: y}]}\n"),
+            ("g.yaml", "name: g\nreplicas: 5\nplacement: {max_per_host: 2}\npod: {containers: [{name: x, image: y}]}\n"),
+            ("h.yaml", "name: h\npod: {containers: [{name: x, image: y, ports: [\"80:80\"]}]}\n"),
+            ("i.yaml", "name: i\npod: {containers: [{name: x, image: y, ports: [\"80:8080\"]}]}\n"),
+            ("j.yaml", "name: j\nlabels: {\"bad key\": v}\npod: {containers: [{name: x, image: y, memory: lots}]}\n"),
+        ]);
+        let errors = errors(&f);
+        let expect = [
+            ("deployments/a.yaml:6:7", "unknown key `colour`"),
+            (
+                "deployments/b.yaml:2:1",
+                "`name` appears twice in this mapping",
+            ),
+            (
+                "deployments/c.yaml:2:11",
+                "`replicas` must be a whole number",
+            ),
+            ("deployments/d.yaml:1:7", "invalid deployment name"),
+            ("deployments/e.yaml:2:32", "invalid label selector"),
+            ("deployments/f.yaml:1:7", "two deployments are named \"e\""),
+            (
+                "deployments/g.yaml:2:11",
+                "5 replicas of g cannot be placed",
+            ),
+            (
+                "deployments/i.yaml:2:",
+                "host port 80/tcp is published by two deployments",
+            ),
+            ("deployments/j.yaml:2:", "invalid label key"),
+            ("deployments/j.yaml:3:", "invalid memory limit"),
+        ];
+        expect_exactly(&errors, &expect);
+    }
+
+    #[test]
+    fn canary_and_blue_green_mistakes_point_at_the_strategy() {
+        let svc = "service: {name: web}\n";
+        let f = files(&[
+            ("a.yaml", &web(&format!("strategy: {{type: canary}}\n{svc}"))),
+            ("b.yaml", &web("strategy: {type: blue-green}\n").replace("name: web", "name: b")),
+            (
+                "c.yaml",
+                &web(&format!("      ports: [\"81:80\"]\nstrategy: {{type: blue-green}}\n{svc}"))
+                    .replace("name: web", "name: c"),
+            ),
+            (
+                "d.yaml",
+                &web(&format!("strategy:\n  type: canary\n  steps:\n    - weight: 150\n    - {{weight: 5, pause: 1s}}\n    - analysis: {{path: /}}\n{svc}"))
+                    .replace("name: web", "name: d"),
+            ),
+        ]);
+        let errors = errors(&f);
+        let expect = [
+            ("deployments/a.yaml:6:18", "a canary rollout needs steps"),
+            (
+                "deployments/b.yaml:6:18",
+                "a blue-green rollout needs a service",
+            ),
+            (
+                "deployments/c.yaml:7:18",
+                "host port 81 can be held by one container",
+            ),
+            ("deployments/d.yaml:9:15", "a weight is a percentage"),
+            (
+                "deployments/d.yaml:10:7",
+                "exactly one of weight, pause, analysis",
+            ),
+            ("deployments/d.yaml:11:17", "an analysis needs the port"),
+        ];
+        expect_exactly(&errors, &expect);
+        let ok = files(&[(
+            "w.yaml",
+            &web(&format!("strategy:\n  type: canary\n  steps: [{{weight: 20}}, {{pause: 30s}}, {{pause: {{}}}}, {{analysis: {{port: 80}}}}]\n{svc}")),
+        )]);
+        let state = load(&ok, &|_| None).unwrap();
+        let s = &state.deployments[0].strategy;
+        assert_eq!(
+            s.steps[..3],
+            [
+                CanaryStep::Weight(20),
+                CanaryStep::Pause(Some(30_000)),
+                CanaryStep::Pause(None)
+            ]
+        );
+        assert!(
+            matches!(&s.steps[3], CanaryStep::Analysis(a) if a.port == 80 && a.status == 200 && a.path == "/")
+        );
+    }
+
+    #[test]
+    fn a_missing_project_file_is_an_error() {
+        let mut f = files(&[]);
+        f.files.remove(PROJECT_FILE);
+        assert!(load(&f, &|_| None).is_err());
+    }
+}

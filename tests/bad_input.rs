@@ -382,7 +382,8 @@ fn host_corpus() -> Vec<HostCase> {
             files: revision("command: [sh, -c, \"echo broken; exit 7\"]"),
             args: APPLY,
             code: 3,
-            says: &["is restarting (exit code 7)", "last log lines", "broken", "rolling back"],
+            // (the gate may see it restarting, or exited before it joined the service)
+            says: &["failed its health gate", "exit code 7", "last log lines", "broken", "rolling back"],
             prepare: &[],
             undo: &[],
         },

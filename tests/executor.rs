@@ -23,11 +23,13 @@ struct Held {
     aliases: Vec<String>,
 }
 
-/// One host's engine in memory. Images in `broken` start and exit at once.
+/// One host's engine in memory. Images in `broken` start and exit at once; images in
+/// `crash_on_join` look running to the first probe and have exited by the time they join.
 struct Memory {
     host: String,
     containers: Mutex<BTreeMap<String, Held>>,
     broken: BTreeSet<String>,
+    crash_on_join: BTreeSet<String>,
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -108,6 +110,11 @@ impl Engine for Memory {
 
     fn join<'a>(&'a self, join: &'a ServiceJoin) -> BoxFuture<'a, OpResult> {
         if let Some(c) = self.containers.lock().unwrap().get_mut(&join.container) {
+            if self.crash_on_join.contains(&c.image) {
+                c.running = false;
+                let e = format!("{} is not connected to the network", join.container);
+                return async move { Err(e.into()) }.boxed();
+            }
             c.aliases = join.aliases.clone();
         }
         self.ok(
@@ -141,7 +148,8 @@ impl Engine for Memory {
         let held = self.containers.lock().unwrap().get(container).cloned();
         async move {
             let c = held.ok_or_else(|| format!("no container {container}"))?;
-            let broken = self.broken.contains(&c.image);
+            let broken = self.broken.contains(&c.image)
+                || (self.crash_on_join.contains(&c.image) && !c.running);
             Ok(Probe {
                 running: c.running && !broken,
                 restarting: false,
@@ -244,6 +252,16 @@ async fn run(
     broken: &[&str],
     stop: Stop,
 ) -> Run {
+    run_with(plan, hosts, broken, &[], stop).await
+}
+
+async fn run_with(
+    plan: &Plan,
+    hosts: &BTreeMap<String, ObservedHost>,
+    broken: &[&str],
+    crash_on_join: &[&str],
+    stop: Stop,
+) -> Run {
     let log = Arc::new(Mutex::new(Vec::new()));
     let mut memories = BTreeMap::new();
     for (h, o) in hosts {
@@ -267,6 +285,7 @@ async fn run(
                 host: h.clone(),
                 containers: Mutex::new(containers),
                 broken: broken.iter().map(|s| s.to_string()).collect(),
+                crash_on_join: crash_on_join.iter().map(|s| s.to_string()).collect(),
                 log: log.clone(),
             }),
         );
@@ -407,4 +426,21 @@ async fn an_apply_told_to_stop_changes_nothing_more() {
         "{:#?}",
         r.log
     );
+}
+
+#[tokio::test]
+async fn a_pod_that_ends_before_it_joins_fails_its_gate_for_that_reason() {
+    let (plan, hosts) = fixture(bump_web);
+    let (_keep, stop) = no_stop();
+    let r = run_with(&plan, &hosts, &[], &["example/web:3"], stop).await;
+    let Outcome::RolledBack(failed) = &r.outcome else {
+        panic!("{:?}", r.outcome)
+    };
+    let f = &failed[0].failures[0];
+    assert!(
+        f.message.contains("failed its health gate") && f.message.contains("exited with code 1"),
+        "{f:?}"
+    );
+    assert!(f.verdict, "a crash is a verdict on the revision: {f:?}");
+    assert!(f.details.contains("it broke"), "{f:?}");
 }

@@ -564,22 +564,7 @@ async fn await_ready(
         let mut all_ready = true;
         for (name, p) in containers.iter().zip(probes) {
             let p = p?;
-            let problem = if p.restarting {
-                Some(format!(
-                    "{name} is restarting (exit code {})",
-                    p.exit_code.unwrap_or(-1)
-                ))
-            } else if !p.running {
-                Some(format!(
-                    "{name} exited with code {}",
-                    p.exit_code.unwrap_or(-1)
-                ))
-            } else if p.health == Some(HealthStatusEnum::UNHEALTHY) {
-                Some(format!("{name} is unhealthy"))
-            } else {
-                None
-            };
-            if let Some(problem) = problem {
+            if let Some(problem) = problem_of(name, &p) {
                 return Err(StepError::new(
                     format!("pod {pod} failed its health gate: {problem}"),
                     failure_details(engine, containers).await,
@@ -592,7 +577,20 @@ async fn await_ready(
         if all_ready {
             let since = *ready_since.get_or_insert_with(Instant::now);
             if let (Some(j), false) = (join, joined) {
-                engine.join(j).await?;
+                if let Err(e) = engine.join(j).await {
+                    // A container that ended between the probe and the join (it crashed on
+                    // start) fails the gate for that reason, not for the join.
+                    let probes = join_all(containers.iter().map(|name| engine.probe(name))).await;
+                    for (name, p) in containers.iter().zip(probes) {
+                        if let Some(problem) = p.ok().and_then(|p| problem_of(name, &p)) {
+                            return Err(StepError::new(
+                                format!("pod {pod} failed its health gate: {problem}"),
+                                failure_details(engine, containers).await,
+                            ));
+                        }
+                    }
+                    return Err(e.into());
+                }
                 joined = true;
             }
             if since.elapsed() >= min_ready {
@@ -611,6 +609,25 @@ async fn await_ready(
             ));
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// What keeps a container from passing its health gate, if anything.
+fn problem_of(name: &str, p: &super::engine::Probe) -> Option<String> {
+    if p.restarting {
+        Some(format!(
+            "{name} is restarting (exit code {})",
+            p.exit_code.unwrap_or(-1)
+        ))
+    } else if !p.running {
+        Some(format!(
+            "{name} exited with code {}",
+            p.exit_code.unwrap_or(-1)
+        ))
+    } else if p.health == Some(HealthStatusEnum::UNHEALTHY) {
+        Some(format!("{name} is unhealthy"))
+    } else {
+        None
     }
 }
 

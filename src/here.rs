@@ -44,6 +44,11 @@ pub enum Fate {
     Unknown,
 }
 
+/// Whether a process recorded by `this_process` is known to have ended.
+pub fn has_ended(process: &str) -> bool {
+    fate(process) == Fate::Gone
+}
+
 pub fn fate(process: &str) -> Fate {
     fate_in(Path::new("/proc"), process)
 }

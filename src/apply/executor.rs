@@ -2,9 +2,9 @@
 //! run in order. A failed wave runs its on-failure steps and ends the apply.
 
 use super::engine::{DockerEngine, Engine, OpError, OpResult};
+use super::health_gate::await_ready;
 use crate::hosts::Fleet;
-use crate::plan::{Plan, ServiceJoin, Step, Wave};
-use bollard::models::HealthStatusEnum;
+use crate::plan::{Plan, Step, Wave};
 use futures_util::future::join_all;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU32;
@@ -449,13 +449,13 @@ async fn interrupt() -> &'static str {
 
 /// Why a step failed: what went wrong, and what the user needs to see of it (the pod's last
 /// log lines, its health check's output).
-struct StepError {
+pub(super) struct StepError {
     message: String,
     details: String,
 }
 
 impl StepError {
-    fn new(message: impl Into<String>, details: String) -> StepError {
+    pub(super) fn new(message: impl Into<String>, details: String) -> StepError {
         StepError {
             message: message.into(),
             details,
@@ -469,7 +469,7 @@ impl From<OpError> for StepError {
     }
 }
 
-type StepResult = Result<(), StepError>;
+pub(super) type StepResult = Result<(), StepError>;
 
 fn plain(r: OpResult) -> StepResult {
     r.map_err(StepError::from)
@@ -539,119 +539,4 @@ async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
             .await
             .map_err(|(message, details)| StepError::new(message, details)),
     }
-}
-
-const POLL: Duration = Duration::from_millis(200);
-
-/// Waits until every container runs and passes its healthcheck, then stays so for
-/// `min_ready_ms`. Fails at once when a container exits, restarts or turns unhealthy, and at
-/// the deadline otherwise.
-async fn await_ready(
-    engine: &dyn Engine,
-    pod: &str,
-    containers: &[String],
-    min_ready_ms: u64,
-    timeout_ms: u64,
-    join: Option<&ServiceJoin>,
-) -> StepResult {
-    let start = Instant::now();
-    let deadline = start + Duration::from_millis(timeout_ms);
-    let min_ready = Duration::from_millis(min_ready_ms);
-    let mut ready_since: Option<Instant> = None;
-    let mut joined = false;
-    loop {
-        let probes = join_all(containers.iter().map(|name| engine.probe(name))).await;
-        let mut all_ready = true;
-        for (name, p) in containers.iter().zip(probes) {
-            let p = p?;
-            if let Some(problem) = problem_of(name, &p) {
-                return Err(StepError::new(
-                    format!("pod {pod} failed its health gate: {problem}"),
-                    failure_details(engine, containers).await,
-                ));
-            }
-            if p.health == Some(HealthStatusEnum::STARTING) {
-                all_ready = false;
-            }
-        }
-        if all_ready {
-            let since = *ready_since.get_or_insert_with(Instant::now);
-            if let (Some(j), false) = (join, joined) {
-                if let Err(e) = engine.join(j).await {
-                    // A container that ended between the probe and the join (it crashed on
-                    // start) fails the gate for that reason, not for the join.
-                    let probes = join_all(containers.iter().map(|name| engine.probe(name))).await;
-                    for (name, p) in containers.iter().zip(probes) {
-                        if let Some(problem) = p.ok().and_then(|p| problem_of(name, &p)) {
-                            return Err(StepError::new(
-                                format!("pod {pod} failed its health gate: {problem}"),
-                                failure_details(engine, containers).await,
-                            ));
-                        }
-                    }
-                    return Err(e.into());
-                }
-                joined = true;
-            }
-            if since.elapsed() >= min_ready {
-                return Ok(());
-            }
-        } else {
-            ready_since = None;
-        }
-        if Instant::now() >= deadline {
-            return Err(StepError::new(
-                format!(
-                    "pod {pod} was not ready within {:?}",
-                    Duration::from_millis(timeout_ms)
-                ),
-                failure_details(engine, containers).await,
-            ));
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-/// What keeps a container from passing its health gate, if anything.
-fn problem_of(name: &str, p: &super::engine::Probe) -> Option<String> {
-    if p.restarting {
-        Some(format!(
-            "{name} is restarting (exit code {})",
-            p.exit_code.unwrap_or(-1)
-        ))
-    } else if !p.running {
-        Some(format!(
-            "{name} exited with code {}",
-            p.exit_code.unwrap_or(-1)
-        ))
-    } else if p.health == Some(HealthStatusEnum::UNHEALTHY) {
-        Some(format!("{name} is unhealthy"))
-    } else {
-        None
-    }
-}
-
-async fn failure_details(engine: &dyn Engine, containers: &[String]) -> String {
-    let mut out = String::new();
-    for name in containers {
-        out.push_str(&format!("--- {name}: last log lines\n"));
-        let logs = engine.last_logs(name, 20).await;
-        out.push_str(if logs.trim().is_empty() {
-            "(no output)\n"
-        } else {
-            &logs
-        });
-        if !out.ends_with('\n') {
-            out.push('\n');
-        }
-        if let Ok(p) = engine.probe(name).await {
-            if !p.health_log.is_empty() {
-                out.push_str(&format!("--- {name}: health check output\n"));
-                for l in p.health_log.iter().rev().take(3).rev() {
-                    out.push_str(&format!("{l}\n"));
-                }
-            }
-        }
-    }
-    out
 }

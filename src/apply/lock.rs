@@ -57,11 +57,7 @@ impl Default for LockOptions {
 /// Whether the holder of a lock is gone: its lease ran out, or it ran on this machine and
 /// its process has ended (then there is no need to wait for its lease).
 pub fn gone(holder: &Holder, now: u64) -> bool {
-    holder.expired(now)
-        || holder
-            .process
-            .as_deref()
-            .is_some_and(|p| here::fate(p) == here::Fate::Gone)
+    holder.expired(now) || holder.process.as_deref().is_some_and(here::has_ended)
 }
 
 /// A lock id no other apply will have: this process, this instant, this machine.
@@ -361,7 +357,7 @@ async fn acquire_once(
                     c.host.name,
                     old.owner,
                     time(old.since),
-                    if old.process.as_deref().map(here::fate) == Some(here::Fate::Gone) {
+                    if old.process.as_deref().is_some_and(here::has_ended) {
                         "its process has ended".into()
                     } else {
                         format!("lease expired {}", old.expires.map_or("?".into(), time))

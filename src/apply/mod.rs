@@ -4,6 +4,7 @@ pub mod analysis;
 pub mod docker_ops;
 pub mod engine;
 pub mod executor;
+mod health_gate;
 pub mod lock;
 
 /// The clock, in Unix seconds (lock and rollout timestamps, rollout delays).

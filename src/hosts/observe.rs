@@ -175,9 +175,9 @@ pub async fn observe(
     // The lock only tells whether a dead apply left it; a failure to read it (two of one name
     // for an instant) is not worth failing the host for.
     let lock = lock.ok().flatten().map(|(_, labels)| ObservedLock {
-        holder_gone: crate::model::lock::Holder::read(&labels, &[], 0)
-            .process
-            .is_some_and(|p| crate::here::fate(&p) == crate::here::Fate::Gone),
+        holder_gone: labels
+            .get(crate::model::lock::PROCESS_LABEL)
+            .is_some_and(|p| crate::here::has_ended(p)),
         labels,
     });
     let mut volumes = volumes?;

@@ -1,7 +1,7 @@
 //! berth: a declarative GitOps reconciler for fleets of plain Docker hosts.
 //!
 //! The core (`model`, `repo::load`, `diff`, `plan`, `render`) does no I/O; the shell
-//! (`repo::source`, `hosts`, `apply`, `cli`, `here`) talks to Git, SSH, Docker and this machine.
+//! (`repo::source`, `hosts`, `apply`, `ops`, `cli`, `here`) talks to Git, SSH, Docker and this machine.
 //!
 //! A run, from repository to hosts (docs/architecture.md has the whole map):
 //! 1. `repo::source` reads files at a commit; `repo::load` checks them into a `DesiredState`.
@@ -9,8 +9,9 @@
 //!    each runs, in one round trip, as an `ObservedHost`.
 //! 3. `diff` pairs declared pods with running ones; `plan::build` orders the work into waves
 //!    by each deployment's strategy: the `Plan`, a value that `render` prints.
-//! 4. `apply::lock` takes the project's lock on the hosts; `apply::executor` runs the waves,
-//!    gated on health, rolling a failed wave back; `cli` maps the outcome to an exit code.
+//! 4. `ops::apply` takes the project's lock (`apply::lock`); `apply::executor` runs the waves,
+//!    gated on health, rolling a failed wave back. An operation's result or `ops::Error`
+//!    carries its exit code; `cli` turns flags into options, prints, and exits with it.
 
 pub mod apply;
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod diff;
 pub mod here;
 pub mod hosts;
 pub mod model;
+pub mod ops;
 pub mod plan;
 pub mod render;
 pub mod repo;

@@ -14,4 +14,6 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-pub use executor::{execute, execute_on, Engines, Outcome, Progress, Secrets, StepFailure, Stop};
+pub use executor::{
+    execute, execute_on, Engines, FailedWave, Outcome, Progress, Secrets, StepFailure, Stop, Waits,
+};

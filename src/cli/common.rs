@@ -1,13 +1,11 @@
-//! Options shared by the subcommands, and the steps they share: load the repository, connect,
-//! observe, plan.
+//! Flags shared by the subcommands, turned into the options `ops` takes, and printing.
 
-use crate::hosts::{self, observe::ObserveOptions, ssh::SshOptions, Fleet};
-use crate::model::{DesiredState, Selector};
-use crate::plan::{self, Plan, PlanInput};
+use crate::hosts::ssh::SshOptions;
+use crate::ops::context::{home, known_hosts_path, Connection, PlanScope, Source};
+use crate::plan::{self, Plan};
 use crate::render::Format;
-use crate::repo::{self, source};
+use crate::repo;
 use clap::Args;
-use miette::{miette, Result};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -109,17 +107,43 @@ pub struct PlanFlags {
     pub intents: std::collections::BTreeMap<String, plan::Intent>,
 }
 
-fn known_hosts_path(given: Option<PathBuf>) -> PathBuf {
-    given.unwrap_or_else(|| home().join(".ssh").join("known_hosts"))
+impl RepoArgs {
+    /// The repository to read. Commands without SSH flags (render) still honour
+    /// BERTH_KNOWN_HOSTS for ssh:// repositories.
+    pub fn source(&self, ssh: Option<&SshArgs>) -> Source {
+        Source {
+            repo: self.repo.clone(),
+            git_ref: self.git_ref.clone(),
+            selector: self.selector.clone(),
+            cache_dir: self.cache_dir.clone(),
+            known_hosts: ssh
+                .and_then(|s| s.known_hosts.clone())
+                .or_else(|| std::env::var_os("BERTH_KNOWN_HOSTS").map(PathBuf::from)),
+        }
+    }
 }
 
-fn home() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/root"))
+impl PlanFlags {
+    pub fn scope(&self) -> PlanScope {
+        PlanScope {
+            prune: self.prune,
+            prune_volumes: self.prune_volumes,
+            fast: self.fast,
+            retry: self.retry,
+            intents: self.intents.clone(),
+        }
+    }
 }
 
 impl SshArgs {
+    pub fn connection(&self) -> Connection {
+        Connection {
+            ssh: self.options(),
+            max_handshakes: self.max_handshakes,
+            allow_unreachable: self.allow_unreachable,
+        }
+    }
+
     pub fn options(&self) -> SshOptions {
         let mut identities = self.identity.clone();
         let key_text = std::env::var("BERTH_SSH_KEY")
@@ -147,10 +171,6 @@ impl SshArgs {
     }
 }
 
-pub fn secret_lookup(name: &str) -> Option<String> {
-    std::env::var(repo::load::secret_env_var(name)).ok()
-}
-
 /// `--format text|json|markdown`: the words of the flag for the renderer's formats.
 impl clap::ValueEnum for Format {
     fn value_variants<'a>() -> &'a [Self] {
@@ -170,64 +190,6 @@ pub fn color_stdout() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-pub fn parse_selector(text: &Option<String>) -> Result<Option<Selector>> {
-    let Some(text) = text else { return Ok(None) };
-    Selector::parse(text).map(Some).map_err(|e| {
-        // The reason is in the message too: a label past the end of the text is not shown.
-        let at = e.offset.min(text.len());
-        let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
-        miette::miette!(
-            labels = vec![miette::LabeledSpan::at(at..end, "here")],
-            "invalid selector for -l: {}",
-            e.message
-        )
-        .with_source_code(text.clone())
-    })
-}
-
-/// Reads and validates the repository. Problems are printed as diagnostics.
-pub fn load_repo(args: &RepoArgs, ssh: Option<&SshArgs>, secrets: Secrets) -> Result<DesiredState> {
-    let cache_dir = args.cache_dir.clone().unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| home().join(".cache"))
-            .join("berth")
-    });
-    // Commands without SSH options (render) still honour BERTH_KNOWN_HOSTS for ssh:// repos.
-    let given = ssh
-        .and_then(|s| s.known_hosts.clone())
-        .or_else(|| std::env::var_os("BERTH_KNOWN_HOSTS").map(PathBuf::from));
-    let known_hosts = known_hosts_path(given);
-    let req = source::SourceRequest {
-        repo: &args.repo,
-        git_ref: args.git_ref.as_deref(),
-        cache_dir,
-        known_hosts,
-        credentials: source::GitCredentials::from_env(),
-    };
-    let src = source::read(&req)?;
-    for w in &src.warnings {
-        eprintln!("warning: {w}");
-    }
-    match secrets {
-        Secrets::NotNeeded => repo::load::load_with(&src.files, None, None),
-        Secrets::ForSelected => {
-            let selector = parse_selector(&args.selector)?;
-            repo::load::load_with(&src.files, Some(&secret_lookup), selector.as_ref())
-        }
-    }
-    .map_err(miette::Report::new)
-}
-
-/// Whether a command needs the values of the secrets the deployments name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Secrets {
-    /// Offline or read-only commands: no value is read (render, status, lock).
-    NotNeeded,
-    /// Planning: the secrets of the deployments `-l` selects must be set.
-    ForSelected,
-}
-
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -236,93 +198,10 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
-/// The repository loaded and its hosts connected: what planning (again) needs.
-pub struct Context {
-    pub fleet: Fleet,
-    pub desired: DesiredState,
-    pub selector: Option<Selector>,
-    pub flags: PlanFlags,
-}
-
-impl Context {
-    /// Observes the hosts and builds the plan. Every managed container is inspected as well
-    /// (resources, service membership), so that whatever a killed apply or a hand left behind
-    /// is seen and repaired by a plain plan; `--fast` skips that.
-    pub async fn plan(&self) -> Plan {
-        let options = ObserveOptions {
-            project: self.desired.project.clone(),
-            volumes: self.flags.prune_volumes,
-            deep: !self.flags.fast,
-        };
-        let observed = self.fleet.observe(&options).await;
-        plan::build(&PlanInput {
-            desired: &self.desired,
-            observed: &observed,
-            selector: self.selector.as_ref(),
-            prune: self.flags.prune,
-            prune_volumes: self.flags.prune_volumes,
-            now: crate::apply::unix_now(),
-            intents: self.flags.intents.clone(),
-            retry: self.flags.retry,
-        })
-    }
-}
-
-/// Loads the repository and connects to its hosts.
-pub async fn connect(repo: &RepoArgs, ssh: &SshArgs, flags: &PlanFlags) -> Result<Context> {
-    let selector = parse_selector(&repo.selector)?;
-    let desired = load_repo(repo, Some(ssh), Secrets::ForSelected)?;
-    // promote/abort/rollback of a deployment Git does not declare: say so before any host.
-    for name in flags.intents.keys() {
-        if !desired.deployments.iter().any(|d| &d.name == name) {
-            let declared: Vec<&str> = desired
-                .deployments
-                .iter()
-                .map(|d| d.name.as_str())
-                .collect();
-            return Err(miette!(
-                help = format!("the deployments are: {}", declared.join(", ")),
-                "there is no deployment named {name} in the repository"
-            ));
-        }
-    }
-    let fleet = hosts::connect_all(&desired.hosts, &ssh.options(), ssh.max_handshakes).await;
-    Ok(Context {
-        fleet,
-        desired,
-        selector,
-        flags: flags.clone(),
-    })
-}
-
-/// Loads the repository, connects to its hosts, observes them and builds the plan.
-pub async fn connect_and_plan(
-    repo: &RepoArgs,
-    ssh: &SshArgs,
-    flags: &PlanFlags,
-) -> Result<(Fleet, Plan)> {
-    let context = connect(repo, ssh, flags).await?;
-    let plan = context.plan().await;
-    Ok((context.fleet, plan))
-}
-
 pub fn print_plan(plan: &Plan, format: Format) {
     match format {
         Format::Text => crate::out!("{}", crate::render::text::plan(plan, color_stdout())),
         Format::Json => crate::outln!("{}", crate::render::json(plan)),
         Format::Markdown => crate::out!("{}", crate::render::markdown::plan(plan)),
     }
-}
-
-/// Unreachable hosts stop the run unless `--allow-unreachable`.
-pub fn check_unreachable(plan: &Plan, ssh: &SshArgs) -> Result<()> {
-    let down: Vec<String> = plan.unreachable().map(|i| i.message.clone()).collect();
-    if !down.is_empty() && !ssh.allow_unreachable {
-        return Err(miette!(
-            help = "rerun with --allow-unreachable to go on with the reachable hosts",
-            "{}",
-            down.join("\n")
-        ));
-    }
-    Ok(())
 }

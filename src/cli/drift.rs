@@ -1,5 +1,6 @@
 use super::common::*;
 use super::exit;
+use crate::ops::context::{self, PlanScope};
 use crate::plan::{ChangeKind, IssueKind, Plan};
 use crate::render::Format;
 use clap::Args;
@@ -36,13 +37,11 @@ fn drift_only(plan: &Plan) -> Plan {
 }
 
 pub fn run(a: DriftArgs) -> Result<u8> {
-    let (_fleet, plan) = runtime().block_on(connect_and_plan(
-        &a.repo,
-        &a.ssh,
-        &PlanFlags {
-            deep: true,
-            ..Default::default()
-        },
+    let to = a.ssh.connection();
+    let (_fleet, plan) = runtime().block_on(context::plan(
+        &a.repo.source(Some(&a.ssh)),
+        &to,
+        &PlanScope::default(),
     ))?;
     let drift = drift_only(&plan);
     match a.format {
@@ -67,7 +66,7 @@ pub fn run(a: DriftArgs) -> Result<u8> {
         }
         other => print_plan(&drift, other),
     }
-    check_unreachable(&plan, &a.ssh)?;
+    context::check_unreachable(&plan, &to)?;
     let extra = drift.issues.iter().any(|i| i.kind == IssueKind::Extra);
     Ok(if drift.has_changes() || extra {
         exit::CHANGES

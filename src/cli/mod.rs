@@ -63,16 +63,7 @@ pub enum Command {
 }
 
 /// Exit codes (see the README).
-pub mod exit {
-    pub const OK: u8 = 0;
-    pub const ERROR: u8 = 1;
-    pub const CHANGES: u8 = 2;
-    pub const ROLLED_BACK: u8 = 3;
-    pub const LOCKED: u8 = 4;
-    pub const STALE: u8 = 5;
-    /// A second SIGINT or SIGTERM stopped a rollback half-way (128 + SIGINT, as shells do).
-    pub const INTERRUPTED: u8 = 130;
-}
+pub use crate::ops::exit;
 
 pub fn run(cli: Cli) -> miette::Result<u8> {
     let verbosity = match (cli.quiet, cli.verbose) {

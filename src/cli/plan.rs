@@ -1,5 +1,6 @@
 use super::common::*;
 use super::exit;
+use crate::ops::context;
 use crate::render::Format;
 use clap::Args;
 use miette::{IntoDiagnostic, Result};
@@ -28,13 +29,18 @@ pub struct PlanArgs {
 }
 
 pub fn run(a: PlanArgs) -> Result<u8> {
-    let (_fleet, plan) = runtime().block_on(connect_and_plan(&a.repo, &a.ssh, &a.flags))?;
+    let to = a.ssh.connection();
+    let (_fleet, plan) = runtime().block_on(context::plan(
+        &a.repo.source(Some(&a.ssh)),
+        &to,
+        &a.flags.scope(),
+    ))?;
     print_plan(&plan, a.format);
     if let Some(out) = &a.out {
         std::fs::write(out, crate::render::json(&plan)).into_diagnostic()?;
         eprintln!("plan saved to {}", out.display());
     }
-    check_unreachable(&plan, &a.ssh)?;
+    context::check_unreachable(&plan, &to)?;
     Ok(if a.exit_code && plan.has_changes() {
         exit::CHANGES
     } else {

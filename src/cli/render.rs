@@ -1,6 +1,7 @@
 use super::common::*;
 use super::exit;
 use crate::model::DesiredState;
+use crate::ops::context::{load_repo, parse_selector, Secrets};
 use clap::Args;
 use miette::Result;
 
@@ -71,7 +72,7 @@ fn text(state: &DesiredState) -> String {
 }
 
 pub fn run(a: RenderArgs) -> Result<u8> {
-    let mut state = load_repo(&a.repo, None, Secrets::NotNeeded)?;
+    let mut state = load_repo(&a.repo.source(None), Secrets::NotNeeded)?;
     if let Some(sel) = parse_selector(&a.repo.selector)? {
         state.deployments.retain(|d| sel.matches(&d.labels));
     }

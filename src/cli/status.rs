@@ -1,7 +1,8 @@
 use super::common::*;
 use super::exit;
 use crate::diff::status::status;
-use crate::hosts::{self, observe::ObserveOptions};
+use crate::hosts::observe::ObserveOptions;
+use crate::ops::context::{connect_hosts, load_repo, parse_selector, Secrets};
 use crate::render::Format;
 use clap::Args;
 use miette::Result;
@@ -24,10 +25,9 @@ pub struct StatusArgs {
 
 pub fn run(a: StatusArgs) -> Result<u8> {
     let selector = parse_selector(&a.repo.selector)?;
-    let desired = load_repo(&a.repo, Some(&a.ssh), Secrets::NotNeeded)?;
+    let desired = load_repo(&a.repo.source(Some(&a.ssh)), Secrets::NotNeeded)?;
     let observed = runtime().block_on(async {
-        let fleet =
-            hosts::connect_all(&desired.hosts, &a.ssh.options(), a.ssh.max_handshakes).await;
+        let fleet = connect_hosts(&desired, &a.ssh.connection()).await;
         // Deep: an inspect per pod container shows which pods are behind their service.
         let options = ObserveOptions {
             project: desired.project.clone(),

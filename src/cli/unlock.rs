@@ -4,9 +4,10 @@
 use super::common::*;
 use super::exit;
 use crate::apply::lock;
-use crate::hosts::{self, Fleet};
+use crate::hosts::Fleet;
 use crate::model::lock::{Holder, DEFAULT_LEASE_S};
 use crate::model::rollout::rfc3339;
+use crate::ops::context::{connect_hosts, load_repo, Secrets};
 use clap::{Args, Subcommand};
 use futures_util::future::join_all;
 use miette::{miette, Result};
@@ -56,10 +57,9 @@ async fn holders(fleet: &Fleet, project: &str) -> Vec<(String, Result<Option<Hol
 }
 
 pub fn status(a: LockStatusArgs) -> Result<u8> {
-    let desired = load_repo(&a.repo, Some(&a.ssh), Secrets::NotNeeded)?;
+    let desired = load_repo(&a.repo.source(Some(&a.ssh)), Secrets::NotNeeded)?;
     runtime().block_on(async {
-        let fleet =
-            hosts::connect_all(&desired.hosts, &a.ssh.options(), a.ssh.max_handshakes).await;
+        let fleet = connect_hosts(&desired, &a.ssh.connection()).await;
         let now = crate::apply::unix_now();
         for (host, found) in holders(&fleet, &desired.project).await {
             let line = match found {
@@ -97,10 +97,10 @@ pub fn status(a: LockStatusArgs) -> Result<u8> {
 }
 
 pub fn run(a: UnlockArgs) -> Result<u8> {
-    let desired = load_repo(&a.repo, Some(&a.ssh), Secrets::NotNeeded)?;
+    let desired = load_repo(&a.repo.source(Some(&a.ssh)), Secrets::NotNeeded)?;
     runtime().block_on(async {
         let fleet =
-            hosts::connect_all(&desired.hosts, &a.ssh.options(), a.ssh.max_handshakes).await;
+            connect_hosts(&desired, &a.ssh.connection()).await;
         if !a.force {
             for (host, found) in holders(&fleet, &desired.project).await {
                 let Ok(Some(h)) = found else { continue };

@@ -7,11 +7,46 @@
 //! value (its salted record, see `model::secret`) that is no longer the current one. Then
 //! the plan no longer says what applying would have to do, and it is refused before any step.
 
-use super::types::{Plan, Step};
+use super::types::{Plan, Step, PLAN_VERSION};
 use crate::model::desired::EnvValue;
 use crate::model::secret::{self, SECRETS_LABEL};
 use crate::model::{label, ObservedHost};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Reads a plan file's text (the JSON `berth plan -o` writes), or says where and why it is
+/// not one, pointing into the text.
+pub fn parse(name: &str, text: &str) -> Result<Plan, miette::Report> {
+    let plan: Plan = serde_json::from_str(text).map_err(|e| {
+        let offset = text
+            .lines()
+            .take(e.line().saturating_sub(1))
+            .map(|l| l.len() + 1)
+            .sum::<usize>()
+            + e.column().saturating_sub(1);
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let what = match e.classify() {
+            serde_json::error::Category::Eof => "it ends too early".to_string(),
+            serde_json::error::Category::Syntax => "it is not valid JSON".to_string(),
+            _ => format!("it is not a berth plan: {e}"),
+        };
+        miette::miette!(
+            labels = vec![miette::LabeledSpan::at(offset..offset, "here")],
+            help = "a plan file is the JSON that `berth plan -o FILE` writes; make a new one",
+            "the plan file {name} cannot be read: {what}"
+        )
+        .with_source_code(miette::NamedSource::new(name, text.to_string()))
+    })?;
+    if plan.version != PLAN_VERSION {
+        return Err(miette::miette!(
+            "the plan file {name} has format version {}, which this berth does not read (it writes {PLAN_VERSION})",
+            plan.version,
+        ));
+    }
+    Ok(plan)
+}
 
 /// The secrets the pods a plan creates are given, by name.
 pub fn secrets_needed(plan: &Plan) -> BTreeSet<String> {

@@ -1,0 +1,205 @@
+//! What every operation starts from: the repository read and checked, its hosts connected,
+//! and a plan built from what they run.
+
+use super::error::Result;
+use crate::hosts::{self, observe::ObserveOptions, ssh::SshOptions, Fleet};
+use crate::model::{DesiredState, Selector};
+use crate::plan::{self, Plan, PlanInput};
+use crate::repo::{self, source};
+use miette::miette;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Where the repository is and which of its deployments a run covers.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    /// A local path or a URL.
+    pub repo: String,
+    /// Branch, tag or commit (default: HEAD, or the remote's default branch).
+    pub git_ref: Option<String>,
+    /// Only deployments whose labels match this selector (text as the user gave it).
+    pub selector: Option<String>,
+    /// Where remote repositories are cached (default: $XDG_CACHE_HOME/berth).
+    pub cache_dir: Option<PathBuf>,
+    /// known_hosts for ssh:// repositories (default: ~/.ssh/known_hosts).
+    pub known_hosts: Option<PathBuf>,
+}
+
+/// How to reach the hosts.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub ssh: SshOptions,
+    /// At most this many SSH handshakes at once.
+    pub max_handshakes: usize,
+    /// Go on with the reachable hosts when some are not (otherwise refuse).
+    pub allow_unreachable: bool,
+}
+
+/// What a plan covers beyond the pods Git declares.
+#[derive(Debug, Clone, Default)]
+pub struct PlanScope {
+    pub prune: bool,
+    pub prune_volumes: bool,
+    /// Plan from the container list alone, without inspecting each managed container.
+    pub fast: bool,
+    /// Roll out again a revision whose rollout failed before.
+    pub retry: bool,
+    /// promote, abort or rollback: the plan covers only these deployments.
+    pub intents: BTreeMap<String, plan::Intent>,
+}
+
+/// Whether a command needs the values of the secrets the deployments name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// Offline or read-only commands: no value is read (render, status, lock).
+    NotNeeded,
+    /// Planning: the secrets of the deployments the selector picks must be set.
+    ForSelected,
+}
+
+pub fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
+}
+
+pub fn known_hosts_path(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| home().join(".ssh").join("known_hosts"))
+}
+
+/// A secret's value, from the environment variable named after it.
+pub fn secret_lookup(name: &str) -> Option<String> {
+    std::env::var(repo::load::secret_env_var(name)).ok()
+}
+
+/// A selector given on the command line, with a diagnostic pointing into its text.
+pub fn parse_selector(text: &Option<String>) -> Result<Option<Selector>> {
+    let Some(text) = text else { return Ok(None) };
+    Selector::parse(text).map(Some).map_err(|e| {
+        // The reason is in the message too: a label past the end of the text is not shown.
+        let at = e.offset.min(text.len());
+        let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+        miette!(
+            labels = vec![miette::LabeledSpan::at(at..end, "here")],
+            "invalid selector for -l: {}",
+            e.message
+        )
+        .with_source_code(text.clone())
+        .into()
+    })
+}
+
+/// Reads and checks the repository; its problems come back as diagnostics.
+pub fn load_repo(source: &Source, secrets: Secrets) -> Result<DesiredState> {
+    let cache_dir = source.cache_dir.clone().unwrap_or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home().join(".cache"))
+            .join("berth")
+    });
+    let req = source::SourceRequest {
+        repo: &source.repo,
+        git_ref: source.git_ref.as_deref(),
+        cache_dir,
+        known_hosts: known_hosts_path(source.known_hosts.clone()),
+        credentials: source::GitCredentials::from_env(),
+    };
+    let src = source::read(&req)?;
+    for w in &src.warnings {
+        eprintln!("warning: {w}");
+    }
+    let desired = match secrets {
+        Secrets::NotNeeded => repo::load::load_with(&src.files, None, None),
+        Secrets::ForSelected => {
+            let selector = parse_selector(&source.selector)?;
+            repo::load::load_with(&src.files, Some(&secret_lookup), selector.as_ref())
+        }
+    };
+    Ok(desired.map_err(miette::Report::new)?)
+}
+
+/// The repository loaded and its hosts connected: what planning (again) needs.
+pub struct Context {
+    pub fleet: Fleet,
+    pub desired: DesiredState,
+    pub selector: Option<Selector>,
+    pub scope: PlanScope,
+}
+
+impl Context {
+    /// Observes the hosts and builds the plan. Every managed container is inspected as well
+    /// (resources, service membership), so that whatever a killed apply or a hand left behind
+    /// is seen and repaired by a plain plan; `fast` skips that.
+    pub async fn plan(&self) -> Plan {
+        let options = ObserveOptions {
+            project: self.desired.project.clone(),
+            volumes: self.scope.prune_volumes,
+            deep: !self.scope.fast,
+        };
+        let observed = self.fleet.observe(&options).await;
+        plan::build(&PlanInput {
+            desired: &self.desired,
+            observed: &observed,
+            selector: self.selector.as_ref(),
+            prune: self.scope.prune,
+            prune_volumes: self.scope.prune_volumes,
+            now: crate::apply::unix_now(),
+            intents: self.scope.intents.clone(),
+            retry: self.scope.retry,
+        })
+    }
+}
+
+/// Loads the repository and connects to its hosts.
+pub async fn connect(source: &Source, to: &Connection, scope: &PlanScope) -> Result<Context> {
+    let selector = parse_selector(&source.selector)?;
+    let desired = load_repo(source, Secrets::ForSelected)?;
+    // promote/abort/rollback of a deployment Git does not declare: say so before any host.
+    for name in scope.intents.keys() {
+        if !desired.deployments.iter().any(|d| &d.name == name) {
+            let declared: Vec<&str> = desired
+                .deployments
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect();
+            return Err(miette!(
+                help = format!("the deployments are: {}", declared.join(", ")),
+                "there is no deployment named {name} in the repository"
+            )
+            .into());
+        }
+    }
+    let fleet = connect_hosts(&desired, to).await;
+    Ok(Context {
+        fleet,
+        desired,
+        selector,
+        scope: scope.clone(),
+    })
+}
+
+/// Connects to the hosts the repository declares, in parallel.
+pub async fn connect_hosts(desired: &DesiredState, to: &Connection) -> Fleet {
+    hosts::connect_all(&desired.hosts, &to.ssh, to.max_handshakes).await
+}
+
+/// Loads the repository, connects to its hosts, observes them and builds the plan.
+pub async fn plan(source: &Source, to: &Connection, scope: &PlanScope) -> Result<(Fleet, Plan)> {
+    let context = connect(source, to, scope).await?;
+    let plan = context.plan().await;
+    Ok((context.fleet, plan))
+}
+
+/// Unreachable hosts stop the run unless they are allowed.
+pub fn check_unreachable(plan: &Plan, to: &Connection) -> Result<()> {
+    let down: Vec<String> = plan.unreachable().map(|i| i.message.clone()).collect();
+    if !down.is_empty() && !to.allow_unreachable {
+        return Err(miette!(
+            help = "rerun with --allow-unreachable to go on with the reachable hosts",
+            "{}",
+            down.join("\n")
+        )
+        .into());
+    }
+    Ok(())
+}

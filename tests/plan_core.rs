@@ -2,7 +2,9 @@
 //! (JSON) in, plans out. A small simulator applies a plan to an observed state, so the tests
 //! can check convergence without hosts.
 
-use berth::model::{label, ObservedContainer, ObservedHost, ObservedVolume, Resources, Selector};
+use berth::model::{
+    label, ObservedContainer, ObservedHost, ObservedVolume, Reason, Resources, Selector,
+};
 use berth::plan::{self, Action, ChangeKind, IssueKind, Plan, PlanInput, Step};
 use berth::repo::{self, RepoFiles};
 use std::collections::BTreeMap;
@@ -377,7 +379,10 @@ fn a_host_port_pod_stops_its_predecessor_first_and_restarts_it_on_failure() {
     assert!(matches!(steps[0], Step::StopPod { .. }), "{steps:?}");
     let undo = wave.on_failure.values().next().unwrap();
     assert!(matches!(undo[1], Step::StartPod { .. }), "{undo:?}");
-    assert!(p.changes.iter().any(|c| c.reason.contains("host port 80")));
+    assert!(p
+        .changes
+        .iter()
+        .any(|c| matches!(c.reason, Reason::StopsFirst { host_port: 80, .. })));
 }
 
 #[test]
@@ -561,10 +566,9 @@ fn secrets_appear_by_name_only_and_a_changed_value_replaces_its_pods() {
     // The value changed: each pod is replaced, and the plan says so by name only.
     let p = plan_for(&with("hunter3-secret"), &observed);
     assert_eq!(p.count(Action::Replace), 3, "{:?}", p.changes);
-    assert!(p
-        .changes
-        .iter()
-        .all(|c| c.reason == "secret api-token changed" && c.kind == ChangeKind::Pending));
+    assert!(p.changes.iter().all(
+        |c| c.reason.to_string() == "secret api-token changed" && c.kind == ChangeKind::Pending
+    ));
     let text = berth::render::text::plan(&p, false);
     for shown in [berth::render::json(&p), text] {
         assert!(!shown.contains("hunter2-secret") && !shown.contains("hunter3-secret"));
@@ -695,7 +699,13 @@ fn resources_changed_by_hand_are_drift_when_observed_deeply() {
         (change.action, change.kind),
         (Action::Switch, ChangeKind::Drift)
     );
-    assert!(change.reason.contains("not behind web"), "{change:?}");
+    assert_eq!(
+        change.reason,
+        Reason::ReadyOutOfService {
+            want: vec!["web".into()]
+        },
+        "{change:?}"
+    );
     assert_eq!(p.waves.len(), 1, "{:?}", p.waves);
     let steps: Vec<&Step> = p.waves[0].steps.values().flatten().collect();
     assert!(
@@ -723,7 +733,7 @@ fn resources_changed_by_hand_are_drift_when_observed_deeply() {
         (change.action, change.kind),
         (Action::Replace, ChangeKind::Drift)
     );
-    assert!(change.reason.contains("resources changed by hand"));
+    assert_eq!(change.reason, Reason::ResourcesChangedByHand);
     let f = &change.fields[0];
     assert_eq!(
         (f.field.as_str(), f.old.as_deref(), f.new.as_deref()),

@@ -7,6 +7,7 @@ pub mod status;
 use crate::model::secret::{self, SecretValues, SECRETS_LABEL};
 use crate::model::{
     label, ContainerSpec, Deployment, EnvValue, Health, Labels, ObservedContainer, ObservedHost,
+    Reason,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -136,7 +137,7 @@ pub enum Condition {
     Stopped { containers: Vec<String> },
     /// Current revision, but containers are missing or were changed by hand.
     Broken {
-        why: String,
+        why: Reason,
         fields: Vec<FieldChange>,
     },
     /// Another revision: Git changed.
@@ -320,16 +321,18 @@ pub fn judge(
             .map(|f| f.container.as_str())
             .collect();
         let why = if missing.is_empty() {
-            "changed by hand".to_string()
+            Reason::ChangedByHand
         } else {
-            format!("container {} removed by hand", missing.join(", "))
+            Reason::ContainersRemovedByHand {
+                containers: missing.iter().map(|c| c.to_string()).collect(),
+            }
         };
         return Condition::Broken { why, fields };
     }
     let resources = resource_changes(pod, &d.pod.containers);
     if !resources.is_empty() {
         return Condition::Broken {
-            why: "resources changed by hand".to_string(),
+            why: Reason::ResourcesChangedByHand,
             fields: resources,
         };
     }

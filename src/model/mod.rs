@@ -5,6 +5,7 @@ pub mod labels;
 pub mod lock;
 pub mod names;
 pub mod observed;
+pub mod reason;
 pub mod rollout;
 pub mod secret;
 pub mod selector;
@@ -15,5 +16,6 @@ pub use observed::{
     label, ContainerState, Health, ObservedContainer, ObservedHost, ObservedLock, ObservedVolume,
     Resources, Role,
 };
+pub use reason::Reason;
 pub use rollout::{Phase, Rollout};
 pub use selector::Selector;

@@ -1,7 +1,7 @@
 //! The plan: a versioned, serialisable value. Apply interprets its waves step by step.
 
 use crate::diff::FieldChange;
-use crate::model::{Analysis, ContainerSpec, Labels, Rollout};
+use crate::model::{Analysis, ContainerSpec, Labels, Reason, Rollout};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub type Membership = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 
 /// Bumped on any incompatible change of the JSON form (documented in docs/plan-format.md).
-pub const PLAN_VERSION: u32 = 1;
+pub const PLAN_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
@@ -79,7 +79,7 @@ pub struct Change {
     /// The volume a change is about (volume pruning), instead of a pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<String>,
-    pub reason: String,
+    pub reason: Reason,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldChange>,
     /// Old and new container specs by container name, for text diffs.
@@ -250,7 +250,7 @@ impl Change {
         action: Action,
         kind: ChangeKind,
         pod: Option<String>,
-        reason: String,
+        reason: Reason,
     ) -> Change {
         Change {
             deployment: deployment.to_string(),

@@ -52,7 +52,7 @@ pub fn plan(plan: &Plan) -> String {
                 symbol(c.action),
                 verb(c.action),
                 c.host,
-                cell(&c.reason)
+                cell(&c.reason.to_string())
             )
             .ok();
         }

@@ -61,12 +61,12 @@ struct PodChange<'a> {
     old: Option<&'a ObservedPod>,
     /// The pod that will be there (create, replace).
     new_pod: Option<String>,
-    reason: String,
+    reason: Reason,
     fields: Vec<diff::FieldChange>,
 }
 
 impl<'a> PodChange<'a> {
-    fn new(host: &'a str, action: Action, kind: ChangeKind, reason: String) -> Self {
+    fn new(host: &'a str, action: Action, kind: ChangeKind, reason: Reason) -> Self {
         PodChange {
             host,
             action,

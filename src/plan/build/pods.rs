@@ -56,7 +56,7 @@ impl Builder<'_> {
             pods.sort_by_key(|p| p.ordinal);
             // Pods to keep, with the containers that need a start (empty: none).
             let mut keep: Vec<(ObservedPod, Vec<String>)> = Vec::new();
-            let mut replaceable: Vec<(ObservedPod, ChangeKind, String, Vec<diff::FieldChange>)> =
+            let mut replaceable: Vec<(ObservedPod, ChangeKind, Reason, Vec<diff::FieldChange>)> =
                 Vec::new();
             for p in pods {
                 match diff::judge(&p, d, &revision, &desired.secrets) {
@@ -94,15 +94,14 @@ impl Builder<'_> {
                         replaceable.push((p, ChangeKind::Drift, why, fields))
                     }
                     Condition::SecretsChanged { secrets } => {
-                        let why = secrets
-                            .iter()
-                            .map(|s| format!("secret {s} changed"))
-                            .collect::<Vec<_>>()
-                            .join(", ");
+                        let why = Reason::SecretsChanged { secrets };
                         replaceable.push((p, ChangeKind::Pending, why, vec![]))
                     }
                     Condition::Outdated { fields } => {
-                        let why = format!("revision {} → {}", p.revision, revision);
+                        let why = Reason::Revision {
+                            from: p.revision.clone(),
+                            to: revision.clone(),
+                        };
                         replaceable.push((p, ChangeKind::Pending, why, fields))
                     }
                 }
@@ -114,17 +113,19 @@ impl Builder<'_> {
                 let (kind, reason) = if !eligible.contains(&host) {
                     (
                         ChangeKind::Pending,
-                        format!("{host} no longer matches the placement of {}", d.name),
+                        Reason::Placement {
+                            host: host.clone(),
+                            deployment: d.name.clone(),
+                        },
                     )
                 } else if same_count {
-                    (
-                        ChangeKind::Drift,
-                        "extra pod, not created by berth for this replica count".to_string(),
-                    )
+                    (ChangeKind::Drift, Reason::ExtraPod)
                 } else {
                     (
                         ChangeKind::Pending,
-                        format!("scale down to {} replica(s)", d.replicas),
+                        Reason::ScaleDown {
+                            replicas: d.replicas,
+                        },
                     )
                 };
                 self.change(
@@ -135,7 +136,9 @@ impl Builder<'_> {
             }
             for (p, stopped) in &keep {
                 if !stopped.is_empty() {
-                    let reason = format!("stopped: {}", stopped.join(", "));
+                    let reason = Reason::Stopped {
+                        containers: stopped.clone(),
+                    };
                     self.change(
                         d,
                         PodChange::new(&host, Action::Start, ChangeKind::Drift, reason).of(p),
@@ -152,13 +155,14 @@ impl Builder<'_> {
                     Some((old, kind, why, fields)) => {
                         let host_ports = d.pod.host_ports();
                         let stop_first = !host_ports.is_empty();
-                        let mut reason = why;
-                        if stop_first {
-                            reason.push_str(&format!(
-                                "; host port {} can be held by one container, so the old pod stops first",
-                                host_ports[0].0
-                            ));
-                        }
+                        let reason = if stop_first {
+                            Reason::StopsFirst {
+                                because: Box::new(why),
+                                host_port: host_ports[0].0,
+                            }
+                        } else {
+                            why
+                        };
                         let new_name = new.name.clone();
                         self.change(
                             d,
@@ -176,13 +180,20 @@ impl Builder<'_> {
                     }
                     None => {
                         let (kind, reason) = if mine.is_empty() {
-                            (ChangeKind::Pending, format!("new deployment {}", d.name))
+                            (
+                                ChangeKind::Pending,
+                                Reason::NewDeployment {
+                                    deployment: d.name.clone(),
+                                },
+                            )
                         } else if same_count && eligible.contains(&host) {
-                            (ChangeKind::Drift, "pod removed by hand".to_string())
+                            (ChangeKind::Drift, Reason::RemovedByHand)
                         } else {
                             (
                                 ChangeKind::Pending,
-                                format!("scale to {} replica(s)", d.replicas),
+                                Reason::ScaleUp {
+                                    replicas: d.replicas,
+                                },
                             )
                         };
                         let new_name = new.name.clone();
@@ -200,7 +211,10 @@ impl Builder<'_> {
                 }
             }
             for (old, kind, why, fields) in replaceable {
-                let reason = format!("{why}; not needed at {} replica(s) here", want);
+                let reason = Reason::NotNeeded {
+                    because: Box::new(why),
+                    replicas: want,
+                };
                 self.change(
                     d,
                     PodChange::new(&host, Action::Remove, kind, reason)

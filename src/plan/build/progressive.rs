@@ -423,7 +423,7 @@ impl Builder<'_> {
         d: &Deployment,
         m: &Member,
         action: Action,
-        reason: String,
+        reason: Reason,
     ) {
         self.changes.push(Change::plain(
             &d.name,
@@ -436,7 +436,7 @@ impl Builder<'_> {
     }
 
     /// A service name moves between sets of pods on a host.
-    pub(super) fn switch_change(&mut self, d: &Deployment, host: &str, reason: String) {
+    pub(super) fn switch_change(&mut self, d: &Deployment, host: &str, reason: Reason) {
         self.changes.push(Change::plain(
             &d.name,
             host,

@@ -28,14 +28,13 @@ impl Builder<'_> {
         let mut steps: BTreeMap<String, Vec<Step>> = BTreeMap::new();
         for p in &orphans {
             let (kind, reason) = if p.deployment.is_empty() {
-                (
-                    ChangeKind::Drift,
-                    "container with berth labels that no deployment owns".to_string(),
-                )
+                (ChangeKind::Drift, Reason::Unowned)
             } else {
                 (
                     ChangeKind::Pending,
-                    format!("deployment {} is not in Git", p.deployment),
+                    Reason::NotInGit {
+                        deployment: p.deployment.clone(),
+                    },
                 )
             };
             if self.input.prune {
@@ -122,7 +121,9 @@ impl Builder<'_> {
                         Action::Remove,
                         ChangeKind::Pending,
                         None,
-                        format!("volume {} is not declared by any deployment", v.name),
+                        Reason::VolumeNotDeclared {
+                            volume: v.name.clone(),
+                        },
                     )
                 });
                 steps

@@ -102,22 +102,16 @@ impl Builder<'_> {
             }
             let container = owner.name.clone();
             let reason = if starting {
-                format!(
-                    "still starting and not behind {} (an apply stopped before its health gate): it joins once healthy",
-                    want.join(", ")
-                )
+                Reason::StartingOutOfService { want: want.clone() }
             } else if want.is_empty() {
-                format!(
-                    "answers to {} but should be out of service (an apply stopped half-way, or a hand)",
-                    have.join(", ")
-                )
+                Reason::ShouldBeOutOfService { have: have.clone() }
             } else if have.is_empty() {
-                format!(
-                    "ready but not behind {} (an apply stopped before it joined, or a hand disconnected it)",
-                    want.join(", ")
-                )
+                Reason::ReadyOutOfService { want: want.clone() }
             } else {
-                format!("behind {} instead of {}", have.join(", "), want.join(", "))
+                Reason::WrongNames {
+                    have: have.clone(),
+                    want: want.clone(),
+                }
             };
             let leave = |aliases: Vec<String>, drain_ms: u64| Step::LeaveService {
                 pod: p.name.clone(),

@@ -50,7 +50,10 @@ impl Builder<'_> {
                     self.switch_change(
                         d,
                         &m.host,
-                        format!("roll back: {} answers as {} again", m.pod, r.service),
+                        Reason::BlueGreenRollBack {
+                            pod: m.pod.clone(),
+                            service: r.service.clone(),
+                        },
                     );
                 }
                 let mut by_host: BTreeMap<String, Vec<&Member>> = BTreeMap::new();
@@ -61,7 +64,7 @@ impl Builder<'_> {
                     push(&mut steps, &host, r.leave(&ms));
                     push(&mut steps, &host, ms.iter().map(|m| r.remove(m)));
                     for m in ms {
-                        self.member_change(d, m, Action::Remove, "rolled back".into());
+                        self.member_change(d, m, Action::Remove, Reason::RolledBack);
                     }
                 }
                 let desc = format!(
@@ -95,10 +98,9 @@ impl Builder<'_> {
                         d,
                         m,
                         Action::Remove,
-                        format!(
-                            "old set after promotion (scale_down_delay {}s passed)",
-                            d.strategy.scale_down_delay_ms / 1000
-                        ),
+                        Reason::OldSetAfterPromotion {
+                            delay_s: Some(d.strategy.scale_down_delay_ms / 1000),
+                        },
                     );
                 }
                 r.scale_down(&gone);
@@ -107,12 +109,7 @@ impl Builder<'_> {
                 gone.extend(sets.new.iter().cloned());
                 let mut steps = HostSteps::new();
                 for m in &gone {
-                    self.member_change(
-                        d,
-                        m,
-                        Action::Remove,
-                        "blue-green aborted before promotion".into(),
-                    );
+                    self.member_change(d, m, Action::Remove, Reason::BlueGreenAborted);
                 }
                 r.retire(&gone, &mut steps);
                 for (h, s) in r.record(Some(r.state(model::Phase::Aborted, 0, 0))) {
@@ -143,7 +140,10 @@ impl Builder<'_> {
         let d = r.d;
         let mut cleanup = HostSteps::new();
         for m in gone {
-            let reason = format!("neither revision {} nor {}", r.revision, r.stable_revision);
+            let reason = Reason::NeitherRevision {
+                revision: r.revision.clone(),
+                stable: r.stable_revision.clone(),
+            };
             self.member_change(d, m, Action::Remove, reason);
         }
         r.retire(gone, &mut cleanup);
@@ -185,10 +185,11 @@ impl Builder<'_> {
                 start.add(&m.host, [r.join(m, std::slice::from_ref(&preview))]);
             }
         }
-        let reason = format!(
-            "blue-green: new set (revision {}) beside revision {}, behind {preview}",
-            r.revision, r.stable_revision
-        );
+        let reason = Reason::BlueGreenNewSet {
+            revision: r.revision.clone(),
+            stable: r.stable_revision.clone(),
+            preview: preview.clone(),
+        };
         for (host, want) in &target {
             let have = sets.new.iter().filter(|m| &m.host == host).count() as u32;
             for _ in have..*want {
@@ -255,7 +256,10 @@ impl Builder<'_> {
             self.switch_change(
                 d,
                 host,
-                format!("promote: {} moves to revision {}", r.service, r.revision),
+                Reason::Promote {
+                    service: r.service.clone(),
+                    revision: r.revision.clone(),
+                },
             );
         }
         let delay = d.strategy.scale_down_delay_ms;
@@ -273,7 +277,12 @@ impl Builder<'_> {
         );
         if delay == 0 {
             for m in old {
-                self.member_change(d, m, Action::Remove, "old set after promotion".into());
+                self.member_change(
+                    d,
+                    m,
+                    Action::Remove,
+                    Reason::OldSetAfterPromotion { delay_s: None },
+                );
             }
             r.scale_down(old);
         } else {

@@ -12,7 +12,7 @@ use crate::model;
 pub(super) struct Batch<'a> {
     pods: &'a [ObservedPod],
     /// Each change's reason.
-    reason: String,
+    reason: Reason,
     /// The wave's description.
     description: String,
 }
@@ -45,19 +45,14 @@ impl Builder<'_> {
         }
         if matches!(intent, Some(Intent::Abort | Intent::Rollback)) {
             for m in &parked {
-                self.member_change(
-                    d,
-                    m,
-                    Action::Start,
-                    "canary aborted: the stable pod comes back".into(),
-                );
+                self.member_change(d, m, Action::Start, Reason::CanaryAbortedStableBack);
             }
             // Canary pods of an older revision (Git moved on since) go too; the revision
             // recorded as aborted is the one whose canary ran.
             let mut canary = sets.new.clone();
             canary.extend(sets.other.iter().map(Member::observed));
             for m in &canary {
-                self.member_change(d, m, Action::Remove, "canary aborted".into());
+                self.member_change(d, m, Action::Remove, Reason::CanaryAborted);
             }
             if sets.new.is_empty() {
                 if let Some(p) = sets.other.first() {
@@ -108,7 +103,10 @@ impl Builder<'_> {
                 d,
                 m,
                 Action::Remove,
-                format!("neither revision {} nor {}", r.revision, r.stable_revision),
+                Reason::NeitherRevision {
+                    revision: r.revision.clone(),
+                    stable: r.stable_revision.clone(),
+                },
             );
         }
         // A canary that starts (over) keeps one stopped stable pod per canary pod, as its own
@@ -122,12 +120,7 @@ impl Builder<'_> {
             stopped = sets.parked[..keep].iter().map(Member::observed).collect();
             for p in &sets.parked[keep..] {
                 let m = Member::observed(p);
-                self.member_change(
-                    d,
-                    &m,
-                    Action::Start,
-                    "the stable set is complete again before the canary starts".into(),
-                );
+                self.member_change(d, &m, Action::Start, Reason::StableCompleteFirst);
                 cleanup.add(&m.host, r.bring_back(&m));
                 serving.push(p.clone());
             }
@@ -137,12 +130,7 @@ impl Builder<'_> {
             serving = round_robin(serving);
             for p in serving.drain(..extra.min(serving.len())) {
                 let m = Member::observed(&p);
-                self.member_change(
-                    d,
-                    &m,
-                    Action::Switch,
-                    "a canary pod already replaces it (an apply stopped half-way): it leaves and stops".into(),
-                );
+                self.member_change(d, &m, Action::Switch, Reason::CanaryAlreadyReplaces);
                 parking.push(m);
             }
         }
@@ -193,8 +181,11 @@ impl Builder<'_> {
                         canary.len() + take,
                         r.revision
                     );
-                    let reason =
-                        format!("canary step {n}: weight {w}% (effective {effective:.0}%)");
+                    let reason = Reason::CanaryStep {
+                        step: n,
+                        weight: *w,
+                        effective: effective.round_ties_even() as u32,
+                    };
                     let batch = Batch {
                         pods: &batch,
                         reason,
@@ -280,7 +271,7 @@ impl Builder<'_> {
         );
         let batch = Batch {
             pods: &batch,
-            reason: "canary complete".into(),
+            reason: Reason::CanaryComplete,
             description: desc,
         };
         self.canary_batch(r, batch, &mut ordinal, &mut canary, &mut stopped);
@@ -289,12 +280,7 @@ impl Builder<'_> {
             push(&mut steps, &m.host, [r.remove(m)]);
         }
         for m in &parked {
-            self.member_change(
-                d,
-                m,
-                Action::Remove,
-                "canary complete: stable pod no longer needed".into(),
-            );
+            self.member_change(d, m, Action::Remove, Reason::CanaryStableNotNeeded);
         }
         for (h, s) in r.record(None) {
             push(&mut steps, &h, s);

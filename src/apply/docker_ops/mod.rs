@@ -1,0 +1,225 @@
+//! Each plan step as Docker API calls. Every operation is idempotent: creating what exists or
+//! removing what is gone succeeds, so a re-run converges. Here: errors, networks, volumes,
+//! images and rollout records; pods in `pods`, service names in `service`, health in `probe`.
+
+use crate::model::{ContainerSpec, EnvValue};
+use crate::plan::PodPlan;
+use bollard::errors::Error as DockerError;
+use bollard::models::*;
+use bollard::query_parameters::*;
+use bollard::Docker;
+use futures_util::StreamExt;
+use std::collections::{BTreeMap, HashMap};
+
+/// Why a Docker operation failed, in words for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// The engine answered with an error while berth was doing something.
+    #[error("{doing}: {source}")]
+    Engine { doing: String, source: DockerError },
+    /// The engine answered with an error that says enough by itself.
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    /// Something else: a name held by what berth does not manage, a secret without a value.
+    #[error("{0}")]
+    Refused(String),
+    /// An operation that failed inside a larger one.
+    #[error("{doing}: {source}")]
+    Within { doing: String, source: Box<OpError> },
+}
+
+impl From<String> for OpError {
+    fn from(why: String) -> OpError {
+        OpError::Refused(why)
+    }
+}
+
+/// Wraps an operation's error with the larger one it was part of.
+fn within(what: impl Into<String>) -> impl FnOnce(OpError) -> OpError {
+    let what = what.into();
+    move |source| OpError::Within {
+        doing: what,
+        source: Box::new(source),
+    }
+}
+
+/// Wraps the engine's error with what berth was doing.
+fn doing(what: impl Into<String>) -> impl FnOnce(DockerError) -> OpError {
+    let what = what.into();
+    move |source| OpError::Engine {
+        doing: what,
+        source,
+    }
+}
+
+fn status_of(e: &DockerError) -> Option<u16> {
+    match e {
+        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// Success when the engine's error is one of `codes` (already there, already gone).
+fn ignore(e: DockerError, codes: &[u16]) -> Result<(), DockerError> {
+    match status_of(&e) {
+        Some(c) if codes.contains(&c) => Ok(()),
+        _ => Err(e),
+    }
+}
+
+/// The ownership label on networks and volumes berth creates.
+fn project_labels(project: &str) -> HashMap<String, String> {
+    HashMap::from([(
+        crate::model::label::PROJECT.to_string(),
+        project.to_string(),
+    )])
+}
+
+/// Creates the project network if it is missing. Its subnet is pinned (Docker picks a free
+/// one for a throwaway network, then the real one is created with it), because only a network
+/// with a configured subnet lets a container be reconnected at the same address, which is how
+/// a pod leaves its service without breaking the connections it is serving.
+pub async fn ensure_network(docker: &Docker, name: &str, project: &str) -> Result<(), OpError> {
+    match docker
+        .inspect_network(name, None::<InspectNetworkOptions>)
+        .await
+    {
+        Ok(_) => return Ok(()),
+        Err(e) if status_of(&e) == Some(404) => {}
+        Err(e) => return Err(doing(format!("inspecting network {name}"))(e)),
+    }
+    let subnet = free_subnet(docker, name, project).await?;
+    let create = |ipam| bridge(name, project, ipam);
+    let pinned = subnet.map(|subnet| Ipam {
+        config: Some(vec![IpamConfig {
+            subnet: Some(subnet),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    });
+    let result = match docker.create_network(create(pinned.clone())).await {
+        // Another network took the subnet meanwhile: fall back to Docker's choice.
+        Err(e) if pinned.is_some() && status_of(&e) != Some(409) => {
+            docker.create_network(create(None)).await
+        }
+        other => other,
+    };
+    result
+        .map(|_| ())
+        .or_else(|e| ignore(e, &[409]))
+        .map_err(doing(format!("creating network {name}")))
+}
+
+/// A bridge network of the project, with the given address management or Docker's own.
+fn bridge(name: &str, project: &str, ipam: Option<Ipam>) -> NetworkCreateRequest {
+    NetworkCreateRequest {
+        name: name.to_string(),
+        driver: Some("bridge".into()),
+        labels: Some(project_labels(project)),
+        ipam,
+        ..Default::default()
+    }
+}
+
+/// The subnet Docker would give a new network on this host, found with a throwaway network.
+async fn free_subnet(
+    docker: &Docker,
+    name: &str,
+    project: &str,
+) -> Result<Option<String>, OpError> {
+    let probe = format!("{name}-probe");
+    docker
+        .create_network(bridge(&probe, project, None))
+        .await
+        .map_err(doing(format!("creating network {probe}")))?;
+    let subnet = docker
+        .inspect_network(&probe, None::<InspectNetworkOptions>)
+        .await
+        .ok()
+        .and_then(|n| n.ipam)
+        .and_then(|i| i.config)
+        .and_then(|c| c.into_iter().find_map(|c| c.subnet));
+    docker
+        .remove_network(&probe)
+        .await
+        .or_else(|e| ignore(e, &[404]))
+        .map_err(doing(format!("removing network {probe}")))?;
+    Ok(subnet)
+}
+
+pub async fn ensure_volume(docker: &Docker, name: &str, project: &str) -> Result<(), OpError> {
+    let req = VolumeCreateRequest {
+        name: Some(name.to_string()),
+        labels: Some(project_labels(project)),
+        ..Default::default()
+    };
+    docker
+        .create_volume(req)
+        .await
+        .map(|_| ())
+        .map_err(doing(format!("creating volume {name}")))
+}
+
+/// Replaces a deployment's rollout state (an empty volume whose label holds it), stamped with
+/// the time now; `None` clears it.
+pub async fn record_rollout(
+    docker: &Docker,
+    project: &str,
+    deployment: &str,
+    state: Option<&crate::model::Rollout>,
+) -> Result<(), OpError> {
+    use crate::model::{names::rollout_volume, rollout::ROLLOUT_LABEL};
+    let name = rollout_volume(project, deployment);
+    remove_volume(docker, &name).await?;
+    let Some(state) = state else { return Ok(()) };
+    let mut state = state.clone();
+    state.since = super::unix_now();
+    let mut labels = project_labels(project);
+    labels.insert(
+        ROLLOUT_LABEL.to_string(),
+        serde_json::to_string(&state).expect("rollout serialises"),
+    );
+    let req = VolumeCreateRequest {
+        name: Some(name.clone()),
+        labels: Some(labels),
+        ..Default::default()
+    };
+    docker
+        .create_volume(req)
+        .await
+        .map(|_| ())
+        .map_err(doing(format!(
+            "recording the rollout state of {deployment}"
+        )))
+}
+
+pub async fn remove_volume(docker: &Docker, name: &str) -> Result<(), OpError> {
+    docker
+        .remove_volume(name, None::<RemoveVolumeOptions>)
+        .await
+        .or_else(|e| ignore(e, &[404]))
+        .map_err(doing(format!("removing volume {name}")))
+}
+
+/// Pulls the image unless the engine has it already.
+pub async fn ensure_image(docker: &Docker, image: &str) -> Result<(), OpError> {
+    if docker.inspect_image(image).await.is_ok() {
+        return Ok(());
+    }
+    let options = CreateImageOptionsBuilder::default()
+        .from_image(image)
+        .build();
+    let mut stream = docker.create_image(Some(options), None, None);
+    while let Some(item) = stream.next().await {
+        item.map_err(doing(format!("pulling {image}")))?;
+    }
+    Ok(())
+}
+
+mod pods;
+mod probe;
+mod service;
+
+pub use pods::*;
+pub use probe::*;
+pub use service::*;

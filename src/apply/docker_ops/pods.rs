@@ -1,0 +1,342 @@
+//! Pods: their containers created (env and sealed secrets), started, stopped and removed,
+//! only ever those that carry this project's labels.
+
+use super::*;
+
+/// A random salt (16 bytes, hex) for one secret of one container.
+fn new_salt() -> Result<String, OpError> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| format!("no randomness for a secret's salt: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Resolves env values (secrets from the environment) and seals each secret for the
+/// container's label: a new random salt and an HMAC of the value keyed with it.
+pub fn env_list(
+    spec: &ContainerSpec,
+    secrets: &(dyn Fn(&str) -> Option<String> + Send + Sync),
+) -> Result<(Vec<String>, BTreeMap<String, String>), OpError> {
+    let mut env = Vec::new();
+    let mut sealed = BTreeMap::new();
+    for (k, v) in &spec.env {
+        match v {
+            EnvValue::Plain(s) => env.push(format!("{k}={s}")),
+            EnvValue::Secret { secret } => {
+                let value =
+                    secrets(secret).ok_or_else(|| format!("secret {secret} has no value"))?;
+                sealed.insert(
+                    secret.clone(),
+                    crate::model::secret::seal(&new_salt()?, &value),
+                );
+                env.push(format!("{k}={value}"));
+            }
+        }
+    }
+    Ok((env, sealed))
+}
+
+fn create_body(
+    pod: &PodPlan,
+    index: usize,
+    project: &str,
+    env: Vec<String>,
+) -> ContainerCreateBody {
+    let c = &pod.containers[index];
+    let spec = &c.spec;
+    let first = &pod.containers[0].name;
+    let ports: Vec<&crate::model::Port> = if index == 0 {
+        // The first container owns the network, so it publishes every port of the pod.
+        pod.containers
+            .iter()
+            .flat_map(|c| c.spec.ports.iter())
+            .collect()
+    } else {
+        vec![]
+    };
+    let mut bindings: PortMap = HashMap::new();
+    for p in &ports {
+        let key = format!("{}/{}", p.container, p.protocol);
+        let entry = bindings.entry(key).or_insert_with(|| Some(vec![]));
+        if let (Some(h), Some(list)) = (p.host, entry.as_mut()) {
+            list.push(PortBinding {
+                host_ip: None,
+                host_port: Some(h.to_string()),
+            });
+        }
+    }
+    let mut binds = Vec::new();
+    for m in &spec.volumes {
+        let source = if m.is_named_volume() {
+            crate::model::names::volume_name(project, &m.source)
+        } else {
+            m.source.clone()
+        };
+        binds.push(format!(
+            "{source}:{}{}",
+            m.target,
+            if m.read_only { ":ro" } else { "" }
+        ));
+    }
+    let restart = match spec.restart.as_str() {
+        "always" => RestartPolicyNameEnum::ALWAYS,
+        "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+        "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+        _ => RestartPolicyNameEnum::NO,
+    };
+    let network_mode = if index == 0 {
+        pod.network.clone()
+    } else {
+        format!("container:{first}")
+    };
+    let host_config = HostConfig {
+        binds: (!binds.is_empty()).then_some(binds),
+        port_bindings: (index == 0 && !bindings.is_empty()).then_some(bindings),
+        restart_policy: Some(RestartPolicy {
+            name: Some(restart),
+            maximum_retry_count: None,
+        }),
+        network_mode: Some(network_mode),
+        memory: spec.memory.map(|m| m as i64),
+        nano_cpus: spec.millicpus.map(|m| (m as i64) * 1_000_000),
+        init: spec.init.then_some(true),
+        ..Default::default()
+    };
+    let networking_config = (index == 0).then(|| NetworkingConfig {
+        endpoints_config: Some(HashMap::from([(
+            pod.network.clone(),
+            // No service alias yet: the pod joins its service once it is ready.
+            EndpointSettings::default(),
+        )])),
+    });
+    let ms_to_ns = |ms: u64| (ms as i64) * 1_000_000;
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        hostname: (index == 0).then(|| pod.name.clone()),
+        cmd: spec.command.clone(),
+        entrypoint: spec.entrypoint.clone(),
+        env: Some(env),
+        labels: Some(c.labels.clone().into_iter().collect()),
+        exposed_ports: (!ports.is_empty()).then(|| {
+            ports
+                .iter()
+                .map(|p| format!("{}/{}", p.container, p.protocol))
+                .collect()
+        }),
+        healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(h.test.clone()),
+            interval: Some(ms_to_ns(h.interval_ms)),
+            timeout: Some(ms_to_ns(h.timeout_ms)),
+            retries: Some(h.retries as i64),
+            start_period: Some(ms_to_ns(h.start_period_ms)),
+            start_interval: None,
+        }),
+        host_config: Some(host_config),
+        networking_config,
+        ..Default::default()
+    }
+}
+
+/// Creates and starts the containers of a pod, the network owner first. A container that
+/// exists already (a re-run) is started as it is.
+pub async fn create_pod(
+    docker: &Docker,
+    pod: &PodPlan,
+    project: &str,
+    secrets: &(dyn Fn(&str) -> Option<String> + Send + Sync),
+) -> Result<(), OpError> {
+    for (i, c) in pod.containers.iter().enumerate() {
+        let (env, sealed) = env_list(&c.spec, secrets)?;
+        let mut body = create_body(pod, i, project, env);
+        if !sealed.is_empty() {
+            let labels = body.labels.get_or_insert_with(HashMap::new);
+            labels.insert(
+                crate::model::secret::SECRETS_LABEL.to_string(),
+                serde_json::to_string(&sealed).expect("a map of strings serialises"),
+            );
+        }
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&c.name)
+            .build();
+        match docker.create_container(Some(options), body).await {
+            Ok(_) => {}
+            // A re-run finds its own container; anything else with that name is not ours.
+            Err(e) if status_of(&e) == Some(409) => {
+                ensure_ours(docker, &c.name, project, &pod.name).await?
+            }
+            Err(e) => return Err(doing(format!("creating {}", c.name))(e)),
+        }
+        docker
+            .start_container(&c.name, None::<StartContainerOptions>)
+            .await
+            .or_else(|e| ignore(e, &[304]))
+            .map_err(doing(format!("starting {}", c.name)))?;
+    }
+    Ok(())
+}
+
+/// The labels of an existing container, or `None` when there is none by that name.
+async fn labels_of(
+    docker: &Docker,
+    name: &str,
+) -> Result<Option<HashMap<String, String>>, OpError> {
+    match docker
+        .inspect_container(name, None::<InspectContainerOptions>)
+        .await
+    {
+        Ok(info) => Ok(Some(info.config.and_then(|c| c.labels).unwrap_or_default())),
+        Err(e) if status_of(&e) == Some(404) => Ok(None),
+        Err(e) => Err(doing(format!("inspecting {name}"))(e)),
+    }
+}
+
+fn label_is(labels: &HashMap<String, String>, key: &str, value: &str) -> bool {
+    labels.get(key).map(String::as_str) == Some(value)
+}
+
+/// Checks that an existing container carries this project's and this pod's labels.
+async fn ensure_ours(docker: &Docker, name: &str, project: &str, pod: &str) -> Result<(), OpError> {
+    let labels = labels_of(docker, name).await?.unwrap_or_default();
+    if label_is(&labels, crate::model::label::PROJECT, project)
+        && label_is(&labels, crate::model::label::POD, pod)
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "a container named {name} exists and does not belong to pod {pod} of project {project}; berth will not touch it"
+        )
+        .into())
+    }
+}
+
+/// The named containers that exist and carry this project's label. berth acts on names from
+/// its plan; this check keeps it from touching a container someone else created under such a
+/// name since (a rollback removing a pod whose create failed on a name clash, for example).
+async fn ours(docker: &Docker, names: &[String], project: &str) -> Result<Vec<String>, OpError> {
+    let mut out = Vec::new();
+    for n in names {
+        if let Some(labels) = labels_of(docker, n).await? {
+            if label_is(&labels, crate::model::label::PROJECT, project) {
+                out.push(n.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub async fn start_containers(
+    docker: &Docker,
+    names: &[String],
+    project: &str,
+) -> Result<(), OpError> {
+    for n in ours(docker, names, project).await? {
+        let started = docker
+            .start_container(&n, None::<StartContainerOptions>)
+            .await
+            .or_else(|e| ignore(e, &[304]));
+        match started {
+            // A stopped container keeps the address it was pinned to when it last left its
+            // service; another pod may hold it now. Let the network give it a free one.
+            Err(e)
+                if e.to_string()
+                    .to_lowercase()
+                    .contains("address already in use") =>
+            {
+                unpin_addresses(docker, &n).await?;
+                docker
+                    .start_container(&n, None::<StartContainerOptions>)
+                    .await
+                    .or_else(|e| ignore(e, &[304]))
+                    .map_err(doing(format!("starting {n}")))?;
+            }
+            other => other.map_err(doing(format!("starting {n}")))?,
+        }
+    }
+    Ok(())
+}
+
+/// Connects a stopped container again, with the same aliases, to every network where it
+/// asks for a fixed address, without asking for one.
+async fn unpin_addresses(docker: &Docker, container: &str) -> Result<(), OpError> {
+    let info = docker
+        .inspect_container(container, None::<InspectContainerOptions>)
+        .await
+        .map_err(doing(format!("inspecting {container}")))?;
+    let networks = info
+        .network_settings
+        .and_then(|n| n.networks)
+        .unwrap_or_default();
+    for (network, endpoint) in networks {
+        let pinned = endpoint
+            .ipam_config
+            .as_ref()
+            .and_then(|c| c.ipv4_address.as_deref())
+            .is_some_and(|a| !a.is_empty());
+        if !pinned {
+            continue;
+        }
+        let disconnect = NetworkDisconnectRequest {
+            container: container.to_string(),
+            force: Some(true),
+        };
+        docker
+            .disconnect_network(&network, disconnect)
+            .await
+            .or_else(|e| ignore(e, &[404]))?;
+        let connect = NetworkConnectRequest {
+            container: container.to_string(),
+            endpoint_config: Some(EndpointSettings {
+                aliases: endpoint.aliases.filter(|a| !a.is_empty()),
+                ..Default::default()
+            }),
+        };
+        docker
+            .connect_network(&network, connect)
+            .await
+            .map_err(doing(format!("connecting {container} to {network} again")))?;
+    }
+    Ok(())
+}
+
+/// Stops containers, sidecars first (they share the first container's network).
+async fn stop_owned(docker: &Docker, names: &[String], timeout_s: u32) -> Result<(), OpError> {
+    for n in names.iter().rev() {
+        let options = StopContainerOptionsBuilder::default()
+            .t(timeout_s as i32)
+            .build();
+        docker
+            .stop_container(n, Some(options))
+            .await
+            .or_else(|e| ignore(e, &[304, 404]))
+            .map_err(doing(format!("stopping {n}")))?;
+    }
+    Ok(())
+}
+
+pub async fn stop_containers(
+    docker: &Docker,
+    names: &[String],
+    project: &str,
+    timeout_s: u32,
+) -> Result<(), OpError> {
+    stop_owned(docker, &ours(docker, names, project).await?, timeout_s).await
+}
+
+pub async fn remove_containers(
+    docker: &Docker,
+    names: &[String],
+    project: &str,
+    timeout_s: u32,
+) -> Result<(), OpError> {
+    let names = ours(docker, names, project).await?;
+    stop_owned(docker, &names, timeout_s).await?;
+    for n in names.iter().rev() {
+        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        docker
+            .remove_container(n, Some(options))
+            .await
+            .or_else(|e| ignore(e, &[404]))
+            .map_err(doing(format!("removing {n}")))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! Service names: a pod joins or leaves its aliases on the project network, keeping its
+//! address so the connections it serves go on.
+
+use super::*;
+
+/// Puts a container behind service names on a network, unless it is already there (a re-run
+/// must not disturb a serving pod).
+pub async fn join_service(
+    docker: &Docker,
+    container: &str,
+    network: &str,
+    aliases: &[String],
+) -> Result<(), OpError> {
+    let current = endpoint(docker, container, network).await?;
+    let have = current
+        .as_ref()
+        .and_then(|e| e.aliases.clone())
+        .unwrap_or_default();
+    if current.is_some() && aliases.iter().all(|a| have.contains(a)) {
+        return Ok(());
+    }
+    reconnect_whole(docker, container, network, current, aliases)
+        .await
+        .map_err(within(format!(
+            "putting {container} behind {}",
+            aliases.join(", ")
+        )))
+}
+
+/// Takes a container out from behind service names: new connections stop coming (Docker's
+/// DNS drops it at once) while the ones it serves go on, as it keeps its address.
+pub async fn leave_service(
+    docker: &Docker,
+    container: &str,
+    network: &str,
+    aliases: &[String],
+) -> Result<bool, OpError> {
+    let current = endpoint(docker, container, network).await?;
+    let have = current
+        .as_ref()
+        .and_then(|e| e.aliases.clone())
+        .unwrap_or_default();
+    if current.is_none() || !aliases.iter().any(|a| have.contains(a)) {
+        return Ok(false);
+    }
+    reconnect_whole(docker, container, network, current, &[])
+        .await
+        .map_err(within(format!(
+            "taking {container} out of {}",
+            aliases.join(", ")
+        )))?;
+    Ok(true)
+}
+
+async fn endpoint(
+    docker: &Docker,
+    container: &str,
+    network: &str,
+) -> Result<Option<EndpointSettings>, OpError> {
+    match docker
+        .inspect_container(container, None::<InspectContainerOptions>)
+        .await
+    {
+        Ok(info) => Ok(info
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|mut n| n.remove(network))),
+        Err(e) if status_of(&e) == Some(404) => {
+            Err(OpError::Refused(format!("{container} does not exist")))
+        }
+        Err(e) => Err(doing(format!("inspecting {container}"))(e)),
+    }
+}
+
+/// `reconnect`, run to its end even when the apply stops waiting (Ctrl-C, SIGTERM): a pod
+/// must never be left disconnected between the two calls, which would break the
+/// connections it serves.
+async fn reconnect_whole(
+    docker: &Docker,
+    container: &str,
+    network: &str,
+    current: Option<EndpointSettings>,
+    aliases: &[String],
+) -> Result<(), OpError> {
+    let (docker, container, network, aliases) = (
+        docker.clone(),
+        container.to_string(),
+        network.to_string(),
+        aliases.to_vec(),
+    );
+    tokio::spawn(async move { reconnect(&docker, &container, &network, current, &aliases).await })
+        .await
+        .map_err(|e| OpError::Refused(format!("reconnecting: {e}")))?
+}
+
+/// Disconnects and connects again with new aliases, at the same address where the network
+/// allows it (a pinned subnet), so established connections survive the switch.
+async fn reconnect(
+    docker: &Docker,
+    container: &str,
+    network: &str,
+    current: Option<EndpointSettings>,
+    aliases: &[String],
+) -> Result<(), OpError> {
+    let address = current
+        .as_ref()
+        .and_then(|e| e.ip_address.clone())
+        .filter(|a| !a.is_empty());
+    if current.is_some() {
+        let disconnect = NetworkDisconnectRequest {
+            container: container.to_string(),
+            force: Some(true),
+        };
+        docker
+            .disconnect_network(network, disconnect)
+            .await
+            .or_else(|e| ignore(e, &[404]))?;
+    }
+    let connect = |address: Option<String>| NetworkConnectRequest {
+        container: container.to_string(),
+        endpoint_config: Some(EndpointSettings {
+            aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
+            ipam_config: address.map(|a| EndpointIpamConfig {
+                ipv4_address: Some(a),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    };
+    match docker
+        .connect_network(network, connect(address.clone()))
+        .await
+    {
+        // A network without a configured subnet (made before berth pinned them) takes no
+        // address: connect with a new one.
+        Err(e) if address.is_some() && status_of(&e) == Some(400) => docker
+            .connect_network(network, connect(None))
+            .await
+            .map_err(OpError::from),
+        other => other.map_err(OpError::from),
+    }
+}
+
+/// A container's address on a network.
+pub async fn address(docker: &Docker, container: &str, network: &str) -> Result<String, OpError> {
+    endpoint(docker, container, network)
+        .await?
+        .and_then(|e| e.ip_address)
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| OpError::Refused(format!("{container} has no address on {network}")))
+}

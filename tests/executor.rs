@@ -4,15 +4,15 @@
 //! pin down exactly: the order of steps, what a failed wave rolls back, that lanes of other
 //! deployments go on, and that an apply told to stop does nothing more.
 
+mod fixture;
+
 use berth::apply::engine::{Engine, OpResult, Probe};
 use berth::apply::{execute_on, Engines, Outcome, Progress, Stop};
 use berth::model::{Analysis, ObservedHost, Rollout};
-use berth::plan::{self, Plan, PlanInput, PodPlan, ServiceJoin};
-use berth::repo::{self, RepoFiles};
+use berth::plan::{Plan, PodPlan, ServiceJoin};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 
@@ -190,39 +190,17 @@ impl Progress for Quiet {
 /// The rolling fixture (3 web pods and 2 edge pods running at v1), with Git edited by `edit`
 /// and health gates that count at once.
 fn fixture(edit: impl Fn(&str, String) -> String) -> (Plan, BTreeMap<String, ObservedHost>) {
-    let case =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden/rolling-image-change");
-    let mut files = RepoFiles {
-        commit: Some("f".repeat(40)),
-        ..Default::default()
-    };
-    for rel in [
-        "berth.yaml",
-        "inventory.yaml",
-        "deployments/web.yaml",
-        "deployments/edge.yaml",
-    ] {
-        let text = std::fs::read_to_string(case.join("repo").join(rel)).unwrap();
-        files.files.insert(rel.to_string(), edit(rel, text));
+    let case = fixture::dir("golden/rolling-image-change");
+    let mut files = fixture::repo_files(&case.join("repo"));
+    for (rel, text) in files.files.iter_mut() {
+        *text = edit(rel, std::mem::take(text));
     }
     files.files.insert(
         "berth.yaml".into(),
         "project: fx\ndefaults:\n  strategy: {min_ready: 0s, drain: 0s}\n".into(),
     );
-    let observed: BTreeMap<String, Result<ObservedHost, String>> =
-        serde_json::from_str(&std::fs::read_to_string(case.join("observed.json")).unwrap())
-            .unwrap();
-    let desired = repo::load(&files, &|_| None).unwrap_or_else(|d| panic!("{d:?}"));
-    let plan = plan::build(&PlanInput {
-        desired: &desired,
-        observed: &observed,
-        selector: None,
-        prune: false,
-        prune_volumes: false,
-        now: 1_800_000_000,
-        intents: Default::default(),
-        retry: false,
-    });
+    let observed = fixture::observed(&case.join("observed.json"));
+    let plan = fixture::plan(&fixture::desired(&files), &observed);
     let hosts = observed.into_iter().map(|(h, o)| (h, o.unwrap())).collect();
     (plan, hosts)
 }

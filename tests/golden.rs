@@ -4,14 +4,13 @@
 //! alter plans rewrites them with `BERTH_BLESS=1 cargo test --test golden`; the diff then
 //! shows in review exactly what users will see differently.
 
-use berth::model::ObservedHost;
-use berth::plan::{self, PlanInput};
-use berth::repo::{self, RepoFiles};
-use std::collections::BTreeMap;
+mod fixture;
+
+use berth::plan;
 use std::path::{Path, PathBuf};
 
 fn cases() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden");
+    let root = fixture::dir("golden");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
         .map(|e| e.unwrap().path())
@@ -21,44 +20,12 @@ fn cases() -> Vec<PathBuf> {
     dirs
 }
 
-/// Every file under `dir`, by its path relative to `dir`.
-fn read_tree(dir: &Path, base: &Path, out: &mut BTreeMap<String, String>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            read_tree(&path, base, out);
-        } else {
-            let rel = path
-                .strip_prefix(base)
-                .unwrap()
-                .to_string_lossy()
-                .to_string();
-            out.insert(rel, std::fs::read_to_string(&path).unwrap());
-        }
-    }
-}
-
 fn plan_of(case: &Path) -> plan::Plan {
-    let mut files = RepoFiles {
-        commit: Some("f".repeat(40)),
-        ..Default::default()
-    };
-    let repo_dir = case.join("repo");
-    read_tree(&repo_dir, &repo_dir, &mut files.files);
-    let desired = repo::load(&files, &|_| None).unwrap_or_else(|d| panic!("{d:?}"));
-    let observed: BTreeMap<String, Result<ObservedHost, String>> =
-        serde_json::from_str(&std::fs::read_to_string(case.join("observed.json")).unwrap())
-            .unwrap_or_else(|e| panic!("{}: observed.json: {e}", case.display()));
-    plan::build(&PlanInput {
-        desired: &desired,
-        observed: &observed,
-        selector: None,
-        prune: false,
-        prune_volumes: false,
-        now: 1_800_000_000,
-        intents: Default::default(),
-        retry: false,
-    })
+    let files = fixture::repo_files(&case.join("repo"));
+    fixture::plan(
+        &fixture::desired(&files),
+        &fixture::observed(&case.join("observed.json")),
+    )
 }
 
 #[test]

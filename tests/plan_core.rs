@@ -2,6 +2,8 @@
 //! (JSON) in, plans out. A small simulator applies a plan to an observed state, so the tests
 //! can check convergence without hosts.
 
+mod fixture;
+
 use berth::model::{
     label, ObservedContainer, ObservedHost, ObservedVolume, Reason, Resources, Selector,
 };
@@ -10,29 +12,10 @@ use berth::repo::{self, RepoFiles};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-type Observed = BTreeMap<String, Result<ObservedHost, String>>;
-
-fn fixture_files(dir: &Path) -> RepoFiles {
-    let mut files = RepoFiles {
-        commit: Some("f".repeat(40)),
-        ..Default::default()
-    };
-    for rel in [
-        "berth.yaml",
-        "inventory.yaml",
-        "deployments/web.yaml",
-        "deployments/edge.yaml",
-    ] {
-        files.files.insert(
-            rel.to_string(),
-            std::fs::read_to_string(dir.join(rel)).unwrap(),
-        );
-    }
-    files
-}
+use fixture::Observed;
 
 fn basic() -> RepoFiles {
-    fixture_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/basic"))
+    fixture::repo_files(&fixture::dir("basic"))
 }
 
 fn empty_hosts() -> Observed {
@@ -55,16 +38,12 @@ fn make_plan(files: &RepoFiles, observed: &Observed, prune: bool) -> Plan {
 }
 
 fn plan_with(files: &RepoFiles, observed: &Observed, prune: bool, prune_volumes: bool) -> Plan {
-    let desired = repo::load(files, &|_| None).unwrap_or_else(|d| panic!("{d:?}"));
+    let desired = fixture::desired(files);
     plan::build(&PlanInput {
-        desired: &desired,
-        observed,
-        selector: None,
         prune,
         prune_volumes,
         now: 0,
-        intents: Default::default(),
-        retry: false,
+        ..fixture::input(&desired, observed)
     })
 }
 
@@ -482,14 +461,9 @@ fn a_selector_limits_the_plan_to_matching_deployments() {
     let desired = repo::load(&files, &|_| None).unwrap();
     let sel = Selector::parse("app=edge").unwrap();
     let p = plan::build(&PlanInput {
-        desired: &desired,
-        observed: &observed,
         selector: Some(&sel),
-        prune: false,
-        prune_volumes: false,
         now: 0,
-        intents: Default::default(),
-        retry: false,
+        ..fixture::input(&desired, &observed)
     });
     assert!(p.changes.iter().all(|c| c.deployment == "edge"));
     assert_eq!(p.changes.len(), 2);
@@ -526,14 +500,8 @@ fn seal_secrets(observed: &mut Observed, value: &str) {
 
 fn plan_for(desired: &berth::model::DesiredState, observed: &Observed) -> Plan {
     plan::build(&PlanInput {
-        desired,
-        observed,
-        selector: None,
-        prune: false,
-        prune_volumes: false,
         now: 0,
-        intents: Default::default(),
-        retry: false,
+        ..fixture::input(desired, observed)
     })
 }
 

@@ -214,8 +214,6 @@ fn blue_green_with_auto_promote_and_no_delay_ends_with_only_the_new_set() {
 
 #[test]
 fn an_interrupted_apply_rolls_its_wave_back_and_releases_the_lock() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let repo = Repo::new("t-interrupt");
     let strategy = "\n  type: canary\n  min_ready: 1s\n  health_timeout: 30s\n  steps:\n    - weight: 50\n    - pause: 5m";
     let v1 = web_everywhere(2, "v1", strategy)
@@ -226,35 +224,11 @@ fn an_interrupted_apply_rolls_its_wave_back_and_releases_the_lock() {
     let before = repo.all_containers();
     repo.write("deployments/web.yaml", &v1.replace("web:v1", "web:v2"));
     repo.commit("v2");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args([
-            "apply",
-            "--auto-approve",
-            "--repo",
-            repo.path().to_str().unwrap(),
-        ])
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push(line.clone());
-        if line.contains("pause 300s") {
-            break;
-        }
-    }
-    assert!(seen.iter().any(|l| l.contains("pause 300s")), "{seen:?}");
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
-    let code = child.wait().unwrap().code();
+    let mut run = Watched::start(&repo, &["apply", "--auto-approve"]);
+    run.wait_for("pause 300s");
+    run.interrupt();
+    let seen = run.seen.clone();
+    let (code, rest) = run.finish();
     assert_eq!(code, Some(3), "{seen:?}\n{rest:?}");
     assert!(
         rest.iter().any(|l| l.contains("interrupted by SIGINT")),
@@ -339,8 +313,6 @@ fn berth_abort_takes_a_paused_canary_back_and_sync_leaves_it_alone() {
 
 #[test]
 fn a_signal_during_a_rollback_stops_it_half_way_with_exit_130_and_the_next_apply_repairs_it() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let repo = Repo::new("t-abandon");
     let slow = |yaml: String| {
         yaml.replace(
@@ -361,32 +333,12 @@ fn a_signal_during_a_rollback_stops_it_half_way_with_exit_130_and_the_next_apply
     );
     repo.write("deployments/web.yaml", &v2);
     repo.commit("v2, never healthy");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["apply", "--auto-approve", "--repo"])
-        .arg(repo.path())
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push(line.clone());
-        if line.contains("rolling back") {
-            break;
-        }
-    }
-    assert!(seen.iter().any(|l| l.contains("rolling back")), "{seen:?}");
+    let mut run = Watched::start(&repo, &["apply", "--auto-approve"]);
+    run.wait_for("rolling back");
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
-    let code = child.wait().unwrap().code();
+    run.interrupt();
+    let seen = run.seen.clone();
+    let (code, rest) = run.finish();
     assert_eq!(code, Some(130), "{seen:?}\n{rest:?}");
     assert!(
         rest.iter()

@@ -5,6 +5,14 @@ use std::collections::BTreeMap;
 /// Labels on a host or a deployment. Ordered so that output and hashes are stable.
 pub type Labels = BTreeMap<String, String>;
 
+/// Labels from literal pairs (tests and fixtures).
+pub fn from_pairs(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Checks a label key: an optional DNS subdomain prefix and `/`, then a name of at most 63
 /// characters that starts and ends with an alphanumeric and has `-`, `_`, `.` inside.
 /// Returns the byte offset (within `key`) and reason of the first problem.

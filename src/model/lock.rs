@@ -89,12 +89,7 @@ pub fn left_behind(lock: Option<&Labels>, gone: bool, leases: &[Labels], now: u6
 mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::model::labels::from_pairs as labels;
 
     #[test]
     fn a_lock_expires_with_its_newest_lease() {

@@ -357,3 +357,61 @@ pub fn docker(host: &str, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into()
 }
+
+/// A berth run in the background whose stderr is read line by line as it comes (to act at a
+/// moment of its run: interrupt it during a pause, or during a rollback).
+pub struct Watched {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+    /// The lines read so far.
+    pub seen: Vec<String>,
+}
+
+impl Watched {
+    /// Starts berth with `args` and `--repo` pointing at the repository; stdout is dropped.
+    pub fn start(repo: &Repo, args: &[&str]) -> Watched {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(args)
+            .arg("--repo")
+            .arg(repo.path())
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        Watched {
+            child,
+            lines,
+            seen: vec![],
+        }
+    }
+
+    /// Reads until a line contains `marker`; fails with what it read if berth ends first.
+    pub fn wait_for(&mut self, marker: &str) {
+        for line in self.lines.by_ref() {
+            let line = line.unwrap();
+            self.seen.push(line.clone());
+            if line.contains(marker) {
+                return;
+            }
+        }
+        panic!("berth ended without printing {marker:?}: {:?}", self.seen);
+    }
+
+    /// Sends SIGINT, as Ctrl-C does.
+    pub fn interrupt(&self) {
+        let kill = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+    }
+
+    /// Waits for berth to end: its exit code, and the lines it printed after those seen.
+    pub fn finish(mut self) -> (Option<i32>, Vec<String>) {
+        let rest: Vec<String> = self.lines.map(|l| l.unwrap()).collect();
+        (self.child.wait().unwrap().code(), rest)
+    }
+}

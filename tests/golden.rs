@@ -20,12 +20,23 @@ fn cases() -> Vec<PathBuf> {
     dirs
 }
 
+/// A case's plan. An optional `flags` file names the plan flags it runs with, one a line
+/// (`prune`, `prune_volumes`, `retry`).
 fn plan_of(case: &Path) -> plan::Plan {
     let files = fixture::repo_files(&case.join("repo"));
-    fixture::plan(
-        &fixture::desired(&files),
-        &fixture::observed(&case.join("observed.json")),
-    )
+    let desired = fixture::desired(&files);
+    let observed = fixture::observed(&case.join("observed.json"));
+    let mut input = fixture::input(&desired, &observed);
+    let flags = std::fs::read_to_string(case.join("flags")).unwrap_or_default();
+    for flag in flags.split_whitespace() {
+        match flag {
+            "prune" => input.prune = true,
+            "prune_volumes" => input.prune_volumes = true,
+            "retry" => input.retry = true,
+            other => panic!("{}: unknown flag {other}", case.display()),
+        }
+    }
+    plan::build(&input)
 }
 
 #[test]
@@ -33,7 +44,7 @@ fn plans_match_their_golden_files() {
     let bless = std::env::var_os("BERTH_BLESS").is_some();
     let mut differ = Vec::new();
     let cases = cases();
-    assert!(cases.len() >= 4, "the golden cases are missing: {cases:?}");
+    assert!(cases.len() >= 6, "the golden cases are missing: {cases:?}");
     for case in &cases {
         let plan = plan_of(case);
         let shown = [

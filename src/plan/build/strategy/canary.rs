@@ -17,6 +17,16 @@ pub(super) struct Batch<'a> {
     description: String,
 }
 
+/// Where a canary stands while its waves are planned.
+pub(super) struct Pods {
+    /// Pods of the new revision, planned or running.
+    canary: Vec<Member>,
+    /// Stable pods still serving, in the order they are replaced.
+    serving: Vec<ObservedPod>,
+    /// Stable pods stopped and kept for an abort.
+    stopped: Vec<Member>,
+}
+
 impl Builder<'_> {
     pub(in crate::plan::build) fn canary(
         &mut self,
@@ -25,66 +35,17 @@ impl Builder<'_> {
         current: Option<model::Rollout>,
         intent: Option<Intent>,
     ) {
-        let d = r.d;
         let parked: Vec<Member> = sets.parked.iter().map(Member::observed).collect();
-        let stable_left = sets.stable.len() + sets.parked.len();
-        if matches!(intent, Some(Intent::Abort | Intent::Rollback))
-            && stable_left < d.replicas as usize
-            && !sets.new.is_empty()
-        {
-            // The canary got past the point where its stable pods were removed (a promote
-            // stopped in its last wave): an abort would leave the service short.
-            self.rollout_issue(
-                d,
-                format!(
-                    "the canary of revision {} cannot be aborted: only {stable_left} of {} stable pod(s) are left; `berth promote {}` completes it, or commit the previous revision to go back",
-                    r.revision, d.replicas, d.name
-                ),
-            );
-            return;
-        }
         if matches!(intent, Some(Intent::Abort | Intent::Rollback)) {
-            for m in &parked {
-                self.member_change(d, m, Action::Start, Reason::CanaryAbortedStableBack);
+            if !self.refuse_short_abort(r, &sets) {
+                self.abort_canary(r, &sets, &parked);
             }
-            // Canary pods of an older revision (Git moved on since) go too; the revision
-            // recorded as aborted is the one whose canary ran.
-            let mut canary = sets.new.clone();
-            canary.extend(sets.other.iter().map(Member::observed));
-            for m in &canary {
-                self.member_change(d, m, Action::Remove, Reason::CanaryAborted);
-            }
-            if sets.new.is_empty() {
-                if let Some(p) = sets.other.first() {
-                    r.revision = p.revision.clone();
-                }
-            }
-            let steps = r.canary_abort(&canary, &parked);
-            r.wave(
-                format!("abort the canary of revision {}", r.revision),
-                steps,
-                HostSteps::new(),
-            );
             return;
         }
-        // More canary pods than the recorded pause has: a `promote` was killed half-way
-        // through the next step. It goes on (it was asked for); the steps below count what
-        // is there.
-        let mut intent = intent;
-        if let Some(s) = current.as_ref().filter(|s| s.phase == model::Phase::Paused) {
-            let stable_set = sets.stable.len() + sets.parked.len();
-            let at_pause = (stable_set as u64 * s.weight as u64).div_ceil(100) as usize;
-            if intent.is_none() && sets.new.len() > at_pause {
-                self.rollout_issue(
-                    d,
-                    format!(
-                        "a promote of revision {} stopped half-way past the pause at weight {}%: it goes on",
-                        s.revision, s.weight
-                    ),
-                );
-                intent = Some(Intent::Promote);
-            }
-        }
+        let intent = match intent {
+            None => self.resumed_promote(r, &sets, &current),
+            asked => asked,
+        };
         if self.waiting(r, &current, intent) {
             return;
         }
@@ -92,69 +53,9 @@ impl Builder<'_> {
             (Some(s), Some(Intent::Promote)) if s.phase == model::Phase::Paused => s.step + 1,
             _ => 0,
         };
-        // Pods of other revisions go; a canary started over brings its stopped pods back.
-        let mut canary = sets.new.clone();
-        let mut serving = sets.stable.clone();
-        let mut stopped: Vec<Member> = parked.clone();
-        let mut cleanup = Phased::default();
-        let gone: Vec<Member> = sets.other.iter().map(Member::observed).collect();
-        for m in &gone {
-            self.member_change(
-                d,
-                m,
-                Action::Remove,
-                Reason::NeitherRevision {
-                    revision: r.revision.clone(),
-                    stable: r.stable_revision.clone(),
-                },
-            );
-        }
-        // A canary that starts (over) keeps one stopped stable pod per canary pod, as its own
-        // steps leave it: stopped pods beyond that come back; if an apply was killed between
-        // starting a canary pod and stopping the stable one it replaces, a stable pod leaves
-        // and stops now. So canary + serving is the stable set's size, and nothing is left
-        // over when the canary completes.
-        let mut parking: Vec<Member> = Vec::new();
-        if first == 0 {
-            let keep = canary.len().min(sets.parked.len());
-            stopped = sets.parked[..keep].iter().map(Member::observed).collect();
-            for p in &sets.parked[keep..] {
-                let m = Member::observed(p);
-                self.member_change(d, &m, Action::Start, Reason::StableCompleteFirst);
-                cleanup.add(&m.host, r.bring_back(&m));
-                serving.push(p.clone());
-            }
-        }
-        {
-            let extra = canary.len().saturating_sub(stopped.len());
-            serving = round_robin(serving);
-            for p in serving.drain(..extra.min(serving.len())) {
-                let m = Member::observed(&p);
-                self.member_change(d, &m, Action::Switch, Reason::CanaryAlreadyReplaces);
-                parking.push(m);
-            }
-        }
-        let mut cleanup = cleanup.into_steps();
-        for m in &parking {
-            push(&mut cleanup, &m.host, r.leave(&[m]));
-            push(
-                &mut cleanup,
-                &m.host,
-                [Step::StopPod {
-                    pod: m.pod.clone(),
-                    containers: m.containers.clone(),
-                    stop_timeout_s: d.strategy.stop_timeout_s,
-                }],
-            );
-        }
-        stopped.extend(parking);
-        r.retire(&gone, &mut cleanup);
-        r.wave(
-            "put the stable set back together".into(),
-            cleanup,
-            HostSteps::new(),
-        );
-        let total = (canary.len() + serving.len()) as u32;
+        let mut pods = self.reassemble_stable(r, &sets, parked.clone(), first);
+        let total = (pods.canary.len() + pods.serving.len()) as u32;
+        let d = r.d;
         if total != d.replicas {
             self.rollout_issue(
                 d,
@@ -164,21 +65,22 @@ impl Builder<'_> {
                 ),
             );
         }
-        let mut serving = round_robin(serving);
+        pods.serving = round_robin(std::mem::take(&mut pods.serving));
         let mut ordinal = self.next_ordinals(d);
-        let steps = d.strategy.steps.clone();
-        let count = steps.len();
-        for (i, step) in steps.iter().enumerate().skip(first) {
+        let count = d.strategy.steps.len();
+        for (i, step) in d.strategy.steps.iter().enumerate().skip(first) {
             let n = i + 1;
             match step {
                 CanaryStep::Weight(w) => {
                     let want = (total as u64 * *w as u64).div_ceil(100) as usize;
-                    let take = want.saturating_sub(canary.len()).min(serving.len());
-                    let batch: Vec<ObservedPod> = serving.drain(..take).collect();
-                    let effective = (canary.len() + take) as f64 * 100.0 / total.max(1) as f64;
-                    let desc = format!(
+                    let take = want
+                        .saturating_sub(pods.canary.len())
+                        .min(pods.serving.len());
+                    let batch: Vec<ObservedPod> = pods.serving.drain(..take).collect();
+                    let effective = (pods.canary.len() + take) as f64 * 100.0 / total.max(1) as f64;
+                    let description = format!(
                         "canary step {n}/{count}: weight {w}% → {} of {total} pods on revision {} (effective {effective:.0}%)",
-                        canary.len() + take,
+                        pods.canary.len() + take,
                         r.revision
                     );
                     let reason = Reason::CanaryStep {
@@ -189,9 +91,9 @@ impl Builder<'_> {
                     let batch = Batch {
                         pods: &batch,
                         reason,
-                        description: desc,
+                        description,
                     };
-                    self.canary_batch(r, batch, &mut ordinal, &mut canary, &mut stopped);
+                    self.canary_batch(r, batch, &mut ordinal, &mut pods);
                 }
                 CanaryStep::Pause(Some(ms)) => {
                     let host = r.state_hosts.first().cloned().unwrap_or_default();
@@ -203,7 +105,7 @@ impl Builder<'_> {
                         }],
                     )]);
                     // An interrupted pause aborts the canary like a failed step.
-                    let undo = r.canary_abort(&canary, &stopped);
+                    let undo = r.canary_abort(&pods.canary, &pods.stopped);
                     r.wave(
                         format!("canary step {n}/{count}: pause {}s", *ms as f64 / 1000.0),
                         steps,
@@ -211,7 +113,7 @@ impl Builder<'_> {
                     );
                 }
                 CanaryStep::Pause(None) => {
-                    let weight = (canary.len() as u64 * 100 / total.max(1) as u64) as u32;
+                    let weight = (pods.canary.len() as u64 * 100 / total.max(1) as u64) as u32;
                     let record = r.record(Some(r.state(model::Phase::Paused, i, weight)));
                     r.wave(
                         format!(
@@ -229,42 +131,162 @@ impl Builder<'_> {
                     return;
                 }
                 CanaryStep::Analysis(a) => {
-                    let mut steps = HostSteps::new();
-                    let mut by_host: BTreeMap<String, Vec<ServiceJoin>> = BTreeMap::new();
-                    for m in &canary {
-                        by_host
-                            .entry(m.host.clone())
-                            .or_default()
-                            .push(ServiceJoin {
-                                container: m.container.clone(),
-                                network: r.network.clone(),
-                                aliases: vec![],
-                            });
-                    }
-                    for (host, pods) in by_host {
-                        steps.insert(
-                            host,
-                            vec![Step::Analyze {
-                                pods,
-                                check: a.clone(),
-                            }],
-                        );
-                    }
-                    let undo = r.canary_abort(&canary, &stopped);
+                    let undo = r.canary_abort(&pods.canary, &pods.stopped);
                     r.wave(
                         format!(
                             "canary step {n}/{count}: analysis, {} x GET :{}{} expecting {} per pod",
                             a.samples, a.port, a.path, a.status
                         ),
-                        steps,
+                        analysis_steps(r, &pods.canary, a),
                         undo,
                     );
                 }
             }
         }
-        // Past the last step: the rest of the stable pods are replaced, the stopped ones go.
-        let batch: Vec<ObservedPod> = std::mem::take(&mut serving);
-        let desc = format!(
+        self.complete_canary(r, pods, &parked, &mut ordinal);
+    }
+
+    /// An abort once the canary got past the point where its stable pods were removed (a
+    /// promote stopped in its last wave) would leave the service short: refused, with why.
+    fn refuse_short_abort(&mut self, r: &Flow, sets: &Sets) -> bool {
+        let d = r.d;
+        let stable_left = sets.stable.len() + sets.parked.len();
+        if stable_left >= d.replicas as usize || sets.new.is_empty() {
+            return false;
+        }
+        self.rollout_issue(
+            d,
+            format!(
+                "the canary of revision {} cannot be aborted: only {stable_left} of {} stable pod(s) are left; `berth promote {}` completes it, or commit the previous revision to go back",
+                r.revision, d.replicas, d.name
+            ),
+        );
+        true
+    }
+
+    /// `berth abort`: the stopped stable pods come back, every canary pod goes.
+    fn abort_canary(&mut self, r: &mut Flow, sets: &Sets, parked: &[Member]) {
+        let d = r.d;
+        for m in parked {
+            self.member_change(d, m, Action::Start, Reason::CanaryAbortedStableBack);
+        }
+        // Canary pods of an older revision (Git moved on since) go too; the revision
+        // recorded as aborted is the one whose canary ran.
+        let mut canary = sets.new.clone();
+        canary.extend(sets.other.iter().map(Member::observed));
+        for m in &canary {
+            self.member_change(d, m, Action::Remove, Reason::CanaryAborted);
+        }
+        if sets.new.is_empty() {
+            if let Some(p) = sets.other.first() {
+                r.revision = p.revision.clone();
+            }
+        }
+        let steps = r.canary_abort(&canary, parked);
+        r.wave(
+            format!("abort the canary of revision {}", r.revision),
+            steps,
+            HostSteps::new(),
+        );
+    }
+
+    /// More canary pods than the recorded pause has: a `promote` was killed half-way through
+    /// the next step. It goes on (it was asked for); the steps count what is there.
+    fn resumed_promote(
+        &mut self,
+        r: &Flow,
+        sets: &Sets,
+        current: &Option<model::Rollout>,
+    ) -> Option<Intent> {
+        let s = current
+            .as_ref()
+            .filter(|s| s.phase == model::Phase::Paused)?;
+        let stable_set = sets.stable.len() + sets.parked.len();
+        let at_pause = (stable_set as u64 * s.weight as u64).div_ceil(100) as usize;
+        if sets.new.len() <= at_pause {
+            return None;
+        }
+        self.rollout_issue(
+            r.d,
+            format!(
+                "a promote of revision {} stopped half-way past the pause at weight {}%: it goes on",
+                s.revision, s.weight
+            ),
+        );
+        Some(Intent::Promote)
+    }
+
+    /// Pods of other revisions go. A canary that starts (over) keeps one stopped stable pod
+    /// per canary pod, as its own steps leave it: stopped pods beyond that come back; if an
+    /// apply was killed between starting a canary pod and stopping the stable one it
+    /// replaces, a stable pod leaves and stops now. So canary + serving is the stable set's
+    /// size, and nothing is left over when the canary completes.
+    fn reassemble_stable(
+        &mut self,
+        r: &mut Flow,
+        sets: &Sets,
+        parked: Vec<Member>,
+        first: usize,
+    ) -> Pods {
+        let d = r.d;
+        let mut pods = Pods {
+            canary: sets.new.clone(),
+            serving: sets.stable.clone(),
+            stopped: parked,
+        };
+        let mut cleanup = Phased::default();
+        let gone: Vec<Member> = sets.other.iter().map(Member::observed).collect();
+        for m in &gone {
+            let reason = Reason::NeitherRevision {
+                revision: r.revision.clone(),
+                stable: r.stable_revision.clone(),
+            };
+            self.member_change(d, m, Action::Remove, reason);
+        }
+        if first == 0 {
+            let keep = pods.canary.len().min(sets.parked.len());
+            pods.stopped = sets.parked[..keep].iter().map(Member::observed).collect();
+            for p in &sets.parked[keep..] {
+                let m = Member::observed(p);
+                self.member_change(d, &m, Action::Start, Reason::StableCompleteFirst);
+                cleanup.add(&m.host, r.bring_back(&m));
+                pods.serving.push(p.clone());
+            }
+        }
+        let extra = pods.canary.len().saturating_sub(pods.stopped.len());
+        let mut serving = round_robin(std::mem::take(&mut pods.serving));
+        let parking: Vec<Member> = serving
+            .drain(..extra.min(serving.len()))
+            .map(|p| Member::observed(&p))
+            .collect();
+        pods.serving = serving;
+        let mut cleanup = cleanup.into_steps();
+        for m in &parking {
+            self.member_change(d, m, Action::Switch, Reason::CanaryAlreadyReplaces);
+            push(&mut cleanup, &m.host, r.leave(&[m]));
+            push(&mut cleanup, &m.host, [stop(d, m)]);
+        }
+        pods.stopped.extend(parking);
+        r.retire(&gone, &mut cleanup);
+        r.wave(
+            "put the stable set back together".into(),
+            cleanup,
+            HostSteps::new(),
+        );
+        pods
+    }
+
+    /// Past the last step: the rest of the stable pods are replaced, the stopped ones go.
+    fn complete_canary(
+        &mut self,
+        r: &mut Flow,
+        mut pods: Pods,
+        parked: &[Member],
+        ordinal: &mut impl FnMut() -> u32,
+    ) {
+        let d = r.d;
+        let batch: Vec<ObservedPod> = std::mem::take(&mut pods.serving);
+        let description = format!(
             "canary complete: the last {} pod(s) move to revision {}",
             batch.len(),
             r.revision
@@ -272,14 +294,14 @@ impl Builder<'_> {
         let batch = Batch {
             pods: &batch,
             reason: Reason::CanaryComplete,
-            description: desc,
+            description,
         };
-        self.canary_batch(r, batch, &mut ordinal, &mut canary, &mut stopped);
+        self.canary_batch(r, batch, ordinal, &mut pods);
         let mut steps = HostSteps::new();
-        for m in &stopped {
+        for m in &pods.stopped {
             push(&mut steps, &m.host, [r.remove(m)]);
         }
-        for m in &parked {
+        for m in parked {
             self.member_change(d, m, Action::Remove, Reason::CanaryStableNotNeeded);
         }
         for (h, s) in r.record(None) {
@@ -300,8 +322,7 @@ impl Builder<'_> {
         r: &mut Flow,
         batch: Batch,
         ordinal: &mut impl FnMut() -> u32,
-        canary: &mut Vec<Member>,
-        stopped: &mut Vec<Member>,
+        pods: &mut Pods,
     ) {
         let Batch {
             pods: batch,
@@ -325,7 +346,7 @@ impl Builder<'_> {
                 .of(old)
                 .to(pod.name.clone()),
             );
-            canary.push(Member::planned(&old.host, &pod));
+            pods.canary.push(Member::planned(&old.host, &pod));
             start.add(&old.host, create_and_await(d, pod));
             leaving
                 .entry(old.host.clone())
@@ -336,18 +357,44 @@ impl Builder<'_> {
         for (host, ms) in &leaving {
             let refs: Vec<&Member> = ms.iter().collect();
             push(&mut steps, host, r.leave(&refs));
-            push(
-                &mut steps,
-                host,
-                ms.iter().map(|m| Step::StopPod {
-                    pod: m.pod.clone(),
-                    containers: m.containers.clone(),
-                    stop_timeout_s: d.strategy.stop_timeout_s,
-                }),
-            );
-            stopped.extend(ms.iter().cloned());
+            push(&mut steps, host, ms.iter().map(|m| stop(d, m)));
+            pods.stopped.extend(ms.iter().cloned());
         }
-        let undo = r.canary_abort(canary, stopped);
+        let undo = r.canary_abort(&pods.canary, &pods.stopped);
         r.wave(description, steps, undo);
     }
+}
+
+/// Stops a stable pod, kept for an abort.
+fn stop(d: &Deployment, m: &Member) -> Step {
+    Step::StopPod {
+        pod: m.pod.clone(),
+        containers: m.containers.clone(),
+        stop_timeout_s: d.strategy.stop_timeout_s,
+    }
+}
+
+/// An analysis step on each host with canary pods, checking each of them.
+fn analysis_steps(r: &Flow, canary: &[Member], check: &Analysis) -> HostSteps {
+    let mut by_host: BTreeMap<String, Vec<ServiceJoin>> = BTreeMap::new();
+    for m in canary {
+        by_host
+            .entry(m.host.clone())
+            .or_default()
+            .push(ServiceJoin {
+                container: m.container.clone(),
+                network: r.network.clone(),
+                aliases: vec![],
+            });
+    }
+    by_host
+        .into_iter()
+        .map(|(host, pods)| {
+            let step = Step::Analyze {
+                pods,
+                check: check.clone(),
+            };
+            (host, vec![step])
+        })
+        .collect()
 }

@@ -3,6 +3,24 @@
 
 use super::*;
 
+/// A host's pods judged against the deployment.
+struct Judged {
+    /// Pods to keep, with the containers that need a start (empty: none).
+    keep: Vec<(ObservedPod, Vec<String>)>,
+    /// Pods that must be replaced: the pod, whether Git or a hand asks it, why, what differs.
+    replaceable: Vec<(ObservedPod, ChangeKind, Reason, Vec<diff::FieldChange>)>,
+}
+
+/// What every host's decisions for a deployment share.
+struct Scope<'s> {
+    revision: &'s str,
+    eligible: &'s [String],
+    /// The last apply used today's replica count: a missing or extra pod is drift.
+    same_count: bool,
+    /// No pod of the deployment runs anywhere yet.
+    first_pods: bool,
+}
+
 impl Builder<'_> {
     pub(super) fn deployment(
         &mut self,
@@ -40,6 +58,12 @@ impl Builder<'_> {
         let same_count = mine
             .iter()
             .any(|p| p.replicas == Some(d.replicas) && p.revision == revision);
+        let scope = Scope {
+            revision: &revision,
+            eligible: &eligible,
+            same_count,
+            first_pods: mine.is_empty(),
+        };
         let mut next_ordinal = self.next_ordinals(d);
         let mut work = Vec::new();
         let mut all_hosts: Vec<String> = mine.iter().map(|p| p.host.clone()).collect();
@@ -54,175 +78,209 @@ impl Builder<'_> {
             let mut pods: Vec<ObservedPod> =
                 mine.iter().filter(|p| p.host == host).cloned().collect();
             pods.sort_by_key(|p| p.ordinal);
-            // Pods to keep, with the containers that need a start (empty: none).
-            let mut keep: Vec<(ObservedPod, Vec<String>)> = Vec::new();
-            let mut replaceable: Vec<(ObservedPod, ChangeKind, Reason, Vec<diff::FieldChange>)> =
-                Vec::new();
-            for p in pods {
-                match diff::judge(&p, d, &revision, &desired.secrets) {
-                    Condition::Current { health } => {
-                        let problem = match health {
-                            Some(Health::Unhealthy) => Some("unhealthy"),
-                            Some(Health::Starting) => Some("still starting"),
-                            _ => None,
-                        };
-                        if let Some(problem) = problem {
-                            self.pod_issue(
-                                IssueKind::Health,
-                                &host,
-                                &d.name,
-                                &p.name,
-                                format!("{} is {problem}", p.name),
-                            );
-                        }
-                        if p.containers
-                            .iter()
-                            .any(|c| c.state == ContainerState::Restarting)
-                        {
-                            self.pod_issue(
-                                IssueKind::Health,
-                                &host,
-                                &d.name,
-                                &p.name,
-                                format!("{} is restarting", p.name),
-                            );
-                        }
-                        keep.push((p, vec![]));
+            let judged = self.judge(d, &host, pods, &revision);
+            work.extend(self.host_work(d, &host, want, judged, &scope, &mut next_ordinal));
+        }
+        work
+    }
+
+    /// Sorts a host's pods into those to keep (with the containers that need a start) and
+    /// those to replace (with why), noting unhealthy ones as issues.
+    fn judge(
+        &mut self,
+        d: &Deployment,
+        host: &str,
+        pods: Vec<ObservedPod>,
+        revision: &str,
+    ) -> Judged {
+        let desired = self.input.desired;
+        let mut keep: Vec<(ObservedPod, Vec<String>)> = Vec::new();
+        let mut replaceable: Vec<(ObservedPod, ChangeKind, Reason, Vec<diff::FieldChange>)> =
+            Vec::new();
+        for p in pods {
+            match diff::judge(&p, d, revision, &desired.secrets) {
+                Condition::Current { health } => {
+                    let problem = match health {
+                        Some(Health::Unhealthy) => Some("unhealthy"),
+                        Some(Health::Starting) => Some("still starting"),
+                        _ => None,
+                    };
+                    if let Some(problem) = problem {
+                        self.pod_issue(
+                            IssueKind::Health,
+                            host,
+                            &d.name,
+                            &p.name,
+                            format!("{} is {problem}", p.name),
+                        );
                     }
-                    Condition::Stopped { containers } => keep.push((p, containers)),
-                    Condition::Broken { why, fields } => {
-                        replaceable.push((p, ChangeKind::Drift, why, fields))
+                    if p.containers
+                        .iter()
+                        .any(|c| c.state == ContainerState::Restarting)
+                    {
+                        self.pod_issue(
+                            IssueKind::Health,
+                            host,
+                            &d.name,
+                            &p.name,
+                            format!("{} is restarting", p.name),
+                        );
                     }
-                    Condition::SecretsChanged { secrets } => {
-                        let why = Reason::SecretsChanged { secrets };
-                        replaceable.push((p, ChangeKind::Pending, why, vec![]))
-                    }
-                    Condition::Outdated { fields } => {
-                        let why = Reason::Revision {
-                            from: p.revision.clone(),
-                            to: revision.clone(),
-                        };
-                        replaceable.push((p, ChangeKind::Pending, why, fields))
-                    }
+                    keep.push((p, vec![]));
+                }
+                Condition::Stopped { containers } => keep.push((p, containers)),
+                Condition::Broken { why, fields } => {
+                    replaceable.push((p, ChangeKind::Drift, why, fields))
+                }
+                Condition::SecretsChanged { secrets } => {
+                    let why = Reason::SecretsChanged { secrets };
+                    replaceable.push((p, ChangeKind::Pending, why, vec![]))
+                }
+                Condition::Outdated { fields } => {
+                    let why = Reason::Revision {
+                        from: p.revision.clone(),
+                        to: revision.to_string(),
+                    };
+                    replaceable.push((p, ChangeKind::Pending, why, fields))
                 }
             }
-            // Too many good pods here: remove the surplus, stopped ones and high ordinals first.
-            keep.sort_by_key(|(p, stopped)| (!stopped.is_empty(), p.ordinal));
-            while keep.len() as u32 > want {
-                let (p, _) = keep.pop().expect("non-empty");
-                let (kind, reason) = if !eligible.contains(&host) {
-                    (
-                        ChangeKind::Pending,
-                        Reason::Placement {
-                            host: host.clone(),
-                            deployment: d.name.clone(),
-                        },
-                    )
-                } else if same_count {
-                    (ChangeKind::Drift, Reason::ExtraPod)
-                } else {
-                    (
-                        ChangeKind::Pending,
-                        Reason::ScaleDown {
-                            replicas: d.replicas,
-                        },
-                    )
+        }
+        Judged { keep, replaceable }
+    }
+
+    /// One host's work: the surplus goes, stopped pods start, missing pods are created or
+    /// replace a pod that must go, and replaceable pods left over are removed.
+    fn host_work(
+        &mut self,
+        d: &Deployment,
+        host: &str,
+        want: u32,
+        judged: Judged,
+        scope: &Scope,
+        next_ordinal: &mut impl FnMut() -> u32,
+    ) -> Vec<Work> {
+        let Judged {
+            mut keep,
+            replaceable,
+        } = judged;
+        let mut work = Vec::new();
+        let host = host.to_string();
+        // Too many good pods here: remove the surplus, stopped ones and high ordinals first.
+        keep.sort_by_key(|(p, stopped)| (!stopped.is_empty(), p.ordinal));
+        while keep.len() as u32 > want {
+            let (p, _) = keep.pop().expect("non-empty");
+            let (kind, reason) = if !scope.eligible.contains(&host) {
+                (
+                    ChangeKind::Pending,
+                    Reason::Placement {
+                        host: host.clone(),
+                        deployment: d.name.clone(),
+                    },
+                )
+            } else if scope.same_count {
+                (ChangeKind::Drift, Reason::ExtraPod)
+            } else {
+                (
+                    ChangeKind::Pending,
+                    Reason::ScaleDown {
+                        replicas: d.replicas,
+                    },
+                )
+            };
+            self.change(
+                d,
+                PodChange::new(&host, Action::Remove, kind, reason).of(&p),
+            );
+            work.push(Work::Remove(p));
+        }
+        for (p, stopped) in &keep {
+            if !stopped.is_empty() {
+                let reason = Reason::Stopped {
+                    containers: stopped.clone(),
                 };
                 self.change(
                     d,
-                    PodChange::new(&host, Action::Remove, kind, reason).of(&p),
+                    PodChange::new(&host, Action::Start, ChangeKind::Drift, reason).of(p),
                 );
-                work.push(Work::Remove(p));
+                work.push(Work::Start(p.clone()));
             }
-            for (p, stopped) in &keep {
-                if !stopped.is_empty() {
-                    let reason = Reason::Stopped {
-                        containers: stopped.clone(),
+        }
+        let missing = want.saturating_sub(keep.len() as u32);
+        let mut replaceable = replaceable.into_iter();
+        for _ in 0..missing {
+            let ordinal = next_ordinal();
+            let new = self.pod_plan(d, scope.revision, ordinal, &host);
+            match replaceable.next() {
+                Some((old, kind, why, fields)) => {
+                    let host_ports = d.pod.host_ports();
+                    let stop_first = !host_ports.is_empty();
+                    let reason = if stop_first {
+                        Reason::StopsFirst {
+                            because: Box::new(why),
+                            host_port: host_ports[0].0,
+                        }
+                    } else {
+                        why
                     };
+                    let new_name = new.name.clone();
                     self.change(
                         d,
-                        PodChange::new(&host, Action::Start, ChangeKind::Drift, reason).of(p),
+                        PodChange::new(&host, Action::Replace, kind, reason)
+                            .of(&old)
+                            .to(new_name)
+                            .with_fields(fields),
                     );
-                    work.push(Work::Start(p.clone()));
+                    work.push(Work::Create {
+                        new,
+                        host: host.clone(),
+                        replaces: Some(old),
+                        stop_first,
+                    });
+                }
+                None => {
+                    let (kind, reason) = if scope.first_pods {
+                        (
+                            ChangeKind::Pending,
+                            Reason::NewDeployment {
+                                deployment: d.name.clone(),
+                            },
+                        )
+                    } else if scope.same_count && scope.eligible.contains(&host) {
+                        (ChangeKind::Drift, Reason::RemovedByHand)
+                    } else {
+                        (
+                            ChangeKind::Pending,
+                            Reason::ScaleUp {
+                                replicas: d.replicas,
+                            },
+                        )
+                    };
+                    let new_name = new.name.clone();
+                    self.change(
+                        d,
+                        PodChange::new(&host, Action::Create, kind, reason).to(new_name),
+                    );
+                    work.push(Work::Create {
+                        new,
+                        host: host.clone(),
+                        replaces: None,
+                        stop_first: false,
+                    });
                 }
             }
-            let missing = want.saturating_sub(keep.len() as u32);
-            let mut replaceable = replaceable.into_iter();
-            for _ in 0..missing {
-                let ordinal = next_ordinal();
-                let new = self.pod_plan(d, &revision, ordinal, &host);
-                match replaceable.next() {
-                    Some((old, kind, why, fields)) => {
-                        let host_ports = d.pod.host_ports();
-                        let stop_first = !host_ports.is_empty();
-                        let reason = if stop_first {
-                            Reason::StopsFirst {
-                                because: Box::new(why),
-                                host_port: host_ports[0].0,
-                            }
-                        } else {
-                            why
-                        };
-                        let new_name = new.name.clone();
-                        self.change(
-                            d,
-                            PodChange::new(&host, Action::Replace, kind, reason)
-                                .of(&old)
-                                .to(new_name)
-                                .with_fields(fields),
-                        );
-                        work.push(Work::Create {
-                            new,
-                            host: host.clone(),
-                            replaces: Some(old),
-                            stop_first,
-                        });
-                    }
-                    None => {
-                        let (kind, reason) = if mine.is_empty() {
-                            (
-                                ChangeKind::Pending,
-                                Reason::NewDeployment {
-                                    deployment: d.name.clone(),
-                                },
-                            )
-                        } else if same_count && eligible.contains(&host) {
-                            (ChangeKind::Drift, Reason::RemovedByHand)
-                        } else {
-                            (
-                                ChangeKind::Pending,
-                                Reason::ScaleUp {
-                                    replicas: d.replicas,
-                                },
-                            )
-                        };
-                        let new_name = new.name.clone();
-                        self.change(
-                            d,
-                            PodChange::new(&host, Action::Create, kind, reason).to(new_name),
-                        );
-                        work.push(Work::Create {
-                            new,
-                            host: host.clone(),
-                            replaces: None,
-                            stop_first: false,
-                        });
-                    }
-                }
-            }
-            for (old, kind, why, fields) in replaceable {
-                let reason = Reason::NotNeeded {
-                    because: Box::new(why),
-                    replicas: want,
-                };
-                self.change(
-                    d,
-                    PodChange::new(&host, Action::Remove, kind, reason)
-                        .of(&old)
-                        .with_fields(fields),
-                );
-                work.push(Work::Remove(old));
-            }
+        }
+        for (old, kind, why, fields) in replaceable {
+            let reason = Reason::NotNeeded {
+                because: Box::new(why),
+                replicas: want,
+            };
+            self.change(
+                d,
+                PodChange::new(&host, Action::Remove, kind, reason)
+                    .of(&old)
+                    .with_fields(fields),
+            );
+            work.push(Work::Remove(old));
         }
         work
     }

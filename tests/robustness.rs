@@ -43,7 +43,7 @@ fn plan_files_that_are_broken_or_not_ascii_are_named_and_never_panic() {
     // Non-ASCII everywhere, a commit cut inside a character: shown, not a panic.
     let unicode = write(
         "unicode.json",
-        plan_json("ééééééééééééééééééééé", 1).as_bytes(),
+        plan_json("ééééééééééééééééééééé", berth::plan::PLAN_VERSION).as_bytes(),
     );
     let r = run(&["apply", &unicode, "--auto-approve"]);
     no_panic(&r);
@@ -54,7 +54,7 @@ fn plan_files_that_are_broken_or_not_ascii_are_named_and_never_panic() {
         ("empty.json", vec![], "it ends too early"),
         (
             "truncated.json",
-            plan_json("abc", 1).as_bytes()[..40].to_vec(),
+            plan_json("abc", berth::plan::PLAN_VERSION).as_bytes()[..40].to_vec(),
             "it ends too early",
         ),
         (

@@ -6,6 +6,7 @@ use super::analysis;
 use super::docker_ops as ops;
 use super::executor::Secrets;
 use crate::hosts::ssh::Session;
+use crate::model::registry::registry_of;
 use crate::model::{Analysis, Rollout};
 use crate::plan::{PodPlan, ServiceJoin};
 use bollard::Docker;
@@ -59,6 +60,8 @@ pub struct DockerEngine {
     pub session: Arc<Session>,
     pub project: String,
     pub secrets: Secrets,
+    /// Credentials for pulls, by registry.
+    pub logins: Arc<super::Logins>,
 }
 
 impl Engine for DockerEngine {
@@ -71,7 +74,8 @@ impl Engine for DockerEngine {
     }
 
     fn ensure_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, OpResult> {
-        ops::ensure_image(&self.docker, image).boxed()
+        let login = self.logins.get(registry_of(image)).cloned();
+        ops::ensure_image(&self.docker, image, login).boxed()
     }
 
     fn create_pod<'a>(&'a self, pod: &'a PodPlan) -> BoxFuture<'a, OpResult> {

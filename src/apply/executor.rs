@@ -146,11 +146,15 @@ pub type Stop = tokio::sync::watch::Receiver<Option<String>>;
 /// Each host's engine, by host name.
 pub type Engines = BTreeMap<String, Arc<dyn Engine>>;
 
+/// Credentials for pulls, by registry (as `model::registry::registry_of` names it).
+pub type Logins = BTreeMap<String, bollard::auth::DockerCredentials>;
+
 /// Runs the plan on the fleet's Docker engines.
 pub async fn execute(
     plan: &Plan,
     fleet: &Fleet,
     secrets: Secrets,
+    logins: Arc<Logins>,
     progress: Arc<dyn Progress>,
     stop: Stop,
 ) -> Result<Outcome, String> {
@@ -163,6 +167,7 @@ pub async fn execute(
                 session: c.session.clone(),
                 project: plan.project.clone(),
                 secrets: secrets.clone(),
+                logins: logins.clone(),
             });
             (name.clone(), engine)
         })

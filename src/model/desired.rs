@@ -17,6 +17,9 @@ pub struct DesiredState {
     pub commit: Option<String>,
     pub hosts: Vec<Host>,
     pub deployments: Vec<Deployment>,
+    /// Logins for pulls from private registries (`registries:` in berth.yaml).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<super::registry::RegistryLogin>,
     /// The values of the secrets the deployments name (only those that were asked for and
     /// set); never serialised.
     #[serde(skip)]

@@ -6,6 +6,7 @@ pub mod lock;
 pub mod names;
 pub mod observed;
 pub mod reason;
+pub mod registry;
 pub mod rollout;
 pub mod secret;
 pub mod selector;

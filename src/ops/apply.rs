@@ -277,8 +277,13 @@ async fn execute(plan: &Plan, fleet: &Fleet, ui: &dyn Ui, stop: apply::Stop) -> 
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
+    let logins = Arc::new(super::registry::logins(
+        plan.images(),
+        &plan.registries,
+        &secret_lookup,
+    )?);
     let started = Instant::now();
-    let outcome = apply::execute(plan, fleet, secrets, ui.progress(&hosts), stop)
+    let outcome = apply::execute(plan, fleet, secrets, logins, ui.progress(&hosts), stop)
         .await
         .map_err(|e| miette!("{e}"))?;
     Ok(Applied::Ran {

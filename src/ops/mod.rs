@@ -5,5 +5,6 @@
 pub mod apply;
 pub mod context;
 pub mod error;
+pub mod registry;
 
 pub use error::{exit, Error, Result};

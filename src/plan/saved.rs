@@ -48,9 +48,14 @@ pub fn parse(name: &str, text: &str) -> Result<Plan, miette::Report> {
     Ok(plan)
 }
 
-/// The secrets the pods a plan creates are given, by name.
+/// The secrets the pods a plan creates are given, and the registry passwords its pulls use,
+/// by name.
 pub fn secrets_needed(plan: &Plan) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
+    let mut names: BTreeSet<String> = plan
+        .registries
+        .iter()
+        .map(|r| r.password_secret.clone())
+        .collect();
     for step in plan.waves.iter().flat_map(|w| w.steps.values().flatten()) {
         if let Step::CreatePod { pod } = step {
             for c in &pod.containers {

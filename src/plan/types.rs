@@ -34,6 +34,10 @@ pub struct Plan {
     /// the lock over, and one with nothing else to do just clears it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dead_locks: Vec<String>,
+    /// The logins (names and secret names, never values) for the registries the plan's
+    /// images are pulled from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<crate::model::registry::RegistryLogin>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -240,6 +244,20 @@ pub struct ContainerPlan {
     pub name: String,
     pub spec: ContainerSpec,
     pub labels: Labels,
+}
+
+impl Plan {
+    /// The images the plan makes sure each host has.
+    pub fn images(&self) -> BTreeSet<&str> {
+        self.waves
+            .iter()
+            .flat_map(|w| w.steps.values().flatten())
+            .filter_map(|s| match s {
+                Step::EnsureImage { image } => Some(image.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 impl Change {

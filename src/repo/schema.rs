@@ -16,6 +16,27 @@ pub struct ProjectFile {
     pub inventory: Option<String>,
     #[serde(default)]
     pub defaults: Defaults,
+    /// Logins for pulls from private registries.
+    #[serde(default)]
+    pub registries: Vec<RegistryFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryFile {
+    pub server: Spanned<String>,
+    pub username: String,
+    /// `{secret: NAME}`: a password in Git is refused.
+    pub password: Spanned<PasswordFile>,
+}
+
+/// A registry password: only a secret reference is accepted.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum PasswordFile {
+    Secret(SecretRef),
+    /// Anything else, refused with a message that says what to write.
+    Other(serde_json::Value),
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -201,19 +201,59 @@ pub async fn remove_volume(docker: &Docker, name: &str) -> Result<(), OpError> {
         .map_err(doing(format!("removing volume {name}")))
 }
 
-/// Pulls the image unless the engine has it already.
-pub async fn ensure_image(docker: &Docker, image: &str) -> Result<(), OpError> {
+/// Pulls the image unless the engine has it already, with the registry's credentials when
+/// berth has some. A registry that refuses is named, with where credentials come from.
+pub async fn ensure_image(
+    docker: &Docker,
+    image: &str,
+    login: Option<bollard::auth::DockerCredentials>,
+) -> Result<(), OpError> {
     if docker.inspect_image(image).await.is_ok() {
         return Ok(());
     }
+    let had_login = login.is_some();
     let options = CreateImageOptionsBuilder::default()
         .from_image(image)
         .build();
-    let mut stream = docker.create_image(Some(options), None, None);
+    let mut stream = docker.create_image(Some(options), None, login);
     while let Some(item) = stream.next().await {
-        item.map_err(doing(format!("pulling {image}")))?;
+        if let Err(e) = item {
+            if refused_access(&e) {
+                return Err(OpError::Refused(access_refused(image, had_login, &e)));
+            }
+            return Err(doing(format!("pulling {image}"))(e));
+        }
     }
     Ok(())
+}
+
+/// Whether the engine's pull error says the registry wants (other) credentials.
+fn refused_access(e: &DockerError) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    [
+        "unauthorized",
+        "authentication required",
+        "no basic auth credentials",
+        "access denied",
+        "access to the resource is denied",
+        "requested access to the resource is denied",
+    ]
+    .iter()
+    .any(|t| text.contains(t))
+}
+
+fn access_refused(image: &str, had_login: bool, e: &DockerError) -> String {
+    let registry = crate::model::registry::registry_of(image);
+    let what = if had_login {
+        format!("the registry {registry} refused the credentials berth sent for it")
+    } else {
+        format!("the registry {registry} wants credentials and berth has none for it")
+    };
+    format!(
+        "pulling {image}: {what} ({e}); give berth a login for {registry}: `docker login {registry}` \
+         where berth runs (or a credential helper in ~/.docker/config.json), or a `registries:` \
+         entry in berth.yaml with the password as a secret"
+    )
 }
 
 mod pods;

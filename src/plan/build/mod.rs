@@ -3,6 +3,7 @@
 use super::types::*;
 use crate::diff::{self, placement, Condition, ObservedPod, Unmanaged};
 use crate::model::names::{container_name, network_name, pod_name, volume_name};
+use crate::model::registry::registry_of;
 use crate::model::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -277,7 +278,7 @@ pub fn build(input: &PlanInput) -> Plan {
             message: "an apply stopped without releasing its lock (its process ended or its lease ran out); the next apply clears it".into(),
         });
     }
-    Plan {
+    let mut plan = Plan {
         version: PLAN_VERSION,
         project: input.desired.project.clone(),
         commit: input.desired.commit.clone(),
@@ -290,7 +291,14 @@ pub fn build(input: &PlanInput) -> Plan {
         waves: b.waves,
         services,
         dead_locks,
-    }
+        registries: vec![],
+    };
+    let pulled: BTreeSet<&str> = plan.images().iter().map(|i| registry_of(i)).collect();
+    plan.registries = (input.desired.registries.iter())
+        .filter(|r| pulled.contains(r.server.as_str()))
+        .cloned()
+        .collect();
+    plan
 }
 
 fn spec_map(specs: &[ContainerSpec]) -> BTreeMap<String, serde_json::Value> {

@@ -15,10 +15,12 @@ use std::collections::{BTreeMap, HashMap};
 mod checks;
 mod deployment;
 mod hosts;
+mod registries;
 mod strategy;
 use checks::{check_placement, check_services};
 use deployment::load_deployment;
 use hosts::load_hosts;
+use registries::load_registries;
 
 pub const PROJECT_FILE: &str = "berth.yaml";
 pub const DEFAULT_INVENTORY: &str = "inventory.yaml";
@@ -260,11 +262,23 @@ pub fn load_with<'a>(
         deployments.push((d, src, raw));
     }
 
+    // Only the deployments that will be planned need their registry's password set.
+    let planned: Vec<Deployment> = deployments
+        .iter()
+        .map(|(d, _, _)| d)
+        .filter(|d| l.needs_secrets.is_none_or(|s| s.matches(&d.labels)))
+        .cloned()
+        .collect();
+    let registries = match &project {
+        Some(p) => load_registries(&mut l, &project_src, &p.registries, &planned),
+        None => vec![],
+    };
     let state = DesiredState {
         project: project.map(|p| p.project.value).unwrap_or_default(),
         commit: files.commit.clone(),
         hosts,
         deployments: deployments.iter().map(|(d, _, _)| d.clone()).collect(),
+        registries,
         secrets: std::mem::take(&mut l.values),
     };
     // Without a readable inventory every placement would fail too: say the cause only.

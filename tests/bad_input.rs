@@ -101,6 +101,10 @@ fn corpus() -> Vec<Case> {
         project("a default strategy that does not exist", "project: t-bad\ndefaults: {strategy: {type: yolo}}\n", &["unknown strategy \"yolo\""]),
         project("a default restart policy that does not exist", "project: t-bad\ndefaults: {restart: sometimes}\n", &["unknown restart policy \"sometimes\""]),
         project("a duplicate key in berth.yaml", "project: t-bad\nproject: t-bad\n", &["`project` appears twice"]),
+        project("a registry password written in Git", "project: t-bad\nregistries:\n  - {server: ghcr.io, username: bot, password: hunter2}\n", &["the password of registry ghcr.io is not a secret reference", "password: {secret: NAME}", "berth.yaml"]),
+        project("two logins for one registry", "project: t-bad\nregistries:\n  - {server: ghcr.io, username: a, password: {secret: a}}\n  - {server: \"https://GHCR.io/\", username: b, password: {secret: b}}\n", &["registry ghcr.io has two logins"]),
+        project("a registry server with a path", "project: t-bad\nregistries:\n  - {server: ghcr.io/acme, username: a, password: {secret: a}}\n", &["invalid registry server"]),
+        project("a registry login without a username", "project: t-bad\nregistries:\n  - {server: ghcr.io, password: {secret: a}}\n", &["missing key `username`"]),
         // The inventory.
         inventory("an empty inventory file", "", &["the file is empty", "inventory.yaml"]),
         inventory("hosts is not a list", "hosts: h1\n", &["`hosts` must be a list"]),

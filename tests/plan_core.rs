@@ -1353,3 +1353,84 @@ fn every_way_back_from_every_step_of_every_strategy_ends_with_the_declared_pods_
     assert!(tried > 100, "only {tried} cases");
     eprintln!("ways back: {tried} cut points x actions converged");
 }
+
+#[test]
+fn a_moved_tag_is_a_rollout_and_a_registry_that_cannot_be_asked_changes_nothing() {
+    use berth::plan::digests::{self, Resolved};
+    let desired = fixture::desired(&basic());
+    let mut observed = empty_hosts();
+    let image = "example/web:1".to_string();
+    // No host has the image: it is asked about, through a host that will run it.
+    let asks = digests::to_resolve(&desired, &observed);
+    assert!(asks.contains_key(&image), "{asks:?}");
+    let d1 = format!("sha256:{}", "1".repeat(64));
+    let d2 = format!("sha256:{}", "2".repeat(64));
+    let at = |digest: &str| Resolved::from([(image.clone(), Ok(digest.to_string()))]);
+    let (settled, notes) = digests::settle(&desired, &at(&d1), &observed);
+    assert!(notes.is_empty(), "{notes:?}");
+    let p = plan_for(&settled, &observed);
+    let pulled = format!("{image}@{d1}");
+    assert!(p.images().contains(pulled.as_str()), "{:?}", p.images());
+    simulate(&p, &mut observed);
+    assert!(plan_for(&settled, &observed).changes.is_empty());
+
+    // The registry cannot be asked: the pods keep the digest they run, and a notice says so.
+    let down = Resolved::from([(image.clone(), Err("connection refused".to_string()))]);
+    let (settled, notes) = digests::settle(&desired, &down, &observed);
+    assert!(plan_for(&settled, &observed).changes.is_empty());
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].message.contains("connection refused")
+            && notes[0]
+                .message
+                .contains("its pods keep the digest they run"),
+        "{notes:?}"
+    );
+
+    // The tag moved: every web pod is replaced, the change naming both digests.
+    let (settled, _) = digests::settle(&desired, &at(&d2), &observed);
+    let p = plan_for(&settled, &observed);
+    let web: Vec<_> = p.changes.iter().filter(|c| c.deployment == "web").collect();
+    assert_eq!(web.len(), 3, "{:?}", p.changes);
+    for c in &web {
+        assert_eq!(c.action, Action::Replace);
+        let f = c
+            .fields
+            .iter()
+            .find(|f| f.field == "digest")
+            .expect("a digest field");
+        assert_eq!(
+            (f.old.as_deref(), f.new.as_deref()),
+            (Some(d1.as_str()), Some(d2.as_str()))
+        );
+    }
+    assert!(
+        p.changes.iter().all(|c| c.deployment == "web"),
+        "edge is not touched"
+    );
+    let text = berth::render::text::plan(&p, false);
+    assert!(
+        text.contains(&format!("app.digest: {}… → {}…", &d1[..19], &d2[..19])),
+        "{text}"
+    );
+
+    // An image the hosts have only from no registry (built or loaded there) is not asked
+    // about; a digest of another repository does not count as coming from a registry.
+    for (digests_seen, asked) in [
+        (vec![], false),
+        (vec![format!("registry.example/web@{d1}")], false),
+        (vec![format!("example/web@{d1}")], true),
+    ] {
+        let mut seen = observed.clone();
+        for host in seen.values_mut() {
+            let host = host.as_mut().unwrap();
+            host.images.insert(image.clone(), digests_seen.clone());
+        }
+        let asks = digests::to_resolve(&desired, &seen);
+        assert_eq!(
+            asks.contains_key(&image),
+            asked,
+            "{digests_seen:?}: {asks:?}"
+        );
+    }
+}

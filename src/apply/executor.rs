@@ -146,8 +146,7 @@ pub type Stop = tokio::sync::watch::Receiver<Option<String>>;
 /// Each host's engine, by host name.
 pub type Engines = BTreeMap<String, Arc<dyn Engine>>;
 
-/// Credentials for pulls, by registry (as `model::registry::registry_of` names it).
-pub type Logins = BTreeMap<String, bollard::auth::DockerCredentials>;
+pub use crate::hosts::Logins;
 
 /// Runs the plan on the fleet's Docker engines.
 pub async fn execute(

@@ -33,9 +33,12 @@ pub fn run(a: StatusArgs) -> Result<u8> {
             project: desired.project.clone(),
             volumes: false,
             deep: true,
+            images: vec![],
         };
         fleet.observe(&options).await
     });
+    // Offline as to registries: each image is taken at the digest its pods run.
+    let (desired, _) = crate::plan::digests::settle(&desired, &Default::default(), &observed);
     let s = status(&desired, &observed, selector.as_ref());
     match a.format {
         Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&s).expect("json")),

@@ -21,6 +21,9 @@ pub struct Connected {
 }
 
 /// The connected hosts and, for the others, why they could not be reached.
+/// Credentials for pulls, by registry (as `model::registry::registry_of` names it).
+pub type Logins = BTreeMap<String, bollard::auth::DockerCredentials>;
+
 #[derive(Clone)]
 pub struct Fleet {
     pub connected: BTreeMap<String, Connected>,
@@ -93,6 +96,37 @@ pub async fn connect_all(
 
 impl Fleet {
     /// Observes every connected host in parallel; unreachable hosts carry their error.
+    /// Asks each host's engine (which asks the registry) for the digest its image's tag
+    /// names now, all at once; `asks` maps each image to the host to ask.
+    pub async fn resolve_digests(
+        &self,
+        asks: &BTreeMap<String, String>,
+        logins: &Logins,
+    ) -> BTreeMap<String, Result<String, String>> {
+        let lookups = asks.iter().map(|(image, host)| async move {
+            let Some(c) = self.connected.get(host) else {
+                return (image.clone(), Err(format!("{host} is not connected")));
+            };
+            let login = logins
+                .get(crate::model::registry::registry_of(image))
+                .cloned();
+            let found = c.docker.inspect_registry_image(image, login).await;
+            let digest = match found {
+                Ok(info) => info
+                    .descriptor
+                    .digest
+                    .filter(|d| d.starts_with("sha256:"))
+                    .ok_or_else(|| "the registry gave no digest".to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            (image.clone(), digest)
+        });
+        futures_util::future::join_all(lookups)
+            .await
+            .into_iter()
+            .collect()
+    }
+
     pub async fn observe(
         &self,
         opts: &observe::ObserveOptions,

@@ -15,7 +15,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::future::join_all;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// What to observe beyond the container list.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +26,9 @@ pub struct ObserveOptions {
     pub volumes: bool,
     /// Inspect every managed container for resources changed out of band.
     pub deep: bool,
+    /// Images to look for: whether the host has each, and the registry digests it has them
+    /// by (for resolving tags, `plan::digests`).
+    pub images: Vec<String>,
 }
 
 /// Reads the health from the status text (`Up 3 seconds (healthy)`), which the list call
@@ -167,10 +170,11 @@ pub async fn observe(
     opts: &ObserveOptions,
 ) -> Result<ObservedHost, String> {
     let list_options = ListContainersOptionsBuilder::default().all(true).build();
-    let (list, volumes, lock) = tokio::join!(
+    let (list, volumes, lock, images) = tokio::join!(
         docker.list_containers(Some(list_options)),
         list_volumes(docker, &opts.project),
-        lock_network(docker, &opts.project)
+        lock_network(docker, &opts.project),
+        images(docker, &opts.images)
     );
     // The lock only tells whether a dead apply left it; a failure to read it (two of one name
     // for an instant) is not worth failing the host for.
@@ -213,7 +217,22 @@ pub async fn observe(
         rollouts,
         leases,
         lock,
+        images,
     })
+}
+
+/// The images the host has among those asked about, with their registry digests. An image
+/// the engine cannot inspect is taken as absent (it is pulled when needed).
+async fn images(docker: &Docker, wanted: &[String]) -> BTreeMap<String, Vec<String>> {
+    let found = join_all(wanted.iter().map(|i| docker.inspect_image(i))).await;
+    wanted
+        .iter()
+        .zip(found)
+        .filter_map(|(image, found)| {
+            let found = found.ok()?;
+            Some((image.clone(), found.repo_digests.unwrap_or_default()))
+        })
+        .collect()
 }
 
 /// Splits berth's volumes into data volumes and rollout states (labels on empty volumes).

@@ -217,6 +217,69 @@ pub struct ContainerSpec {
     /// revisions made before it existed stay the same.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub init: bool,
+    /// When the image is pulled and whether its tag is resolved to a digest.
+    #[serde(default, skip_serializing_if = "PullPolicy::is_default")]
+    pub pull: PullPolicy,
+    /// The digest the image's tag named when the plan was made (resolved through a host's
+    /// engine, `plan::digests`); part of the revision, so a tag that moved is a rollout.
+    /// Not in Git: the repository names tags (or pins `image@sha256:…` itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+/// When a container's image is pulled.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPolicy {
+    /// The tag is resolved to a digest at plan time (where a registry knows the image); a
+    /// host without that digest pulls it. A registry that cannot be asked keeps the digest
+    /// the pods run.
+    #[default]
+    Digest,
+    /// As `Digest`, but a registry that cannot be asked stops the plan.
+    Always,
+    /// No resolution: a host pulls the tag only when it does not have it.
+    Missing,
+    /// Never pulled: the image must be on the host.
+    Never,
+}
+
+impl PullPolicy {
+    pub fn is_default(&self) -> bool {
+        *self == PullPolicy::Digest
+    }
+
+    /// Whether the tag is resolved to a digest at plan time.
+    pub fn resolves(&self) -> bool {
+        matches!(self, PullPolicy::Digest | PullPolicy::Always)
+    }
+}
+
+impl ContainerSpec {
+    /// Whether Git pins the image by digest itself (`name@sha256:…`).
+    pub fn pinned(&self) -> bool {
+        self.image.contains('@')
+    }
+
+    /// The reference a host pulls and creates the container from: with the resolved digest
+    /// when there is one (`name:tag@sha256:…`: the engine goes by the digest, so what was
+    /// planned is what runs, and shows the tag), else the image.
+    pub fn pull_ref(&self) -> String {
+        match &self.digest {
+            Some(digest) if !self.pinned() => format!("{}@{digest}", self.image),
+            _ => self.image.clone(),
+        }
+    }
+}
+
+/// An image reference without its tag: `registry:5000/app/web:2` → `registry:5000/app/web`.
+pub fn image_name(image: &str) -> &str {
+    let image = image.split('@').next().unwrap_or(image);
+    match image.rfind(':') {
+        // A `:` after the last `/` starts the tag; one before it is a registry's port.
+        Some(colon) if !image[colon..].contains('/') => &image[..colon],
+        _ => image,
+    }
 }
 
 /// An environment value: plain text, or a secret known only by its name (its value is in

@@ -2,6 +2,7 @@
 
 use super::labels::Labels;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Label names berth puts on everything it creates.
 pub mod label {
@@ -197,6 +198,10 @@ pub struct ObservedHost {
     /// The project's apply lock on the host, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<ObservedLock>,
+    /// The images asked about that the host has, by reference, with the registry digests
+    /// the engine knows them by (none: built or loaded on the host, from no registry).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, Vec<String>>,
 }
 
 /// The apply lock found on a host.

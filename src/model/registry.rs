@@ -68,6 +68,19 @@ mod tests {
     }
 
     #[test]
+    fn an_image_name_is_its_reference_without_tag_or_digest() {
+        use crate::model::image_name;
+        assert_eq!(image_name("nginx:1.27"), "nginx");
+        assert_eq!(
+            image_name("registry:5000/app/web:2"),
+            "registry:5000/app/web"
+        );
+        assert_eq!(image_name("registry:5000/app/web"), "registry:5000/app/web");
+        assert_eq!(image_name("web:2@sha256:ab"), "web");
+        assert_eq!(image_name("ghcr.io/a/web@sha256:ab"), "ghcr.io/a/web");
+    }
+
+    #[test]
     fn a_server_is_named_as_images_name_it() {
         assert_eq!(normalize_server("https://GHCR.io/"), "ghcr.io");
         assert_eq!(normalize_server("https://index.docker.io/v1/"), DOCKER_HUB);

@@ -86,7 +86,7 @@ pub async fn apply(options: &ApplyOptions, ui: &dyn Ui) -> Result<Applied> {
         None => {
             let context =
                 context::connect(&options.source, &options.connection, &options.scope).await?;
-            let plan = context.plan().await;
+            let plan = context.plan().await?;
             let fleet = context.fleet.clone();
             (fleet, plan, Some(context))
         }
@@ -116,19 +116,21 @@ pub async fn apply(options: &ApplyOptions, ui: &dyn Ui) -> Result<Applied> {
         Err(e) => return Err(miette!("{e}").into()),
     };
     let applied = match &replan {
-        Some(context) => {
-            let plan = context.plan().await;
-            ui.show_plan(&plan);
-            match check_runnable(&plan, options) {
-                Err(e) => Err(e),
-                Ok(()) if reachable_hosts(&plan) != hosts => Err(miette!(
-                    "the reachable hosts changed while waiting for the lock; run again"
-                )
-                .into()),
-                Ok(()) if plan.waves.is_empty() => Ok(Applied::Nothing),
-                Ok(()) => execute(&plan, &fleet, ui, locks.lost()).await,
+        Some(context) => match context.plan().await {
+            Err(e) => Err(e),
+            Ok(plan) => {
+                ui.show_plan(&plan);
+                match check_runnable(&plan, options) {
+                    Err(e) => Err(e),
+                    Ok(()) if reachable_hosts(&plan) != hosts => Err(miette!(
+                        "the reachable hosts changed while waiting for the lock; run again"
+                    )
+                    .into()),
+                    Ok(()) if plan.waves.is_empty() => Ok(Applied::Nothing),
+                    Ok(()) => execute(&plan, &fleet, ui, locks.lost()).await,
+                }
             }
-        }
+        },
         // Under the lock, the hosts must still be as planned (a saved plan, or someone
         // else's apply while this one waited for its confirmation).
         None => match check_stale(&fleet, &plan).await {

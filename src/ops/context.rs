@@ -3,8 +3,9 @@
 
 use super::error::Result;
 use crate::hosts::{self, observe::ObserveOptions, ssh::SshOptions, Fleet};
-use crate::model::{DesiredState, Selector};
-use crate::plan::{self, Plan, PlanInput};
+use crate::model::{DesiredState, PullPolicy, Selector};
+use crate::plan::digests::{self, Observed};
+use crate::plan::{self, Issue, Plan, PlanInput};
 use crate::repo::{self, source};
 use miette::miette;
 use std::collections::BTreeMap;
@@ -127,18 +128,21 @@ pub struct Context {
 }
 
 impl Context {
-    /// Observes the hosts and builds the plan. Every managed container is inspected as well
-    /// (resources, service membership), so that whatever a killed apply or a hand left behind
-    /// is seen and repaired by a plain plan; `fast` skips that.
-    pub async fn plan(&self) -> Plan {
+    /// Observes the hosts, resolves the images' tags to digests and builds the plan. Every
+    /// managed container is inspected as well (resources, service membership), so that
+    /// whatever a killed apply or a hand left behind is seen and repaired by a plain plan;
+    /// `fast` skips that.
+    pub async fn plan(&self) -> Result<Plan> {
         let options = ObserveOptions {
             project: self.desired.project.clone(),
             volumes: self.scope.prune_volumes,
             deep: !self.scope.fast,
+            images: digests::images_to_observe(&self.desired),
         };
         let observed = self.fleet.observe(&options).await;
-        plan::build(&PlanInput {
-            desired: &self.desired,
+        let (desired, notices) = self.with_digests(&observed).await?;
+        let mut plan = plan::build(&PlanInput {
+            desired: &desired,
             observed: &observed,
             selector: self.selector.as_ref(),
             prune: self.scope.prune,
@@ -146,7 +150,38 @@ impl Context {
             now: crate::apply::unix_now(),
             intents: self.scope.intents.clone(),
             retry: self.scope.retry,
-        })
+        });
+        plan.issues.extend(notices);
+        Ok(plan)
+    }
+
+    /// The desired state with each image's tag resolved to the digest it names now (see
+    /// `plan::digests`); a `pull: always` image whose tag cannot be resolved stops the plan.
+    async fn with_digests(&self, observed: &Observed) -> Result<(DesiredState, Vec<Issue>)> {
+        let asks = digests::to_resolve(&self.desired, observed);
+        let logins = super::registry::logins(
+            asks.keys().map(String::as_str),
+            &self.desired.registries,
+            &secret_lookup,
+        )?;
+        let resolved = self.fleet.resolve_digests(&asks, &logins).await;
+        let strict = self
+            .desired
+            .deployments
+            .iter()
+            .flat_map(|d| &d.pod.containers)
+            .filter(|c| c.pull == PullPolicy::Always && !c.pinned());
+        for c in strict {
+            if let Some(Err(why)) = resolved.get(&c.image) {
+                return Err(miette!(
+                    help = "the registry must answer for `pull: always`; without it, the pods keep the digest they run",
+                    "cannot resolve {} to a digest: {why}",
+                    c.image
+                )
+                .into());
+            }
+        }
+        Ok(digests::settle(&self.desired, &resolved, observed))
     }
 }
 
@@ -186,7 +221,7 @@ pub async fn connect_hosts(desired: &DesiredState, to: &Connection) -> Fleet {
 /// Loads the repository, connects to its hosts, observes them and builds the plan.
 pub async fn plan(source: &Source, to: &Connection, scope: &PlanScope) -> Result<(Fleet, Plan)> {
     let context = connect(source, to, scope).await?;
-    let plan = context.plan().await;
+    let plan = context.plan().await?;
     Ok((context.fleet, plan))
 }
 

@@ -5,7 +5,7 @@
 //! else.
 
 use super::error::Result;
-use crate::apply::Logins;
+use crate::hosts::Logins;
 use crate::model::registry::{registry_of, RegistryLogin, DOCKER_HUB};
 use crate::repo::load::secret_env_var;
 use bollard::auth::DockerCredentials;

@@ -1,6 +1,7 @@
 //! Plans: the plan type and how it is built from desired and observed state (pure).
 
 pub mod build;
+pub mod digests;
 pub mod membership;
 pub mod saved;
 pub mod types;

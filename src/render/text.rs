@@ -83,8 +83,8 @@ pub fn plan(plan: &Plan, color: bool) -> String {
                     "      {}.{}: {} → {}",
                     f.container,
                     f.field,
-                    f.old.as_deref().unwrap_or("(none)"),
-                    f.new.as_deref().unwrap_or("(none)")
+                    shown(f.old.as_deref()),
+                    shown(f.new.as_deref())
                 )
                 .ok();
             }
@@ -187,4 +187,14 @@ pub fn plan(plan: &Plan, color: bool) -> String {
         }
     }
     out
+}
+
+/// A field's value as a plan line shows it: digests cut to 12 hex digits (the spec diff below
+/// and the JSON plan keep them whole).
+fn shown(value: Option<&str>) -> String {
+    match value {
+        None => "(none)".to_string(),
+        Some(v) if v.starts_with("sha256:") && v.len() > 19 => format!("{}…", &v[..19]),
+        Some(v) => v.to_string(),
+    }
 }

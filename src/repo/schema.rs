@@ -202,6 +202,9 @@ pub struct ContainerFile {
     /// Run Docker's init as PID 1, which passes signals on to the container's process.
     #[serde(default)]
     pub init: Option<bool>,
+    /// `always`, `missing` or `never`; unset: resolve the tag to a digest.
+    #[serde(default)]
+    pub pull: Option<Spanned<String>>,
 }
 
 /// A command as a list (exec form) or a string (run by `/bin/sh -c`).

@@ -208,9 +208,32 @@ pub async fn ensure_image(
     image: &str,
     login: Option<bollard::auth::DockerCredentials>,
 ) -> Result<(), OpError> {
-    if docker.inspect_image(image).await.is_ok() {
-        return Ok(());
+    if docker.inspect_image(image).await.is_err() {
+        pull(docker, image, login).await?;
     }
+    // By digest (`name:tag@sha256:…`): the tag names that image on the host too, as a pull
+    // of the tag would have.
+    if let Some((tagged, _digest)) = image.split_once('@') {
+        let name = crate::model::image_name(tagged);
+        if let Some(tag) = tagged.strip_prefix(name).and_then(|t| t.strip_prefix(':')) {
+            let options = TagImageOptionsBuilder::default()
+                .repo(name)
+                .tag(tag)
+                .build();
+            docker
+                .tag_image(image, Some(options))
+                .await
+                .map_err(doing(format!("tagging {image} as {tagged}")))?;
+        }
+    }
+    Ok(())
+}
+
+async fn pull(
+    docker: &Docker,
+    image: &str,
+    login: Option<bollard::auth::DockerCredentials>,
+) -> Result<(), OpError> {
     let had_login = login.is_some();
     let options = CreateImageOptionsBuilder::default()
         .from_image(image)
@@ -222,6 +245,21 @@ pub async fn ensure_image(
                 return Err(OpError::Refused(access_refused(image, had_login, &e)));
             }
             return Err(doing(format!("pulling {image}"))(e));
+        }
+    }
+    // Pulled by digest (`name:tag@sha256:…`): the tag names it on the host too, as a pull
+    // of the tag would have.
+    if let Some((tagged, _digest)) = image.split_once('@') {
+        let name = crate::model::image_name(tagged);
+        if let Some(tag) = tagged.strip_prefix(name).and_then(|t| t.strip_prefix(':')) {
+            let options = TagImageOptionsBuilder::default()
+                .repo(name)
+                .tag(tag)
+                .build();
+            docker
+                .tag_image(image, Some(options))
+                .await
+                .map_err(doing(format!("tagging {image} as {tagged}")))?;
         }
     }
     Ok(())

@@ -111,7 +111,8 @@ fn create_body(
     });
     let ms_to_ns = |ms: u64| (ms as i64) * 1_000_000;
     ContainerCreateBody {
-        image: Some(spec.image.clone()),
+        // The digest the plan resolved, when it did: what was planned is what runs.
+        image: Some(spec.pull_ref()),
         hostname: (index == 0).then(|| pod.name.clone()),
         cmd: spec.command.clone(),
         entrypoint: spec.entrypoint.clone(),

@@ -365,7 +365,10 @@ impl Builder<'_> {
             .iter()
             .enumerate()
             .map(|(index, c)| {
-                prep.insert(PrepareStep::Image(c.image.clone()));
+                // `pull: never`: the host must have the image; creating the pod says if not.
+                if c.pull != PullPolicy::Never {
+                    prep.insert(PrepareStep::Image(c.pull_ref()));
+                }
                 for v in c.volumes.iter().filter(|v| v.is_named_volume()) {
                     prep.insert(PrepareStep::Volume(volume_name(project, &v.source)));
                 }

@@ -291,6 +291,20 @@ pub(super) fn load_container(
             .map_err(|why| l.report(src.error(m, "invalid CPU limit", why)))
             .ok()
     });
+    let pull = match c.pull.as_ref().map(|p| p.value.as_str()) {
+        None | Some("digest") => PullPolicy::Digest,
+        Some("always") => PullPolicy::Always,
+        Some("missing") => PullPolicy::Missing,
+        Some("never") => PullPolicy::Never,
+        Some(other) => {
+            let p = c.pull.as_ref().expect("a value");
+            l.report(
+                src.error(p, format!("unknown pull policy {other:?}"), "not a pull policy")
+                    .with_help("use always, missing or never (unset: the tag is resolved to a digest and pulled when it moves)"),
+            );
+            PullPolicy::Digest
+        }
+    };
     ContainerSpec {
         name: c.name.value.clone(),
         image: normalise_image(&c.image.value),
@@ -304,5 +318,7 @@ pub(super) fn load_container(
         memory,
         millicpus,
         init: c.init.unwrap_or(false),
+        pull,
+        digest: None,
     }
 }

@@ -108,7 +108,7 @@ pub fn run(a: ApplyArgs, verbosity: Verbosity) -> Result<u8> {
     let options = ApplyOptions {
         plan_file: a.plan_file.clone(),
         source: a.repo.source(Some(&a.ssh)),
-        connection: a.ssh.connection(),
+        connection: a.ssh.connection()?,
         scope: a.flags.scope(),
         lock: a.lock.options(),
         auto_approve: a.auto_approve,

@@ -1,5 +1,6 @@
 //! Flags shared by the subcommands, turned into the options `ops` takes, and printing.
 
+use crate::hosts::route::ClientConfig;
 use crate::hosts::ssh::SshOptions;
 use crate::ops::context::{home, known_hosts_path, Connection, PlanScope, Source};
 use crate::plan::{self, Plan};
@@ -8,6 +9,7 @@ use crate::repo;
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Args, Debug, Clone)]
@@ -51,6 +53,11 @@ pub struct SshArgs {
     /// Plan and apply on the reachable hosts when some are unreachable (otherwise exit 1).
     #[arg(long)]
     pub allow_unreachable: bool,
+    /// OpenSSH client configuration to read host aliases, users, ports, keys, known_hosts
+    /// files and bastions (ProxyJump) from (default: ~/.ssh/config when it exists; `none`:
+    /// no file).
+    #[arg(long, env = "BERTH_SSH_CONFIG", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
 }
 
 /// How an apply takes the project's lock.
@@ -136,15 +143,17 @@ impl PlanFlags {
 }
 
 impl SshArgs {
-    pub fn connection(&self) -> Connection {
-        Connection {
-            ssh: self.options(),
+    /// How to reach the hosts; an SSH config file that cannot be read stops the command
+    /// before any host is touched.
+    pub fn connection(&self) -> miette::Result<Connection> {
+        Ok(Connection {
+            ssh: self.options()?,
             max_handshakes: self.max_handshakes,
             allow_unreachable: self.allow_unreachable,
-        }
+        })
     }
 
-    pub fn options(&self) -> SshOptions {
+    fn options(&self) -> miette::Result<SshOptions> {
         let mut identities = self.identity.clone();
         let key_text = std::env::var("BERTH_SSH_KEY")
             .ok()
@@ -160,13 +169,28 @@ impl SshArgs {
                 }
             }
         }
-        SshOptions {
+        Ok(SshOptions {
             known_hosts: known_hosts_path(self.known_hosts.clone()),
             accept_new_host_keys: self.accept_new_host_keys,
             identities,
             key_text,
             connect_timeout: self.connect_timeout,
             command_timeout: self.command_timeout,
+            config: Arc::new(self.client_config()?),
+        })
+    }
+}
+
+impl SshArgs {
+    fn client_config(&self) -> miette::Result<ClientConfig> {
+        match &self.ssh_config {
+            Some(p) if p.as_os_str() == "none" => Ok(ClientConfig::default()),
+            given => ClientConfig::read(given.as_deref(), &home()).map_err(|e| {
+                miette::miette!(
+                    help = "--ssh-config none reads no file; see docs/repository.md, \"Reaching the hosts\"",
+                    "{e}"
+                )
+            }),
         }
     }
 }

@@ -37,7 +37,7 @@ fn drift_only(plan: &Plan) -> Plan {
 }
 
 pub fn run(a: DriftArgs) -> Result<u8> {
-    let to = a.ssh.connection();
+    let to = a.ssh.connection()?;
     let (_fleet, plan) = runtime().block_on(context::plan(
         &a.repo.source(Some(&a.ssh)),
         &to,

@@ -29,7 +29,7 @@ pub struct PlanArgs {
 }
 
 pub fn run(a: PlanArgs) -> Result<u8> {
-    let to = a.ssh.connection();
+    let to = a.ssh.connection()?;
     let (_fleet, plan) = runtime().block_on(context::plan(
         &a.repo.source(Some(&a.ssh)),
         &to,

@@ -26,8 +26,9 @@ pub struct StatusArgs {
 pub fn run(a: StatusArgs) -> Result<u8> {
     let selector = parse_selector(&a.repo.selector)?;
     let desired = load_repo(&a.repo.source(Some(&a.ssh)), Secrets::NotNeeded)?;
+    let to = a.ssh.connection()?;
     let observed = runtime().block_on(async {
-        let fleet = connect_hosts(&desired, &a.ssh.connection()).await;
+        let fleet = connect_hosts(&desired, &to).await;
         // Deep: an inspect per pod container shows which pods are behind their service.
         let options = ObserveOptions {
             project: desired.project.clone(),

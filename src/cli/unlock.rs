@@ -59,7 +59,7 @@ async fn holders(fleet: &Fleet, project: &str) -> Vec<(String, Result<Option<Hol
 pub fn status(a: LockStatusArgs) -> Result<u8> {
     let desired = load_repo(&a.repo.source(Some(&a.ssh)), Secrets::NotNeeded)?;
     runtime().block_on(async {
-        let fleet = connect_hosts(&desired, &a.ssh.connection()).await;
+        let fleet = connect_hosts(&desired, &a.ssh.connection()?).await;
         let now = crate::apply::unix_now();
         for (host, found) in holders(&fleet, &desired.project).await {
             let line = match found {
@@ -100,7 +100,7 @@ pub fn run(a: UnlockArgs) -> Result<u8> {
     let desired = load_repo(&a.repo.source(Some(&a.ssh)), Secrets::NotNeeded)?;
     runtime().block_on(async {
         let fleet =
-            connect_hosts(&desired, &a.ssh.connection()).await;
+            connect_hosts(&desired, &a.ssh.connection()?).await;
         if !a.force {
             for (host, found) in holders(&fleet, &desired.project).await {
                 let Ok(Some(h)) = found else { continue };

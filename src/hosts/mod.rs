@@ -4,6 +4,7 @@
 pub mod docker;
 pub mod known_hosts;
 pub mod observe;
+pub mod route;
 pub mod ssh;
 
 use crate::model::{Host, ObservedHost};
@@ -18,16 +19,62 @@ pub struct Connected {
     pub host: Host,
     pub docker: Docker,
     pub session: Arc<ssh::Session>,
+    /// The bastions the session goes through, kept open while it is.
+    pub via: Vec<Arc<ssh::Session>>,
 }
 
-/// The connected hosts and, for the others, why they could not be reached.
 /// Credentials for pulls, by registry (as `model::registry::registry_of` names it).
 pub type Logins = BTreeMap<String, bollard::auth::DockerCredentials>;
 
+/// The connected hosts and, for the others, why they could not be reached.
 #[derive(Clone)]
 pub struct Fleet {
     pub connected: BTreeMap<String, Connected>,
     pub failed: BTreeMap<String, String>,
+}
+
+/// The bastion sessions of one run, by the chain of hops that leads to each: every host
+/// behind a bastion goes through one connection to it.
+#[derive(Clone, Default)]
+struct Bastions {
+    sessions: Arc<tokio::sync::Mutex<BTreeMap<String, BastionCell>>>,
+}
+
+type BastionCell = Arc<tokio::sync::OnceCell<Result<Arc<ssh::Session>, String>>>;
+
+impl Bastions {
+    /// The sessions to each bastion of the chain, in order, opened once per chain prefix.
+    async fn through(
+        &self,
+        jumps: &[route::Hop],
+        options: &ssh::SshOptions,
+    ) -> Result<Vec<Arc<ssh::Session>>, String> {
+        let mut via: Vec<Arc<ssh::Session>> = Vec::new();
+        let mut chain = String::new();
+        for hop in jumps {
+            chain.push_str(&hop.key());
+            chain.push(',');
+            let cell = self
+                .sessions
+                .lock()
+                .await
+                .entry(chain.clone())
+                .or_default()
+                .clone();
+            let previous = via.last().cloned();
+            let session = cell
+                .get_or_init(|| async move {
+                    ssh::connect(hop, options, previous.as_ref())
+                        .await
+                        .map(Arc::new)
+                        .map_err(|e| format!("bastion {}: {e}", hop.key()))
+                })
+                .await
+                .clone()?;
+            via.push(session);
+        }
+        Ok(via)
+    }
 }
 
 /// Connects to all hosts in parallel, at most `max_handshakes` handshakes at once (sshd drops
@@ -38,15 +85,19 @@ pub async fn connect_all(
     max_handshakes: usize,
 ) -> Fleet {
     let limit = Arc::new(Semaphore::new(max_handshakes.max(1)));
+    let bastions = Bastions::default();
     let tasks: Vec<_> = hosts
         .iter()
         .cloned()
         .map(|host| {
             let limit = limit.clone();
             let options = options.clone();
+            let bastions = bastions.clone();
             tokio::spawn(async move {
+                let route = options.config.route(&host)?;
                 let permit = limit.acquire_owned().await.expect("semaphore open");
-                let session = ssh::connect(&host, &options).await;
+                let via = bastions.through(&route.jumps, &options).await?;
+                let session = ssh::connect(&route.target, &options, via.last()).await;
                 drop(permit);
                 let session = Arc::new(session?);
                 let docker = tokio::time::timeout(
@@ -68,6 +119,7 @@ pub async fn connect_all(
                     host,
                     docker,
                     session,
+                    via,
                 })
             })
         })

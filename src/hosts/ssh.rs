@@ -1,7 +1,7 @@
 //! One SSH session per host (russh). Docker calls run over channels of that session.
 
 use super::known_hosts;
-use crate::model::Host;
+use super::route::{ClientConfig, Hop};
 use russh::client::{self, Handle};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use std::path::PathBuf;
@@ -20,13 +20,16 @@ pub struct SshOptions {
     pub connect_timeout: Duration,
     /// How long one Docker API call may take.
     pub command_timeout: Duration,
+    /// The OpenSSH client configuration: aliases, users, ports, keys, bastions.
+    pub config: Arc<ClientConfig>,
 }
 
 /// Checks the server's key against known_hosts during the handshake.
 pub struct Checker {
     host: String,
     port: u16,
-    options: SshOptions,
+    known_hosts: PathBuf,
+    accept_new: bool,
     /// Why the host key was refused, for the error message.
     refused: Arc<Mutex<Option<String>>>,
 }
@@ -44,11 +47,11 @@ impl client::Handler for Checker {
             return Ok(false);
         };
         match known_hosts::check(
-            &self.options.known_hosts,
+            &self.known_hosts,
             &self.host,
             self.port,
             key,
-            self.options.accept_new_host_keys,
+            self.accept_new,
         ) {
             Ok(()) => Ok(true),
             Err(why) => {
@@ -61,7 +64,9 @@ impl client::Handler for Checker {
 
 pub type Session = Handle<Checker>;
 
-fn load_keys(options: &SshOptions) -> Result<Vec<PrivateKey>, String> {
+/// The keys to try: `BERTH_SSH_KEY`, `-i` files, then the ones the SSH config names for this
+/// server (those that exist, as `ssh` skips missing ones).
+fn load_keys(options: &SshOptions, hop: &Hop) -> Result<Vec<PrivateKey>, String> {
     let mut keys = Vec::new();
     if let Some(text) = &options.key_text {
         keys.push(
@@ -75,11 +80,22 @@ fn load_keys(options: &SshOptions) -> Result<Vec<PrivateKey>, String> {
             Err(e) => return Err(format!("cannot read identity {}: {e}", path.display())),
         }
     }
+    for path in hop.identities.iter().filter(|p| p.exists()) {
+        match russh::keys::load_secret_key(path, None) {
+            Ok(k) => keys.push(k),
+            Err(e) => return Err(format!("cannot read identity {}: {e}", path.display())),
+        }
+    }
     Ok(keys)
 }
 
-/// Opens and authenticates a session to one host.
-pub async fn connect(host: &Host, options: &SshOptions) -> Result<Session, String> {
+/// Opens and authenticates a session to one server: over TCP, or through a bastion's
+/// session (a `direct-tcpip` channel, as `ssh -J` does), checking its host key either way.
+pub async fn connect(
+    hop: &Hop,
+    options: &SshOptions,
+    via: Option<&Arc<Session>>,
+) -> Result<Session, String> {
     let config = Arc::new(client::Config {
         inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(15)),
@@ -88,32 +104,41 @@ pub async fn connect(host: &Host, options: &SshOptions) -> Result<Session, Strin
     });
     let refused = Arc::new(Mutex::new(None));
     let checker = Checker {
-        host: host.address.clone(),
-        port: host.port,
-        options: options.clone(),
+        host: hop.address.clone(),
+        port: hop.port,
+        known_hosts: hop
+            .known_hosts
+            .clone()
+            .unwrap_or_else(|| options.known_hosts.clone()),
+        accept_new: options.accept_new_host_keys,
         refused: refused.clone(),
     };
-    let addr = (host.address.as_str(), host.port);
-    let connecting = client::connect(config, addr, checker);
-    let mut session = match tokio::time::timeout(options.connect_timeout, connecting).await {
-        Err(_) => {
-            return Err(format!(
-                "connection timed out after {:?}",
-                options.connect_timeout
-            ))
+    let timeout = hop.connect_timeout.unwrap_or(options.connect_timeout);
+    let connecting = async {
+        match via {
+            None => client::connect(config, (hop.address.as_str(), hop.port), checker).await,
+            Some(bastion) => {
+                let channel = bastion
+                    .channel_open_direct_tcpip(hop.address.clone(), hop.port.into(), "127.0.0.1", 0)
+                    .await?;
+                client::connect_stream(config, channel.into_stream(), checker).await
+            }
         }
+    };
+    let mut session = match tokio::time::timeout(timeout, connecting).await {
+        Err(_) => return Err(format!("connection timed out after {timeout:?}")),
         Ok(Err(e)) => {
             if let Some(why) = refused.lock().expect("not poisoned").take() {
                 return Err(why);
             }
             return Err(format!(
                 "cannot connect to {}:{}: {e}",
-                host.address, host.port
+                hop.address, hop.port
             ));
         }
         Ok(Ok(s)) => s,
     };
-    let keys = load_keys(options)?;
+    let keys = load_keys(options, hop)?;
     // The server's preferred RSA signature hash, asked once per session (ignored for other keys).
     let hash = session
         .best_supported_rsa_hash()
@@ -123,18 +148,18 @@ pub async fn connect(host: &Host, options: &SshOptions) -> Result<Session, Strin
         .flatten();
     for key in keys {
         let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
-        match session.authenticate_publickey(&host.user, key).await {
+        match session.authenticate_publickey(&hop.user, key).await {
             Ok(r) if r.success() => return Ok(session),
             Ok(_) => continue,
             Err(e) => return Err(format!("authentication failed: {e}")),
         }
     }
-    if try_agent(&mut session, &host.user, hash).await {
+    if try_agent(&mut session, &hop.user, hash).await {
         return Ok(session);
     }
     Err(format!(
         "no key was accepted for {}@{}",
-        host.user, host.address
+        hop.user, hop.address
     ))
 }
 

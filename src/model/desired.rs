@@ -34,6 +34,10 @@ pub struct Host {
     pub user: String,
     pub labels: Labels,
     pub docker_socket: String,
+    /// Bastions to reach the host through, as OpenSSH's ProxyJump: `[user@]host[:port]`,
+    /// comma-separated, in order (`none`: direct, whatever the SSH config says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_jump: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

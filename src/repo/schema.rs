@@ -69,6 +69,8 @@ pub struct HostFile {
     pub labels: SpannedMap,
     #[serde(default)]
     pub docker_socket: Option<String>,
+    #[serde(default)]
+    pub proxy_jump: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

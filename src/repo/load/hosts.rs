@@ -60,6 +60,14 @@ pub(super) fn load_hosts(l: &mut Loader, src: &SourceFile) -> Vec<Host> {
                 (h.name.value.clone(), h.address.referenced.line()),
             );
         }
+        if let Some(j) = &h.proxy_jump {
+            if let Err(why) = crate::model::jump::parse_jumps(&j.value) {
+                l.report(
+                    src.error(j, "invalid proxy_jump", why)
+                        .with_help("bastions are [user@]host[:port], comma-separated, in the order they are gone through"),
+                );
+            }
+        }
         hosts.push(Host {
             name: h.name.value.clone(),
             address: h.address.value.clone(),
@@ -73,6 +81,7 @@ pub(super) fn load_hosts(l: &mut Loader, src: &SourceFile) -> Vec<Host> {
                 .docker_socket
                 .clone()
                 .unwrap_or_else(|| "/var/run/docker.sock".into()),
+            proxy_jump: h.proxy_jump.as_ref().map(|j| j.value.clone()),
         });
     }
     hosts

@@ -152,3 +152,37 @@ fn a_secret_is_never_shown_and_a_changed_one_is_rolled_out_by_name() {
         assert_clean(what, text);
     }
 }
+
+#[test]
+fn a_secret_kept_in_a_file_outside_the_repository_reaches_its_container() {
+    let repo = Repo::new("t-secret-file");
+    repo.write("deployments/web.yaml", &with_secret());
+    repo.commit("web with a secret");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("db-password"), format!("{VALUE}\n")).unwrap();
+    let path = repo.path().to_str().unwrap().to_string();
+    let secrets_dir = dir.path().to_str().unwrap().to_string();
+    let r = berth_env(
+        &["apply", "--auto-approve", "--repo", &path],
+        &[("BERTH_SECRETS_DIR", &secrets_dir)],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_clean("apply with BERTH_SECRETS_DIR", &r.all());
+    let c = repo.containers("h2");
+    assert_eq!(c.len(), 1, "{c:?}");
+    let env = docker(
+        "h2",
+        &["inspect", "--format", "{{json .Config.Env}}", &c[0].name],
+    );
+    assert!(
+        env.contains(&format!("DB_PASSWORD={VALUE}\"")),
+        "the value, without the file's line break: {env}"
+    );
+    // The same value named by BERTH_SECRET_DB_PASSWORD_FILE: nothing to change.
+    let file = dir.path().join("db-password");
+    let r = berth_env(
+        &["plan", "--exit-code", "--repo", &path],
+        &[("BERTH_SECRET_DB_PASSWORD_FILE", file.to_str().unwrap())],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+}

@@ -68,9 +68,31 @@ pub fn known_hosts_path(given: Option<PathBuf>) -> PathBuf {
     given.unwrap_or_else(|| home().join(".ssh").join("known_hosts"))
 }
 
-/// A secret's value, from the environment variable named after it.
+/// A secret's value where berth runs: the environment variable named after it
+/// (`BERTH_SECRET_NAME`), else the file `BERTH_SECRET_NAME_FILE` names, else the file NAME in
+/// `$BERTH_SECRETS_DIR` (kept outside the repository, e.g. a mounted CI secret).
 pub fn secret_lookup(name: &str) -> Option<String> {
-    std::env::var(repo::load::secret_env_var(name)).ok()
+    secret_from(name, &|var| std::env::var_os(var))
+}
+
+/// `secret_lookup` over a given environment. One line break at the end of a file is not
+/// part of the value (`echo value > file` writes one).
+pub fn secret_from(name: &str, env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Option<String> {
+    let var = repo::load::secret_env_var(name);
+    if let Some(value) = env(&var) {
+        return value.into_string().ok();
+    }
+    let file = match env(&format!("{var}_FILE")) {
+        Some(path) => PathBuf::from(path),
+        // A name is a file in the directory, never a path out of it.
+        None if !name.contains('/') && !name.starts_with('.') => {
+            PathBuf::from(env("BERTH_SECRETS_DIR")?).join(name)
+        }
+        None => return None,
+    };
+    let text = std::fs::read_to_string(file).ok()?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    Some(text.strip_suffix('\r').unwrap_or(text).to_string())
 }
 
 /// A selector given on the command line, with a diagnostic pointing into its text.
@@ -237,4 +259,35 @@ pub fn check_unreachable(plan: &Plan, to: &Connection) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::ffi::OsString;
+
+    #[test]
+    fn a_secret_comes_from_its_variable_then_its_file_then_the_secrets_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("db-password"), "from-dir\n").unwrap();
+        std::fs::write(dir.path().join("api-token"), "from-dir-too").unwrap();
+        let named = dir.path().join("elsewhere");
+        std::fs::write(&named, "from-file\r\n").unwrap();
+        let mut vars: HashMap<String, OsString> = HashMap::new();
+        vars.insert("BERTH_SECRETS_DIR".into(), dir.path().into());
+        vars.insert("BERTH_SECRET_API_TOKEN_FILE".into(), named.clone().into());
+        vars.insert("BERTH_SECRET_PLAIN".into(), "from-env".into());
+        let env = |v: &str| vars.get(v).cloned();
+        assert_eq!(secret_from("plain", &env).as_deref(), Some("from-env"));
+        assert_eq!(secret_from("api-token", &env).as_deref(), Some("from-file"));
+        assert_eq!(
+            secret_from("db-password", &env).as_deref(),
+            Some("from-dir")
+        );
+        assert_eq!(secret_from("missing", &env), None);
+        // A name is never a path out of the directory.
+        std::fs::write(dir.path().join(".hidden"), "x").unwrap();
+        assert_eq!(secret_from(".hidden", &env), None);
+    }
 }

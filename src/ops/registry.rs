@@ -7,7 +7,7 @@
 use super::error::Result;
 use crate::hosts::Logins;
 use crate::model::registry::{registry_of, RegistryLogin, DOCKER_HUB};
-use crate::repo::load::secret_env_var;
+use crate::repo::load::secret_help;
 use bollard::auth::DockerCredentials;
 use docker_credential::{CredentialRetrievalError, DockerCredential};
 use miette::miette;
@@ -41,7 +41,7 @@ fn from_berth_yaml(
     let name = &login.password_secret;
     let Some(password) = secret(name) else {
         return Err(miette!(
-            help = format!("set the environment variable {}", secret_env_var(name)),
+            help = secret_help(name),
             "secret {name:?} (the password of registry {}) has no value",
             login.server
         )

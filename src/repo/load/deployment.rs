@@ -197,10 +197,7 @@ pub(super) fn load_container(
                             format!("secret {secret:?} has no value"),
                             "secret not set",
                         )
-                        .with_help(format!(
-                            "set the environment variable {}",
-                            secret_env_var(secret)
-                        )),
+                        .with_help(secret_help(secret)),
                     ),
                     None => {}
                 }

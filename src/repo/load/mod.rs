@@ -310,6 +310,14 @@ fn check_restart(l: &mut Loader, src: &SourceFile, r: &Spanned<String>) -> Strin
 
 /// The environment variable a secret's value is read from: `BERTH_SECRET_<NAME>`, upper case,
 /// with `-` and `.` as `_`.
+/// What to set for a secret that has no value: its variable, or a file that holds it.
+pub fn secret_help(name: &str) -> String {
+    let var = secret_env_var(name);
+    format!(
+        "set the environment variable {var} (or {var}_FILE to a file that holds the value, or put it in a file named {name} in $BERTH_SECRETS_DIR)"
+    )
+}
+
 pub fn secret_env_var(name: &str) -> String {
     format!(
         "BERTH_SECRET_{}",

@@ -62,10 +62,7 @@ pub(super) fn load_registries(
                         ),
                         "secret not set",
                     )
-                    .with_help(format!(
-                        "set the environment variable {}",
-                        secret_env_var(&secret)
-                    )),
+                    .with_help(secret_help(&secret)),
                 );
             }
         }

@@ -116,7 +116,11 @@ pub async fn connect(
     let timeout = hop.connect_timeout.unwrap_or(options.connect_timeout);
     let connecting = async {
         match via {
-            None => client::connect(config, (hop.address.as_str(), hop.port), checker).await,
+            None => {
+                let tcp = tokio::net::TcpStream::connect((hop.address.as_str(), hop.port)).await?;
+                tcp.set_nodelay(true)?;
+                client::connect_stream(config, QuickAck(tcp), checker).await
+            }
             Some(bastion) => {
                 let channel = bastion
                     .channel_open_direct_tcpip(hop.address.clone(), hop.port.into(), "127.0.0.1", 0)
@@ -187,4 +191,58 @@ async fn try_agent(session: &mut Session, user: &str, hash: Option<russh::keys::
         }
     }
     false
+}
+
+/// A TCP stream to an SSH server that acknowledges at once what it reads. sshd does not set
+/// TCP_NODELAY for forwarded channels, so an engine reply written in two parts (headers, then
+/// body) waits with its second part for the ACK of the first, and a delayed ACK (40 ms on
+/// Linux) stalls each such request. TCP_QUICKACK does not stay set, so it is set after each
+/// read.
+struct QuickAck(tokio::net::TcpStream);
+
+impl tokio::io::AsyncRead for QuickAck {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let read = std::pin::Pin::new(&mut self.0).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = read {
+            quick_ack(&self.0);
+        }
+        read
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn quick_ack(tcp: &tokio::net::TcpStream) {
+    // Only a hint: a failure changes nothing but speed.
+    let _ = socket2::SockRef::from(tcp).set_tcp_quickack(true);
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn quick_ack(_: &tokio::net::TcpStream) {}
+
+impl tokio::io::AsyncWrite for QuickAck {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
 }

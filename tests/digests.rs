@@ -97,6 +97,23 @@ fn a_moved_tag_is_a_rollout_of_its_new_digest_and_a_pinned_digest_runs_exactly()
     let r = repo.berth(&["plan", "--exit-code"]);
     assert_eq!(r.code, 0, "{r:?}");
 
+    // `pull: always` needs the registry's answer: one that does not answer stops the plan
+    // before any host is touched.
+    let gone = "198.18.0.1:5999/t-digest/web:live";
+    repo.write("deployments/web.yaml", &deployment(gone, Some("always")));
+    repo.commit("pull: always from a registry that is not there");
+    let before = running(&repo);
+    let r = repo.berth(&["plan"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains(&format!("cannot resolve {gone} to a digest")),
+        "{r:?}"
+    );
+    let r = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(running(&repo), before, "nothing changed");
+
     // Pinned in Git: exactly that digest runs, whatever the tag names.
     let pinned = format!("198.18.0.1:5000/t-digest/web@{d1}");
     repo.write("deployments/web.yaml", &deployment(&pinned, None));

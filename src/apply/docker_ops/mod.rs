@@ -229,6 +229,7 @@ pub async fn ensure_image(
     Ok(())
 }
 
+/// Pulls an image, with the registry's credentials when berth has some.
 async fn pull(
     docker: &Docker,
     image: &str,
@@ -245,21 +246,6 @@ async fn pull(
                 return Err(OpError::Refused(access_refused(image, had_login, &e)));
             }
             return Err(doing(format!("pulling {image}"))(e));
-        }
-    }
-    // Pulled by digest (`name:tag@sha256:…`): the tag names it on the host too, as a pull
-    // of the tag would have.
-    if let Some((tagged, _digest)) = image.split_once('@') {
-        let name = crate::model::image_name(tagged);
-        if let Some(tag) = tagged.strip_prefix(name).and_then(|t| t.strip_prefix(':')) {
-            let options = TagImageOptionsBuilder::default()
-                .repo(name)
-                .tag(tag)
-                .build();
-            docker
-                .tag_image(image, Some(options))
-                .await
-                .map_err(doing(format!("tagging {image} as {tagged}")))?;
         }
     }
     Ok(())

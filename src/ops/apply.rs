@@ -1,8 +1,9 @@
 //! `apply`, `sync`, `promote`, `abort`, `rollback`: a plan (saved, or made now) applied under
 //! the project's lock, or refused before any step.
 
-use super::context::{self, check_unreachable, secret_lookup, Connection, PlanScope, Source};
+use super::context::{self, check_unreachable, Connection, PlanScope, Source};
 use super::error::{exit, Error, Result};
+use super::secrets::SecretSource;
 use crate::apply::{self, lock, lock::LockError, lock::LockOptions, Outcome, Progress};
 use crate::hosts::{self, Fleet};
 use crate::plan::{IssueKind, Plan};
@@ -78,17 +79,19 @@ impl Applied {
 /// lock applies what is true then; a plan someone approved (a saved one, or one confirmed
 /// when asked) is applied as it is, or refused as stale.
 pub async fn apply(options: &ApplyOptions, ui: &dyn Ui) -> Result<Applied> {
-    let (fleet, plan, context) = match &options.plan_file {
+    let (fleet, plan, context, secrets) = match &options.plan_file {
         Some(file) => {
-            let (fleet, plan) = saved_plan(file, &options.connection).await?;
-            (fleet, plan, None)
+            let secrets = Arc::new(SecretSource::environment());
+            let (fleet, plan) = saved_plan(file, &options.connection, &secrets).await?;
+            (fleet, plan, None, secrets)
         }
         None => {
             let context =
                 context::connect(&options.source, &options.connection, &options.scope).await?;
             let plan = context.plan().await?;
             let fleet = context.fleet.clone();
-            (fleet, plan, Some(context))
+            let secrets = context.secrets.clone();
+            (fleet, plan, Some(context), secrets)
         }
     };
     let replan = context.filter(|_| options.auto_approve);
@@ -99,7 +102,7 @@ pub async fn apply(options: &ApplyOptions, ui: &dyn Ui) -> Result<Applied> {
     if plan.waves.is_empty() {
         // Nothing to do, but a saved plan still promises the hosts are as it saw them.
         if options.plan_file.is_some() {
-            check_stale(&fleet, &plan).await?;
+            check_stale(&fleet, &plan, &secrets).await?;
         } else if !plan.dead_locks.is_empty() {
             clear_dead_locks(&fleet, &plan, &options.lock, ui).await;
         }
@@ -127,15 +130,15 @@ pub async fn apply(options: &ApplyOptions, ui: &dyn Ui) -> Result<Applied> {
                     )
                     .into()),
                     Ok(()) if plan.waves.is_empty() => Ok(Applied::Nothing),
-                    Ok(()) => execute(&plan, &fleet, ui, locks.lost()).await,
+                    Ok(()) => execute(&plan, &fleet, &secrets, ui, locks.lost()).await,
                 }
             }
         },
         // Under the lock, the hosts must still be as planned (a saved plan, or someone
         // else's apply while this one waited for its confirmation).
-        None => match check_stale(&fleet, &plan).await {
+        None => match check_stale(&fleet, &plan, &secrets).await {
             Err(stale) => Err(stale),
-            Ok(()) => execute(&plan, &fleet, ui, locks.lost()).await,
+            Ok(()) => execute(&plan, &fleet, &secrets, ui, locks.lost()).await,
         },
     };
     if let Err(e) = locks.release().await {
@@ -160,7 +163,11 @@ async fn clear_dead_locks(fleet: &Fleet, plan: &Plan, options: &LockOptions, ui:
 }
 
 /// Reads a plan saved by `berth plan -o` and connects to its hosts.
-async fn saved_plan(file: &std::path::Path, to: &Connection) -> Result<(Fleet, Plan)> {
+async fn saved_plan(
+    file: &std::path::Path,
+    to: &Connection,
+    secrets: &SecretSource,
+) -> Result<(Fleet, Plan)> {
     let name = file.display().to_string();
     let bytes =
         std::fs::read(file).map_err(|e| miette!("cannot read the plan file {name}: {e}"))?;
@@ -173,7 +180,7 @@ async fn saved_plan(file: &std::path::Path, to: &Connection) -> Result<(Fleet, P
     let plan = crate::plan::saved::parse(&name, &text)?;
     let unset: Vec<String> = crate::plan::saved::secrets_needed(&plan)
         .into_iter()
-        .filter(|n| secret_lookup(n).is_none())
+        .filter(|n| secrets.lookup(n).is_none())
         .collect();
     if !unset.is_empty() {
         let vars: Vec<String> = unset
@@ -245,13 +252,13 @@ fn reachable_hosts(plan: &Plan) -> Vec<String> {
 
 /// Refuses (stale) when a host's project containers differ from what the plan saw, or a pod
 /// the plan keeps runs with another secret value than the one set now.
-async fn check_stale(fleet: &Fleet, plan: &Plan) -> Result<()> {
+async fn check_stale(fleet: &Fleet, plan: &Plan, secrets: &SecretSource) -> Result<()> {
     let options = hosts::observe::ObserveOptions {
         project: plan.project.clone(),
         ..Default::default()
     };
     let observed = fleet.observe(&options).await;
-    let mut stale: Vec<String> = crate::plan::saved::secrets_changed_since(plan, &observed, &secret_lookup)
+    let mut stale: Vec<String> = crate::plan::saved::secrets_changed_since(plan, &observed, &|n| secrets.lookup(n))
         .into_iter()
         .map(|s| format!("{s} runs with another value than the one set now, and the plan keeps that pod (the value changed since the plan was made)"))
         .collect();
@@ -270,8 +277,15 @@ async fn check_stale(fleet: &Fleet, plan: &Plan) -> Result<()> {
     }
 }
 
-async fn execute(plan: &Plan, fleet: &Fleet, ui: &dyn Ui, stop: apply::Stop) -> Result<Applied> {
-    let secrets: apply::Secrets = Arc::new(secret_lookup);
+async fn execute(
+    plan: &Plan,
+    fleet: &Fleet,
+    source: &Arc<SecretSource>,
+    ui: &dyn Ui,
+    stop: apply::Stop,
+) -> Result<Applied> {
+    let values = source.clone();
+    let secrets: apply::Secrets = Arc::new(move |name: &str| values.lookup(name));
     let hosts: Vec<String> = plan
         .waves
         .iter()
@@ -282,7 +296,7 @@ async fn execute(plan: &Plan, fleet: &Fleet, ui: &dyn Ui, stop: apply::Stop) -> 
     let logins = Arc::new(super::registry::logins(
         plan.images(),
         &plan.registries,
-        &secret_lookup,
+        &|name: &str| source.lookup(name),
     )?);
     let started = Instant::now();
     let outcome = apply::execute(plan, fleet, secrets, logins, ui.progress(&hosts), stop)

@@ -2,6 +2,7 @@
 //! and a plan built from what they run.
 
 use super::error::Result;
+use super::secrets::SecretSource;
 use crate::hosts::{self, observe::ObserveOptions, ssh::SshOptions, Fleet};
 use crate::model::{DesiredState, PullPolicy, Selector};
 use crate::plan::digests::{self, Observed};
@@ -10,6 +11,7 @@ use crate::repo::{self, source};
 use miette::miette;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Where the repository is and which of its deployments a run covers.
 #[derive(Debug, Clone, Default)]
@@ -68,15 +70,11 @@ pub fn known_hosts_path(given: Option<PathBuf>) -> PathBuf {
     given.unwrap_or_else(|| home().join(".ssh").join("known_hosts"))
 }
 
-/// A secret's value where berth runs: the environment variable named after it
-/// (`BERTH_SECRET_NAME`), else the file `BERTH_SECRET_NAME_FILE` names, else the file NAME in
-/// `$BERTH_SECRETS_DIR` (kept outside the repository, e.g. a mounted CI secret).
-pub fn secret_lookup(name: &str) -> Option<String> {
-    secret_from(name, &|var| std::env::var_os(var))
-}
-
-/// `secret_lookup` over a given environment. One line break at the end of a file is not
-/// part of the value (`echo value > file` writes one).
+/// A secret's value from where berth runs, in a given environment: the variable named after
+/// it (`BERTH_SECRET_NAME`), else the file `BERTH_SECRET_NAME_FILE` names, else the file NAME
+/// in `$BERTH_SECRETS_DIR` (kept outside the repository, e.g. a mounted CI secret). One line
+/// break at the end of a file is not part of the value (`echo value > file` writes one). The
+/// repository's SOPS files come after these (`ops::secrets`).
 pub fn secret_from(name: &str, env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Option<String> {
     let var = repo::load::secret_env_var(name);
     if let Some(value) = env(&var) {
@@ -114,6 +112,14 @@ pub fn parse_selector(text: &Option<String>) -> Result<Option<Selector>> {
 
 /// Reads and checks the repository; its problems come back as diagnostics.
 pub fn load_repo(source: &Source, secrets: Secrets) -> Result<DesiredState> {
+    Ok(load_repo_with_secrets(source, secrets)?.0)
+}
+
+/// Reads and checks the repository, and where its secrets' values come from.
+pub fn load_repo_with_secrets(
+    source: &Source,
+    secrets: Secrets,
+) -> Result<(DesiredState, Arc<SecretSource>)> {
     let cache_dir = source.cache_dir.clone().unwrap_or_else(|| {
         std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
@@ -131,20 +137,30 @@ pub fn load_repo(source: &Source, secrets: Secrets) -> Result<DesiredState> {
     for w in &src.warnings {
         eprintln!("warning: {w}");
     }
+    let values = Arc::new(SecretSource::with_repository(&src.files));
     let desired = match secrets {
         Secrets::NotNeeded => repo::load::load_with(&src.files, None, None),
         Secrets::ForSelected => {
             let selector = parse_selector(&source.selector)?;
-            repo::load::load_with(&src.files, Some(&secret_lookup), selector.as_ref())
+            let lookup = |name: &str| values.lookup(name);
+            let loaded = repo::load::load_with(&src.files, Some(&lookup), selector.as_ref());
+            if loaded.is_err() {
+                if let Some(why) = values.sops_error() {
+                    eprintln!("warning: the SOPS secrets cannot be read: {why}");
+                }
+            }
+            loaded
         }
     };
-    Ok(desired.map_err(miette::Report::new)?)
+    Ok((desired.map_err(miette::Report::new)?, values))
 }
 
 /// The repository loaded and its hosts connected: what planning (again) needs.
 pub struct Context {
     pub fleet: Fleet,
     pub desired: DesiredState,
+    /// Where secret values come from (the environment, files, the repository's SOPS files).
+    pub secrets: Arc<SecretSource>,
     pub selector: Option<Selector>,
     pub scope: PlanScope,
 }
@@ -184,7 +200,7 @@ impl Context {
         let logins = super::registry::logins(
             asks.keys().map(String::as_str),
             &self.desired.registries,
-            &secret_lookup,
+            &|name: &str| self.secrets.lookup(name),
         )?;
         let resolved = self.fleet.resolve_digests(&asks, &logins).await;
         let strict = self
@@ -210,7 +226,7 @@ impl Context {
 /// Loads the repository and connects to its hosts.
 pub async fn connect(source: &Source, to: &Connection, scope: &PlanScope) -> Result<Context> {
     let selector = parse_selector(&source.selector)?;
-    let desired = load_repo(source, Secrets::ForSelected)?;
+    let (desired, secrets) = load_repo_with_secrets(source, Secrets::ForSelected)?;
     // promote/abort/rollback of a deployment Git does not declare: say so before any host.
     for name in scope.intents.keys() {
         if !desired.deployments.iter().any(|d| &d.name == name) {
@@ -230,6 +246,7 @@ pub async fn connect(source: &Source, to: &Connection, scope: &PlanScope) -> Res
     Ok(Context {
         fleet,
         desired,
+        secrets,
         selector,
         scope: scope.clone(),
     })

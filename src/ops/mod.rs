@@ -6,5 +6,6 @@ pub mod apply;
 pub mod context;
 pub mod error;
 pub mod registry;
+pub mod secrets;
 
 pub use error::{exit, Error, Result};

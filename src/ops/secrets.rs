@@ -1,0 +1,95 @@
+//! Where secret values come from, in order: the environment (`BERTH_SECRET_NAME`), a file it
+//! names (`BERTH_SECRET_NAME_FILE`), the file NAME in `$BERTH_SECRETS_DIR`, and the
+//! repository's SOPS files (`secrets/*.yaml|yml|json`, encrypted for age keys; see
+//! `repo::sops`), decrypted once, when a secret is first looked for there, with the keys sops
+//! itself would use (`SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY`, `~/.config/sops/age/keys.txt`).
+
+use super::context::{home, secret_from};
+use crate::repo::{sops, RepoFiles};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// The folder of the repository whose files are SOPS-encrypted secrets.
+pub const SOPS_DIR: &str = "secrets/";
+
+/// The secret values a run can read.
+#[derive(Default)]
+pub struct SecretSource {
+    /// The repository's SOPS files: path and text.
+    sops_files: Vec<(String, String)>,
+    sops: OnceLock<Result<BTreeMap<String, String>, String>>,
+}
+
+impl SecretSource {
+    /// The environment and files only (a saved plan, without its repository).
+    pub fn environment() -> SecretSource {
+        SecretSource::default()
+    }
+
+    /// The environment, files, and the repository's SOPS files.
+    pub fn with_repository(files: &RepoFiles) -> SecretSource {
+        let sops_files = files
+            .files
+            .iter()
+            .filter(|(path, _)| {
+                path.starts_with(SOPS_DIR)
+                    && [".yaml", ".yml", ".json"].iter().any(|e| path.ends_with(e))
+            })
+            .map(|(p, t)| (p.clone(), t.clone()))
+            .collect();
+        SecretSource {
+            sops_files,
+            sops: OnceLock::new(),
+        }
+    }
+
+    pub fn lookup(&self, name: &str) -> Option<String> {
+        secret_from(name, &|var| std::env::var_os(var))
+            .or_else(|| self.sops().ok()?.get(name).cloned())
+    }
+
+    /// Why the SOPS files could not be read, if they could not (said once with the first
+    /// secret that has no value).
+    pub fn sops_error(&self) -> Option<String> {
+        if self.sops_files.is_empty() {
+            return None;
+        }
+        self.sops().err()
+    }
+
+    fn sops(&self) -> Result<&BTreeMap<String, String>, String> {
+        self.sops
+            .get_or_init(|| {
+                let keys = age_keys()?;
+                let mut all = BTreeMap::new();
+                for (path, text) in &self.sops_files {
+                    all.extend(sops::decrypt(path, text, &keys)?);
+                }
+                Ok(all)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// The age keys sops would use: `SOPS_AGE_KEY` (the keys' text), `SOPS_AGE_KEY_FILE`, and
+/// `$XDG_CONFIG_HOME/sops/age/keys.txt` (`~/.config/…`) when it exists.
+fn age_keys() -> Result<Vec<age::x25519::Identity>, String> {
+    let mut keys = Vec::new();
+    if let Ok(text) = std::env::var("SOPS_AGE_KEY") {
+        keys.extend(sops::identities(&text).map_err(|e| format!("SOPS_AGE_KEY: {e}"))?);
+    }
+    if let Some(path) = std::env::var_os("SOPS_AGE_KEY_FILE") {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("SOPS_AGE_KEY_FILE {}: {e}", path.to_string_lossy()))?;
+        keys.extend(sops::identities(&text).map_err(|e| format!("SOPS_AGE_KEY_FILE: {e}"))?);
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| home().join(".config"));
+    let default = config.join("sops/age/keys.txt");
+    if let Ok(text) = std::fs::read_to_string(&default) {
+        keys.extend(sops::identities(&text).map_err(|e| format!("{}: {e}", default.display()))?);
+    }
+    Ok(keys)
+}

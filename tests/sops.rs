@@ -1,7 +1,8 @@
 //! Secrets from a SOPS file committed in the repository, made by the real sops (the lab
 //! installs it) for an age key made by age-keygen: berth decrypts it with the key sops would
-//! use (SOPS_AGE_KEY_FILE), the value reaches the container and no output; without the key
-//! the plan stops, naming what to set; `render` needs no key.
+//! use (SOPS_AGE_KEY_FILE), the value reaches the container and no output (a saved plan
+//! reads the file at its commit); without the key the plan stops, naming what to set;
+//! `render` needs no key.
 
 mod common;
 use common::*;
@@ -76,10 +77,14 @@ fn a_secret_from_a_sops_file_reaches_its_container_with_the_age_key_and_nowhere_
     let r = berth_env(&["render", "--repo", &path], &[]);
     assert_eq!(r.code, 0, "{r:?}");
 
+    // A saved plan, applied: the SOPS file is read at the plan's commit.
+    let saved = keys.path().join("plan.json");
+    let saved = saved.to_str().unwrap();
     let mut outputs = vec![];
     for args in [
         &["plan", "--repo", &path][..],
-        &["apply", "--auto-approve", "-v", "--repo", &path],
+        &["plan", "-o", saved, "--repo", &path],
+        &["apply", saved, "--auto-approve", "-v", "--repo", &path],
         &["plan", "--exit-code", "--format", "json", "--repo", &path],
         &["status", "--repo", &path],
     ] {
@@ -87,8 +92,12 @@ fn a_secret_from_a_sops_file_reaches_its_container_with_the_age_key_and_nowhere_
         assert_eq!(r.code, 0, "{args:?}: {r:?}");
         outputs.push(r.all());
     }
+    outputs.push(std::fs::read_to_string(saved).unwrap());
     for o in &outputs {
-        assert!(!o.contains(VALUE), "an output shows the secret:\n{o}");
+        assert!(
+            !o.contains(VALUE),
+            "an output or the plan file shows the secret:\n{o}"
+        );
     }
     let c = repo.containers("h2");
     assert_eq!(c.len(), 1, "{c:?}");

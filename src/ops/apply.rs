@@ -81,8 +81,7 @@ impl Applied {
 pub async fn apply(options: &ApplyOptions, ui: &dyn Ui) -> Result<Applied> {
     let (fleet, plan, context, secrets) = match &options.plan_file {
         Some(file) => {
-            let secrets = Arc::new(SecretSource::environment());
-            let (fleet, plan) = saved_plan(file, &options.connection, &secrets).await?;
+            let (fleet, plan, secrets) = saved_plan(file, options).await?;
             (fleet, plan, None, secrets)
         }
         None => {
@@ -165,9 +164,9 @@ async fn clear_dead_locks(fleet: &Fleet, plan: &Plan, options: &LockOptions, ui:
 /// Reads a plan saved by `berth plan -o` and connects to its hosts.
 async fn saved_plan(
     file: &std::path::Path,
-    to: &Connection,
-    secrets: &SecretSource,
-) -> Result<(Fleet, Plan)> {
+    options: &ApplyOptions,
+) -> Result<(Fleet, Plan, Arc<SecretSource>)> {
+    let to = &options.connection;
     let name = file.display().to_string();
     let bytes =
         std::fs::read(file).map_err(|e| miette!("cannot read the plan file {name}: {e}"))?;
@@ -178,6 +177,7 @@ async fn saved_plan(
         )
     })?;
     let plan = crate::plan::saved::parse(&name, &text)?;
+    let secrets = Arc::new(saved_plan_secrets(&plan, &options.source));
     let unset: Vec<String> = crate::plan::saved::secrets_needed(&plan)
         .into_iter()
         .filter(|n| secrets.lookup(n).is_none())
@@ -204,7 +204,23 @@ async fn saved_plan(
         .map(|h| h.connection.clone())
         .collect();
     let fleet = hosts::connect_all(&hosts, &to.ssh, to.max_handshakes).await;
-    Ok((fleet, plan))
+    Ok((fleet, plan, secrets))
+}
+
+/// A saved plan's secrets: the environment and files, and the SOPS files of the repository
+/// (`--repo`) at the commit the plan was made from, when it can be read there.
+fn saved_plan_secrets(plan: &Plan, source: &Source) -> SecretSource {
+    let Some(commit) = &plan.commit else {
+        return SecretSource::environment();
+    };
+    let at_commit = Source {
+        git_ref: Some(commit.clone()),
+        ..source.clone()
+    };
+    match context::read_source(&at_commit) {
+        Ok(src) => SecretSource::with_repository(&src.files),
+        Err(_) => SecretSource::environment(),
+    }
 }
 
 /// Refuses a plan that must not run: unreachable hosts (unless allowed), unmanaged

@@ -110,6 +110,24 @@ pub fn parse_selector(text: &Option<String>) -> Result<Option<Selector>> {
     })
 }
 
+/// The repository's files at the commit the source names.
+pub fn read_source(from: &Source) -> Result<source::Source> {
+    let cache_dir = from.cache_dir.clone().unwrap_or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home().join(".cache"))
+            .join("berth")
+    });
+    let req = source::SourceRequest {
+        repo: &from.repo,
+        git_ref: from.git_ref.as_deref(),
+        cache_dir,
+        known_hosts: known_hosts_path(from.known_hosts.clone()),
+        credentials: source::GitCredentials::from_env(),
+    };
+    Ok(source::read(&req)?)
+}
+
 /// Reads and checks the repository; its problems come back as diagnostics.
 pub fn load_repo(source: &Source, secrets: Secrets) -> Result<DesiredState> {
     Ok(load_repo_with_secrets(source, secrets)?.0)
@@ -120,20 +138,7 @@ pub fn load_repo_with_secrets(
     source: &Source,
     secrets: Secrets,
 ) -> Result<(DesiredState, Arc<SecretSource>)> {
-    let cache_dir = source.cache_dir.clone().unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| home().join(".cache"))
-            .join("berth")
-    });
-    let req = source::SourceRequest {
-        repo: &source.repo,
-        git_ref: source.git_ref.as_deref(),
-        cache_dir,
-        known_hosts: known_hosts_path(source.known_hosts.clone()),
-        credentials: source::GitCredentials::from_env(),
-    };
-    let src = source::read(&req)?;
+    let src = read_source(source)?;
     for w in &src.warnings {
         eprintln!("warning: {w}");
     }

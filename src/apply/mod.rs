@@ -6,6 +6,7 @@ pub mod engine;
 pub mod executor;
 mod health_gate;
 pub mod lock;
+pub mod progress;
 
 /// The clock, in Unix seconds (lock and rollout timestamps, rollout delays).
 pub fn unix_now() -> u64 {

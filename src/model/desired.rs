@@ -260,6 +260,12 @@ impl PullPolicy {
 }
 
 impl ContainerSpec {
+    /// Whether the image's tag is resolved to a digest when planning (a tag, not a pinned
+    /// digest, whose pull policy resolves).
+    pub fn resolves_tag(&self) -> bool {
+        self.pull.resolves() && !self.pinned()
+    }
+
     /// Whether Git pins the image by digest itself (`name@sha256:…`).
     pub fn pinned(&self) -> bool {
         self.image.contains('@')

@@ -213,7 +213,7 @@ impl Context {
             .deployments
             .iter()
             .flat_map(|d| &d.pod.containers)
-            .filter(|c| c.pull == PullPolicy::Always && !c.pinned());
+            .filter(|c| c.pull == PullPolicy::Always && c.resolves_tag());
         for c in strict {
             if let Some(Err(why)) = resolved.get(&c.image) {
                 return Err(miette!(

@@ -23,7 +23,7 @@ fn resolving(desired: &DesiredState) -> impl Iterator<Item = &ContainerSpec> {
         .deployments
         .iter()
         .flat_map(|d| &d.pod.containers)
-        .filter(|c| c.pull.resolves() && !c.pinned())
+        .filter(|c| c.resolves_tag())
 }
 
 /// The images a plan asks the hosts about while observing them.
@@ -45,12 +45,7 @@ pub fn to_resolve(desired: &DesiredState, observed: &Observed) -> BTreeMap<Strin
             .map(|h| h.name.as_str())
             .filter(|h| answered.iter().any(|o| o.host == *h))
             .collect();
-        for c in d
-            .pod
-            .containers
-            .iter()
-            .filter(|c| c.pull.resolves() && !c.pinned())
-        {
+        for c in d.pod.containers.iter().filter(|c| c.resolves_tag()) {
             if asks.contains_key(&c.image) {
                 continue;
             }
@@ -95,7 +90,7 @@ pub fn settle(
     for d in &mut settled.deployments {
         let running = running_digests(&d.name, &desired.project, observed);
         for c in &mut d.pod.containers {
-            if !c.pull.resolves() || c.pinned() {
+            if !c.resolves_tag() {
                 continue;
             }
             match resolved.get(&c.image) {

@@ -80,6 +80,19 @@ fn container(name: &'static str, fields: &str, says: &'static [&'static str]) ->
     deployment(name, Box::leak(yaml.into_boxed_str()), says)
 }
 
+/// A container with `fields`, and more files in the repository.
+fn container_with(
+    name: &'static str,
+    fields: &str,
+    extra: &'static [(&'static str, &'static str)],
+    says: &'static [&'static str],
+) -> Case {
+    let yaml = format!("{POD}    - {{name: app, image: berth-lab/web:v1, {fields}}}\n");
+    let mut files = vec![("deployments/web.yaml", &*Box::leak(yaml.into_boxed_str()))];
+    files.extend_from_slice(extra);
+    case(name, Box::leak(files.into_boxed_slice()), says)
+}
+
 fn strategy(name: &'static str, fields: &str, says: &'static [&'static str]) -> Case {
     let yaml =
         format!("{POD}    - {{name: app, image: berth-lab/web:v1}}\nstrategy: {{{fields}}}\n");
@@ -177,6 +190,18 @@ fn corpus() -> Vec<Case> {
         strategy("an unknown strategy", "type: big-bang", &["unknown strategy \"big-bang\""]),
         strategy("max_surge and max_unavailable both 0", "max_surge: 0, max_unavailable: 0", &["max_surge and max_unavailable are both 0"]),
         strategy("a percentage above 100", "max_surge: 150%", &["is more than 100%"]),
+        // Files and env files.
+        container("a file that is not in the repository", "files: [{source: config/app.conf, target: /etc/app.conf}]", &["config/app.conf is not in the repository", "web.yaml"]),
+        container("a file from outside the repository", "files: [{source: ../secret.txt, target: /etc/app.conf}]", &["invalid path \"../secret.txt\"", "can lead out of the repository"]),
+        container_with("a file with a relative target", "files: [{source: app.conf, target: etc/app.conf}]", &[("app.conf", "x=1\n")], &["invalid file target", "absolute path in the container"]),
+        container_with("a file mode that is not octal", "files: [{source: app.conf, target: /etc/app.conf, mode: 0999}]", &[("app.conf", "x=1\n")], &["invalid file mode", "not an octal mode"]),
+        container_with("two files at one target", "files: [{source: app.conf, target: /etc/a}, {source: app.conf, target: /etc/a}]", &[("app.conf", "x=1\n")], &["two files are placed at /etc/a"]),
+        container_with("a template with an unknown placeholder", "files: [{source: app.conf, target: /etc/app.conf, template: true}]", &[("app.conf", "user=app\npassword=${{ env.DB }}\n")], &["invalid template", "`env.DB` is not a secret reference", "app.conf"]),
+        container_with("a template whose secret has no value", "files: [{source: app.conf, target: /etc/app.conf, template: true}]", &[("app.conf", "password=${{ secrets.db-pass }}\n")], &["secret \"db-pass\" has no value", "BERTH_SECRET_DB_PASS"]),
+        container_with("an env file with a bad line", "env_file: app.env", &[("app.env", "A=1\nthis is not a pair\n")], &["invalid env file line", "KEY=VALUE", "app.env"]),
+        container("an env value that is a list", "env: {A: [db]}", &["invalid value for env A"]),
+        container("an env file that is not there", "env_file: [config/app.env]", &["config/app.env is not in the repository"]),
+        container("an env file secret without a value", "env_file: {secret: app-env}", &["secret \"app-env\" has no value", "BERTH_SECRET_APP_ENV"]),
         strategy("a drain that overflows", "drain: 18446744073709552", &["invalid duration", "too long"]),
         strategy("a drain in seconds that overflows", "drain: 18446744073709552s", &["invalid duration", "too long"]),
         strategy("a health timeout of nonsense", "health_timeout: forever", &["invalid duration"]),

@@ -4,7 +4,6 @@
 
 use super::analysis;
 use super::docker_ops as ops;
-use super::executor::Secrets;
 use crate::hosts::ssh::Session;
 use crate::model::registry::registry_of;
 use crate::model::{Analysis, Rollout};
@@ -59,7 +58,7 @@ pub struct DockerEngine {
     pub docker: Docker,
     pub session: Arc<Session>,
     pub project: String,
-    pub secrets: Secrets,
+    pub inputs: super::PodInputs,
     /// Credentials for pulls, by registry.
     pub logins: Arc<super::Logins>,
 }
@@ -79,7 +78,7 @@ impl Engine for DockerEngine {
     }
 
     fn create_pod<'a>(&'a self, pod: &'a PodPlan) -> BoxFuture<'a, OpResult> {
-        ops::create_pod(&self.docker, pod, &self.project, self.secrets.as_ref()).boxed()
+        ops::create_pod(&self.docker, pod, &self.project, &self.inputs).boxed()
     }
 
     fn start<'a>(&'a self, containers: &'a [String]) -> BoxFuture<'a, OpResult> {

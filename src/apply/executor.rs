@@ -13,6 +13,14 @@ use std::time::{Duration, Instant};
 
 pub type Secrets = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
+/// What pods are created with beside their plan: secret values, and the repository's files
+/// by hash (never in the plan: a template filled in holds secrets).
+#[derive(Clone)]
+pub struct PodInputs {
+    pub secrets: Secrets,
+    pub files: Arc<crate::model::files::FileContents>,
+}
+
 /// Why a step failed, with what the user needs to see (logs, health output).
 #[derive(Debug, Clone)]
 pub struct StepFailure {
@@ -91,7 +99,7 @@ pub use crate::hosts::Logins;
 pub async fn execute(
     plan: &Plan,
     fleet: &Fleet,
-    secrets: Secrets,
+    inputs: PodInputs,
     logins: Arc<Logins>,
     progress: Arc<dyn Progress>,
     stop: Stop,
@@ -104,7 +112,7 @@ pub async fn execute(
                 docker: c.docker.clone(),
                 session: c.session.clone(),
                 project: plan.project.clone(),
-                secrets: secrets.clone(),
+                inputs: inputs.clone(),
                 logins: logins.clone(),
             });
             (name.clone(), engine)

@@ -6,8 +6,7 @@ pub mod status;
 
 use crate::model::secret::{self, SecretValues, SECRETS_LABEL};
 use crate::model::{
-    label, ContainerSpec, Deployment, EnvValue, Health, Labels, ObservedContainer, ObservedHost,
-    Reason,
+    label, ContainerSpec, Deployment, Health, Labels, ObservedContainer, ObservedHost, Reason,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -181,18 +180,15 @@ pub fn changed_secrets(pod: &ObservedPod, d: &Deployment, values: &SecretValues)
             .and_then(|c| c.label(SECRETS_LABEL))
             .and_then(|l| serde_json::from_str(l).ok())
             .unwrap_or_default();
-        for v in spec.env.values() {
-            let EnvValue::Secret { secret } = v else {
-                continue;
-            };
+        for secret in spec.secret_names() {
             let Some(value) = values.get(secret) else {
                 continue;
             };
             let same = sealed
                 .get(secret)
                 .is_some_and(|s| secret::matches(s, value));
-            if !same && !changed.contains(secret) {
-                changed.push(secret.clone());
+            if !same && !changed.iter().any(|c| c == secret) {
+                changed.push(secret.to_string());
             }
         }
     }
@@ -252,13 +248,57 @@ pub fn spec_field_changes(container: &str, old: &Value, new: &Value) -> Vec<Fiel
     let mut keys: Vec<&String> = o.keys().chain(n.keys()).collect();
     keys.sort();
     keys.dedup();
-    keys.into_iter()
-        .filter(|k| o.get(*k) != n.get(*k))
-        .map(|k| FieldChange {
+    let mut out = Vec::new();
+    for k in keys.into_iter().filter(|k| o.get(*k) != n.get(*k)) {
+        if k == "files" {
+            out.extend(file_changes(container, o.get(k), n.get(k)));
+            continue;
+        }
+        out.push(FieldChange {
             container: container.to_string(),
             field: k.clone(),
             old: o.get(k).map(compact),
             new: n.get(k).map(compact),
+        });
+    }
+    out
+}
+
+/// `files` compared per target: `files[/etc/app.conf]: config/app.conf sha256:0a1b… 0644 → …`.
+fn file_changes(container: &str, old: Option<&Value>, new: Option<&Value>) -> Vec<FieldChange> {
+    let by_target = |v: Option<&Value>| -> BTreeMap<String, String> {
+        let list = v.and_then(Value::as_array).cloned().unwrap_or_default();
+        list.iter()
+            .map(|f| {
+                let text = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                let hash = text("sha256");
+                let shown = format!(
+                    "{} sha256:{}… {}{}",
+                    text("source"),
+                    &hash[..hash.len().min(12)],
+                    text("mode"),
+                    if f.get("template").and_then(Value::as_bool) == Some(true) {
+                        " template"
+                    } else {
+                        ""
+                    }
+                );
+                (text("target"), shown)
+            })
+            .collect()
+    };
+    let (o, n) = (by_target(old), by_target(new));
+    let mut targets: Vec<&String> = o.keys().chain(n.keys()).collect();
+    targets.sort();
+    targets.dedup();
+    targets
+        .into_iter()
+        .filter(|t| o.get(*t) != n.get(*t))
+        .map(|t| FieldChange {
+            container: container.to_string(),
+            field: format!("files[{t}]"),
+            old: o.get(t).cloned(),
+            new: n.get(t).cloned(),
         })
         .collect()
 }

@@ -24,6 +24,9 @@ pub struct DesiredState {
     /// set); never serialised.
     #[serde(skip)]
     pub secrets: super::secret::SecretValues,
+    /// The contents of the files the containers are given, by hash; never serialised.
+    #[serde(skip)]
+    pub files: super::files::FileContents,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -229,6 +232,13 @@ pub struct ContainerSpec {
     /// Not in Git: the repository names tags (or pins `image@sha256:…` itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// Files from the repository placed in the container before it starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<super::files::FileSpec>,
+    /// Secrets whose values are whole env files (`env_file: {secret: NAME}`), in order; their
+    /// keys fill what `env` (and the repository's env files, merged into it) leave unset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_secret_files: Vec<String>,
 }
 
 /// When a container's image is pulled.
@@ -260,6 +270,26 @@ impl PullPolicy {
 }
 
 impl ContainerSpec {
+    /// Every secret the container is given, by name, once each: env values, env files that
+    /// are secrets, and the secrets its templates fill in.
+    pub fn secret_names(&self) -> Vec<&str> {
+        let env = self.env.values().filter_map(|v| match v {
+            EnvValue::Secret { secret } => Some(secret.as_str()),
+            EnvValue::Plain(_) => None,
+        });
+        let files = self.files.iter().flat_map(|f| f.secrets.iter());
+        let mut names: Vec<&str> = Vec::new();
+        for n in env
+            .chain(self.env_secret_files.iter().map(String::as_str))
+            .chain(files.map(String::as_str))
+        {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+        names
+    }
+
     /// Whether the image's tag is resolved to a digest when planning (a tag, not a pinned
     /// digest, whose pull policy resolves).
     pub fn resolves_tag(&self) -> bool {

@@ -1,6 +1,7 @@
 //! The pure model: desired and observed state, labels and selectors. No I/O.
 
 pub mod desired;
+pub mod files;
 pub mod jump;
 pub mod labels;
 pub mod lock;

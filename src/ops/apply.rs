@@ -6,6 +6,7 @@ use super::error::{exit, Error, Result};
 use super::secrets::SecretSource;
 use crate::apply::{self, lock, lock::LockError, lock::LockOptions, Outcome, Progress};
 use crate::hosts::{self, Fleet};
+use crate::model::files::{by_hash, FileContents};
 use crate::plan::{IssueKind, Plan};
 use miette::miette;
 use std::path::PathBuf;
@@ -79,18 +80,21 @@ impl Applied {
 /// lock applies what is true then; a plan someone approved (a saved one, or one confirmed
 /// when asked) is applied as it is, or refused as stale.
 pub async fn apply(options: &ApplyOptions, ui: &dyn Ui) -> Result<Applied> {
-    let (fleet, plan, context, secrets) = match &options.plan_file {
+    let (fleet, plan, context, inputs) = match &options.plan_file {
         Some(file) => {
-            let (fleet, plan, secrets) = saved_plan(file, options).await?;
-            (fleet, plan, None, secrets)
+            let (fleet, plan, inputs) = saved_plan(file, options).await?;
+            (fleet, plan, None, inputs)
         }
         None => {
             let context =
                 context::connect(&options.source, &options.connection, &options.scope).await?;
             let plan = context.plan().await?;
             let fleet = context.fleet.clone();
-            let secrets = context.secrets.clone();
-            (fleet, plan, Some(context), secrets)
+            let inputs = Inputs {
+                secrets: context.secrets.clone(),
+                files: Arc::new(context.desired.files.clone()),
+            };
+            (fleet, plan, Some(context), inputs)
         }
     };
     let replan = context.filter(|_| options.auto_approve);
@@ -101,7 +105,7 @@ pub async fn apply(options: &ApplyOptions, ui: &dyn Ui) -> Result<Applied> {
     if plan.waves.is_empty() {
         // Nothing to do, but a saved plan still promises the hosts are as it saw them.
         if options.plan_file.is_some() {
-            check_stale(&fleet, &plan, &secrets).await?;
+            check_stale(&fleet, &plan, &inputs.secrets).await?;
         } else if !plan.dead_locks.is_empty() {
             clear_dead_locks(&fleet, &plan, &options.lock, ui).await;
         }
@@ -129,15 +133,15 @@ pub async fn apply(options: &ApplyOptions, ui: &dyn Ui) -> Result<Applied> {
                     )
                     .into()),
                     Ok(()) if plan.waves.is_empty() => Ok(Applied::Nothing),
-                    Ok(()) => execute(&plan, &fleet, &secrets, ui, locks.lost()).await,
+                    Ok(()) => execute(&plan, &fleet, &inputs, ui, locks.lost()).await,
                 }
             }
         },
         // Under the lock, the hosts must still be as planned (a saved plan, or someone
         // else's apply while this one waited for its confirmation).
-        None => match check_stale(&fleet, &plan, &secrets).await {
+        None => match check_stale(&fleet, &plan, &inputs.secrets).await {
             Err(stale) => Err(stale),
-            Ok(()) => execute(&plan, &fleet, &secrets, ui, locks.lost()).await,
+            Ok(()) => execute(&plan, &fleet, &inputs, ui, locks.lost()).await,
         },
     };
     if let Err(e) = locks.release().await {
@@ -161,11 +165,17 @@ async fn clear_dead_locks(fleet: &Fleet, plan: &Plan, options: &LockOptions, ui:
     }
 }
 
+/// Where a plan's pods get their secret values and repository files from.
+struct Inputs {
+    secrets: Arc<SecretSource>,
+    files: Arc<FileContents>,
+}
+
 /// Reads a plan saved by `berth plan -o` and connects to its hosts.
 async fn saved_plan(
     file: &std::path::Path,
     options: &ApplyOptions,
-) -> Result<(Fleet, Plan, Arc<SecretSource>)> {
+) -> Result<(Fleet, Plan, Inputs)> {
     let to = &options.connection;
     let name = file.display().to_string();
     let bytes =
@@ -177,7 +187,8 @@ async fn saved_plan(
         )
     })?;
     let plan = crate::plan::saved::parse(&name, &text)?;
-    let secrets = Arc::new(saved_plan_secrets(&plan, &options.source));
+    let inputs = saved_plan_inputs(&plan, &options.source);
+    let secrets = &inputs.secrets;
     let unset: Vec<String> = crate::plan::saved::secrets_needed(&plan)
         .into_iter()
         .filter(|n| secrets.lookup(n).is_none())
@@ -203,23 +214,37 @@ async fn saved_plan(
         .filter(|h| h.reachable)
         .map(|h| h.connection.clone())
         .collect();
+    let missing = crate::plan::saved::files_missing(&plan, &inputs.files);
+    if !missing.is_empty() {
+        return Err(miette!(
+            help = "pass --repo with the repository the plan was made from (berth reads it at the plan's commit)",
+            "the plan file {name} places files that are not in the repository at hand: {}",
+            missing.join(", ")
+        )
+        .into());
+    }
     let fleet = hosts::connect_all(&hosts, &to.ssh, to.max_handshakes).await;
-    Ok((fleet, plan, secrets))
+    Ok((fleet, plan, inputs))
 }
 
-/// A saved plan's secrets: the environment and files, and the SOPS files of the repository
-/// (`--repo`) at the commit the plan was made from, when it can be read there.
-fn saved_plan_secrets(plan: &Plan, source: &Source) -> SecretSource {
-    let Some(commit) = &plan.commit else {
-        return SecretSource::environment();
-    };
-    let at_commit = Source {
+/// A saved plan's secrets (the environment and files, and the SOPS files of the repository)
+/// and repository files, from `--repo` at the commit the plan was made from, when it can be
+/// read there.
+fn saved_plan_inputs(plan: &Plan, source: &Source) -> Inputs {
+    let at_commit = plan.commit.as_ref().map(|commit| Source {
         git_ref: Some(commit.clone()),
         ..source.clone()
+    });
+    let (secrets, files) = match at_commit.map(|s| context::read_source(&s)) {
+        Some(Ok(src)) => (
+            SecretSource::with_repository(&src.files),
+            by_hash(&src.files.blobs),
+        ),
+        _ => (SecretSource::environment(), FileContents::default()),
     };
-    match context::read_source(&at_commit) {
-        Ok(src) => SecretSource::with_repository(&src.files),
-        Err(_) => SecretSource::environment(),
+    Inputs {
+        secrets: Arc::new(secrets),
+        files: Arc::new(files),
     }
 }
 
@@ -296,10 +321,11 @@ async fn check_stale(fleet: &Fleet, plan: &Plan, secrets: &SecretSource) -> Resu
 async fn execute(
     plan: &Plan,
     fleet: &Fleet,
-    source: &Arc<SecretSource>,
+    inputs: &Inputs,
     ui: &dyn Ui,
     stop: apply::Stop,
 ) -> Result<Applied> {
+    let source = &inputs.secrets;
     let values = source.clone();
     let secrets: apply::Secrets = Arc::new(move |name: &str| values.lookup(name));
     let hosts: Vec<String> = plan
@@ -315,7 +341,11 @@ async fn execute(
         &|name: &str| source.lookup(name),
     )?);
     let started = Instant::now();
-    let outcome = apply::execute(plan, fleet, secrets, logins, ui.progress(&hosts), stop)
+    let pod_inputs = apply::PodInputs {
+        secrets,
+        files: inputs.files.clone(),
+    };
+    let outcome = apply::execute(plan, fleet, pod_inputs, logins, ui.progress(&hosts), stop)
         .await
         .map_err(|e| miette!("{e}"))?;
     Ok(Applied::Ran {

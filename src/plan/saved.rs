@@ -8,7 +8,6 @@
 //! the plan no longer says what applying would have to do, and it is refused before any step.
 
 use super::types::{Plan, Step, PLAN_VERSION};
-use crate::model::desired::EnvValue;
 use crate::model::secret::{self, SECRETS_LABEL};
 use crate::model::{label, ObservedHost};
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,15 +58,30 @@ pub fn secrets_needed(plan: &Plan) -> BTreeSet<String> {
     for step in plan.waves.iter().flat_map(|w| w.steps.values().flatten()) {
         if let Step::CreatePod { pod } = step {
             for c in &pod.containers {
-                for v in c.spec.env.values() {
-                    if let EnvValue::Secret { secret } = v {
-                        names.insert(secret.clone());
-                    }
-                }
+                names.extend(c.spec.secret_names().into_iter().map(str::to_string));
             }
         }
     }
     names
+}
+
+/// The files the pods a plan creates are given whose contents are not in `files`, as
+/// `path (sha256 abcdef…)`.
+pub fn files_missing(plan: &Plan, files: &crate::model::files::FileContents) -> Vec<String> {
+    let mut missing: BTreeSet<String> = BTreeSet::new();
+    for step in plan.waves.iter().flat_map(|w| w.steps.values().flatten()) {
+        if let Step::CreatePod { pod } = step {
+            let wanted = pod.containers.iter().flat_map(|c| &c.spec.files);
+            for f in wanted.filter(|f| !files.contains_key(&f.sha256)) {
+                missing.insert(format!(
+                    "{} (sha256 {}…)",
+                    f.source,
+                    &f.sha256[..12.min(f.sha256.len())]
+                ));
+            }
+        }
+    }
+    missing.into_iter().collect()
 }
 
 /// The secrets whose current value differs from the one a pod that the plan leaves in place

@@ -188,7 +188,7 @@ pub struct ContainerFile {
     #[serde(default)]
     pub entrypoint: Option<Args>,
     #[serde(default)]
-    pub env: HashMap<Spanned<String>, Spanned<EnvFile>>,
+    pub env: HashMap<Spanned<String>, Spanned<EnvEntry>>,
     #[serde(default)]
     pub ports: Vec<Spanned<String>>,
     #[serde(default)]
@@ -207,6 +207,48 @@ pub struct ContainerFile {
     /// `always`, `missing` or `never`; unset: resolve the tag to a digest.
     #[serde(default)]
     pub pull: Option<Spanned<String>>,
+    /// Files from the repository placed in the container before it starts.
+    #[serde(default)]
+    pub files: Vec<Spanned<FileEntry>>,
+    /// Env files: a path in the repository or `{secret: NAME}`, one or a list.
+    #[serde(default)]
+    pub env_file: Option<Spanned<EnvFiles>>,
+}
+
+/// `files:` entry: `{source: config/nginx.conf, target: /etc/nginx/nginx.conf, mode: 0644}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    pub source: Spanned<String>,
+    pub target: Spanned<String>,
+    #[serde(default)]
+    pub mode: Option<Spanned<Scalar>>,
+    /// Fill `${{ secrets.NAME }}` in the file when the container is created.
+    #[serde(default)]
+    pub template: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum EnvFiles {
+    Many(Vec<EnvFileRef>),
+    One(EnvFileRef),
+}
+
+impl EnvFiles {
+    pub fn entries(&self) -> Vec<&EnvFileRef> {
+        match self {
+            EnvFiles::One(e) => vec![e],
+            EnvFiles::Many(v) => v.iter().collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum EnvFileRef {
+    Path(String),
+    Secret(SecretRef),
 }
 
 /// A command as a list (exec form) or a string (run by `/bin/sh -c`).
@@ -239,7 +281,7 @@ impl std::fmt::Display for Scalar {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum EnvFile {
+pub enum EnvEntry {
     Secret(SecretRef),
     Value(Scalar),
     /// Anything else (null, a list, a mapping that is not a secret reference): refused with
@@ -247,10 +289,39 @@ pub enum EnvFile {
     Other(serde_json::Value),
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `{secret: NAME}`, and only that mapping: a derived `Deserialize` would also take a
+/// one-element list (`[NAME]`) for it, which in an untagged value means something else.
+#[derive(Debug, Clone)]
 pub struct SecretRef {
     pub secret: String,
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SecretRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("{secret: NAME}")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SecretRef, A::Error> {
+                let mut secret = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "secret" || secret.is_some() {
+                        return Err(serde::de::Error::unknown_field(&key, &["secret"]));
+                    }
+                    secret = Some(map.next_value::<String>()?);
+                }
+                secret
+                    .map(|secret| SecretRef { secret })
+                    .ok_or_else(|| serde::de::Error::missing_field("secret"))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -75,6 +75,11 @@ pub fn read(req: &SourceRequest) -> Result<Source> {
             let mut files = RepoFiles::default();
             let root = path.canonicalize().into_diagnostic()?;
             walk_dir(&root, &root, &mut files)?;
+            for wanted in crate::repo::load::referenced_files(&files) {
+                if let Some(bytes) = read_dir_blob(&root, &wanted)? {
+                    files.blobs.insert(wanted, bytes);
+                }
+            }
             Ok(Source {
                 files,
                 warnings: vec![],
@@ -97,6 +102,24 @@ fn outside(link: &str, target: &Path) -> miette::Report {
         "{link} is a symbolic link to {}, outside the repository",
         target.display()
     )
+}
+
+/// A file the deployments name, from a plain directory: `None` when there is none (the
+/// loader says so, pointing at the deployment); a link out of the directory is refused.
+fn read_dir_blob(root: &Path, rel: &str) -> Result<Option<Vec<u8>>> {
+    let p = root.join(rel);
+    let Ok(target) = std::fs::canonicalize(&p) else {
+        return Ok(None);
+    };
+    if !target.starts_with(root) {
+        return Err(outside(rel, &target));
+    }
+    if !target.is_file() {
+        return Ok(None);
+    }
+    std::fs::read(&target)
+        .map(Some)
+        .map_err(|e| miette!("cannot read {rel}: {e}"))
 }
 
 /// Reads the YAML files under `dir` of a plain directory. Symbolic links are followed only
@@ -157,7 +180,7 @@ fn read_local_git(repo: &Repository, path: &Path, git_ref: Option<&str>) -> Resu
     let files = read_tree(repo, &commit, &subdir)?;
     let mut warnings = Vec::new();
     if git_ref.is_none() && repo.workdir().is_some() {
-        let dirty = uncommitted(repo, &subdir)?;
+        let dirty = uncommitted(repo, &subdir, &files)?;
         if !dirty.is_empty() {
             warnings.push(format!(
                 "uncommitted changes are not applied (berth reads commit {}): {}",
@@ -169,7 +192,8 @@ fn read_local_git(repo: &Repository, path: &Path, git_ref: Option<&str>) -> Resu
     Ok(Source { files, warnings })
 }
 
-fn uncommitted(repo: &Repository, subdir: &Path) -> Result<Vec<String>> {
+/// The changed files berth would read (YAML, and the files the deployments name).
+fn uncommitted(repo: &Repository, subdir: &Path, files: &RepoFiles) -> Result<Vec<String>> {
     let mut opts = StatusOptions::new();
     opts.include_untracked(true).recurse_untracked_dirs(true);
     let prefix = subdir.to_string_lossy().to_string();
@@ -180,7 +204,12 @@ fn uncommitted(repo: &Repository, subdir: &Path) -> Result<Vec<String>> {
     let mut out: Vec<String> = statuses
         .iter()
         .filter_map(|s| s.path().ok().map(str::to_string))
-        .filter(|p| wanted(p))
+        .filter(|p| {
+            let rel = p
+                .strip_prefix(&prefix)
+                .map_or(p.as_str(), |r| r.trim_start_matches('/'));
+            wanted(p) || files.blobs.contains_key(rel)
+        })
         .collect();
     out.sort();
     Ok(out)
@@ -252,10 +281,38 @@ fn read_tree(repo: &Repository, commit: &git2::Commit, subdir: &Path) -> Result<
     })
     .or_else(|e| if failure.is_some() { Ok(()) } else { Err(e) })
     .into_diagnostic()?;
-    match failure {
-        Some(f) => Err(f),
-        None => Ok(files),
+    if let Some(f) = failure {
+        return Err(f);
     }
+    for wanted in crate::repo::load::referenced_files(&files) {
+        if let Some(bytes) = read_tree_blob(repo, &tree, &wanted)? {
+            files.blobs.insert(wanted, bytes);
+        }
+    }
+    Ok(files)
+}
+
+/// A file the deployments name, from the tree: `None` when there is none (the loader says
+/// so); a symbolic link is followed while it stays inside the tree.
+fn read_tree_blob(repo: &Repository, tree: &git2::Tree, rel: &str) -> Result<Option<Vec<u8>>> {
+    let Ok(entry) = tree.get_path(Path::new(rel)) else {
+        return Ok(None);
+    };
+    if entry.kind() != Some(ObjectType::Blob) {
+        return Ok(None);
+    }
+    let id = if entry.filemode() == SYMLINK_MODE {
+        let dir = rel
+            .rsplit_once('/')
+            .map_or(String::new(), |(d, _)| format!("{d}/"));
+        link_target(repo, tree, &dir, &entry)?
+    } else {
+        entry.id()
+    };
+    let blob = repo
+        .find_blob(id)
+        .map_err(|e| miette!("{rel}: {}", e.message()))?;
+    Ok(Some(blob.content().to_vec()))
 }
 
 /// Git's file mode for a symbolic link (its blob holds the target path).

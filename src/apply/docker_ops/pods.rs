@@ -2,6 +2,7 @@
 //! only ever those that carry this project's labels.
 
 use super::*;
+use crate::apply::PodInputs;
 
 /// A random salt (16 bytes, hex) for one secret of one container.
 fn new_salt() -> Result<String, OpError> {
@@ -11,29 +12,89 @@ fn new_salt() -> Result<String, OpError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Resolves env values (secrets from the environment) and seals each secret for the
-/// container's label: a new random salt and an HMAC of the value keyed with it.
+/// Resolves env values (secrets from the environment, then env files that are secrets, for
+/// the keys `env` leaves unset) and seals each secret the container is given for its label:
+/// a new random salt and an HMAC of the value keyed with it.
 pub fn env_list(
     spec: &ContainerSpec,
     secrets: &(dyn Fn(&str) -> Option<String> + Send + Sync),
 ) -> Result<(Vec<String>, BTreeMap<String, String>), OpError> {
-    let mut env = Vec::new();
-    let mut sealed = BTreeMap::new();
+    let value = |name: &str| secrets(name).ok_or_else(|| format!("secret {name} has no value"));
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in &spec.env {
-        match v {
-            EnvValue::Plain(s) => env.push(format!("{k}={s}")),
-            EnvValue::Secret { secret } => {
-                let value =
-                    secrets(secret).ok_or_else(|| format!("secret {secret} has no value"))?;
-                sealed.insert(
-                    secret.clone(),
-                    crate::model::secret::seal(&new_salt()?, &value),
-                );
-                env.push(format!("{k}={value}"));
-            }
+        let text = match v {
+            EnvValue::Plain(s) => s.clone(),
+            EnvValue::Secret { secret } => value(secret)?,
+        };
+        env.insert(k.clone(), text);
+    }
+    for name in &spec.env_secret_files {
+        let pairs = crate::model::files::parse_env_file(&value(name)?).map_err(|e| {
+            format!(
+                "secret {name} is not an env file: line {} is not KEY=VALUE",
+                e.line
+            )
+        })?;
+        for (k, v) in pairs {
+            env.entry(k).or_insert(v);
         }
     }
-    Ok((env, sealed))
+    let mut sealed = BTreeMap::new();
+    for name in spec.secret_names() {
+        sealed.insert(
+            name.to_string(),
+            crate::model::secret::seal(&new_salt()?, &value(name)?),
+        );
+    }
+    Ok((
+        env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        sealed,
+    ))
+}
+
+/// A tar archive of the container's files, named from the root (the engine creates missing
+/// directories on the way), owned by root.
+fn files_archive(spec: &ContainerSpec, inputs: &PodInputs) -> Result<Vec<u8>, OpError> {
+    let mut archive = tar::Builder::new(Vec::new());
+    for f in &spec.files {
+        let bytes = crate::model::files::materialize(f, &inputs.files, inputs.secrets.as_ref())?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(f.mode_bits());
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        archive
+            .append_data(
+                &mut header,
+                f.target.trim_start_matches('/'),
+                bytes.as_slice(),
+            )
+            .map_err(|e| format!("packing {}: {e}", f.target))?;
+    }
+    archive
+        .into_inner()
+        .map_err(|e| OpError::Refused(format!("packing files: {e}")))
+}
+
+/// Places the container's files before it starts (the engine's archive upload: no host path
+/// is bound).
+async fn place_files(
+    docker: &Docker,
+    name: &str,
+    spec: &ContainerSpec,
+    inputs: &PodInputs,
+) -> Result<(), OpError> {
+    if spec.files.is_empty() {
+        return Ok(());
+    }
+    let archive = files_archive(spec, inputs)?;
+    let options = UploadToContainerOptionsBuilder::default().path("/").build();
+    docker
+        .upload_to_container(name, Some(options), bollard::body_full(archive.into()))
+        .await
+        .map_err(doing(format!("placing files in {name}")))
 }
 
 fn create_body(
@@ -144,10 +205,10 @@ pub async fn create_pod(
     docker: &Docker,
     pod: &PodPlan,
     project: &str,
-    secrets: &(dyn Fn(&str) -> Option<String> + Send + Sync),
+    inputs: &PodInputs,
 ) -> Result<(), OpError> {
     for (i, c) in pod.containers.iter().enumerate() {
-        let (env, sealed) = env_list(&c.spec, secrets)?;
+        let (env, sealed) = env_list(&c.spec, inputs.secrets.as_ref())?;
         let mut body = create_body(pod, i, project, env);
         if !sealed.is_empty() {
             let labels = body.labels.get_or_insert_with(HashMap::new);
@@ -167,6 +228,7 @@ pub async fn create_pod(
             }
             Err(e) => return Err(doing(format!("creating {}", c.name))(e)),
         }
+        place_files(docker, &c.name, &c.spec, inputs).await?;
         docker
             .start_container(&c.name, None::<StartContainerOptions>)
             .await

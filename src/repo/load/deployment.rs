@@ -168,8 +168,8 @@ pub(super) fn load_container(
             );
         }
         let value = match &v.value {
-            EnvFile::Value(s) => EnvValue::Plain(s.to_string()),
-            EnvFile::Other(other) => {
+            EnvEntry::Value(s) => EnvValue::Plain(s.to_string()),
+            EnvEntry::Other(other) => {
                 let why = match other {
                     serde_json::Value::Null => {
                         "it has no value; write \"\" for an empty one".to_string()
@@ -187,20 +187,14 @@ pub(super) fn load_container(
                 l.report(src.error(v, format!("invalid value for env {}", k.value), why));
                 EnvValue::Plain(String::new())
             }
-            EnvFile::Secret(SecretRef { secret }) => {
-                let lookup = l.secrets.filter(|_| needs_secrets);
-                match lookup.map(|find| find(secret)) {
-                    Some(Some(value)) => l.values.insert(secret, value),
-                    Some(None) => l.report(
-                        src.error(
-                            v,
-                            format!("secret {secret:?} has no value"),
-                            "secret not set",
-                        )
-                        .with_help(secret_help(secret)),
-                    ),
-                    None => {}
-                }
+            EnvEntry::Secret(SecretRef { secret }) => {
+                l.need_secret(secret, needs_secrets, || {
+                    src.error(
+                        v,
+                        format!("secret {secret:?} has no value"),
+                        "secret not set",
+                    )
+                });
                 EnvValue::Secret {
                     secret: secret.clone(),
                 }
@@ -208,6 +202,8 @@ pub(super) fn load_container(
         };
         env.insert(k.value.clone(), value);
     }
+    let env_secret_files = super::files::load_env_files(l, src, c, needs_secrets, &mut env);
+    let files = super::files::load_files(l, src, c, needs_secrets);
     let mut ports = Vec::new();
     for p in &c.ports {
         match units::port(&p.value) {
@@ -317,5 +313,7 @@ pub(super) fn load_container(
         init: c.init.unwrap_or(false),
         pull,
         digest: None,
+        files,
+        env_secret_files,
     }
 }

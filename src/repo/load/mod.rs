@@ -14,11 +14,13 @@ use std::collections::{BTreeMap, HashMap};
 
 mod checks;
 mod deployment;
+mod files;
 mod hosts;
 mod registries;
 mod strategy;
 use checks::{check_placement, check_services};
 use deployment::load_deployment;
+pub use files::{referenced_files, repo_path};
 use hosts::load_hosts;
 use registries::load_registries;
 
@@ -30,7 +32,10 @@ pub const DEPLOYMENTS_DIR: &str = "deployments/";
 #[derive(Debug, Clone, Default)]
 pub struct RepoFiles {
     pub commit: Option<String>,
+    /// The YAML files.
     pub files: BTreeMap<String, String>,
+    /// Other files the deployments name (`files:`, `env_file:`), as bytes.
+    pub blobs: BTreeMap<String, Vec<u8>>,
 }
 
 /// Looks up a secret's value by name; the shell reads them from the environment.
@@ -46,9 +51,31 @@ struct Loader<'a> {
     /// Only deployments this selector matches need their secrets set (`-l`).
     needs_secrets: Option<&'a Selector>,
     values: SecretValues,
+    repo: &'a RepoFiles,
 }
 
 impl Loader<'_> {
+    /// A secret's value, when values are read and this deployment `needs` them; a missing
+    /// one is reported with `error` and the help that says where to set it.
+    fn need_secret(
+        &mut self,
+        name: &str,
+        needs: bool,
+        error: impl FnOnce() -> super::diag::SpecError,
+    ) -> Option<String> {
+        let lookup = self.secrets.filter(|_| needs)?;
+        match lookup(name) {
+            Some(value) => {
+                self.values.insert(name, value.clone());
+                Some(value)
+            }
+            None => {
+                self.report(error().with_help(secret_help(name)));
+                None
+            }
+        }
+    }
+
     fn parse<T: serde::de::DeserializeOwned>(&mut self, file: &SourceFile) -> Option<T> {
         match serde_saphyr::from_str::<T>(&file.text) {
             Ok(v) => Some(v),
@@ -173,6 +200,7 @@ pub fn load_with<'a>(
         secrets,
         needs_secrets,
         values: SecretValues::default(),
+        repo: files,
     };
     let Some(project_src) = source(files, PROJECT_FILE) else {
         l.diags.push(miette::miette!(
@@ -280,6 +308,7 @@ pub fn load_with<'a>(
         deployments: deployments.iter().map(|(d, _, _)| d.clone()).collect(),
         registries,
         secrets: std::mem::take(&mut l.values),
+        files: crate::model::files::by_hash(&files.blobs),
     };
     // Without a readable inventory every placement would fail too: say the cause only.
     if !inventory_failed {
@@ -345,12 +374,12 @@ pub fn normalise_image(image: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     const INVENTORY: &str = "hosts:\n  - {name: a, address: 198.18.1.1, labels: {role: web}}\n  - {name: b, address: 198.18.1.2, labels: {role: web}}\n";
 
-    fn files(deployments: &[(&str, &str)]) -> RepoFiles {
+    pub(super) fn files(deployments: &[(&str, &str)]) -> RepoFiles {
         let mut f = RepoFiles::default();
         f.files.insert(PROJECT_FILE.into(), "project: p\n".into());
         f.files.insert(DEFAULT_INVENTORY.into(), INVENTORY.into());
@@ -362,7 +391,7 @@ mod tests {
     }
 
     /// Each diagnostic as "file:line:col message", via miette's own span data.
-    fn errors(f: &RepoFiles) -> Vec<String> {
+    pub(super) fn errors(f: &RepoFiles) -> Vec<String> {
         let diags = load(f, &|_| None).expect_err("the repository is invalid");
         diags
             .reports

@@ -202,6 +202,11 @@ fn corpus() -> Vec<Case> {
         container("an env value that is a list", "env: {A: [db]}", &["invalid value for env A"]),
         container("an env file that is not there", "env_file: [config/app.env]", &["config/app.env is not in the repository"]),
         container("an env file secret without a value", "env_file: {secret: app-env}", &["secret \"app-env\" has no value", "BERTH_SECRET_APP_ENV"]),
+        // Jobs.
+        deployment("a job of a container the pod does not have", "name: web\npod:\n  containers:\n    - {name: app, image: berth-lab/web:v1}\njobs:\n  - {name: migrate, container: db, command: [migrate]}\n", &["the pod has no container \"db\"", "a job runs as one of the pod's containers: app"]),
+        deployment("a job with a bad host selector", "name: web\npod:\n  containers:\n    - {name: app, image: berth-lab/web:v1}\njobs:\n  - {name: migrate, hosts: \"role in (db\"}\n", &["invalid label selector"]),
+        deployment("two jobs of one name", "name: web\npod:\n  containers:\n    - {name: app, image: berth-lab/web:v1}\njobs:\n  - {name: migrate}\n  - {name: migrate}\n", &["two jobs of this deployment are named \"migrate\""]),
+        deployment("a job with an unknown key", "name: web\npod:\n  containers:\n    - {name: app, image: berth-lab/web:v1}\njobs:\n  - {name: migrate, run: [true]}\n", &["unknown key `run`"]),
         strategy("a drain that overflows", "drain: 18446744073709552", &["invalid duration", "too long"]),
         strategy("a drain in seconds that overflows", "drain: 18446744073709552s", &["invalid duration", "too long"]),
         strategy("a health timeout of nonsense", "health_timeout: forever", &["invalid duration"]),

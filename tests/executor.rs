@@ -6,10 +6,10 @@
 
 mod fixture;
 
-use berth::apply::engine::{Engine, OpResult, Probe};
+use berth::apply::engine::{Engine, JobOutput, OpResult, Probe};
 use berth::apply::{execute_on, Engines, Outcome, Progress, Stop};
-use berth::model::{Analysis, ObservedHost, Rollout};
-use berth::plan::{Plan, PodPlan, ServiceJoin};
+use berth::model::{Analysis, JobRecord, ObservedHost, Rollout};
+use berth::plan::{JobPlan, Plan, PodPlan, ServiceJoin};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use std::collections::{BTreeMap, BTreeSet};
@@ -161,6 +161,24 @@ impl Engine for Memory {
         .boxed()
     }
 
+    fn run_job<'a>(
+        &'a self,
+        job: &'a JobPlan,
+        output: &'a JobOutput<'a>,
+    ) -> BoxFuture<'a, OpResult<i64>> {
+        output("migrating");
+        let code = if self.broken.contains(&job.container.spec.image) {
+            3
+        } else {
+            0
+        };
+        self.ok(format!("run job {}", job.job), code)
+    }
+
+    fn record_job<'a>(&'a self, record: &'a JobRecord) -> BoxFuture<'a, OpResult> {
+        self.ok(format!("record job {} {}", record.job, record.revision), ())
+    }
+
     fn last_logs<'a>(&'a self, _: &'a str, _: usize) -> BoxFuture<'a, String> {
         async { "it broke\n".to_string() }.boxed()
     }
@@ -184,6 +202,7 @@ impl Progress for Quiet {
     fn step_done(&self, _: &str, _: Option<&str>, _: &str) {}
     fn failed(&self, _: &str, _: &str) {}
     fn rolling_back(&self, _: &str) {}
+    fn output(&self, _: &str, _: &str, _: &str) {}
     fn finish(&self) {}
 }
 
@@ -421,4 +440,57 @@ async fn a_pod_that_ends_before_it_joins_fails_its_gate_for_that_reason() {
     );
     assert!(f.verdict, "a crash is a verdict on the revision: {f:?}");
     assert!(f.details.contains("it broke"), "{f:?}");
+}
+
+fn web_with_migration(rel: &str, text: String) -> String {
+    let text = bump_web(rel, text);
+    if rel == "deployments/web.yaml" {
+        format!("{text}jobs:\n  - {{name: migrate, command: [migrate, up]}}\n")
+    } else {
+        text
+    }
+}
+
+#[tokio::test]
+async fn a_job_runs_before_any_new_pod_and_its_failure_touches_no_pod() {
+    let (plan, hosts) = fixture(web_with_migration);
+    let (_keep, stop) = no_stop();
+    let r = run(&plan, &hosts, &[], stop).await;
+    assert!(
+        matches!(r.outcome, Outcome::Applied { .. }),
+        "{:?}",
+        r.outcome
+    );
+    let job = r.log.iter().position(|l| l.contains(": run job migrate"));
+    let recorded = r
+        .log
+        .iter()
+        .position(|l| l.contains(": record job migrate"));
+    let first_create = r.log.iter().position(|l| l.contains(": create web-"));
+    assert!(
+        job.is_some() && job < recorded && recorded < first_create,
+        "{:#?}",
+        r.log
+    );
+
+    // The job fails (the new image exits 3): no pod is created, stopped or removed.
+    let (_keep, stop) = no_stop();
+    let r = run(&plan, &hosts, &["example/web:3"], stop).await;
+    let Outcome::RolledBack(failed) = &r.outcome else {
+        panic!("{:?}", r.outcome)
+    };
+    assert!(
+        failed[0].failures[0]
+            .message
+            .contains("job migrate exited with code 3"),
+        "{failed:?}"
+    );
+    assert!(
+        !r.log.iter().any(|l| l.contains(": create web-")
+            || l.contains(": stop web-")
+            || l.contains(": remove web-")
+            || l.contains("record job")),
+        "{:#?}",
+        r.log
+    );
 }

@@ -6,8 +6,8 @@ use super::analysis;
 use super::docker_ops as ops;
 use crate::hosts::ssh::Session;
 use crate::model::registry::registry_of;
-use crate::model::{Analysis, Rollout};
-use crate::plan::{PodPlan, ServiceJoin};
+use crate::model::{Analysis, JobRecord, Rollout};
+use crate::plan::{JobPlan, PodPlan, ServiceJoin};
 use bollard::Docker;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
@@ -41,6 +41,14 @@ pub trait Engine: Send + Sync {
         state: Option<&'a Rollout>,
     ) -> BoxFuture<'a, OpResult>;
     fn probe<'a>(&'a self, container: &'a str) -> BoxFuture<'a, OpResult<Probe>>;
+    /// Runs a job to completion, passing each line of its output to `output`; its exit
+    /// code, or an error when it did not finish within its timeout.
+    fn run_job<'a>(
+        &'a self,
+        job: &'a JobPlan,
+        output: &'a JobOutput<'a>,
+    ) -> BoxFuture<'a, OpResult<i64>>;
+    fn record_job<'a>(&'a self, record: &'a JobRecord) -> BoxFuture<'a, OpResult>;
     /// The last lines of a container's output, for a failure report.
     fn last_logs<'a>(&'a self, container: &'a str, lines: usize) -> BoxFuture<'a, String>;
     /// Asks each pod `check` and adds its failures to `wave_failures` (shared by the hosts of
@@ -52,6 +60,9 @@ pub trait Engine: Send + Sync {
         wave_failures: &'a AtomicU32,
     ) -> BoxFuture<'a, Result<(), (String, String)>>;
 }
+
+/// Where a job's output goes, line by line.
+pub type JobOutput<'a> = dyn Fn(&str) + Send + Sync + 'a;
 
 /// A host's Docker engine over its SSH session.
 pub struct DockerEngine {
@@ -125,6 +136,18 @@ impl Engine for DockerEngine {
 
     fn last_logs<'a>(&'a self, container: &'a str, lines: usize) -> BoxFuture<'a, String> {
         ops::last_logs(&self.docker, container, lines).boxed()
+    }
+
+    fn run_job<'a>(
+        &'a self,
+        job: &'a JobPlan,
+        output: &'a JobOutput<'a>,
+    ) -> BoxFuture<'a, OpResult<i64>> {
+        ops::jobs::run_job(&self.docker, job, &self.project, &self.inputs, output).boxed()
+    }
+
+    fn record_job<'a>(&'a self, record: &'a JobRecord) -> BoxFuture<'a, OpResult> {
+        ops::jobs::record_job(&self.docker, &self.project, record).boxed()
     }
 
     fn analyze<'a>(

@@ -11,6 +11,8 @@ pub trait Progress: Send + Sync {
     fn step_done(&self, host: &str, lane: Option<&str>, step: &str);
     fn failed(&self, host: &str, message: &str);
     fn rolling_back(&self, wave: &str);
+    /// A line of a job's output, as it runs on a host.
+    fn output(&self, host: &str, job: &str, line: &str);
     fn finish(&self);
 }
 
@@ -53,6 +55,18 @@ pub fn describe(step: &Step) -> String {
         Step::RecordRollout { state: None, .. } => "clear the rollout state".into(),
         Step::RecordRollout { state: Some(s), .. } => {
             format!("record the rollout as {:?} at step {}", s.phase, s.step + 1).to_lowercase()
+        }
+        Step::RunJob { job } => format!(
+            "run job {} ({})",
+            job.job,
+            job.container
+                .spec
+                .command
+                .as_ref()
+                .map_or("the image's command".to_string(), |c| c.join(" "))
+        ),
+        Step::RecordJob { record } => {
+            format!("record job {} as done for {}", record.job, record.revision)
         }
         Step::Wait { ms, reason } => format!("{reason}: wait {}s", *ms as f64 / 1000.0),
         Step::Analyze { pods, check } => format!(

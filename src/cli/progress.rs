@@ -69,6 +69,11 @@ impl Progress for Lines {
     fn rolling_back(&self, wave: &str) {
         self.line(&format!("  rolling back: {wave}"));
     }
+    fn output(&self, host: &str, job: &str, line: &str) {
+        if self.verbosity != Verbosity::Quiet {
+            self.line(&format!("  {host} job {job} | {line}"));
+        }
+    }
     fn finish(&self) {}
 }
 
@@ -127,6 +132,9 @@ impl Progress for Bars {
     }
     fn rolling_back(&self, wave: &str) {
         let _ = self.multi.println(format!("  rolling back: {wave}"));
+    }
+    fn output(&self, host: &str, job: &str, line: &str) {
+        let _ = self.multi.println(format!("  {host} job {job} | {line}"));
     }
     fn finish(&self) {
         for bar in self.bars.lock().expect("not poisoned").values() {

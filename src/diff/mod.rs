@@ -93,6 +93,11 @@ pub fn group(project: &str, host: &ObservedHost) -> (Vec<ObservedPod>, Vec<Unman
             });
             continue;
         }
+        if c.label(label::JOB).is_some() {
+            // A job's container (removed when it ends; one left by a dead apply is removed
+            // when the job runs again) is not a pod.
+            continue;
+        }
         let deployment = c.label(label::DEPLOYMENT).unwrap_or("").to_string();
         let pod = c.label(label::POD).unwrap_or(&c.name).to_string();
         let entry = pods

@@ -186,6 +186,7 @@ pub async fn observe(
     });
     let mut volumes = volumes?;
     let rollouts = rollouts_of(&mut volumes);
+    let jobs = job_records_of(&mut volumes);
     let (leases, data): (Vec<ObservedVolume>, Vec<ObservedVolume>) = volumes
         .into_iter()
         .partition(|v| v.labels.contains_key(crate::model::lock::ID_LABEL));
@@ -218,6 +219,7 @@ pub async fn observe(
         leases,
         lock,
         images,
+        jobs,
     })
 }
 
@@ -233,6 +235,19 @@ async fn images(docker: &Docker, wanted: &[String]) -> BTreeMap<String, Vec<Stri
             Some((image.clone(), found.repo_digests.unwrap_or_default()))
         })
         .collect()
+}
+
+/// Takes the job records (labels on empty volumes) out of berth's volumes.
+fn job_records_of(volumes: &mut Vec<ObservedVolume>) -> Vec<crate::model::JobRecord> {
+    let mut records = Vec::new();
+    volumes.retain(|v| match v.labels.get(label::JOB_RECORD) {
+        Some(json) => {
+            records.extend(serde_json::from_str(json).ok());
+            false
+        }
+        None => true,
+    });
+    records
 }
 
 /// Splits berth's volumes into data volumes and rollout states (labels on empty volumes).

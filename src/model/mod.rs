@@ -16,8 +16,8 @@ pub mod selector;
 pub use desired::*;
 pub use labels::Labels;
 pub use observed::{
-    label, ContainerState, Health, ObservedContainer, ObservedHost, ObservedLock, ObservedVolume,
-    Resources, Role,
+    label, ContainerState, Health, JobRecord, ObservedContainer, ObservedHost, ObservedLock,
+    ObservedVolume, Resources, Role,
 };
 pub use reason::Reason;
 pub use rollout::{Phase, Rollout};

@@ -26,6 +26,16 @@ pub fn preview_alias(service: &str) -> String {
     format!("{service}-preview")
 }
 
+/// The container a deployment's job runs in, for one revision.
+pub fn job_container(deployment: &str, revision: &str, job: &str) -> String {
+    format!("{deployment}-{revision}-job-{job}")
+}
+
+/// The empty volume whose labels record the revision a deployment's job last ran for.
+pub fn job_record_volume(project: &str, deployment: &str, job: &str) -> String {
+    format!("berth-job-{project}-{deployment}-{job}")
+}
+
 /// The empty volume whose labels carry a deployment's rollout state.
 pub fn rollout_volume(project: &str, deployment: &str) -> String {
     format!("berth-rollout-{project}-{deployment}")

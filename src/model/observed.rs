@@ -19,6 +19,18 @@ pub mod label {
     pub const INDEX: &str = "berth.index";
     /// The deployment's own labels, JSON, so `-l` works on pods whose deployment left Git.
     pub const LABELS: &str = "berth.labels";
+    /// On a job's container: the job's name (such a container is not part of a pod).
+    pub const JOB: &str = "berth.job";
+    /// On a job's record volume: the [`JobRecord`](super::JobRecord), JSON.
+    pub const JOB_RECORD: &str = "berth.job-record";
+}
+
+/// A job that ran to completion (exit 0) for a revision, as recorded on its host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JobRecord {
+    pub deployment: String,
+    pub job: String,
+    pub revision: String,
 }
 
 /// Which set a pod belongs to in a rollout (the `berth.role` label).
@@ -202,6 +214,9 @@ pub struct ObservedHost {
     /// the engine knows them by (none: built or loaded on the host, from no registry).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub images: BTreeMap<String, Vec<String>>,
+    /// The jobs recorded as done on the host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<JobRecord>,
 }
 
 /// The apply lock found on a host.

@@ -55,31 +55,35 @@ pub fn secrets_needed(plan: &Plan) -> BTreeSet<String> {
         .iter()
         .map(|r| r.password_secret.clone())
         .collect();
-    for step in plan.waves.iter().flat_map(|w| w.steps.values().flatten()) {
-        if let Step::CreatePod { pod } = step {
-            for c in &pod.containers {
-                names.extend(c.spec.secret_names().into_iter().map(str::to_string));
-            }
-        }
+    for spec in created_specs(plan) {
+        names.extend(spec.secret_names().into_iter().map(str::to_string));
     }
     names
+}
+
+/// The specs of the containers a plan creates: its pods' and its jobs'.
+fn created_specs(plan: &Plan) -> impl Iterator<Item = &crate::model::ContainerSpec> {
+    plan.waves
+        .iter()
+        .flat_map(|w| w.steps.values().flatten())
+        .flat_map(|step| match step {
+            Step::CreatePod { pod } => pod.containers.iter().map(|c| &c.spec).collect(),
+            Step::RunJob { job } => vec![&job.container.spec],
+            _ => vec![],
+        })
 }
 
 /// The files the pods a plan creates are given whose contents are not in `files`, as
 /// `path (sha256 abcdef…)`.
 pub fn files_missing(plan: &Plan, files: &crate::model::files::FileContents) -> Vec<String> {
     let mut missing: BTreeSet<String> = BTreeSet::new();
-    for step in plan.waves.iter().flat_map(|w| w.steps.values().flatten()) {
-        if let Step::CreatePod { pod } = step {
-            let wanted = pod.containers.iter().flat_map(|c| &c.spec.files);
-            for f in wanted.filter(|f| !files.contains_key(&f.sha256)) {
-                missing.insert(format!(
-                    "{} (sha256 {}…)",
-                    f.source,
-                    &f.sha256[..12.min(f.sha256.len())]
-                ));
-            }
-        }
+    let wanted = created_specs(plan).flat_map(|s| &s.files);
+    for f in wanted.filter(|f| !files.contains_key(&f.sha256)) {
+        missing.insert(format!(
+            "{} (sha256 {}…)",
+            f.source,
+            &f.sha256[..12.min(f.sha256.len())]
+        ));
     }
     missing.into_iter().collect()
 }

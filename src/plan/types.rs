@@ -199,6 +199,16 @@ pub enum Step {
         deployment: String,
         state: Option<Rollout>,
     },
+    /// Run a job's container to completion (its output goes to the apply's output); an exit
+    /// other than 0, or no exit within its timeout, fails the step. The container is removed
+    /// once it has finished.
+    RunJob {
+        job: Box<JobPlan>,
+    },
+    /// Record on this host that a job ran for a revision, so it does not run again.
+    RecordJob {
+        record: crate::model::JobRecord,
+    },
     /// Wait, as a canary's timed pause asks.
     Wait {
         ms: u64,
@@ -236,6 +246,18 @@ pub struct PodPlan {
     /// created without them and joins after its health gate).
     pub aliases: Vec<String>,
     pub containers: Vec<ContainerPlan>,
+}
+
+/// Everything needed to run one job (secrets only by name).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobPlan {
+    pub deployment: String,
+    pub job: String,
+    pub revision: String,
+    /// The project's network, so the job reaches the services (a database) by name.
+    pub network: String,
+    pub container: ContainerPlan,
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -88,6 +88,28 @@ pub struct DeploymentFile {
     pub service: Option<ServiceFile>,
     #[serde(default)]
     pub strategy: Option<StrategyFile>,
+    /// Run to completion before a new revision's pods start.
+    #[serde(default)]
+    pub jobs: Vec<JobFile>,
+}
+
+/// `jobs:` entry: `{name: migrate, command: [./migrate, up], hosts: "role=db"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobFile {
+    pub name: Spanned<String>,
+    /// The pod container it runs as (default: the first).
+    #[serde(default)]
+    pub container: Option<Spanned<String>>,
+    #[serde(default)]
+    pub command: Option<Args>,
+    #[serde(default)]
+    pub env: HashMap<Spanned<String>, Spanned<EnvEntry>>,
+    /// A host label selector (default: the deployment's placement).
+    #[serde(default)]
+    pub hosts: Option<Spanned<String>>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
 }
 
 fn one() -> Spanned<u32> {

@@ -80,7 +80,7 @@ fn files_archive(spec: &ContainerSpec, inputs: &PodInputs) -> Result<Vec<u8>, Op
 
 /// Places the container's files before it starts (the engine's archive upload: no host path
 /// is bound).
-async fn place_files(
+pub(super) async fn place_files(
     docker: &Docker,
     name: &str,
     spec: &ContainerSpec,
@@ -97,7 +97,7 @@ async fn place_files(
         .map_err(doing(format!("placing files in {name}")))
 }
 
-fn create_body(
+pub(super) fn create_body(
     pod: &PodPlan,
     index: usize,
     project: &str,

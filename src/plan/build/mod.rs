@@ -7,6 +7,7 @@ use crate::model::registry::registry_of;
 use crate::model::*;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod jobs;
 mod pods;
 mod progressive;
 mod prune;
@@ -239,9 +240,10 @@ pub fn build(input: &PlanInput) -> Plan {
         waves.extend(match work {
             Planned::Work(work) => {
                 let waves = waves_for(d, work, &network_name(&input.desired.project));
+                let waves = b.with_jobs(d, waves);
                 b.remember_failure(d, waves)
             }
-            Planned::Waves(waves) => waves,
+            Planned::Waves(waves) => b.with_jobs(d, waves),
         });
         b.waves.extend(waves.into_iter().map(|w| Wave {
             deployment: Some(d.name.clone()),

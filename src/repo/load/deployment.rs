@@ -125,6 +125,8 @@ pub(super) fn load_deployment(
             );
         }
     }
+    let pod = PodSpec { containers };
+    let jobs = super::jobs::load_jobs(l, src, raw, &pod, &hosts, needs_secrets);
     Deployment {
         name: raw.name.value.clone(),
         labels,
@@ -133,9 +135,10 @@ pub(super) fn load_deployment(
             hosts,
             max_per_host,
         },
-        pod: PodSpec { containers },
+        pod,
         service,
         strategy,
+        jobs,
         file: src.path.clone(),
     }
 }
@@ -155,53 +158,7 @@ pub(super) fn load_container(
             "an image like registry/name:tag is needed",
         ));
     }
-    let mut env = std::collections::BTreeMap::new();
-    for (k, v) in &c.env {
-        if k.value.is_empty() || k.value.contains('=') || k.value.contains('\0') {
-            l.report(
-                src.error(
-                    k,
-                    format!("invalid env name {:?}", k.value),
-                    "not a variable name",
-                )
-                .with_help("an env name is not empty and has no `=` in it"),
-            );
-        }
-        let value = match &v.value {
-            EnvEntry::Value(s) => EnvValue::Plain(s.to_string()),
-            EnvEntry::Other(other) => {
-                let why = match other {
-                    serde_json::Value::Null => {
-                        "it has no value; write \"\" for an empty one".to_string()
-                    }
-                    serde_json::Value::Object(m) => format!(
-                        "a secret reference is {{secret: NAME}} and nothing else; found {}",
-                        m.keys()
-                            .map(|k| format!("`{k}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    _ => "an env value is a string, a number, true or false, or {secret: NAME}"
-                        .to_string(),
-                };
-                l.report(src.error(v, format!("invalid value for env {}", k.value), why));
-                EnvValue::Plain(String::new())
-            }
-            EnvEntry::Secret(SecretRef { secret }) => {
-                l.need_secret(secret, needs_secrets, || {
-                    src.error(
-                        v,
-                        format!("secret {secret:?} has no value"),
-                        "secret not set",
-                    )
-                });
-                EnvValue::Secret {
-                    secret: secret.clone(),
-                }
-            }
-        };
-        env.insert(k.value.clone(), value);
-    }
+    let mut env = load_env(l, src, &c.env, needs_secrets);
     let env_secret_files = super::files::load_env_files(l, src, c, needs_secrets, &mut env);
     let files = super::files::load_files(l, src, c, needs_secrets);
     let mut ports = Vec::new();
@@ -316,4 +273,61 @@ pub(super) fn load_container(
         files,
         env_secret_files,
     }
+}
+
+/// Env values as written (`NAME: value` or `NAME: {secret: NAME}`), each checked where it is.
+pub(super) fn load_env(
+    l: &mut Loader,
+    src: &SourceFile,
+    entries: &std::collections::HashMap<Spanned<String>, Spanned<EnvEntry>>,
+    needs_secrets: bool,
+) -> std::collections::BTreeMap<String, EnvValue> {
+    let mut env = std::collections::BTreeMap::new();
+    for (k, v) in entries {
+        if k.value.is_empty() || k.value.contains('=') || k.value.contains('\0') {
+            l.report(
+                src.error(
+                    k,
+                    format!("invalid env name {:?}", k.value),
+                    "not a variable name",
+                )
+                .with_help("an env name is not empty and has no `=` in it"),
+            );
+        }
+        let value = match &v.value {
+            EnvEntry::Value(s) => EnvValue::Plain(s.to_string()),
+            EnvEntry::Other(other) => {
+                let why = match other {
+                    serde_json::Value::Null => {
+                        "it has no value; write \"\" for an empty one".to_string()
+                    }
+                    serde_json::Value::Object(m) => format!(
+                        "a secret reference is {{secret: NAME}} and nothing else; found {}",
+                        m.keys()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    _ => "an env value is a string, a number, true or false, or {secret: NAME}"
+                        .to_string(),
+                };
+                l.report(src.error(v, format!("invalid value for env {}", k.value), why));
+                EnvValue::Plain(String::new())
+            }
+            EnvEntry::Secret(SecretRef { secret }) => {
+                l.need_secret(secret, needs_secrets, || {
+                    src.error(
+                        v,
+                        format!("secret {secret:?} has no value"),
+                        "secret not set",
+                    )
+                });
+                EnvValue::Secret {
+                    secret: secret.clone(),
+                }
+            }
+        };
+        env.insert(k.value.clone(), value);
+    }
+    env
 }

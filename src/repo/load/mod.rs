@@ -16,6 +16,7 @@ mod checks;
 mod deployment;
 mod files;
 mod hosts;
+mod jobs;
 mod registries;
 mod strategy;
 use checks::{check_placement, check_services};

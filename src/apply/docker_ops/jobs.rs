@@ -1,0 +1,118 @@
+//! Jobs: a container run to completion with its output streamed, then removed; and the
+//! record that a job ran for a revision (labels on an empty volume, as rollout states are).
+
+use super::*;
+use crate::apply::engine::JobOutput;
+use crate::apply::PodInputs;
+use crate::model::{label, names, JobRecord};
+use crate::plan::JobPlan;
+use std::time::Duration;
+
+/// Creates the job's container (its files placed), starts it, passes its output on line by
+/// line and waits for its exit code; the container is removed however it ends. One left by
+/// an apply that died is removed first, so the job runs from its start.
+pub async fn run_job(
+    docker: &Docker,
+    job: &JobPlan,
+    project: &str,
+    inputs: &PodInputs,
+    output: &JobOutput<'_>,
+) -> Result<i64, OpError> {
+    let name = &job.container.name;
+    remove_containers(docker, std::slice::from_ref(name), project, 0).await?;
+    let (env, _) = env_list(&job.container.spec, inputs.secrets.as_ref())?;
+    // A job is created as a pod of one container would be, on the project's network.
+    let pod = PodPlan {
+        name: name.clone(),
+        deployment: job.deployment.clone(),
+        network: job.network.clone(),
+        aliases: vec![],
+        containers: vec![job.container.clone()],
+    };
+    let body = create_body(&pod, 0, project, env);
+    let options = CreateContainerOptionsBuilder::default().name(name).build();
+    docker
+        .create_container(Some(options), body)
+        .await
+        .map_err(doing(format!("creating {name}")))?;
+    let ran = async {
+        place_files(docker, name, &job.container.spec, inputs).await?;
+        docker
+            .start_container(name, None::<StartContainerOptions>)
+            .await
+            .map_err(doing(format!("starting {name}")))?;
+        let deadline = Duration::from_millis(job.timeout_ms);
+        match tokio::time::timeout(deadline, follow(docker, name, output)).await {
+            Ok(code) => code,
+            Err(_) => Err(OpError::Refused(format!(
+                "job {} did not finish within {}s and was stopped",
+                job.job,
+                job.timeout_ms / 1000
+            ))),
+        }
+    }
+    .await;
+    let removed = remove_containers(docker, std::slice::from_ref(name), project, 0).await;
+    let code = ran?;
+    removed?;
+    Ok(code)
+}
+
+/// Streams the container's output until it exits, then its exit code.
+async fn follow(docker: &Docker, name: &str, output: &JobOutput<'_>) -> Result<i64, OpError> {
+    let options = LogsOptionsBuilder::default()
+        .follow(true)
+        .stdout(true)
+        .stderr(true)
+        .build();
+    let mut logs = docker.logs(name, Some(options));
+    let mut partial = String::new();
+    while let Some(chunk) = logs.next().await {
+        let Ok(chunk) = chunk else { break };
+        partial.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        while let Some(end) = partial.find('\n') {
+            output(partial[..end].trim_end_matches('\r'));
+            partial.drain(..=end);
+        }
+    }
+    if !partial.is_empty() {
+        output(&partial);
+    }
+    let options = WaitContainerOptionsBuilder::default()
+        .condition("not-running")
+        .build();
+    let mut wait = docker.wait_container(name, Some(options));
+    match wait.next().await {
+        Some(Ok(r)) => Ok(r.status_code),
+        // bollard reports a non-zero exit as an error that carries the code.
+        Some(Err(DockerError::DockerContainerWaitError { code, .. })) => Ok(code),
+        Some(Err(e)) => Err(doing(format!("waiting for {name}"))(e)),
+        None => Err(OpError::Refused(format!(
+            "{name} ended without an exit code"
+        ))),
+    }
+}
+
+/// Records that a job ran for a revision (replacing the record of an earlier one).
+pub async fn record_job(docker: &Docker, project: &str, record: &JobRecord) -> Result<(), OpError> {
+    let name = names::job_record_volume(project, &record.deployment, &record.job);
+    remove_volume(docker, &name).await?;
+    let mut labels = project_labels(project);
+    labels.insert(
+        label::JOB_RECORD.to_string(),
+        serde_json::to_string(record).expect("a record serialises"),
+    );
+    let req = VolumeCreateRequest {
+        name: Some(name),
+        labels: Some(labels),
+        ..Default::default()
+    };
+    docker
+        .create_volume(req)
+        .await
+        .map(|_| ())
+        .map_err(doing(format!(
+            "recording job {} of {}",
+            record.job, record.deployment
+        )))
+}

@@ -66,7 +66,6 @@ impl Bastions {
                 .get_or_init(|| async move {
                     ssh::connect(hop, options, previous.as_ref())
                         .await
-                        .map(Arc::new)
                         .map_err(|e| format!("bastion {}: {e}", hop.key()))
                 })
                 .await
@@ -99,7 +98,7 @@ pub async fn connect_all(
                 let via = bastions.through(&route.jumps, &options).await?;
                 let session = ssh::connect(&route.target, &options, via.last()).await;
                 drop(permit);
-                let session = Arc::new(session?);
+                let session = session?;
                 let docker = tokio::time::timeout(
                     options.connect_timeout,
                     docker::connect(

@@ -95,6 +95,41 @@ pub async fn connect(
     hop: &Hop,
     options: &SshOptions,
     via: Option<&Arc<Session>>,
+) -> Result<Arc<Session>, String> {
+    let data_arrived = via.map(|_| Arc::new(tokio::sync::Notify::new()));
+    let session = Arc::new(authenticated(hop, options, via, data_arrived.clone()).await?);
+    if let Some(data_arrived) = data_arrived {
+        answer_through_bastion(&session, data_arrived);
+    }
+    Ok(session)
+}
+
+/// Through a bastion, the bastion's own TCP hop to the host delays its ACKs (its kernel's
+/// delayed ACK, up to 40 ms), and the host's sshd, which does not set TCP_NODELAY for
+/// forwarded channels, holds back the second part of a reply written in two (an engine's
+/// headers, then its body) until that ACK. A packet sent back towards the host carries the
+/// ACK at once: so, whenever data arrives from the host, berth sends it an SSH keepalive
+/// (no reply asked; a few dozen bytes). At most one waits at a time.
+fn answer_through_bastion(session: &Arc<Session>, data_arrived: Arc<tokio::sync::Notify>) {
+    let session = Arc::downgrade(session);
+    tokio::spawn(async move {
+        loop {
+            data_arrived.notified().await;
+            let Some(session) = session.upgrade() else {
+                break;
+            };
+            if session.send_keepalive(false).await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+async fn authenticated(
+    hop: &Hop,
+    options: &SshOptions,
+    via: Option<&Arc<Session>>,
+    data_arrived: Option<Arc<tokio::sync::Notify>>,
 ) -> Result<Session, String> {
     let config = Arc::new(client::Config {
         inactivity_timeout: None,
@@ -125,7 +160,11 @@ pub async fn connect(
                 let channel = bastion
                     .channel_open_direct_tcpip(hop.address.clone(), hop.port.into(), "127.0.0.1", 0)
                     .await?;
-                client::connect_stream(config, channel.into_stream(), checker).await
+                let stream = Arrivals {
+                    inner: channel.into_stream(),
+                    notify: data_arrived.unwrap_or_default(),
+                };
+                client::connect_stream(config, stream, checker).await
             }
         }
     };
@@ -244,5 +283,57 @@ impl tokio::io::AsyncWrite for QuickAck {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// A stream that says when data arrives on it (see `answer_through_bastion`); dropped, it
+/// says so once more, so that the task waiting on it ends.
+struct Arrivals<S> {
+    inner: S,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl<S> Drop for Arrivals<S> {
+    fn drop(&mut self) {
+        self.notify.notify_one();
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Arrivals<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let read = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(read, std::task::Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.notify.notify_one();
+        }
+        read
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Arrivals<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

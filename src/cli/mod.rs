@@ -3,13 +3,17 @@
 pub mod apply;
 pub mod common;
 pub mod drift;
+pub mod exec;
+pub mod logs;
 pub mod output;
 pub mod plan;
 pub mod progress;
+pub mod ps;
 pub mod render;
 pub mod rollout;
 pub mod status;
 pub mod sync;
+pub mod terminal;
 pub mod unlock;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +48,9 @@ pub enum Command {
     Drift(drift::DriftArgs),
     Render(render::RenderArgs),
     Status(status::StatusArgs),
+    Logs(logs::LogsArgs),
+    Exec(exec::ExecArgs),
+    Ps(ps::PsArgs),
     Unlock(unlock::UnlockArgs),
     #[command(subcommand)]
     Lock(unlock::LockCommand),
@@ -78,6 +85,9 @@ pub fn run(cli: Cli) -> miette::Result<u8> {
         Command::Drift(a) => drift::run(a),
         Command::Render(a) => render::run(a),
         Command::Status(a) => status::run(a),
+        Command::Logs(a) => logs::run(a),
+        Command::Exec(a) => exec::run(a),
+        Command::Ps(a) => ps::run(a),
         Command::Unlock(a) => unlock::run(a),
         Command::Lock(unlock::LockCommand::Status(a)) => unlock::status(a),
         Command::Promote(a) => rollout::run(a, crate::plan::Intent::Promote, verbosity),

@@ -42,7 +42,8 @@ where
     let io = TokioIo::new(channel.into_stream());
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
     tokio::spawn(async move {
-        let _ = conn.await;
+        // With upgrades: an exec or attach takes the connection over as a raw stream.
+        let _ = conn.with_upgrades().await;
         drop(permit);
     });
     Ok(sender.send_request(req).await?)

@@ -2,8 +2,10 @@
 
 pub mod apply;
 pub mod common;
+pub mod completion;
 pub mod drift;
 pub mod exec;
+pub mod init;
 pub mod logs;
 pub mod output;
 pub mod plan;
@@ -15,6 +17,7 @@ pub mod status;
 pub mod sync;
 pub mod terminal;
 pub mod unlock;
+pub mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -47,6 +50,9 @@ pub enum Command {
     Sync(sync::SyncArgs),
     Drift(drift::DriftArgs),
     Render(render::RenderArgs),
+    Validate(validate::ValidateArgs),
+    Init(init::InitArgs),
+    Completion(completion::CompletionArgs),
     Status(status::StatusArgs),
     Logs(logs::LogsArgs),
     Exec(exec::ExecArgs),
@@ -84,6 +90,9 @@ pub fn run(cli: Cli) -> miette::Result<u8> {
         Command::Sync(a) => sync::run(a, verbosity),
         Command::Drift(a) => drift::run(a),
         Command::Render(a) => render::run(a),
+        Command::Validate(a) => validate::run(a),
+        Command::Init(a) => init::run(a),
+        Command::Completion(a) => completion::run(a),
         Command::Status(a) => status::run(a),
         Command::Logs(a) => logs::run(a),
         Command::Exec(a) => exec::run(a),

@@ -5,6 +5,7 @@ pub mod common;
 pub mod completion;
 pub mod drift;
 pub mod exec;
+pub mod history;
 pub mod init;
 pub mod logs;
 pub mod output;
@@ -57,6 +58,7 @@ pub enum Command {
     Logs(logs::LogsArgs),
     Exec(exec::ExecArgs),
     Ps(ps::PsArgs),
+    History(history::HistoryArgs),
     Unlock(unlock::UnlockArgs),
     #[command(subcommand)]
     Lock(unlock::LockCommand),
@@ -97,6 +99,7 @@ pub fn run(cli: Cli) -> miette::Result<u8> {
         Command::Logs(a) => logs::run(a),
         Command::Exec(a) => exec::run(a),
         Command::Ps(a) => ps::run(a),
+        Command::History(a) => history::run(a),
         Command::Unlock(a) => unlock::run(a),
         Command::Lock(unlock::LockCommand::Status(a)) => unlock::status(a),
         Command::Promote(a) => rollout::run(a, crate::plan::Intent::Promote, verbosity),

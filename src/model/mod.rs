@@ -2,6 +2,7 @@
 
 pub mod desired;
 pub mod files;
+pub mod history;
 pub mod jump;
 pub mod labels;
 pub mod lock;

@@ -348,6 +348,9 @@ async fn execute(
     let outcome = apply::execute(plan, fleet, pod_inputs, logins, ui.progress(&hosts), stop)
         .await
         .map_err(|e| miette!("{e}"))?;
+    for warning in super::history::record(fleet, plan, &hosts, &outcome).await {
+        ui.warn(warning);
+    }
     Ok(Applied::Ran {
         outcome,
         elapsed: started.elapsed(),

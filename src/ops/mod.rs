@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod context;
 pub mod error;
+pub mod history;
 pub mod pods;
 pub mod registry;
 pub mod secrets;

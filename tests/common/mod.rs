@@ -218,15 +218,18 @@ impl Repo {
     /// order (networks and volumes are in use until their containers are gone).
     pub fn cleanup(&self) {
         let filter = format!("label=berth.project={}", self.project);
-        let kinds: [(&[&str], &[&str]); 3] = [
-            (&["ps", "-aq"], &["rm", "-f"]),
-            (&["network", "ls", "-q"], &["network", "rm"]),
-            (&["volume", "ls", "-q"], &["volume", "rm", "-f"]),
+        // The apply history is labelled apart (it stays out of the project's volumes).
+        let history = format!("label=berth.history-project={}", self.project);
+        let kinds: [(&[&str], &[&str], &str); 4] = [
+            (&["ps", "-aq"], &["rm", "-f"], &filter),
+            (&["network", "ls", "-q"], &["network", "rm"], &filter),
+            (&["volume", "ls", "-q"], &["volume", "rm", "-f"], &filter),
+            (&["volume", "ls", "-q"], &["volume", "rm", "-f"], &history),
         ];
-        for (list, remove) in kinds {
+        for (list, remove, filter) in kinds {
             for h in HOSTS {
                 let mut args = list.to_vec();
-                args.extend(["--filter", filter.as_str()]);
+                args.extend(["--filter", filter]);
                 let found = docker(h, &args);
                 let ids: Vec<&str> = found.split_whitespace().collect();
                 if !ids.is_empty() {

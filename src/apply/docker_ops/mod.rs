@@ -280,6 +280,7 @@ fn access_refused(image: &str, had_login: bool, e: &DockerError) -> String {
     )
 }
 
+pub mod history;
 pub mod jobs;
 mod pods;
 mod probe;

@@ -390,7 +390,7 @@ async fn stopped(mut lease: Stop) -> String {
 }
 
 /// Resolves with the signal's name on SIGINT or SIGTERM.
-async fn interrupt() -> &'static str {
+pub async fn interrupt() -> &'static str {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

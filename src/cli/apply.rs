@@ -61,7 +61,18 @@ pub fn run_unattended(
     format: Format,
     verbosity: Verbosity,
 ) -> Result<u8> {
-    let args = ApplyArgs {
+    run(unattended(repo, ssh, flags, lock, format), verbosity)
+}
+
+/// The apply `sync`, `promote`, `abort` and `rollback` run: from the repository, not asking.
+pub fn unattended(
+    repo: RepoArgs,
+    ssh: SshArgs,
+    flags: PlanFlags,
+    lock: LockArgs,
+    format: Format,
+) -> ApplyArgs {
+    ApplyArgs {
         plan_file: None,
         repo,
         ssh,
@@ -69,8 +80,7 @@ pub fn run_unattended(
         flags,
         lock,
         format,
-    };
-    run(args, verbosity)
+    }
 }
 
 /// Stopping old pods for this long is worth a word about signals.
@@ -105,6 +115,11 @@ impl Ui for Terminal {
 }
 
 pub fn run(a: ApplyArgs, verbosity: Verbosity) -> Result<u8> {
+    runtime().block_on(run_async(&a, verbosity))
+}
+
+/// An apply inside a running runtime (`sync --every` runs one after another).
+pub async fn run_async(a: &ApplyArgs, verbosity: Verbosity) -> Result<u8> {
     let options = ApplyOptions {
         plan_file: a.plan_file.clone(),
         source: a.repo.source(Some(&a.ssh)),
@@ -117,7 +132,7 @@ pub fn run(a: ApplyArgs, verbosity: Verbosity) -> Result<u8> {
         format: a.format,
         verbosity,
     };
-    let applied = runtime().block_on(ops::apply::apply(&options, &ui));
+    let applied = ops::apply::apply(&options, &ui).await;
     match applied {
         Ok(applied) => {
             report(&applied);

@@ -403,6 +403,10 @@ impl Watched {
         panic!("berth ended without printing {marker:?}: {:?}", self.seen);
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGINT, as Ctrl-C does.
     pub fn interrupt(&self) {
         let kill = Command::new("kill")

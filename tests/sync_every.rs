@@ -1,0 +1,47 @@
+//! `berth sync --every` as a reconciler on the lab: it converges, repairs a container removed
+//! by hand, rolls out a new commit, and ends with exit 0 on SIGTERM while it sleeps.
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+fn until(what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    panic!("sync --every did not get there: {what}");
+}
+
+#[test]
+fn sync_every_repairs_drift_rolls_out_commits_and_stops_on_sigterm() {
+    let repo = Repo::new("t-every");
+    repo.write("deployments/web.yaml", &web("web", 1, "v1", "zone=b"));
+    repo.commit("v1");
+    let mut watched = Watched::start(&repo, &["sync", "--every", "1s"]);
+    let running = |image: &str| {
+        let c = repo.containers("h2");
+        c.len() == 1 && c[0].state == "running" && c[0].image.ends_with(image)
+    };
+    until("v1 runs", || running("web:v1"));
+    let first = repo.containers("h2")[0].name.clone();
+    // Removed by hand: the next round puts it back.
+    docker("h2", &["rm", "-f", &first]);
+    until("the removed pod is back", || running("web:v1"));
+    // A new commit: rolled out by a later round.
+    repo.write("deployments/web.yaml", &web("web", 1, "v2", "zone=b"));
+    repo.commit("v2");
+    until("v2 runs", || running("web:v2"));
+    watched.wait_for("ended with exit 0");
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &watched.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let (code, rest) = watched.finish();
+    assert_eq!(code, Some(0), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:?}");
+}

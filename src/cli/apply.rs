@@ -31,6 +31,8 @@ pub struct ApplyArgs {
     pub flags: PlanFlags,
     #[command(flatten)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
@@ -58,10 +60,14 @@ pub fn run_unattended(
     ssh: SshArgs,
     flags: PlanFlags,
     lock: LockArgs,
+    notify: NotifyArgs,
     format: Format,
     verbosity: Verbosity,
 ) -> Result<u8> {
-    run(unattended(repo, ssh, flags, lock, format), verbosity)
+    run(
+        unattended(repo, ssh, flags, lock, notify, format),
+        verbosity,
+    )
 }
 
 /// The apply `sync`, `promote`, `abort` and `rollback` run: from the repository, not asking.
@@ -70,6 +76,7 @@ pub fn unattended(
     ssh: SshArgs,
     flags: PlanFlags,
     lock: LockArgs,
+    notify: NotifyArgs,
     format: Format,
 ) -> ApplyArgs {
     ApplyArgs {
@@ -79,6 +86,7 @@ pub fn unattended(
         auto_approve: true,
         flags,
         lock,
+        notify,
         format,
     }
 }
@@ -127,6 +135,7 @@ pub async fn run_async(a: &ApplyArgs, verbosity: Verbosity) -> Result<u8> {
         scope: a.flags.scope(),
         lock: a.lock.options(),
         auto_approve: a.auto_approve,
+        notifier: a.notify.notifier(),
     };
     let ui = Terminal {
         format: a.format,

@@ -29,6 +29,26 @@ pub struct RepoArgs {
     pub cache_dir: Option<PathBuf>,
 }
 
+#[derive(Args, Debug, Clone, Default)]
+pub struct NotifyArgs {
+    /// POST a JSON event here for each apply started and ended (succeeded, rolled back,
+    /// failed, interrupted) and each drift found. Kept out of Git and never printed: such
+    /// URLs often hold a token.
+    #[arg(
+        long,
+        env = "BERTH_WEBHOOK_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub webhook_url: Option<String>,
+}
+
+impl NotifyArgs {
+    pub fn notifier(&self) -> crate::ops::notify::Notifier {
+        crate::ops::notify::Notifier::webhook(self.webhook_url.clone())
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct SshArgs {
     /// known_hosts file that host keys are checked against (default ~/.ssh/known_hosts).

@@ -18,6 +18,8 @@ pub struct DriftArgs {
     pub repo: RepoArgs,
     #[command(flatten)]
     pub ssh: SshArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
@@ -66,8 +68,29 @@ pub fn run(a: DriftArgs) -> Result<u8> {
         }
         other => print_plan(&drift, other),
     }
-    context::check_unreachable(&plan, &to)?;
     let extra = drift.issues.iter().any(|i| i.kind == IssueKind::Extra);
+    if drift.has_changes() || extra {
+        let mut details: Vec<String> = drift
+            .changes
+            .iter()
+            .map(|c| {
+                let pod = c.pod.as_deref().or(c.new_pod.as_deref()).unwrap_or("");
+                format!("{} {} {pod}: {}", c.host, c.deployment, c.reason)
+            })
+            .collect();
+        details.extend(
+            drift
+                .issues
+                .iter()
+                .filter(|i| i.kind == IssueKind::Extra)
+                .map(|i| i.message.clone()),
+        );
+        let event = crate::ops::notify::Event::of("drift.found", &drift, details);
+        if let Some(warning) = runtime().block_on(a.notify.notifier().send(&event)) {
+            eprintln!("warning: {warning}");
+        }
+    }
+    context::check_unreachable(&plan, &to)?;
     Ok(if drift.has_changes() || extra {
         exit::CHANGES
     } else {

@@ -20,6 +20,8 @@ pub struct RolloutArgs {
     pub ssh: SshArgs,
     #[command(flatten)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
@@ -27,5 +29,5 @@ pub struct RolloutArgs {
 pub fn run(a: RolloutArgs, intent: Intent, verbosity: Verbosity) -> Result<u8> {
     let mut flags = PlanFlags::default();
     flags.intents.insert(a.deployment.clone(), intent);
-    apply::run_unattended(a.repo, a.ssh, flags, a.lock, a.format, verbosity)
+    apply::run_unattended(a.repo, a.ssh, flags, a.lock, a.notify, a.format, verbosity)
 }

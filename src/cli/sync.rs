@@ -35,6 +35,8 @@ pub struct SyncArgs {
     pub flags: PlanFlags,
     #[command(flatten)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
     /// Keep running: a sync every DURATION (`30s`, `1m`, `1h`), until SIGTERM or Ctrl-C.
@@ -44,7 +46,7 @@ pub struct SyncArgs {
 
 pub fn run(a: SyncArgs, verbosity: Verbosity) -> Result<u8> {
     let every = a.every;
-    let args = apply::unattended(a.repo, a.ssh, a.flags, a.lock, a.format);
+    let args = apply::unattended(a.repo, a.ssh, a.flags, a.lock, a.notify, a.format);
     match every {
         None => apply::run(args, verbosity),
         Some(every) => runtime().block_on(keep_syncing(&args, every, verbosity)),

@@ -25,6 +25,8 @@ pub struct ApplyOptions {
     pub lock: LockOptions,
     /// Apply without asking; the plan is made again under the lock.
     pub auto_approve: bool,
+    /// Where apply events go.
+    pub notifier: super::notify::Notifier,
 }
 
 /// How an apply talks to whoever runs it: a terminal, a CI log, a test.
@@ -133,7 +135,9 @@ pub async fn apply(options: &ApplyOptions, ui: &dyn Ui) -> Result<Applied> {
                     )
                     .into()),
                     Ok(()) if plan.waves.is_empty() => Ok(Applied::Nothing),
-                    Ok(()) => execute(&plan, &fleet, &inputs, ui, locks.lost()).await,
+                    Ok(()) => {
+                        execute(&plan, &fleet, &inputs, ui, locks.lost(), &options.notifier).await
+                    }
                 }
             }
         },
@@ -141,7 +145,7 @@ pub async fn apply(options: &ApplyOptions, ui: &dyn Ui) -> Result<Applied> {
         // else's apply while this one waited for its confirmation).
         None => match check_stale(&fleet, &plan, &inputs.secrets).await {
             Err(stale) => Err(stale),
-            Ok(()) => execute(&plan, &fleet, &inputs, ui, locks.lost()).await,
+            Ok(()) => execute(&plan, &fleet, &inputs, ui, locks.lost(), &options.notifier).await,
         },
     };
     if let Err(e) = locks.release().await {
@@ -324,7 +328,15 @@ async fn execute(
     inputs: &Inputs,
     ui: &dyn Ui,
     stop: apply::Stop,
+    notifier: &super::notify::Notifier,
 ) -> Result<Applied> {
+    use super::notify::Event;
+    if let Some(warning) = notifier
+        .send(&Event::of("apply.started", plan, vec![]))
+        .await
+    {
+        ui.warn(warning);
+    }
     let source = &inputs.secrets;
     let values = source.clone();
     let secrets: apply::Secrets = Arc::new(move |name: &str| values.lookup(name));
@@ -351,11 +363,42 @@ async fn execute(
     for warning in super::history::record(fleet, plan, &hosts, &outcome).await {
         ui.warn(warning);
     }
+    let event = Event::of(ended_event(&outcome), plan, failure_lines(&outcome));
+    if let Some(warning) = notifier.send(&event).await {
+        ui.warn(warning);
+    }
     Ok(Applied::Ran {
         outcome,
         elapsed: started.elapsed(),
         summary: crate::render::summary(plan),
     })
+}
+
+/// The event an apply's end is.
+fn ended_event(outcome: &Outcome) -> &'static str {
+    match super::history::result_word(outcome) {
+        "applied" => "apply.succeeded",
+        "rolled back" => "apply.rolled_back",
+        "interrupted" => "apply.interrupted",
+        _ => "apply.failed",
+    }
+}
+
+/// What went wrong, a line per failed step and rollback error.
+fn failure_lines(outcome: &Outcome) -> Vec<String> {
+    let Outcome::RolledBack(failed) = outcome else {
+        return vec![];
+    };
+    failed
+        .iter()
+        .flat_map(|f| {
+            let steps = f
+                .failures
+                .iter()
+                .map(move |s| format!("{}: {}: {}", f.wave, s.host, s.message));
+            steps.chain(f.rollback_errors.iter().map(|e| format!("rollback: {e}")))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,110 @@
+//! Events for whoever watches the fleet: a JSON document POSTed to a webhook URL for each
+//! apply started and ended (succeeded, rolled back, failed, interrupted) and each drift
+//! found. The URL often holds a token (Slack, Discord, a CI's), so it comes from a flag or
+//! the environment, never from Git, and is never printed.
+
+use crate::plan::Plan;
+use serde::Serialize;
+use std::time::Duration;
+
+/// One event as the webhook receives it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Event {
+    /// `apply.started`, `apply.succeeded`, `apply.rolled_back`, `apply.failed`,
+    /// `apply.interrupted`, or `drift.found`.
+    pub event: String,
+    pub project: String,
+    /// Unix seconds.
+    pub at: u64,
+    pub commit: Option<String>,
+    /// The plan's summary (`0 to create, 2 to replace, …`).
+    pub summary: String,
+    pub deployments: Vec<String>,
+    pub hosts: Vec<String>,
+    /// What went wrong, or each drift found, one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+}
+
+impl Event {
+    pub fn of(event: &str, plan: &Plan, details: Vec<String>) -> Event {
+        let mut deployments: Vec<String> =
+            plan.changes.iter().map(|c| c.deployment.clone()).collect();
+        deployments.extend(plan.waves.iter().filter_map(|w| w.deployment.clone()));
+        deployments.retain(|d| !d.is_empty());
+        deployments.sort();
+        deployments.dedup();
+        let mut hosts: Vec<String> = plan
+            .waves
+            .iter()
+            .flat_map(|w| w.steps.keys().cloned())
+            .collect();
+        hosts.extend(plan.changes.iter().map(|c| c.host.clone()));
+        hosts.sort();
+        hosts.dedup();
+        Event {
+            event: event.to_string(),
+            project: plan.project.clone(),
+            at: crate::apply::unix_now(),
+            commit: plan.commit.clone(),
+            summary: crate::render::summary(plan),
+            deployments,
+            hosts,
+            details,
+        }
+    }
+}
+
+/// How long a webhook may take to answer before berth goes on without it.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where events go (`--webhook-url`, `BERTH_WEBHOOK_URL`); nowhere by default.
+#[derive(Clone, Default)]
+pub struct Notifier {
+    url: Option<String>,
+}
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a token.
+        f.write_str(if self.url.is_some() {
+            "Notifier(webhook)"
+        } else {
+            "Notifier(none)"
+        })
+    }
+}
+
+impl Notifier {
+    pub fn webhook(url: Option<String>) -> Notifier {
+        Notifier {
+            url: url.filter(|u| !u.is_empty()),
+        }
+    }
+
+    /// POSTs the event; a webhook that fails or does not answer is a warning (returned),
+    /// never a reason to stop an apply. The warning does not show the URL.
+    pub async fn send(&self, event: &Event) -> Option<String> {
+        let url = self.url.clone()?;
+        let body = serde_json::to_string(event).expect("an event serialises");
+        let name = event.event.clone();
+        let posted = tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .timeout_global(Some(WEBHOOK_TIMEOUT))
+                .build()
+                .into();
+            agent
+                .post(&url)
+                .header("content-type", "application/json")
+                .send(body.as_str())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        match posted {
+            Ok(Ok(())) => None,
+            Ok(Err(why)) => Some(format!("the webhook did not take the {name} event: {why}")),
+            Err(_) => Some(format!("the webhook did not take the {name} event")),
+        }
+    }
+}

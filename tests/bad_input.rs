@@ -231,6 +231,8 @@ fn corpus() -> Vec<Case> {
         args("abort a deployment that does not exist", &["abort", "nope"], &["there is no deployment named nope"]),
         args("rollback a deployment that does not exist", &["rollback", "nope"], &["there is no deployment named nope"]),
         args("a connect timeout that is not a number", &["apply", "--auto-approve", "--connect-timeout", "ten"], &["invalid duration \"ten\""]),
+        args("an environment the repository does not declare", &["apply", "--auto-approve", "-e", "staging"], &["-e staging: this repository declares no environments"]),
+        project("an environment override of a deployment that does not exist", "project: t-bad\nenvironments:\n  staging:\n    deployments:\n      api: {replicas: 1}\n", &["choose one with -e"]),
         args("a repository that does not exist", &["apply", "--auto-approve", "--repo", "/nonexistent/berth"], &["does not exist"]),
     ]
 }

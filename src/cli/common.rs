@@ -27,6 +27,9 @@ pub struct RepoArgs {
     /// Where remote repositories are cached (default: $XDG_CACHE_HOME/berth or ~/.cache/berth).
     #[arg(long, env = "BERTH_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// The environment, when berth.yaml declares `environments:` (e.g. staging, production).
+    #[arg(short = 'e', long = "env", env = "BERTH_ENV", value_name = "ENV")]
+    pub environment: Option<String>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -146,6 +149,7 @@ impl RepoArgs {
             known_hosts: ssh
                 .and_then(|s| s.known_hosts.clone())
                 .or_else(|| std::env::var_os("BERTH_KNOWN_HOSTS").map(PathBuf::from)),
+            environment: self.environment.clone(),
         }
     }
 }

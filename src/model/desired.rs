@@ -13,6 +13,9 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Serialize)]
 pub struct DesiredState {
     pub project: String,
+    /// The environment it was loaded for (`-e`), when berth.yaml declares environments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     /// The Git commit the state was read at; `None` for a plain directory.
     pub commit: Option<String>,
     pub hosts: Vec<Host>,

@@ -26,6 +26,8 @@ pub struct Source {
     pub cache_dir: Option<PathBuf>,
     /// known_hosts for ssh:// repositories (default: ~/.ssh/known_hosts).
     pub known_hosts: Option<PathBuf>,
+    /// The environment (`-e`), when berth.yaml declares environments.
+    pub environment: Option<String>,
 }
 
 /// How to reach the hosts.
@@ -143,12 +145,13 @@ pub fn load_repo_with_secrets(
         eprintln!("warning: {w}");
     }
     let values = Arc::new(SecretSource::with_repository(&src.files));
+    let env = source.environment.as_deref();
     let desired = match secrets {
-        Secrets::NotNeeded => repo::load::load_with(&src.files, None, None),
+        Secrets::NotNeeded => repo::load::load_for(&src.files, env, None, None),
         Secrets::ForSelected => {
             let selector = parse_selector(&source.selector)?;
             let lookup = |name: &str| values.lookup(name);
-            let loaded = repo::load::load_with(&src.files, Some(&lookup), selector.as_ref());
+            let loaded = repo::load::load_for(&src.files, env, Some(&lookup), selector.as_ref());
             if loaded.is_err() {
                 if let Some(why) = values.sops_error() {
                     eprintln!("warning: the SOPS secrets cannot be read: {why}");

@@ -16,6 +16,9 @@ pub const PLAN_VERSION: u32 = 2;
 pub struct Plan {
     pub version: u32,
     pub project: String,
+    /// The environment the plan is for (`-e`), when berth.yaml declares environments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     pub commit: Option<String>,
     pub desired_hash: String,
     /// The `-l` selector the plan was made with, if any.

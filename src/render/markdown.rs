@@ -15,13 +15,13 @@ pub fn plan(plan: &Plan) -> String {
     let verdict = if plan.has_changes() {
         format!(
             "**berth plan** for `{}` at `{commit}`: {}",
-            plan.project,
+            super::project_title(plan),
             summary(plan)
         )
     } else {
         format!(
             "**berth plan** for `{}` at `{commit}`: no changes, the live state matches Git",
-            plan.project
+            super::project_title(plan)
         )
     };
     writeln!(out, "{verdict}\n").ok();

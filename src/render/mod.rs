@@ -245,3 +245,11 @@ pub fn status_text(s: &crate::diff::status::Status) -> String {
     }
     out
 }
+
+/// The project as a plan's headline names it: `shop`, or `shop-staging (environment staging)`.
+pub fn project_title(plan: &Plan) -> String {
+    match &plan.environment {
+        Some(e) => format!("{} (environment {e})", plan.project),
+        None => plan.project.clone(),
+    }
+}

@@ -35,7 +35,7 @@ pub fn plan(plan: &Plan, color: bool) -> String {
         out,
         "{} project {} at {commit}, {reachable}/{} host(s) observed",
         p.code("1", "berth plan:"),
-        plan.project,
+        super::project_title(plan),
         plan.hosts.len()
     )
     .ok();

@@ -19,6 +19,49 @@ pub struct ProjectFile {
     /// Logins for pulls from private registries.
     #[serde(default)]
     pub registries: Vec<RegistryFile>,
+    /// Environments (`staging`, `production`): each its own inventory and overrides over the
+    /// shared deployments, chosen with `-e`.
+    #[serde(default)]
+    pub environments: HashMap<Spanned<String>, EnvironmentFile>,
+}
+
+/// One environment: `{inventory: inventories/staging.yaml, deployments: {web: {replicas: 1}}}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentFile {
+    /// Its hosts (default: the project's inventory).
+    #[serde(default)]
+    pub inventory: Option<String>,
+    /// The project name on its hosts (default: `<project>-<environment>`), so that two
+    /// environments on one host never touch each other's containers.
+    #[serde(default)]
+    pub project: Option<Spanned<String>>,
+    /// Overrides by deployment name.
+    #[serde(default)]
+    pub deployments: HashMap<Spanned<String>, OverrideFile>,
+}
+
+/// What an environment changes in a deployment.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideFile {
+    #[serde(default)]
+    pub replicas: Option<Spanned<u32>>,
+    /// The placement's host selector.
+    #[serde(default)]
+    pub hosts: Option<Spanned<String>>,
+    /// By container name: its image, and env values over its own.
+    #[serde(default)]
+    pub containers: HashMap<Spanned<String>, ContainerOverrideFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerOverrideFile {
+    #[serde(default)]
+    pub image: Option<Spanned<String>>,
+    #[serde(default)]
+    pub env: HashMap<Spanned<String>, Spanned<EnvEntry>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -283,6 +283,7 @@ pub fn build(input: &PlanInput) -> Plan {
     let mut plan = Plan {
         version: PLAN_VERSION,
         project: input.desired.project.clone(),
+        environment: input.desired.environment.clone(),
         commit: input.desired.commit.clone(),
         desired_hash: input.desired.hash(),
         selector: input.selector.map(|s| s.to_string()),

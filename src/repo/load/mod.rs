@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 
 mod checks;
 mod deployment;
+mod environments;
 mod files;
 mod hosts;
 mod jobs;
@@ -196,6 +197,16 @@ pub fn load_with<'a>(
     secrets: Option<SecretLookup<'a>>,
     needs_secrets: Option<&'a Selector>,
 ) -> Result<DesiredState, Diagnostics> {
+    load_for(files, None, secrets, needs_secrets)
+}
+
+/// As [`load_with`], for one of the environments berth.yaml declares (`-e`).
+pub fn load_for<'a>(
+    files: &RepoFiles,
+    environment: Option<&str>,
+    secrets: Option<SecretLookup<'a>>,
+    needs_secrets: Option<&'a Selector>,
+) -> Result<DesiredState, Diagnostics> {
     let mut l = Loader {
         diags: Diagnostics::default(),
         secrets,
@@ -214,6 +225,10 @@ pub fn load_with<'a>(
     if let Some(p) = &project {
         l.name(&project_src, &p.project, "project");
     }
+    let chosen = match &project {
+        Some(p) => environments::choose(&mut l, &project_src, p, environment),
+        None => None,
+    };
     let defaults = project.as_ref().map(|p| &p.defaults);
     let base_strategy = Strategy {
         stop_timeout_s: crate::model::DEFAULT_STOP_TIMEOUT_S,
@@ -238,9 +253,10 @@ pub fn load_with<'a>(
     };
     let default_max_per_host = defaults.and_then(|d| d.max_per_host);
 
-    let inventory_path = project
+    let inventory_path = chosen
         .as_ref()
-        .and_then(|p| p.inventory.clone())
+        .and_then(|(_, e)| e.inventory.clone())
+        .or_else(|| project.as_ref().and_then(|p| p.inventory.clone()))
         .unwrap_or_else(|| DEFAULT_INVENTORY.to_string());
     let before_inventory = l.diags.reports.len();
     let hosts = match source(files, &inventory_path) {
@@ -291,6 +307,22 @@ pub fn load_with<'a>(
         deployments.push((d, src, raw));
     }
 
+    if let Some((_, env)) = &chosen {
+        environments::apply_overrides(&mut l, &project_src, env, &mut deployments);
+    }
+    // The project as the hosts know it: an environment's own name, so that two environments
+    // on one host never touch each other's containers.
+    let project_name = match (&project, &chosen) {
+        (Some(_), Some((_, e))) if e.project.is_some() => {
+            let p = e.project.as_ref().expect("checked");
+            l.name(&project_src, p, "project");
+            p.value.clone()
+        }
+        (Some(p), Some((name, _))) => format!("{}-{name}", p.project.value),
+        (Some(p), None) => p.project.value.clone(),
+        (None, _) => String::new(),
+    };
+    let environment = chosen.as_ref().map(|(name, _)| name.clone());
     // Only the deployments that will be planned need their registry's password set.
     let planned: Vec<Deployment> = deployments
         .iter()
@@ -303,7 +335,8 @@ pub fn load_with<'a>(
         None => vec![],
     };
     let state = DesiredState {
-        project: project.map(|p| p.project.value).unwrap_or_default(),
+        project: project_name,
+        environment,
         commit: files.commit.clone(),
         hosts,
         deployments: deployments.iter().map(|(d, _, _)| d.clone()).collect(),

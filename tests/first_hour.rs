@@ -34,6 +34,18 @@ fn init_then_validate_then_plan_on_the_lab() {
     let plan = berth(&["plan", "--repo", path]);
     assert_eq!(plan.code, 0, "{plan:?}");
     assert!(plan.stdout.contains("+ create   web-1"), "{plan:?}");
+    assert!(
+        !plan.stdout.contains('\x1b'),
+        "no colour off a terminal: {plan:?}"
+    );
+    let painted = berth(&["plan", "--color", "always", "--repo", path]);
+    assert!(painted.stdout.contains("\x1b[1m"), "{painted:?}");
+    let refused = berth(&["status", "--format", "markdown", "--repo", path]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused.said().contains("possible values: text, json"),
+        "{refused:?}"
+    );
 
     // validate: every problem at once, offline, exit 1.
     std::fs::write(
@@ -68,4 +80,22 @@ fn completion_scripts_name_the_commands() {
     let r = berth(&["completion", "tcsh"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.said().contains("possible values: bash"), "{r:?}");
+}
+
+#[test]
+fn a_quiet_apply_prints_its_result_only() {
+    let repo = Repo::new("t-quiet");
+    repo.write("deployments/web.yaml", &web("web", 1, "v1", "zone=b"));
+    repo.commit("v1");
+    let r = repo.berth(&["apply", "--auto-approve", "-q"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout, "", "no plan: {r:?}");
+    assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
+    assert!(r.stderr.starts_with("apply complete: 1 to create"), "{r:?}");
+    let again = repo.berth(&["apply", "--auto-approve", "-q"]);
+    assert_eq!(
+        (again.stdout.as_str(), again.stderr.as_str()),
+        ("", "apply: no changes to make\n"),
+        "{again:?}"
+    );
 }

@@ -102,7 +102,10 @@ struct Terminal {
 
 impl Ui for Terminal {
     fn show_plan(&self, plan: &Plan) {
-        print_plan(plan, self.format);
+        // Quiet: errors and the one-line result only.
+        if self.verbosity != Verbosity::Quiet {
+            print_plan(plan, self.format);
+        }
     }
 
     fn confirm(&self) -> ops::Result<bool> {
@@ -163,8 +166,9 @@ fn report(applied: &Applied) {
         summary,
     } = applied
     else {
-        if let Applied::Cancelled = applied {
-            eprintln!("apply cancelled");
+        match applied {
+            Applied::Cancelled => eprintln!("apply cancelled"),
+            _ => eprintln!("apply: no changes to make"),
         }
         return;
     };

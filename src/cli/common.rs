@@ -234,8 +234,41 @@ impl clap::ValueEnum for Format {
     }
 }
 
+/// `--format text|json`: for commands that show a state, not a plan (no Markdown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StateFormat {
+    Text,
+    Json,
+}
+
+/// `--color`, as given once for the whole run.
+static COLOR: std::sync::OnceLock<clap::ColorChoice> = std::sync::OnceLock::new();
+
+/// Sets `--color` for the run: plans on stdout, and errors on stderr.
+pub fn set_color(choice: clap::ColorChoice) {
+    let _ = COLOR.set(choice);
+    let on = match choice {
+        clap::ColorChoice::Always => Some(true),
+        clap::ColorChoice::Never => Some(false),
+        clap::ColorChoice::Auto => None,
+    };
+    if let Some(on) = on {
+        let _ = miette::set_hook(Box::new(move |_| {
+            Box::new(miette::MietteHandlerOpts::new().color(on).build())
+        }));
+    }
+}
+
+/// Whether stdout gets colour: `--color always|never`, else a terminal without `NO_COLOR`.
 pub fn color_stdout() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    match COLOR.get() {
+        Some(clap::ColorChoice::Always) => true,
+        Some(clap::ColorChoice::Never) => false,
+        _ => {
+            std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {

@@ -1,7 +1,6 @@
 use super::common::*;
 use crate::model::history::ApplyRecord;
 use crate::ops::context::{connect_hosts, load_repo, Secrets};
-use crate::render::Format;
 use clap::Args;
 use miette::Result;
 
@@ -22,7 +21,7 @@ pub struct HistoryArgs {
     pub limit: usize,
     /// text or json.
     #[arg(long, value_enum, default_value = "text")]
-    pub format: Format,
+    pub format: StateFormat,
     #[command(flatten)]
     pub repo: RepoArgs,
     #[command(flatten)]
@@ -73,9 +72,13 @@ pub fn run(a: HistoryArgs) -> Result<u8> {
     }
     let records: Vec<ApplyRecord> = records.into_iter().take(a.limit).collect();
     match a.format {
-        Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&records).expect("json")),
-        _ if records.is_empty() => crate::outln!("no apply is recorded on the reachable hosts"),
-        _ => crate::out!("{}", table(&records)),
+        StateFormat::Json => {
+            crate::outln!("{}", serde_json::to_string_pretty(&records).expect("json"))
+        }
+        StateFormat::Text if records.is_empty() => {
+            crate::outln!("no apply is recorded on the reachable hosts")
+        }
+        StateFormat::Text => crate::out!("{}", table(&records)),
     }
     Ok(if failed.is_empty() || a.ssh.allow_unreachable {
         super::exit::OK

@@ -31,12 +31,21 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Print only errors and results (no progress).
+    /// Print only errors and the one-line result (no plan, no progress).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Print every step of an apply as a line, with the time since it started.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Colour in plans and errors: auto (a terminal without NO_COLOR), always or never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    pub color: clap::ColorChoice,
 }
 
 pub const EXIT_CODES: &str =
@@ -81,6 +90,7 @@ pub enum Command {
 pub use crate::ops::exit;
 
 pub fn run(cli: Cli) -> miette::Result<u8> {
+    common::set_color(cli.color);
     let verbosity = match (cli.quiet, cli.verbose) {
         (true, _) => progress::Verbosity::Quiet,
         (_, true) => progress::Verbosity::Verbose,

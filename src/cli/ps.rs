@@ -2,7 +2,6 @@ use super::common::*;
 use crate::hosts::observe::ObserveOptions;
 use crate::model::{label, ObservedHost};
 use crate::ops::context::{connect_hosts, load_repo, Secrets};
-use crate::render::Format;
 use clap::Args;
 use miette::Result;
 use serde::Serialize;
@@ -22,7 +21,7 @@ pub struct PsArgs {
     pub host: Option<String>,
     /// text or json.
     #[arg(long, value_enum, default_value = "text")]
-    pub format: Format,
+    pub format: StateFormat,
     #[command(flatten)]
     pub repo: RepoArgs,
     #[command(flatten)]
@@ -148,8 +147,10 @@ pub fn run(a: PsArgs) -> Result<u8> {
         .filter(|r| a.host.as_ref().is_none_or(|h| h == &r.host))
         .collect();
     match a.format {
-        Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&rows).expect("json")),
-        _ => crate::out!("{}", table(&rows)),
+        StateFormat::Json => {
+            crate::outln!("{}", serde_json::to_string_pretty(&rows).expect("json"))
+        }
+        StateFormat::Text => crate::out!("{}", table(&rows)),
     }
     Ok(if unreachable && !a.ssh.allow_unreachable {
         super::exit::ERROR

@@ -15,7 +15,7 @@ pub struct RenderArgs {
     pub repo: RepoArgs,
     /// text or json.
     #[arg(long, value_enum, default_value = "text")]
-    pub format: crate::render::Format,
+    pub format: StateFormat,
 }
 
 fn text(state: &DesiredState) -> String {
@@ -77,10 +77,10 @@ pub fn run(a: RenderArgs) -> Result<u8> {
         state.deployments.retain(|d| sel.matches(&d.labels));
     }
     match a.format {
-        crate::render::Format::Json => {
+        StateFormat::Json => {
             crate::outln!("{}", serde_json::to_string_pretty(&state).expect("json"))
         }
-        _ => crate::out!("{}", text(&state)),
+        StateFormat::Text => crate::out!("{}", text(&state)),
     }
     Ok(exit::OK)
 }

@@ -3,7 +3,6 @@ use super::exit;
 use crate::diff::status::status;
 use crate::hosts::observe::ObserveOptions;
 use crate::ops::context::{connect_hosts, load_repo, parse_selector, Secrets};
-use crate::render::Format;
 use clap::Args;
 use miette::Result;
 
@@ -20,7 +19,7 @@ pub struct StatusArgs {
     pub ssh: SshArgs,
     /// text or json.
     #[arg(long, value_enum, default_value = "text")]
-    pub format: Format,
+    pub format: StateFormat,
 }
 
 pub fn run(a: StatusArgs) -> Result<u8> {
@@ -42,8 +41,8 @@ pub fn run(a: StatusArgs) -> Result<u8> {
     let (desired, _) = crate::plan::digests::settle(&desired, &Default::default(), &observed);
     let s = status(&desired, &observed, selector.as_ref());
     match a.format {
-        Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&s).expect("json")),
-        _ => crate::out!("{}", crate::render::status_text(&s)),
+        StateFormat::Json => crate::outln!("{}", serde_json::to_string_pretty(&s).expect("json")),
+        StateFormat::Text => crate::out!("{}", crate::render::status_text(&s)),
     }
     Ok(if s.unreachable.is_empty() || a.ssh.allow_unreachable {
         exit::OK

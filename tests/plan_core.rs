@@ -1434,3 +1434,36 @@ fn a_moved_tag_is_a_rollout_and_a_registry_that_cannot_be_asked_changes_nothing(
         );
     }
 }
+
+#[test]
+fn a_sixty_pod_image_bump_reads_in_a_few_lines() {
+    let mut files = basic();
+    let web = |image: &str| {
+        format!("name: web\nlabels: {{app: web}}\nreplicas: 60\nplacement: {{hosts: role=web}}\npod:\n  containers:\n    - {{name: app, image: \"{image}\"}}\nservice: {{name: web}}\n")
+    };
+    files
+        .files
+        .insert("deployments/web.yaml".into(), web("example/web:1"));
+    files.files.remove("deployments/edge.yaml");
+    let mut observed = empty_hosts();
+    simulate(&make_plan(&files, &observed, false), &mut observed);
+    files
+        .files
+        .insert("deployments/web.yaml".into(), web("example/web:2"));
+    let plan = make_plan(&files, &observed, false);
+    assert_eq!(plan.changes.len(), 60, "every pod is replaced");
+    let text = berth::render::text::plan(&plan, false);
+    let changes: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("deployment web"))
+        .take_while(|l| !l.starts_with("steps"))
+        .collect();
+    assert!(changes.len() < 20, "{}", changes.join("\n"));
+    assert!(
+        text.contains("(60 pods)") && text.contains("app.image: example/web:1 → example/web:2"),
+        "{text}"
+    );
+    let md = berth::render::markdown::plan(&plan);
+    assert!(md.len() < 20_000, "{} characters", md.len());
+    assert_eq!(md.matches("| `~` | replace |").count(), 1, "{md}");
+}

@@ -54,15 +54,23 @@ pub fn timeline(plan: &Plan) -> Vec<Membership> {
 }
 
 /// One service's members as `host: pod, pod; host: pod`, hosts without members left out.
+/// Pods of a host listed by name in a membership line; more are counted.
+const MEMBERS_LISTED: usize = 4;
+
 pub fn describe(hosts: &BTreeMap<String, BTreeSet<String>>) -> String {
     let parts: Vec<String> = hosts
         .iter()
         .filter(|(_, pods)| !pods.is_empty())
         .map(|(h, pods)| {
-            format!(
-                "{h}: {}",
-                pods.iter().cloned().collect::<Vec<_>>().join(", ")
-            )
+            // Many pods on a host are counted, not listed: a plan at scale stays readable.
+            if pods.len() > MEMBERS_LISTED {
+                format!("{h}: {} pods", pods.len())
+            } else {
+                format!(
+                    "{h}: {}",
+                    pods.iter().cloned().collect::<Vec<_>>().join(", ")
+                )
+            }
         })
         .collect();
     if parts.is_empty() {

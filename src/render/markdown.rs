@@ -1,7 +1,10 @@
 //! A pull-request comment: a one-line verdict, a table of changes per deployment and
 //! collapsible diffs.
 
-use super::{short_commit, spec_diff, subject, summary, symbol, verb, waves_with_services};
+use super::{
+    group_changes, group_subject, short_commit, spec_diff, subject, summary, symbol, verb,
+    waves_with_services,
+};
 use crate::plan::{ChangeKind, Plan};
 use std::fmt::Write;
 
@@ -9,7 +12,64 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
+/// GitHub refuses a comment over 65,536 characters; the plan stays under it with room for
+/// the note that says what was cut.
+pub const COMMENT_LIMIT: usize = 65_536;
+const NOTE_ROOM: usize = 400;
+
+/// The reason, and what changed field by field (`app.image: v1 → v2`), in one cell.
+fn what(c: &crate::plan::Change) -> String {
+    let mut text = c.reason.to_string();
+    for f in &c.fields {
+        text.push_str(&format!(
+            "; {}.{}: {} → {}",
+            f.container,
+            f.field,
+            f.old.as_deref().unwrap_or("(none)"),
+            f.new.as_deref().unwrap_or("(none)")
+        ));
+    }
+    for line in super::created_lines(c) {
+        text.push_str(&format!("; {line}"));
+    }
+    text
+}
+
+/// The plan as a pull-request comment, cut (with a note) to fit GitHub's limit.
 pub fn plan(plan: &Plan) -> String {
+    fit(full(plan), COMMENT_LIMIT)
+}
+
+/// `text` whole when it has at most `limit` characters, else cut at a line and noted.
+pub fn fit(text: String, limit: usize) -> String {
+    let total = text.chars().count();
+    if total <= limit {
+        return text;
+    }
+    let budget = limit - NOTE_ROOM;
+    let mut kept = String::new();
+    let mut count = 0;
+    for line in text.split_inclusive('\n') {
+        let n = line.chars().count();
+        if count + n > budget {
+            break;
+        }
+        kept.push_str(line);
+        count += n;
+    }
+    if kept.matches("```").count() % 2 == 1 {
+        kept.push_str("```\n");
+    }
+    if kept.matches("<details>").count() > kept.matches("</details>").count() {
+        kept.push_str("</details>\n");
+    }
+    kept.push_str(&format!(
+        "\n**The plan is cut here**: it has {total} characters and a comment takes {limit}; `berth plan` (text or `--format json`) shows it whole.\n"
+    ));
+    kept
+}
+
+fn full(plan: &Plan) -> String {
     let mut out = String::new();
     let commit = short_commit(plan.commit.as_deref());
     let verdict = if plan.has_changes() {
@@ -39,8 +99,14 @@ pub fn plan(plan: &Plan) -> String {
             "| | action | host | pod | kind | reason |\n|---|---|---|---|---|---|"
         )
         .ok();
-        for c in plan.changes.iter().filter(|c| c.deployment == d) {
-            let pod = subject(c, "`");
+        let groups = group_changes(plan.changes.iter().filter(|c| c.deployment == d));
+        for group in &groups {
+            let c = group[0];
+            let (host, pod) = if group.len() == 1 {
+                (c.host.clone(), subject(c, "`"))
+            } else {
+                group_subject(group, "`")
+            };
             let kind = if c.kind == ChangeKind::Drift {
                 "drift"
             } else {
@@ -51,22 +117,30 @@ pub fn plan(plan: &Plan) -> String {
                 "| `{}` | {} | {} | {pod} | {kind} | {} |",
                 symbol(c.action),
                 verb(c.action),
-                c.host,
-                cell(&c.reason.to_string())
+                host,
+                cell(&what(c))
             )
             .ok();
         }
-        for c in plan.changes.iter().filter(|c| c.deployment == d) {
+        for group in &groups {
+            let c = group[0];
             let diff = spec_diff(c);
             if diff.is_empty() {
                 continue;
             }
+            let of = if group.len() == 1 {
+                format!("{} on {}", c.new_pod.as_deref().unwrap_or(""), c.host)
+            } else {
+                format!(
+                    "the {} pods like {} on {}",
+                    group.len(),
+                    c.new_pod.as_deref().unwrap_or(""),
+                    c.host
+                )
+            };
             writeln!(
                 out,
-                "\n<details><summary>diff of {} on {}</summary>\n\n```diff\n{}```\n</details>",
-                c.new_pod.as_deref().unwrap_or(""),
-                c.host,
-                diff
+                "\n<details><summary>diff of {of}</summary>\n\n```diff\n{diff}```\n</details>",
             )
             .ok();
         }
@@ -99,4 +173,30 @@ pub fn plan(plan: &Plan) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_comment_is_cut_at_a_line_with_a_note() {
+        let text: String = (0..2000)
+            .map(|i| format!("| row {i} | {} |\n", "x".repeat(40)))
+            .collect();
+        let cut = fit(text.clone(), COMMENT_LIMIT);
+        assert!(cut.chars().count() <= COMMENT_LIMIT);
+        assert!(cut.contains("**The plan is cut here**"));
+        assert!(cut.contains(&format!("it has {} characters", text.chars().count())));
+        let short = "a few lines\n".to_string();
+        assert_eq!(fit(short.clone(), COMMENT_LIMIT), short);
+        // An open diff block is closed before the note.
+        let open = format!("<details>\n```diff\n{}", "+ line\n".repeat(20_000));
+        let cut = fit(open, COMMENT_LIMIT);
+        assert!(
+            cut.matches("```").count().is_multiple_of(2) && cut.contains("</details>"),
+            "{}",
+            &cut[cut.len() - 300..]
+        );
+    }
 }

@@ -253,3 +253,86 @@ pub fn project_title(plan: &Plan) -> String {
         None => plan.project.clone(),
     }
 }
+
+/// Changes of one deployment that say the same thing of different pods (a 60-pod image bump),
+/// so that a plan shows each once with its pods counted. Order is kept.
+pub fn group_changes<'a>(changes: impl Iterator<Item = &'a Change>) -> Vec<Vec<&'a Change>> {
+    let key = |c: &Change| {
+        let fields: Vec<String> = c
+            .fields
+            .iter()
+            .map(|f| format!("{}.{}:{:?}:{:?}", f.container, f.field, f.old, f.new))
+            .collect();
+        let spec = |s: &Option<std::collections::BTreeMap<String, serde_json::Value>>| {
+            s.as_ref().map(|m| serde_json::to_string(m).expect("json"))
+        };
+        (
+            c.action,
+            c.kind,
+            c.reason.to_string(),
+            fields,
+            spec(&c.old_spec),
+            spec(&c.new_spec),
+            c.volume.is_some(),
+        )
+    };
+    let mut groups: Vec<(_, Vec<&Change>)> = Vec::new();
+    for c in changes {
+        let k = key(c);
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, list)) => list.push(c),
+            None => groups.push((k, vec![c])),
+        }
+    }
+    groups.into_iter().map(|(_, list)| list).collect()
+}
+
+/// The hosts of a group of changes, and its pods: all of them when few, else the first two,
+/// the last and the count.
+pub fn group_subject(group: &[&Change], quote: &str) -> (String, String) {
+    let mut hosts: Vec<&str> = group.iter().map(|c| c.host.as_str()).collect();
+    hosts.dedup();
+    let hosts = if hosts.len() > 3 {
+        format!("{} hosts", hosts.len())
+    } else {
+        hosts.join(", ")
+    };
+    let subjects: Vec<String> = group.iter().map(|c| subject(c, quote)).collect();
+    let pods = if subjects.len() <= 3 {
+        subjects.join(", ")
+    } else {
+        format!(
+            "{}, {}, …, {} ({} pods)",
+            subjects[0],
+            subjects[1],
+            subjects[subjects.len() - 1],
+            subjects.len()
+        )
+    };
+    (hosts, pods)
+}
+
+/// What a created pod runs, a line per container: `app: ghcr.io/acme/web:2, ports 8080:80/tcp`.
+pub fn created_lines(c: &Change) -> Vec<String> {
+    let Some(spec) = c.new_spec.as_ref().filter(|_| c.action == Action::Create) else {
+        return vec![];
+    };
+    spec.iter()
+        .map(|(name, v)| {
+            let image = v.get("image").and_then(|i| i.as_str()).unwrap_or("?");
+            let ports: Vec<String> = v
+                .get("ports")
+                .and_then(|p| p.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|p| serde_json::from_value::<crate::model::Port>(p.clone()).ok())
+                .map(|p| p.to_string())
+                .collect();
+            if ports.is_empty() {
+                format!("{name}: {image}")
+            } else {
+                format!("{name}: {image}, ports {}", ports.join(" "))
+            }
+        })
+        .collect()
+}

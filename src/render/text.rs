@@ -1,6 +1,9 @@
 //! The terminal rendering of a plan.
 
-use super::{short_commit, spec_diff, subject, summary, symbol, verb, waves_with_services};
+use super::{
+    created_lines, group_changes, group_subject, short_commit, spec_diff, subject, summary, symbol,
+    verb, waves_with_services,
+};
 use crate::plan::{Action, ChangeKind, IssueKind, Plan};
 use std::fmt::Write;
 
@@ -62,8 +65,13 @@ pub fn plan(plan: &Plan, color: bool) -> String {
             )
         )
         .ok();
-        for c in plan.changes.iter().filter(|c| c.deployment == d) {
-            let pods = subject(c, "");
+        for group in group_changes(plan.changes.iter().filter(|c| c.deployment == d)) {
+            let c = group[0];
+            let (host, pods) = if group.len() == 1 {
+                (c.host.clone(), subject(c, ""))
+            } else {
+                group_subject(&group, "")
+            };
             let kind = match c.kind {
                 ChangeKind::Pending => "pending",
                 ChangeKind::Drift => "drift",
@@ -73,10 +81,13 @@ pub fn plan(plan: &Plan, color: bool) -> String {
                 "  {} {:<8} {:<10} {pods}\n      {kind}: {}",
                 p.action(c.action, symbol(c.action)),
                 p.action(c.action, verb(c.action)),
-                c.host,
+                host,
                 c.reason
             )
             .ok();
+            for line in created_lines(c) {
+                writeln!(out, "      {line}").ok();
+            }
             for f in &c.fields {
                 writeln!(
                     out,

@@ -328,8 +328,13 @@ impl Builder<'_> {
     }
 
     /// Records a change of one pod of `d`.
-    pub(super) fn change(&mut self, d: &Deployment, c: PodChange) {
+    pub(super) fn change(&mut self, d: &Deployment, mut c: PodChange) {
         let with_specs = matches!(c.action, Action::Replace | Action::Create);
+        // Every strategy's replace says what changed, field by field (a canary's and a
+        // blue-green's as well as a rolling one's).
+        if let (Action::Replace, Some(old), true) = (c.action, c.old, c.fields.is_empty()) {
+            c.fields = diff::pod_field_changes(&old.containers, &d.pod.containers);
+        }
         self.changes.push(Change {
             deployment: d.name.clone(),
             host: c.host.to_string(),

@@ -1467,3 +1467,29 @@ fn a_sixty_pod_image_bump_reads_in_a_few_lines() {
     assert!(md.len() < 20_000, "{} characters", md.len());
     assert_eq!(md.matches("| `~` | replace |").count(), 1, "{md}");
 }
+
+#[test]
+fn a_deployment_removed_from_git_is_a_headline() {
+    let mut files = basic();
+    let mut observed = empty_hosts();
+    simulate(&make_plan(&files, &observed, false), &mut observed);
+    files.files.remove("deployments/edge.yaml");
+    let plan = make_plan(&files, &observed, false);
+    assert_eq!(plan.not_in_git["edge"].len(), 2, "{:?}", plan.not_in_git);
+    let text = berth::render::text::plan(&plan, false);
+    let headline = text.lines().nth(2).unwrap_or("");
+    assert!(
+        headline.starts_with("deployment edge: removed from Git; its 2 pod(s) on a1, a2 are kept (--prune removes them)"),
+        "{text}"
+    );
+    let pruned = make_plan(&files, &observed, true);
+    assert!(pruned.not_in_git.is_empty());
+    assert_eq!(
+        pruned
+            .changes
+            .iter()
+            .filter(|c| c.deployment == "edge")
+            .count(),
+        2
+    );
+}

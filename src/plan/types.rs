@@ -19,6 +19,10 @@ pub struct Plan {
     /// The environment the plan is for (`-e`), when berth.yaml declares environments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
+    /// Deployments that left Git whose pods are kept (no `--prune`): by deployment, the
+    /// pods as `host/pod`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_in_git: BTreeMap<String, Vec<String>>,
     pub commit: Option<String>,
     pub desired_hash: String,
     /// The `-l` selector the plan was made with, if any.

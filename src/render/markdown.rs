@@ -85,6 +85,9 @@ fn full(plan: &Plan) -> String {
         )
     };
     writeln!(out, "{verdict}\n").ok();
+    for line in super::not_in_git_lines(plan) {
+        writeln!(out, "**deployment {}**\n", cell(&line)).ok();
+    }
     let mut deployments: Vec<&str> = plan.changes.iter().map(|c| c.deployment.as_str()).collect();
     deployments.sort();
     deployments.dedup();

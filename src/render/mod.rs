@@ -336,3 +336,21 @@ pub fn created_lines(c: &Change) -> Vec<String> {
         })
         .collect()
 }
+
+/// A deployment that left Git, as a plan's headline says it: `api: removed from Git; its 3
+/// pods on h1, h2 are kept (--prune removes them)`.
+pub fn not_in_git_lines(plan: &Plan) -> Vec<String> {
+    plan.not_in_git
+        .iter()
+        .map(|(d, pods)| {
+            let mut hosts: Vec<&str> = pods.iter().filter_map(|p| p.split('/').next()).collect();
+            hosts.sort();
+            hosts.dedup();
+            format!(
+                "{d}: removed from Git; its {} pod(s) on {} are kept (--prune removes them)",
+                pods.len(),
+                hosts.join(", ")
+            )
+        })
+        .collect()
+}

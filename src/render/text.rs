@@ -45,6 +45,9 @@ pub fn plan(plan: &Plan, color: bool) -> String {
     if let Some(sel) = &plan.selector {
         writeln!(out, "  deployments matching -l {sel}").ok();
     }
+    for line in super::not_in_git_lines(plan) {
+        writeln!(out, "\n{} {line}", p.code("1;33", "deployment")).ok();
+    }
     let mut deployments: Vec<&str> = plan.changes.iter().map(|c| c.deployment.as_str()).collect();
     deployments.dedup();
     let mut seen = std::collections::BTreeSet::new();

@@ -45,6 +45,8 @@ struct Builder<'a> {
     waves: Vec<Wave>,
     pods: Vec<ObservedPod>,
     unmanaged: Vec<Unmanaged>,
+    /// Pods of deployments that left Git, kept (see `Plan::not_in_git`).
+    not_in_git: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -123,6 +125,7 @@ pub fn build(input: &PlanInput) -> Plan {
         waves: vec![],
         pods: vec![],
         unmanaged: vec![],
+        not_in_git: BTreeMap::new(),
     };
     let mut hosts = BTreeMap::new();
     for h in &input.desired.hosts {
@@ -284,6 +287,7 @@ pub fn build(input: &PlanInput) -> Plan {
         version: PLAN_VERSION,
         project: input.desired.project.clone(),
         environment: input.desired.environment.clone(),
+        not_in_git: b.not_in_git,
         commit: input.desired.commit.clone(),
         desired_hash: input.desired.hash(),
         selector: input.selector.map(|s| s.to_string()),

@@ -51,6 +51,12 @@ impl Builder<'_> {
                     .or_default()
                     .push(remove_step(p, DEFAULT_STOP_TIMEOUT_S));
             } else {
+                if !p.deployment.is_empty() {
+                    self.not_in_git
+                        .entry(p.deployment.clone())
+                        .or_default()
+                        .push(format!("{}/{}", p.host, p.name));
+                }
                 self.issues.push(Issue {
                     kind: if kind == ChangeKind::Drift {
                         IssueKind::Extra

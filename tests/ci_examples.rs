@@ -147,7 +147,9 @@ fn the_cron_lines_and_the_systemd_unit_run_as_written() {
             "https://git.example.com/ops/deploy.git",
             repo.path().to_str().unwrap(),
         )
-        .replace("--ref main ", "");
+        .replace("--ref main ", "")
+        // A free port, whatever else this machine runs.
+        .replace("127.0.0.1:9187", &free_port());
     let parts: Vec<&str> = exec.split_whitespace().collect();
     let mut child = Command::new(parts[0])
         .args(&parts[1..])
@@ -178,4 +180,9 @@ fn the_cron_lines_and_the_systemd_unit_run_as_written() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
     assert_eq!(status.code(), Some(0));
+}
+
+fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
 }

@@ -21,7 +21,13 @@ fn sync_every_repairs_drift_rolls_out_commits_and_stops_on_sigterm() {
     let repo = Repo::new("t-every");
     repo.write("deployments/web.yaml", &web("web", 1, "v1", "zone=b"));
     repo.commit("v1");
-    let mut watched = Watched::start(&repo, &["sync", "--every", "1s"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut watched = Watched::start(&repo, &["sync", "--every", "1s", "--metrics", &addr]);
     let running = |image: &str| {
         let c = repo.containers("h2");
         c.len() == 1 && c[0].state == "running" && c[0].image.ends_with(image)
@@ -36,6 +42,14 @@ fn sync_every_repairs_drift_rolls_out_commits_and_stops_on_sigterm() {
     repo.commit("v2");
     until("v2 runs", || running("web:v2"));
     watched.wait_for("ended with exit 0");
+    // The metrics, as Prometheus would scrape them.
+    until("the metrics show the v2 pod ready", || {
+        let text = scrape(&addr);
+        text.contains("berth_pods_ready{project=\"t-every\",deployment=\"web\"} 1")
+            && text.contains("berth_pods_desired{project=\"t-every\",deployment=\"web\"} 1")
+            && text.contains("berth_syncs_total{project=\"t-every\",exit_code=\"0\"}")
+            && text.contains("berth_last_sync_exit_code{project=\"t-every\"} 0")
+    });
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &watched.pid().to_string()])
         .status()
@@ -44,4 +58,16 @@ fn sync_every_repairs_drift_rolls_out_commits_and_stops_on_sigterm() {
     let (code, rest) = watched.finish();
     assert_eq!(code, Some(0), "{rest:?}");
     assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:?}");
+}
+
+/// GET /metrics over plain HTTP.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text
 }

@@ -6,12 +6,15 @@
 use super::apply;
 use super::common::*;
 use super::progress::Verbosity;
+use crate::hosts::observe::ObserveOptions;
+use crate::ops::context::{connect_hosts, load_repo, Secrets};
+use crate::ops::metrics::{serve, Metrics};
 use crate::render::Format;
 use clap::Args;
 use miette::Result;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Converge the hosts to Git without asking (for cron and CI): plan, then apply under the
 /// project's lock. Exits non-zero only on failure.
@@ -42,14 +45,52 @@ pub struct SyncArgs {
     /// Keep running: a sync every DURATION (`30s`, `1m`, `1h`), until SIGTERM or Ctrl-C.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub every: Option<Duration>,
+    /// With --every: serve Prometheus metrics on this address (last sync time and result,
+    /// rounds by exit code, ready and desired pods per deployment), e.g. 127.0.0.1:9187.
+    #[arg(long, value_name = "ADDR", requires = "every")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 pub fn run(a: SyncArgs, verbosity: Verbosity) -> Result<u8> {
-    let every = a.every;
+    let (every, metrics) = (a.every, a.metrics);
     let args = apply::unattended(a.repo, a.ssh, a.flags, a.lock, a.notify, a.format);
     match every {
         None => apply::run(args, verbosity),
-        Some(every) => runtime().block_on(keep_syncing(&args, every, verbosity)),
+        Some(every) => runtime().block_on(keep_syncing(&args, every, metrics, verbosity)),
+    }
+}
+
+/// The metrics after a round: how it ended, and each deployment's pods as they are now.
+async fn measure(metrics: &Mutex<Metrics>, args: &apply::ApplyArgs, code: u8, started: Instant) {
+    let ended = crate::apply::unix_now();
+    let pods = async {
+        let desired = load_repo(&args.repo.source(Some(&args.ssh)), Secrets::NotNeeded).ok()?;
+        let to = args.ssh.connection().ok()?;
+        let fleet = connect_hosts(&desired, &to).await;
+        let options = ObserveOptions {
+            project: desired.project.clone(),
+            ..Default::default()
+        };
+        let observed = fleet.observe(&options).await;
+        let (desired, _) = crate::plan::digests::settle(&desired, &Default::default(), &observed);
+        let s = crate::diff::status::status(&desired, &observed, None);
+        let pods = s
+            .deployments
+            .iter()
+            .map(|d| (d.name.clone(), (d.ready, d.replicas)))
+            .collect();
+        Some((desired.project.clone(), pods, s.unreachable.len()))
+    }
+    .await;
+    let mut m = metrics.lock().expect("not poisoned");
+    m.last_round_end = Some(ended);
+    m.last_exit_code = Some(code);
+    m.last_round_seconds = started.elapsed().as_secs_f64();
+    *m.rounds.entry(code).or_default() += 1;
+    if let Some((project, pods, unreachable)) = pods {
+        m.project = project;
+        m.pods = pods;
+        m.unreachable = unreachable;
     }
 }
 
@@ -58,8 +99,16 @@ pub fn run(a: SyncArgs, verbosity: Verbosity) -> Result<u8> {
 async fn keep_syncing(
     args: &apply::ApplyArgs,
     every: Duration,
+    metrics_at: Option<std::net::SocketAddr>,
     verbosity: Verbosity,
 ) -> Result<u8> {
+    let metrics = Arc::new(Mutex::new(Metrics::default()));
+    if let Some(addr) = metrics_at {
+        serve(addr, metrics.clone())
+            .await
+            .map_err(|e| miette::miette!("cannot serve metrics on {addr}: {e}"))?;
+        eprintln!("sync: metrics on http://{addr}/metrics");
+    }
     let stopping = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(tokio::sync::Notify::new());
     {
@@ -79,10 +128,18 @@ async fn keep_syncing(
             "sync: round {round} at {}",
             crate::model::rollout::rfc3339(started)
         );
-        match apply::run_async(args, verbosity).await {
-            Ok(code) => eprintln!("sync: round {round} ended with exit {code}"),
-            Err(report) => eprintln!("sync: round {round} failed: {report:?}"),
+        let clock = Instant::now();
+        let code = match apply::run_async(args, verbosity).await {
+            Ok(code) => code,
+            Err(report) => {
+                eprintln!("sync: round {round} failed: {report:?}");
+                super::exit::ERROR
+            }
+        };
+        if metrics_at.is_some() {
+            measure(&metrics, args, code, clock).await;
         }
+        eprintln!("sync: round {round} ended with exit {code}");
         if stopping.load(Ordering::SeqCst) {
             break;
         }

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod context;
 pub mod error;
 pub mod history;
+pub mod metrics;
 pub mod notify;
 pub mod pods;
 pub mod registry;

@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::model::history::{
-    record_volume, ApplyRecord, HISTORY_KEEP, HISTORY_LABEL, HISTORY_PROJECT_LABEL,
+    record_volume as record_volume_name, ApplyRecord, HISTORY_KEEP, HISTORY_LABEL,
+    HISTORY_PROJECT_LABEL,
 };
 
 /// The project's records on this host, oldest first.
@@ -45,15 +46,14 @@ pub async fn record_apply(
             serde_json::to_string(record).expect("a record serialises"),
         ),
     ]);
-    let req = VolumeCreateRequest {
-        name: Some(record_volume(project, record)),
-        labels: Some(labels),
-        ..Default::default()
-    };
-    docker
-        .create_volume(req)
-        .await
-        .map_err(doing("recording the apply in the history"))?;
+    let name = record_volume_name(project, record);
+    record_volume(
+        docker,
+        &name,
+        labels,
+        "recording the apply in the history".into(),
+    )
+    .await?;
     let all = history(docker, project).await?;
     for (name, _) in all.iter().take(all.len().saturating_sub(HISTORY_KEEP)) {
         remove_volume(docker, name).await?;

@@ -102,17 +102,6 @@ pub async fn record_job(docker: &Docker, project: &str, record: &JobRecord) -> R
         label::JOB_RECORD.to_string(),
         serde_json::to_string(record).expect("a record serialises"),
     );
-    let req = VolumeCreateRequest {
-        name: Some(name),
-        labels: Some(labels),
-        ..Default::default()
-    };
-    docker
-        .create_volume(req)
-        .await
-        .map(|_| ())
-        .map_err(doing(format!(
-            "recording job {} of {}",
-            record.job, record.deployment
-        )))
+    let what = format!("recording job {} of {}", record.job, record.deployment);
+    record_volume(docker, &name, labels, what).await
 }

@@ -179,8 +179,24 @@ pub async fn record_rollout(
         ROLLOUT_LABEL.to_string(),
         serde_json::to_string(&state).expect("rollout serialises"),
     );
+    record_volume(
+        docker,
+        &name,
+        labels,
+        format!("recording the rollout state of {deployment}"),
+    )
+    .await
+}
+
+/// Creates an empty volume whose labels are a record (rollout states, job runs, applies).
+pub(super) async fn record_volume(
+    docker: &Docker,
+    name: &str,
+    labels: HashMap<String, String>,
+    doing_what: String,
+) -> Result<(), OpError> {
     let req = VolumeCreateRequest {
-        name: Some(name.clone()),
+        name: Some(name.to_string()),
         labels: Some(labels),
         ..Default::default()
     };
@@ -188,9 +204,7 @@ pub async fn record_rollout(
         .create_volume(req)
         .await
         .map(|_| ())
-        .map_err(doing(format!(
-            "recording the rollout state of {deployment}"
-        )))
+        .map_err(doing(doing_what))
 }
 
 pub async fn remove_volume(docker: &Docker, name: &str) -> Result<(), OpError> {

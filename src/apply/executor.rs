@@ -434,40 +434,11 @@ fn plain(r: OpResult) -> StepResult {
 }
 
 /// What a host's steps run with.
-struct HostContext {
-    engine: Arc<dyn Engine>,
+pub(super) struct HostContext {
+    pub(super) engine: Arc<dyn Engine>,
     analysis_failures: Arc<AtomicU32>,
-    host: String,
-    progress: Arc<dyn Progress>,
-}
-
-/// How many of a failed job's last output lines its failure report shows.
-const JOB_TAIL_LINES: usize = 20;
-
-/// Runs a job, its output passed on as it comes; an exit other than 0 fails the step, with
-/// the output's last lines.
-async fn run_job(ctx: &HostContext, job: &crate::plan::JobPlan) -> StepResult {
-    let tail = std::sync::Mutex::new(std::collections::VecDeque::new());
-    let output = |line: &str| {
-        ctx.progress.output(&ctx.host, &job.job, line);
-        let mut tail = tail.lock().expect("not poisoned");
-        if tail.len() == JOB_TAIL_LINES {
-            tail.pop_front();
-        }
-        tail.push_back(line.to_string());
-    };
-    let code = ctx.engine.run_job(job, &output).await?;
-    if code == 0 {
-        return Ok(());
-    }
-    let details: Vec<String> = tail.lock().expect("not poisoned").drain(..).collect();
-    Err(StepError::new(
-        format!(
-            "job {} exited with code {code}; the new pods of {} were not started",
-            job.job, job.deployment
-        ),
-        details.join("\n"),
-    ))
+    pub(super) host: String,
+    pub(super) progress: Arc<dyn Progress>,
 }
 
 async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
@@ -519,7 +490,7 @@ async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
         Step::RecordRollout { deployment, state } => {
             plain(engine.record_rollout(deployment, state.as_ref()).await)
         }
-        Step::RunJob { job } => run_job(ctx, job).await,
+        Step::RunJob { job } => super::job_step::run_job(ctx, job).await,
         Step::RecordJob { record } => plain(engine.record_job(record).await),
         Step::Wait { ms, .. } => {
             tokio::time::sleep(Duration::from_millis(*ms)).await;

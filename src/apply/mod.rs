@@ -5,6 +5,7 @@ pub mod docker_ops;
 pub mod engine;
 pub mod executor;
 mod health_gate;
+mod job_step;
 pub mod lock;
 pub mod progress;
 

@@ -3,6 +3,7 @@
 pub mod desired;
 pub mod files;
 pub mod history;
+pub mod job;
 pub mod jump;
 pub mod labels;
 pub mod lock;
@@ -15,6 +16,7 @@ pub mod secret;
 pub mod selector;
 
 pub use desired::*;
+pub use job::Job;
 pub use labels::Labels;
 pub use observed::{
     label, ContainerState, Health, JobRecord, ObservedContainer, ObservedHost, ObservedLock,

@@ -1,0 +1,33 @@
+//! A job's step: its output passed on as it comes, its exit judged, its last lines kept for
+//! the failure report.
+
+use super::executor::{HostContext, StepError, StepResult};
+
+/// How many of a failed job's last output lines its failure report shows.
+const JOB_TAIL_LINES: usize = 20;
+
+/// Runs a job, its output passed on as it comes; an exit other than 0 fails the step, with
+/// the output's last lines.
+pub(super) async fn run_job(ctx: &HostContext, job: &crate::plan::JobPlan) -> StepResult {
+    let tail = std::sync::Mutex::new(std::collections::VecDeque::new());
+    let output = |line: &str| {
+        ctx.progress.output(&ctx.host, &job.job, line);
+        let mut tail = tail.lock().expect("not poisoned");
+        if tail.len() == JOB_TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line.to_string());
+    };
+    let code = ctx.engine.run_job(job, &output).await?;
+    if code == 0 {
+        return Ok(());
+    }
+    let details: Vec<String> = tail.lock().expect("not poisoned").drain(..).collect();
+    Err(StepError::new(
+        format!(
+            "job {} exited with code {code}; the new pods of {} were not started",
+            job.job, job.deployment
+        ),
+        details.join("\n"),
+    ))
+}

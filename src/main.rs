@@ -1,10 +1,9 @@
 //! The berth binary: parse flags, run the command, map the result to an exit code.
 
-use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = match berth::cli::Cli::try_parse() {
+    let cli = match berth::cli::Cli::parse_args() {
         Ok(cli) => cli,
         // Usage errors exit 1 (clap's own 2 means "changes found" in berth); help exits 0.
         Err(e) => {

@@ -77,6 +77,18 @@ fn completion_scripts_name_the_commands() {
             assert!(r.stdout.contains(command), "{shell} lacks {command}");
         }
     }
+    // Every command's help ends with the exit codes.
+    for command in [
+        &["apply", "--help"][..],
+        &["logs", "--help"],
+        &["lock", "status", "--help"],
+    ] {
+        let r = berth(command);
+        assert!(
+            r.stdout.contains("Exit codes: 0 success"),
+            "{command:?}: {r:?}"
+        );
+    }
     let r = berth(&["completion", "tcsh"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.said().contains("possible values: bash"), "{r:?}");
@@ -92,6 +104,19 @@ fn a_quiet_apply_prints_its_result_only() {
     assert_eq!(r.stdout, "", "no plan: {r:?}");
     assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
     assert!(r.stderr.starts_with("apply complete: 1 to create"), "{r:?}");
+    // A saved plan was reviewed when it was made: it applies without --auto-approve.
+    repo.write("deployments/web.yaml", &web("web", 1, "v2", "zone=b"));
+    repo.commit("v2");
+    let saved = repo.path().join("plan.json");
+    let r = repo.berth(&["plan", "-o", saved.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = berth(&["apply", "-q", saved.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .starts_with("apply complete: 0 to create, 1 to replace"),
+        "{r:?}"
+    );
     let again = repo.berth(&["apply", "--auto-approve", "-q"]);
     assert_eq!(
         (again.stdout.as_str(), again.stderr.as_str()),

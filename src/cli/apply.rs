@@ -12,11 +12,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Apply changes: plan, show the plan, ask, then execute it with health gates. With a saved
-/// plan file, apply exactly that plan, or refuse (exit 5) if a host changed since.
+/// plan file, apply exactly that plan without asking (it was reviewed when it was made, as
+/// with `terraform apply PLAN`), or refuse (exit 5) if a host changed since.
 ///
-/// Example: berth apply --repo ./deploy --auto-approve
-/// Example: berth plan -o plan.json && berth apply plan.json
+/// Examples:
+///   berth apply --repo ./deploy --auto-approve
+///   berth plan -o plan.json && berth apply plan.json
 #[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct ApplyArgs {
     /// A plan saved by `berth plan -o FILE`.
     pub plan_file: Option<PathBuf>,
@@ -137,7 +140,8 @@ pub async fn run_async(a: &ApplyArgs, verbosity: Verbosity) -> Result<u8> {
         connection: a.ssh.connection()?,
         scope: a.flags.scope(),
         lock: a.lock.options(),
-        auto_approve: a.auto_approve,
+        // A saved plan was reviewed when it was made: it applies without a prompt.
+        auto_approve: a.auto_approve || a.plan_file.is_some(),
         notifier: a.notify.notifier(),
     };
     let ui = Terminal {

@@ -11,8 +11,10 @@ use miette::Result;
 ///
 /// Pending changes from Git are not drift; `berth plan --exit-code` reports those.
 ///
-/// Example: berth drift --repo ./deploy --format markdown
+/// Examples:
+///   berth drift --repo ./deploy --format markdown
 #[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct DriftArgs {
     #[command(flatten)]
     pub repo: RepoArgs,

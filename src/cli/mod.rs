@@ -73,21 +73,39 @@ pub enum Command {
     Lock(unlock::LockCommand),
     /// Go on with a paused canary, or switch a blue-green service to its new set.
     ///
-    /// Example: berth promote web --repo ./deploy
+    /// Examples:
+    ///   berth promote web --repo ./deploy
+    #[command(verbatim_doc_comment)]
     Promote(rollout::RolloutArgs),
     /// Stop a canary or blue-green rollout: the stable set serves at full count again and
     /// the revision is not rolled out again until Git names another (or `promote` retries it).
     ///
-    /// Example: berth abort web --repo ./deploy
+    /// Examples:
+    ///   berth abort web --repo ./deploy
+    #[command(verbatim_doc_comment)]
     Abort(rollout::RolloutArgs),
     /// After a blue-green promotion, while the old set is kept: switch the service back.
     ///
-    /// Example: berth rollback web --repo ./deploy
+    /// Examples:
+    ///   berth rollback web --repo ./deploy
+    #[command(verbatim_doc_comment)]
     Rollback(rollout::RolloutArgs),
 }
 
 /// Exit codes (see the README).
 pub use crate::ops::exit;
+
+impl Cli {
+    /// Parses the command line, every subcommand's help ending with the exit codes.
+    pub fn parse_args() -> Result<Cli, clap::Error> {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Cli::command().mut_subcommands(|s| {
+            s.after_help(EXIT_CODES)
+                .mut_subcommands(|n| n.after_help(EXIT_CODES))
+        });
+        Cli::from_arg_matches(&command.try_get_matches()?)
+    }
+}
 
 pub fn run(cli: Cli) -> miette::Result<u8> {
     common::set_color(cli.color);

@@ -8,8 +8,10 @@ use std::path::PathBuf;
 
 /// Show what would change: compare Git with the live containers on every host.
 ///
-/// Example: berth plan --repo ./deploy -l app=web -o plan.json
+/// Examples:
+///   berth plan --repo ./deploy -l app=web -o plan.json
 #[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub repo: RepoArgs,

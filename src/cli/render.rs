@@ -8,8 +8,10 @@ use miette::Result;
 /// Print the desired state after defaults, offline (no host is contacted): for reviewing a
 /// pull request without host credentials.
 ///
-/// Example: berth render --repo . -l tier=frontend --format json
+/// Examples:
+///   berth render --repo . -l tier=frontend --format json
 #[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct RenderArgs {
     #[command(flatten)]
     pub repo: RepoArgs,

@@ -10,8 +10,10 @@ use miette::Result;
 /// pods per host with their state, health and service membership, and any canary or
 /// blue-green rollout in progress.
 ///
-/// Example: berth status --repo ./deploy -l app=web
+/// Examples:
+///   berth status --repo ./deploy -l app=web
 #[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub repo: RepoArgs,

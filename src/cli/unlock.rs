@@ -16,8 +16,10 @@ use miette::{miette, Result};
 /// is gone but whose lease you do not want to wait out. Refuses while the holder is a live
 /// process on this machine (unless --force).
 ///
-/// Example: berth unlock --repo ./deploy
+/// Examples:
+///   berth unlock --repo ./deploy
 #[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct UnlockArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
@@ -33,7 +35,9 @@ pub struct UnlockArgs {
 pub enum LockCommand {
     /// Who holds the apply lock on each host, since when, and until when its lease runs.
     ///
-    /// Example: berth lock status --repo ./deploy
+    /// Examples:
+    ///   berth lock status --repo ./deploy
+    #[command(verbatim_doc_comment)]
     Status(LockStatusArgs),
 }
 

@@ -590,7 +590,7 @@ fn a_repository_is_fetched_over_ssh_with_its_host_key_checked() {
     let r = berth_env(&["render", "--repo", &url, "--cache-dir", cache], &env);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
-        r.stdout.contains("deployment web") && r.stdout.contains(&repo.git(&["rev-parse", "HEAD"])),
+        r.stdout.contains("name: web") && r.stdout.contains(&repo.git(&["rev-parse", "HEAD"])),
         "{r:?}"
     );
 

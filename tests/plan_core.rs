@@ -1493,3 +1493,26 @@ fn a_deployment_removed_from_git_is_a_headline() {
         2
     );
 }
+
+#[test]
+fn render_speaks_the_repository_format() {
+    let mut files = basic();
+    files.files.insert(
+        "deployments/web.yaml".into(),
+        "name: web\nreplicas: 2\npod:\n  containers:\n    - {name: app, image: example/web:1, memory: 64m, cpus: 0.5, env: {DB: {secret: db}}}\nstrategy: {type: canary, min_ready: 2s, steps: [{weight: 20}, {pause: 30s}, {pause: {}}]}\nservice: {name: web}\n".into(),
+    );
+    // As render loads it: no secret values needed.
+    let desired = berth::repo::load::load_with(&files, None, None).expect("valid");
+    let text = berth::render::desired::text(&desired);
+    for words in [
+        "min_ready: 2s",
+        "memory: 64m",
+        "cpus: 0.5",
+        "steps: [{weight: 20}, {pause: 30s}, {pause: {}}]",
+        "env: {DB: {secret: db}}",
+        "image: example/web:1",
+    ] {
+        assert!(text.contains(words), "{words} in\n{text}");
+    }
+    assert!(!text.contains("_ms"), "no internal fields: {text}");
+}

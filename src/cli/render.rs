@@ -1,6 +1,5 @@
 use super::common::*;
 use super::exit;
-use crate::model::DesiredState;
 use crate::ops::context::{load_repo, parse_selector, Secrets};
 use clap::Args;
 use miette::Result;
@@ -20,59 +19,6 @@ pub struct RenderArgs {
     pub format: StateFormat,
 }
 
-fn text(state: &DesiredState) -> String {
-    let mut out = format!(
-        "project {} at {}\n",
-        state.project,
-        state.commit.as_deref().unwrap_or("working tree")
-    );
-    for h in &state.hosts {
-        let labels: Vec<String> = h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        out.push_str(&format!(
-            "host {} {}@{}:{} [{}]\n",
-            h.name,
-            h.user,
-            h.address,
-            h.port,
-            labels.join(",")
-        ));
-    }
-    for d in &state.deployments {
-        let hosts: Vec<&str> = state
-            .eligible_hosts(d)
-            .iter()
-            .map(|h| h.name.as_str())
-            .collect();
-        out.push_str(&format!(
-            "\ndeployment {} revision {} ({})\n  replicas {} on [{}] max/host {}\n  strategy {:?} min_ready {}ms health_timeout {}ms\n",
-            d.name,
-            d.revision(&state.project),
-            d.file,
-            d.replicas,
-            hosts.join(", "),
-            d.placement.max_per_host.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
-            d.strategy.kind,
-            d.strategy.min_ready_ms,
-            d.strategy.health_timeout_ms
-        ));
-        if let Some(s) = &d.service {
-            out.push_str(&format!(
-                "  service {}{}\n",
-                s.name,
-                s.port.map(|p| format!(":{p}")).unwrap_or_default()
-            ));
-        }
-        for c in &d.pod.containers {
-            let spec = serde_json::to_string_pretty(c).expect("json");
-            out.push_str(&format!("  container {}:\n", c.name));
-            for l in spec.lines() {
-                out.push_str(&format!("    {l}\n"));
-            }
-        }
-    }
-    out
-}
-
 pub fn run(a: RenderArgs) -> Result<u8> {
     let mut state = load_repo(&a.repo.source(None), Secrets::NotNeeded)?;
     if let Some(sel) = parse_selector(&a.repo.selector)? {
@@ -82,7 +28,7 @@ pub fn run(a: RenderArgs) -> Result<u8> {
         StateFormat::Json => {
             crate::outln!("{}", serde_json::to_string_pretty(&state).expect("json"))
         }
-        StateFormat::Text => crate::out!("{}", text(&state)),
+        StateFormat::Text => crate::out!("{}", crate::render::desired::text(&state)),
     }
     Ok(exit::OK)
 }

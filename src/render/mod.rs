@@ -1,6 +1,7 @@
 //! Rendering plans and states: text (Terraform-like), JSON (versioned), Markdown (PR comment).
 //! Pure: colour is decided by the caller.
 
+pub mod desired;
 pub mod logs;
 pub mod markdown;
 pub mod text;

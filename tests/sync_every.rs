@@ -33,6 +33,9 @@ fn sync_every_repairs_drift_rolls_out_commits_and_stops_on_sigterm() {
         c.len() == 1 && c[0].state == "running" && c[0].image.ends_with(image)
     };
     until("v1 runs", || running("web:v1"));
+    // Removed only once the first round is over: a pod removed during its health gate fails
+    // that rollout, which is a verdict on the revision, not drift.
+    watched.wait_for("round 1 ended with exit 0");
     let first = repo.containers("h2")[0].name.clone();
     // Removed by hand: the next round puts it back.
     docker("h2", &["rm", "-f", &first]);

@@ -23,7 +23,8 @@ fn a_rolling_update_of_six_pods_fails_no_request() {
     assert_eq!(
         failures(&all),
         0,
-        "failed requests during the rollout: {all:?}"
+        "failed requests during the rollout: {}",
+        failed_report(&all)
     );
     let tail = last_versions(&all, 5);
     assert!(
@@ -53,7 +54,7 @@ fn a_rolling_update_of_six_pods_fails_no_request() {
         .collect();
     assert_eq!(after, before, "the v2 pods, all running, and nothing else");
     let all = settle(&repo, &answers(&repo), 10);
-    assert_eq!(failures(&all), 0, "failed requests: {all:?}");
+    assert_eq!(failures(&all), 0, "{}", failed_report(&all));
     let tail = last_versions(&all, 5);
     assert!(tail.iter().all(|l| l == "ok berth-lab web v2"), "{tail:?}");
 }
@@ -87,7 +88,9 @@ fn a_blue_green_switch_fails_no_request_and_rolls_back_instantly() {
     assert!(plan.stdout.contains("paused"), "{plan:?}");
     assert!(plan.stdout.contains("berth promote web"), "{plan:?}");
 
+    eprintln!("promote from {}", unix_now());
     let r = repo.berth(&["promote", "web"]);
+    eprintln!("promote until {}", unix_now());
     assert_eq!(r.code, 0, "{r:?}");
     let mark = answers(&repo);
     let after = heard_after(&repo, &mark, 40);
@@ -101,13 +104,15 @@ fn a_blue_green_switch_fails_no_request_and_rolls_back_instantly() {
     assert!(status.stdout.contains("promoted"), "{status:?}");
 
     // Within scale_down_delay the old set is still there: rollback switches back.
+    eprintln!("rollback from {}", unix_now());
     let r = repo.berth(&["rollback", "web"]);
+    eprintln!("rollback until {}", unix_now());
     assert_eq!(r.code, 0, "{r:?}");
     let mark = answers(&repo);
     let back = heard_after(&repo, &mark, 40);
     assert_eq!(share(&back, "v1"), 1.0, "after rollback only v1: {back:?}");
     let all = answers(&repo);
-    assert_eq!(failures(&all), 0, "failed requests: {all:?}");
+    assert_eq!(failures(&all), 0, "{}", failed_report(&all));
     // The rolled back revision is not rolled out again by a plain apply.
     let plan = repo.berth(&["plan"]);
     assert!(plan.stdout.contains("aborted"), "{plan:?}");
@@ -179,7 +184,7 @@ fn a_canary_at_weight_50_splits_traffic_and_a_failed_analysis_rolls_back() {
     let tail = heard_after(&repo, &mark, 20);
     assert_eq!(share(&tail, "v2"), 1.0, "{tail:?}");
     let all = answers(&repo);
-    assert_eq!(failures(&all), 0, "failed requests: {all:?}");
+    assert_eq!(failures(&all), 0, "{}", failed_report(&all));
 }
 
 #[test]
@@ -300,7 +305,7 @@ fn berth_abort_takes_a_paused_canary_back_and_sync_leaves_it_alone() {
     assert!(tail.len() > 20, "{tail:?}");
     assert_eq!(share(&tail, "v1"), 1.0, "only v1 answers: {tail:?}");
     let all = answers(&repo);
-    assert_eq!(failures(&all), 0, "failed requests: {all:?}");
+    assert_eq!(failures(&all), 0, "{}", failed_report(&all));
 
     // Git still says v2: sync leaves the aborted revision alone, and says so.
     let r = repo.berth(&["sync"]);

@@ -1,6 +1,7 @@
 //! The executor: a dumb interpreter of plan waves. Hosts run in parallel within a wave; waves
 //! run in order. A failed wave runs its on-failure steps and ends the apply.
 
+use super::drain::Drains;
 use super::engine::{DockerEngine, Engine, OpError, OpResult};
 use super::health_gate::await_ready;
 use crate::hosts::Fleet;
@@ -149,6 +150,7 @@ async fn run_waves(
     stop: &Stop,
 ) -> Result<Outcome, String> {
     let mut waits = Waits::default();
+    let drains = Arc::new(Drains::default());
     let waves: Vec<(usize, &Wave)> = plan.waves.iter().enumerate().collect();
     for segment in waves.chunk_by(|(_, a), (_, b)| a.deployment.is_some() && b.deployment.is_some())
     {
@@ -163,7 +165,7 @@ async fn run_waves(
         let results = join_all(
             lanes
                 .iter()
-                .map(|(_, lane)| run_lane(lane, plan, engines, progress, stop)),
+                .map(|(_, lane)| run_lane(lane, plan, engines, &drains, progress, stop)),
         )
         .await;
         let mut failed = Vec::new();
@@ -205,6 +207,7 @@ async fn run_lane(
     lane: &[(usize, &Wave)],
     plan: &Plan,
     engines: &Engines,
+    drains: &Arc<Drains>,
     progress: &Arc<dyn Progress>,
     stop: &Stop,
 ) -> Result<LaneResult, String> {
@@ -215,7 +218,7 @@ async fn run_lane(
         let lane_name = wave.deployment.as_deref();
         progress.wave(i + 1, plan.waves.len(), &wave.description);
         let (failures, waited) = tokio::select! {
-            done = run_hosts(&wave.steps, lane_name, engines, progress) => done?,
+            done = run_hosts(&wave.steps, lane_name, engines, drains, progress) => done?,
             why = &mut interrupted => (
                 vec![StepFailure {
                     host: "-".into(),
@@ -243,7 +246,7 @@ async fn run_lane(
         } else {
             wave.on_failure.clone()
         };
-        let rollback = run_hosts(&on_failure, lane_name, engines, progress);
+        let rollback = run_hosts(&on_failure, lane_name, engines, drains, progress);
         let rolled_back = tokio::select! {
             done = rollback => done?,
             signal = interrupt() => return Ok(LaneResult::Abandoned(signal)),
@@ -285,6 +288,7 @@ async fn run_hosts(
     steps: &BTreeMap<String, Vec<Step>>,
     lane: Option<&str>,
     engines: &Engines,
+    drains: &Arc<Drains>,
     progress: &Arc<dyn Progress>,
 ) -> Result<(Vec<StepFailure>, Waits), String> {
     let mut tasks = Vec::new();
@@ -297,6 +301,7 @@ async fn run_hosts(
         let ctx = HostContext {
             engine: engine.clone(),
             analysis_failures: analysis_failures.clone(),
+            drains: drains.clone(),
             host: host.clone(),
             progress: progress.clone(),
         };
@@ -309,6 +314,10 @@ async fn run_hosts(
             for step in &list {
                 let what = describe(step);
                 progress.step_started(&host, lane.as_deref(), &what);
+                if let Step::StopPod { containers, .. } | Step::RemovePod { containers, .. } = step
+                {
+                    waited.strategy += ctx.drains.before_stop(&host, containers).await;
+                }
                 let started = Instant::now();
                 let result = run_step(&ctx, step).await;
                 match step {
@@ -437,6 +446,7 @@ fn plain(r: OpResult) -> StepResult {
 pub(super) struct HostContext {
     pub(super) engine: Arc<dyn Engine>,
     analysis_failures: Arc<AtomicU32>,
+    drains: Arc<Drains>,
     pub(super) host: String,
     pub(super) progress: Arc<dyn Progress>,
 }
@@ -455,6 +465,9 @@ async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
             timeout_ms,
             join,
         } => {
+            if let Some(j) = join {
+                ctx.drains.joined(&ctx.host, &j.container);
+            }
             await_ready(
                 engine,
                 pod,
@@ -477,13 +490,16 @@ async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
             ..
         } => plain(engine.remove(containers, *stop_timeout_s).await),
         Step::RemoveVolume { name } => plain(engine.remove_volume(name).await),
-        Step::JoinService { join, .. } => plain(engine.join(join).await),
+        Step::JoinService { join, .. } => {
+            ctx.drains.joined(&ctx.host, &join.container);
+            plain(engine.join(join).await)
+        }
         Step::LeaveService {
             leave, drain_ms, ..
         } => {
             let left = engine.leave(leave).await;
             if left.as_ref().is_ok_and(|l| *l) {
-                tokio::time::sleep(Duration::from_millis(*drain_ms)).await;
+                ctx.drains.left(&ctx.host, &leave.container, *drain_ms);
             }
             plain(left.map(|_| ()))
         }

@@ -2,6 +2,7 @@
 
 pub mod analysis;
 pub mod docker_ops;
+mod drain;
 pub mod engine;
 pub mod executor;
 mod health_gate;

@@ -48,7 +48,7 @@ pub fn describe(step: &Step) -> String {
             leave,
             drain_ms,
         } => format!(
-            "take {pod} out of {} and drain for {}s",
+            "take {pod} out of {} (it drains {}s before it stops)",
             leave.aliases.join(", "),
             *drain_ms as f64 / 1000.0
         ),

@@ -59,6 +59,38 @@ pub fn failures(all: &[(String, Vec<String>)]) -> usize {
         .sum()
 }
 
+/// The failed requests with the answers around each, per host, and when this report was
+/// made: enough to place a failure in the rollout's timeline without every answer.
+pub fn failed_report(all: &[(String, Vec<String>)]) -> String {
+    let mut out = format!(
+        "{} failed request(s); report made at {}\n",
+        failures(all),
+        unix_now()
+    );
+    for (host, lines) in all {
+        for (i, l) in lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !l.starts_with("ok "))
+        {
+            let around = &lines[i.saturating_sub(3)..(i + 4).min(lines.len())];
+            out += &format!(
+                "{host} answer {i} of {}: {l}; around it: {around:?}\n",
+                lines.len()
+            );
+        }
+    }
+    out
+}
+
+/// Seconds since the epoch, to compare with a client's `FAIL at` time.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 pub fn count(all: &[(String, Vec<String>)]) -> usize {
     all.iter().map(|(_, l)| l.len()).sum()
 }

@@ -90,7 +90,7 @@ impl Flow<'_> {
         }
     }
 
-    /// Members leave the service together; the last one waits for the drain.
+    /// Members leave the service; each drains before it is stopped.
     pub(super) fn leave(&self, members: &[&Member]) -> Vec<Step> {
         let pods: Vec<(&str, ServiceJoin)> = members
             .iter()

@@ -95,14 +95,13 @@ pub(super) fn membership(p: &ObservedPod, like: &PodPlan) -> Option<ServiceJoin>
     })
 }
 
-/// Takes pods out of their service, the last one waiting for the drain (they drain together).
+/// Takes pods out of their service; each drains before a later step stops it.
 pub(super) fn leave_steps<P: AsRef<str>>(pods: &[(P, ServiceJoin)], drain_ms: u64) -> Vec<Step> {
     pods.iter()
-        .enumerate()
-        .map(|(i, (pod, leave))| Step::LeaveService {
+        .map(|(pod, leave)| Step::LeaveService {
             pod: pod.as_ref().to_string(),
             leave: leave.clone(),
-            drain_ms: if i + 1 == pods.len() { drain_ms } else { 0 },
+            drain_ms,
         })
         .collect()
 }

@@ -129,8 +129,8 @@ pub(super) fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> V
             phases.remove(0)
         };
         let gates = Phased { phases }.into_steps();
-        // This batch's old pods leave and drain in the next batch's first wave and are
-        // removed in its second, beside the next pods' gates (off the critical path).
+        // This batch's old pods leave in the next batch's first wave and are removed in its
+        // second once drained, beside the next pods' gates (off the critical path).
         let mut next: BTreeMap<String, Vec<Step>> = BTreeMap::new();
         for (host, pods) in &leave_after {
             next.entry(host.clone())
@@ -155,8 +155,10 @@ pub(super) fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> V
         for (host, s) in stops.into_iter().chain(creates) {
             steps.entry(host).or_default().extend(s);
         }
-        let mut gate_steps = std::mem::replace(&mut leftover_removes, removes);
-        for (host, s) in gates {
+        // The gates go first: on a host that has both, the old pod's drain runs out while
+        // the new pod is gated.
+        let mut gate_steps = gates;
+        for (host, s) in std::mem::replace(&mut leftover_removes, removes) {
             gate_steps.entry(host).or_default().extend(s);
         }
         let olds: Vec<&str> = chunk.iter().map(|r| r.old.name.as_str()).collect();

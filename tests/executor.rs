@@ -329,14 +329,19 @@ async fn a_rolling_update_creates_each_new_pod_before_its_old_one_goes() {
         .into_iter()
         .filter(|c| c.contains(" web-"))
         .collect();
-    assert_eq!(web.len(), 3, "{web:?}");
+    // Three new pods run; the three old ones are kept, stopped, for `berth rollback --to`.
+    let running: Vec<&String> = web.iter().filter(|c| c.ends_with(" true")).collect();
+    assert_eq!(running.len(), 3, "{web:?}");
     assert!(
-        web.iter().all(|c| c.ends_with("example/web:3 true")),
+        running.iter().all(|c| c.ends_with("example/web:3 true")),
         "{web:?}"
     );
-    // Each batch: the new pod is created before any old pod is removed.
+    let kept: Vec<&String> = web.iter().filter(|c| c.ends_with(" false")).collect();
+    assert_eq!(kept.len(), 3, "{web:?}");
+    assert!(kept.iter().all(|c| c.contains("example/web:1")), "{web:?}");
+    // Each batch: the new pod is created before any old pod is stopped.
     let first_create = r.log.iter().position(|l| l.contains(": create web-"));
-    let first_remove = r.log.iter().position(|l| l.contains(": remove web-"));
+    let first_remove = r.log.iter().position(|l| l.contains(": stop web-"));
     assert!(
         first_create.is_some() && first_create < first_remove,
         "{:#?}",
@@ -393,11 +398,13 @@ async fn one_deployment_failing_does_not_stop_another() {
         .into_iter()
         .filter(|c| c.contains(" edge-"))
         .collect();
-    assert_eq!(edge.len(), 2, "{edge:?}");
+    let running: Vec<&String> = edge.iter().filter(|c| c.ends_with(" true")).collect();
+    assert_eq!(running.len(), 2, "{edge:?}");
     assert!(
-        edge.iter().all(|c| c.ends_with("example/proxy:2 true")),
+        running.iter().all(|c| c.ends_with("example/proxy:2 true")),
         "{edge:?}"
     );
+    assert_eq!(edge.len(), 4, "the old pods are kept, stopped: {edge:?}");
 }
 
 #[tokio::test]

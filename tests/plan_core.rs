@@ -47,6 +47,9 @@ fn plan_with(files: &RepoFiles, observed: &Observed, prune: bool, prune_volumes:
     })
 }
 
+/// A clock for created containers: each is newer than the one before.
+static CREATED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1);
+
 /// Applies a plan's steps to the observed state, as a healthy Docker engine would.
 fn simulate(plan: &Plan, observed: &mut Observed) {
     simulate_cut(plan, observed, None, false, None)
@@ -147,6 +150,7 @@ fn simulate_cut(
                                     restart: c.spec.restart.clone(),
                                     aliases: vec![],
                                 }),
+                                created: CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                             });
                         }
                     }
@@ -317,8 +321,8 @@ fn an_image_change_is_a_pending_replace_with_the_field_that_differs() {
     assert_eq!(ops_of(starts[1], &first_host), ["leave"]);
     assert_eq!(
         ops_of(gates[1], &first_host),
-        ["remove"],
-        "removed beside the next gate"
+        ["stop"],
+        "stopped (kept for rollback) beside the next gate"
     );
     let Step::LeaveService {
         leave, drain_ms, ..
@@ -333,7 +337,7 @@ fn an_image_change_is_a_pending_replace_with_the_field_that_differs() {
     let last = p.waves.last().unwrap();
     assert!(last.description.contains("retire the last replaced pods"));
     let last_ops: Vec<&str> = last.steps.values().flatten().map(op).collect();
-    assert_eq!(last_ops, ["leave", "remove"]);
+    assert_eq!(last_ops, ["leave", "stop"]);
     let undo: Vec<&str> = gates[0].on_failure[&first_host].iter().map(op).collect();
     // ... and records that the revision failed, so `sync` does not retry it.
     assert_eq!(undo, ["remove", "join", "record"]);
@@ -778,12 +782,13 @@ fn rolling_batches_follow_surge_and_unavailability_across_hosts() {
     // ... and removes it once its drain is out, after the new pods' gates on the host (the
     // drain runs out during the gate).
     let gate_a1: Vec<&str> = second_gate.steps["a1"].iter().map(op).collect();
-    assert_eq!(gate_a1, ["await", "remove"], "{gate_a1:?}");
-    // Failing the second batch restores what the first batch replaced.
+    assert_eq!(gate_a1, ["await", "stop"], "{gate_a1:?}");
+    // Failing the second batch restores what the first batch replaced: kept stopped, those
+    // pods start again (no create).
     let undo: Vec<&str> = batches[1].on_failure.values().flatten().map(op).collect();
     assert_eq!(
         undo.iter().filter(|o| **o == "create").count(),
-        2,
+        0,
         "{undo:?}"
     );
     let restored: Vec<String> = batches[1]
@@ -791,7 +796,7 @@ fn rolling_batches_follow_surge_and_unavailability_across_hosts() {
         .values()
         .flatten()
         .filter_map(|s| match s {
-            Step::CreatePod { pod } => Some(pod.name.clone()),
+            Step::StartPod { pod, .. } => Some(pod.clone()),
             _ => None,
         })
         .collect();
@@ -800,13 +805,14 @@ fn rolling_batches_follow_surge_and_unavailability_across_hosts() {
         .values()
         .flatten()
         .filter_map(|s| match s {
-            Step::RemovePod { pod, .. } => Some(pod.clone()),
+            Step::StopPod { pod, .. } => Some(pod.clone()),
             _ => None,
         })
         .collect();
-    assert_eq!(
-        restored, replaced_first,
-        "the first batch's old pods come back by name"
+    assert_eq!(replaced_first.len(), 2, "{replaced_first:?}");
+    assert!(
+        replaced_first.iter().all(|p| restored.contains(p)),
+        "{restored:?} {replaced_first:?}: the first batch's old pods come back by name"
     );
     simulate(&p, &mut observed);
     assert!(!make_plan(&files, &observed, false).has_changes());
@@ -883,6 +889,7 @@ fn plan_intent(
         now,
         intents: intent.map(|i| ("web".to_string(), i)).into_iter().collect(),
         retry: false,
+        rollback_to: Default::default(),
     })
 }
 
@@ -1007,10 +1014,13 @@ fn a_canary_goes_step_by_step_and_pauses_until_promoted() {
     );
     assert_eq!(p.count(Action::Replace), 1);
     simulate(&p, &mut observed);
-    assert_eq!(
-        images(&observed),
-        vec![("example/web:2".to_string(), "running".to_string()); 3]
-    );
+    // The stable pods stay stopped, kept for `berth rollback --to` (history_limit 2).
+    let mut want = vec![("example/web:1".to_string(), "exited".to_string()); 3];
+    want.extend(vec![
+        ("example/web:2".to_string(), "running".to_string());
+        3
+    ]);
+    assert_eq!(images(&observed), want);
     assert!(
         observed
             .values()
@@ -1129,13 +1139,16 @@ fn blue_green_waits_behind_the_preview_name_then_switches_and_scales_down_later(
                 .iter()
                 .any(|i| i.message.contains("berth rollback web"))
     );
+    // Then the old set stops, kept for `berth rollback --to`.
     let p = plan_intent(&files, &observed, None, 1_031);
-    assert_eq!(p.count(Action::Remove), 3);
+    assert_eq!(p.count(Action::Stop), 3);
     simulate(&p, &mut observed);
-    assert_eq!(
-        images(&observed),
-        vec![("example/web:2".to_string(), "running".to_string()); 3]
-    );
+    let mut want = vec![("example/web:1".to_string(), "exited".to_string()); 3];
+    want.extend(vec![
+        ("example/web:2".to_string(), "running".to_string());
+        3
+    ]);
+    assert_eq!(images(&observed), want);
     assert!(!make_plan(&files, &observed, false).has_changes());
 }
 
@@ -1517,4 +1530,170 @@ fn render_speaks_the_repository_format() {
         assert!(text.contains(words), "{words} in\n{text}");
     }
     assert!(!text.contains("_ms"), "no internal fields: {text}");
+}
+
+/// The web deployment at `image` (basic() declares example/web:1).
+fn at_image(files: &RepoFiles, image: &str) -> RepoFiles {
+    let mut files = files.clone();
+    let web = files.files["deployments/web.yaml"].replace("example/web:1", image);
+    files.files.insert("deployments/web.yaml".into(), web);
+    files
+}
+
+/// The revision the web pods running `image` carry.
+fn revision_of(observed: &Observed, image: &str) -> String {
+    observed
+        .values()
+        .flat_map(|o| o.as_ref().unwrap().containers.iter())
+        .find(|c| c.image == image)
+        .and_then(|c| c.label(label::REVISION))
+        .unwrap_or_else(|| panic!("no pod runs {image}"))
+        .to_string()
+}
+
+fn plan_rollback(files: &RepoFiles, observed: &Observed, to: Option<&str>) -> Plan {
+    let desired = fixture::desired(files);
+    plan::build(&PlanInput {
+        intents: [("web".to_string(), plan::Intent::Rollback)].into(),
+        rollback_to: to
+            .map(|t| ("web".to_string(), t.to_string()))
+            .into_iter()
+            .collect(),
+        ..fixture::input(&desired, observed)
+    })
+}
+
+#[test]
+fn rollouts_keep_the_last_revisions_stopped_and_forget_older_ones_in_the_same_plan() {
+    let (files, mut observed) = rolled_out("strategy: {history_limit: 2}\n");
+    for n in 2..=4 {
+        let next = at_image(&files, &format!("example/web:{n}"));
+        let p = make_plan(&next, &observed, false);
+        // The fourth revision's rollout forgets the first, which is then the third back.
+        let forgets = waves_text(&p)
+            .iter()
+            .any(|w| w.contains("forget revisions past history_limit 2"));
+        assert_eq!(forgets, n == 4, "{n}: {:?}", waves_text(&p));
+        simulate(&p, &mut observed);
+        assert!(
+            !make_plan(&next, &observed, false).has_changes(),
+            "{n}: kept pods are neither replicas nor drift"
+        );
+    }
+    let kept: Vec<(String, String)> = images(&observed)
+        .into_iter()
+        .filter(|(_, s)| s != "running")
+        .collect();
+    let mut want = vec![("example/web:2".to_string(), "exited".to_string()); 3];
+    want.extend(vec![("example/web:3".to_string(), "exited".to_string()); 3]);
+    assert_eq!(kept, want);
+
+    // With history_limit 0 nothing is kept.
+    let (files, mut observed) = rolled_out("strategy: {history_limit: 0}\n");
+    let next = at_image(&files, "example/web:2");
+    simulate(&make_plan(&next, &observed, false), &mut observed);
+    assert_eq!(
+        images(&observed),
+        vec![("example/web:2".to_string(), "running".to_string()); 3]
+    );
+}
+
+#[test]
+fn rollback_to_a_kept_revision_starts_it_and_holds_it_until_git_or_a_rollback_moves_on() {
+    let (files, mut observed) = rolled_out("");
+    let v2 = at_image(&files, "example/web:2");
+    simulate(&make_plan(&v2, &observed, false), &mut observed);
+    let v3 = at_image(&files, "example/web:3");
+    simulate(&make_plan(&v3, &observed, false), &mut observed);
+    let (r1, r3) = (
+        revision_of(&observed, "example/web:1"),
+        revision_of(&observed, "example/web:3"),
+    );
+
+    // Neither a revision that is not kept nor the one running can be brought back.
+    for (to, says) in [("nope", "is not kept"), (&r3[..6], "already runs")] {
+        let p = plan_rollback(&v3, &observed, Some(to));
+        assert!(p.waves.is_empty(), "{to}");
+        assert!(
+            p.issues.iter().any(|i| i.message.contains(says)),
+            "{to}: {:?}",
+            p.issues
+        );
+    }
+
+    // --to a prefix of the first revision: its kept pods start (no create), the running
+    // ones stop, and the plan records that Git declares another revision.
+    let p = plan_rollback(&v3, &observed, Some(&r1[..6]));
+    assert_eq!(
+        (
+            p.count(Action::Start),
+            p.count(Action::Stop),
+            p.count(Action::Create)
+        ),
+        (3, 3, 0),
+        "{:?}",
+        waves_text(&p)
+    );
+    // Rolling: a batch starts a kept pod, gates it in service, then a running pod goes.
+    let first = &p.waves[0];
+    let ops: Vec<&str> = first.steps.values().flatten().map(op).collect();
+    assert_eq!(
+        ops,
+        ["start", "await", "leave", "stop"],
+        "{:?}",
+        waves_text(&p)
+    );
+    let joins = first
+        .steps
+        .values()
+        .flatten()
+        .any(|s| matches!(s, Step::AwaitReady { join: Some(j), .. } if j.aliases == ["web"]));
+    assert!(joins, "the kept pod joins web once ready");
+    simulate(&p, &mut observed);
+    let running: Vec<(String, String)> = images(&observed)
+        .into_iter()
+        .filter(|(_, s)| s == "running")
+        .collect();
+    assert_eq!(
+        running,
+        vec![("example/web:1".to_string(), "running".to_string()); 3]
+    );
+
+    // Git still declares v3: nothing is rolled out, the plan says why, drift will report it.
+    let p = make_plan(&v3, &observed, false);
+    assert!(p.waves.is_empty(), "{:?}", waves_text(&p));
+    let held = p
+        .issues
+        .iter()
+        .find(|i| i.kind == plan::IssueKind::RolledBack);
+    assert!(
+        held.is_some_and(|i| i.message.contains(&r3) && i.message.contains(&r1)),
+        "{:?}",
+        p.issues
+    );
+
+    // `berth rollback` without --to goes to the newest kept revision: Git's v3 again, and
+    // the state is cleared.
+    let p = plan_rollback(&v3, &observed, None);
+    assert_eq!(p.count(Action::Start), 3, "{:?}", waves_text(&p));
+    simulate(&p, &mut observed);
+    let p = make_plan(&v3, &observed, false);
+    assert!(
+        !p.has_changes() && p.waves.is_empty(),
+        "{:?}",
+        waves_text(&p)
+    );
+    assert!(!p
+        .issues
+        .iter()
+        .any(|i| i.kind == plan::IssueKind::RolledBack));
+
+    // A new commit moves on from a rolled-back deployment as from any other.
+    let p = plan_rollback(&v3, &observed, Some(&r1[..6]));
+    simulate(&p, &mut observed);
+    let v4 = at_image(&files, "example/web:4");
+    let p = make_plan(&v4, &observed, false);
+    assert_eq!(p.count(Action::Replace), 3, "{:?}", waves_text(&p));
+    simulate(&p, &mut observed);
+    assert!(!make_plan(&v4, &observed, false).has_changes());
 }

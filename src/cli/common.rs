@@ -135,6 +135,9 @@ pub struct PlanFlags {
     /// Set by `promote`, `abort` and `rollback`: the plan covers only these deployments.
     #[arg(skip)]
     pub intents: std::collections::BTreeMap<String, plan::Intent>,
+    /// Set by `rollback --to`.
+    #[arg(skip)]
+    pub rollback_to: std::collections::BTreeMap<String, String>,
 }
 
 impl RepoArgs {
@@ -162,6 +165,7 @@ impl PlanFlags {
             fast: self.fast,
             retry: self.retry,
             intents: self.intents.clone(),
+            rollback_to: self.rollback_to.clone(),
         }
     }
 }

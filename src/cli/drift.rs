@@ -7,7 +7,8 @@ use clap::Args;
 use miette::Result;
 
 /// Detect hand-made changes: exit 2 with a report when a host differs from what berth last
-/// applied (containers stopped, removed, added or changed by hand).
+/// applied (containers stopped, removed, added or changed by hand), or runs a revision Git
+/// no longer declares after `berth rollback --to`.
 ///
 /// Pending changes from Git are not drift; `berth plan --exit-code` reports those.
 ///
@@ -26,6 +27,12 @@ pub struct DriftArgs {
     pub format: Format,
 }
 
+/// Issues that are drift in themselves: a container nobody declared, a deployment held at
+/// a revision Git no longer declares (`berth rollback --to`).
+fn is_drift(kind: IssueKind) -> bool {
+    matches!(kind, IssueKind::Extra | IssueKind::RolledBack)
+}
+
 /// The plan reduced to its drift.
 fn drift_only(plan: &Plan) -> Plan {
     let mut p = plan.clone();
@@ -33,7 +40,11 @@ fn drift_only(plan: &Plan) -> Plan {
     p.issues.retain(|i| {
         matches!(
             i.kind,
-            IssueKind::Extra | IssueKind::Unreachable | IssueKind::Conflict | IssueKind::Health
+            IssueKind::Extra
+                | IssueKind::Unreachable
+                | IssueKind::Conflict
+                | IssueKind::Health
+                | IssueKind::RolledBack
         )
     });
     p.waves.clear();
@@ -50,7 +61,7 @@ pub fn run(a: DriftArgs) -> Result<u8> {
     let drift = drift_only(&plan);
     match a.format {
         Format::Text => {
-            if drift.has_changes() || drift.issues.iter().any(|i| i.kind == IssueKind::Extra) {
+            if drift.has_changes() || drift.issues.iter().any(|i| is_drift(i.kind)) {
                 crate::outln!("drift found:");
                 for c in &drift.changes {
                     let pod = c.pod.as_deref().or(c.new_pod.as_deref()).unwrap_or("");
@@ -70,7 +81,7 @@ pub fn run(a: DriftArgs) -> Result<u8> {
         }
         other => print_plan(&drift, other),
     }
-    let extra = drift.issues.iter().any(|i| i.kind == IssueKind::Extra);
+    let extra = drift.issues.iter().any(|i| is_drift(i.kind));
     if drift.has_changes() || extra {
         let mut details: Vec<String> = drift
             .changes
@@ -84,7 +95,7 @@ pub fn run(a: DriftArgs) -> Result<u8> {
             drift
                 .issues
                 .iter()
-                .filter(|i| i.kind == IssueKind::Extra)
+                .filter(|i| is_drift(i.kind))
                 .map(|i| i.message.clone()),
         );
         let event = crate::ops::notify::Event::of("drift.found", &drift, details);

@@ -84,12 +84,22 @@ pub enum Command {
     ///   berth abort web --repo ./deploy
     #[command(verbatim_doc_comment)]
     Abort(rollout::RolloutArgs),
-    /// After a blue-green promotion, while the old set is kept: switch the service back.
+    /// Go back to an earlier revision, kept stopped on the hosts (`history_limit`).
+    ///
+    /// Without --to: undoes a canary or blue-green rollout under way (a paused canary, a
+    /// promoted blue-green whose old set is still there), or else brings back the newest
+    /// kept revision. The kept pods start again with the deployment's strategy (no pull, no
+    /// create) and the running ones stop, kept in turn. While Git still declares the revision
+    /// left, berth keeps the one brought back (sync leaves it, drift reports it) until Git
+    /// changes or `berth rollback DEPLOYMENT --to <Git's revision>` goes back.
+    /// `berth status` and `berth ps` show the kept revisions.
     ///
     /// Examples:
     ///   berth rollback web --repo ./deploy
-    #[command(verbatim_doc_comment)]
-    Rollback(rollout::RolloutArgs),
+    ///   berth rollback web --to 3f2a9c1b --repo ./deploy
+    ///   berth undo web --repo ./deploy
+    #[command(verbatim_doc_comment, visible_alias = "undo")]
+    Rollback(rollout::RollbackArgs),
 }
 
 /// Exit codes (see the README).
@@ -132,6 +142,6 @@ pub fn run(cli: Cli) -> miette::Result<u8> {
         Command::Lock(unlock::LockCommand::Status(a)) => unlock::status(a),
         Command::Promote(a) => rollout::run(a, crate::plan::Intent::Promote, verbosity),
         Command::Abort(a) => rollout::run(a, crate::plan::Intent::Abort, verbosity),
-        Command::Rollback(a) => rollout::run(a, crate::plan::Intent::Rollback, verbosity),
+        Command::Rollback(a) => rollout::rollback(a, verbosity),
     }
 }

@@ -24,9 +24,46 @@ pub struct DeploymentStatus {
     pub ready: u32,
     pub service: Option<String>,
     pub pods: Vec<PodStatus>,
-    /// A canary or blue-green rollout in progress, or the last one aborted.
+    /// A canary or blue-green rollout in progress, the last one aborted, or a rollback to a
+    /// kept revision.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+    /// Old revisions kept stopped for `berth rollback --to`, newest first.
+    pub kept: Vec<KeptRevision>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeptRevision {
+    pub revision: String,
+    pub pods: u32,
+    /// When its newest pod was created (Unix seconds).
+    pub created: i64,
+}
+
+/// Revisions none of whose pods runs, other than `revision`, newest first.
+fn kept(pods: &[&ObservedPod], revision: &str) -> Vec<KeptRevision> {
+    let mut by: BTreeMap<&str, KeptRevision> = BTreeMap::new();
+    for p in pods.iter().filter(|p| p.revision != revision) {
+        let created = p.containers.iter().map(|c| c.created).max().unwrap_or(0);
+        let k = by.entry(&p.revision).or_insert_with(|| KeptRevision {
+            revision: p.revision.clone(),
+            pods: 0,
+            created,
+        });
+        k.pods += 1;
+        k.created = k.created.max(created);
+    }
+    let live: Vec<&str> = pods
+        .iter()
+        .filter(|p| !p.is_stopped())
+        .map(|p| p.revision.as_str())
+        .collect();
+    let mut out: Vec<KeptRevision> = by
+        .into_values()
+        .filter(|k| !live.contains(&k.revision.as_str()))
+        .collect();
+    out.sort_by_key(|k| std::cmp::Reverse(k.created));
+    out
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,9 +124,17 @@ pub fn status(
         .filter(|d| selector.is_none_or(|s| s.matches(&d.labels)))
         .map(|d| {
             let revision = d.revision(&desired.project);
-            let mut mine: Vec<PodStatus> = pods
+            let rollout = Rollout::of(observed, &d.name).cloned();
+            let serving = match &rollout {
+                Some(r) if r.phase == crate::model::Phase::RolledBack && r.revision == revision => {
+                    r.stable.clone()
+                }
+                _ => revision.clone(),
+            };
+            let own: Vec<&ObservedPod> = pods.iter().filter(|p| p.deployment == d.name).collect();
+            let kept = kept(&own, &serving);
+            let mut mine: Vec<PodStatus> = own
                 .iter()
-                .filter(|p| p.deployment == d.name)
                 .map(|p| pod_status(p, &revision, d.service.as_ref().map(|s| s.name.as_str())))
                 .collect();
             mine.sort_by(|a, b| (&a.host, &a.name).cmp(&(&b.host, &b.name)));
@@ -108,7 +153,8 @@ pub fn status(
                 ready,
                 service: d.service.as_ref().map(|s| s.name.clone()),
                 pods: mine,
-                rollout: Rollout::of(observed, &d.name).cloned(),
+                rollout,
+                kept,
             }
         })
         .collect();

@@ -80,10 +80,10 @@ fn container(c: ContainerSummary) -> ObservedContainer {
         host_ports,
         volumes,
         resources: None,
+        created: c.created.unwrap_or_default(),
     }
 }
 
-/// The project's volumes, which include its rollout states.
 /// The project's lock network on a host, if there is one: its id and labels.
 pub async fn lock_network(
     docker: &Docker,

@@ -122,6 +122,14 @@ pub struct Analysis {
     pub failure_limit: u32,
 }
 
+/// Old revisions kept stopped unless a strategy says otherwise (Kubernetes keeps 10 replica
+/// sets, but those cost nothing; a stopped container holds its disk).
+pub const DEFAULT_HISTORY_LIMIT: u32 = 2;
+
+fn is_default_history_limit(n: &u32) -> bool {
+    *n == DEFAULT_HISTORY_LIMIT
+}
+
 /// Docker's own default grace period before SIGKILL.
 pub const DEFAULT_STOP_TIMEOUT_S: u32 = 10;
 
@@ -148,6 +156,11 @@ pub struct Strategy {
     /// Blue-green: how long the old set stays (out of service) after promotion, for
     /// `berth rollback`; the first run after that removes it.
     pub scale_down_delay_ms: u64,
+    /// How many old revisions stay on the hosts, stopped, for `berth rollback --to` (not
+    /// counted in `replicas`); older ones are removed. Left out of the JSON at its default,
+    /// so the hashes of a revision's attempt stay what they were before it existed.
+    #[serde(skip_serializing_if = "is_default_history_limit")]
+    pub history_limit: u32,
 }
 
 /// A count, or a percentage of the replica count.

@@ -156,6 +156,9 @@ pub struct ObservedContainer {
     /// (an inspect per managed container), since the container list does not carry them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
+    /// When it was created (Unix seconds): the age of the revision a kept pod holds.
+    #[serde(default)]
+    pub created: i64,
 }
 
 /// What `docker update` can change behind berth's back.

@@ -112,6 +112,18 @@ pub enum Reason {
         delay_s: Option<u64>,
     },
     BlueGreenAborted,
+
+    // History (`history_limit`, `berth rollback --to`).
+    PastHistoryLimit {
+        revision: String,
+        limit: u32,
+    },
+    RollbackTo {
+        revision: String,
+    },
+    KeptAfterRollback {
+        revision: String,
+    },
 }
 
 fn list(items: &[String]) -> String {
@@ -209,6 +221,14 @@ impl fmt::Display for Reason {
                 write!(f, "old set after promotion (scale_down_delay {s}s passed)")
             }
             BlueGreenAborted => f.write_str("blue-green aborted before promotion"),
+            PastHistoryLimit { revision, limit } => write!(
+                f,
+                "kept revision {revision} is older than the {limit} the strategy keeps (history_limit)"
+            ),
+            RollbackTo { revision } => write!(f, "rollback: kept revision {revision} starts again"),
+            KeptAfterRollback { revision } => {
+                write!(f, "rollback: revision {revision} stops, kept for `berth rollback --to`")
+            }
         }
     }
 }

@@ -26,6 +26,11 @@ pub enum Phase {
     /// A rolling or recreate rollout of this revision failed and was rolled back: `sync` does
     /// not try it again until Git changes (or `--retry`), so a bad commit does not flap.
     Failed,
+    /// `berth rollback --to` brought back a kept revision (`stable`) while Git still declares
+    /// `revision`: berth keeps the kept one, and drift reports it, until Git names another
+    /// revision or `berth rollback --to` goes back to Git's.
+    #[serde(rename = "rolled-back")]
+    RolledBack,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -51,6 +51,8 @@ pub struct PlanScope {
     pub retry: bool,
     /// promote, abort or rollback: the plan covers only these deployments.
     pub intents: BTreeMap<String, plan::Intent>,
+    /// `berth rollback --to`: the kept revision to bring back, by deployment.
+    pub rollback_to: BTreeMap<String, String>,
 }
 
 /// Whether a command needs the values of the secrets the deployments name.
@@ -196,6 +198,7 @@ impl Context {
             now: crate::apply::unix_now(),
             intents: self.scope.intents.clone(),
             retry: self.scope.retry,
+            rollback_to: self.scope.rollback_to.clone(),
         });
         plan.issues.extend(notices);
         Ok(plan)

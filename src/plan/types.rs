@@ -74,6 +74,8 @@ pub enum Action {
     Remove,
     /// The service name moves between sets of pods (blue-green promotion or rollback).
     Switch,
+    /// The pod stops and stays, kept for `berth rollback --to` (`history_limit`).
+    Stop,
 }
 
 /// One pod-level change, with its reason and the fields that differ.
@@ -116,6 +118,9 @@ pub enum IssueKind {
     Notice,
     /// A canary or blue-green rollout in progress or ended by an abort.
     Rollout,
+    /// `berth rollback --to` brought back a kept revision while Git declares another: drift.
+    #[serde(rename = "rolled-back")]
+    RolledBack,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -91,6 +91,7 @@ fn strategy(d: &Deployment) -> String {
         format!("health_timeout: {}", duration(s.health_timeout_ms)),
         format!("stop_timeout: {}", duration(s.stop_timeout_s as u64 * 1000)),
         format!("drain: {}", duration(s.drain_ms)),
+        format!("history_limit: {}", s.history_limit),
     ];
     match s.kind {
         StrategyKind::Rolling => {

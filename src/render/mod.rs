@@ -28,6 +28,7 @@ pub fn symbol(action: Action) -> &'static str {
         Action::Start => ">",
         Action::Remove => "-",
         Action::Switch => "⇄",
+        Action::Stop => "‖",
     }
 }
 
@@ -38,6 +39,7 @@ pub fn verb(action: Action) -> &'static str {
         Action::Start => "start",
         Action::Remove => "remove",
         Action::Switch => "switch",
+        Action::Stop => "stop",
     }
 }
 
@@ -100,8 +102,12 @@ pub fn summary(plan: &Plan) -> String {
         0 => String::new(),
         n => format!(", {n} to switch"),
     };
+    let stop = match plan.count(Action::Stop) {
+        0 => String::new(),
+        n => format!(", {n} to stop (kept for rollback)"),
+    };
     format!(
-        "{} to create, {} to replace, {} to start, {} to remove{switch}",
+        "{} to create, {} to replace, {} to start, {} to remove{switch}{stop}",
         plan.count(Action::Create),
         plan.count(Action::Replace),
         plan.count(Action::Start),
@@ -174,6 +180,10 @@ pub fn rollout_text(r: &crate::model::Rollout) -> String {
             "the rollout of revision {} failed and was rolled back; it is not tried again until Git changes (or `--retry`)",
             r.revision
         ),
+        Phase::RolledBack => format!(
+            "rolled back to revision {} by `berth rollback`; Git still declares revision {} (`berth rollback {} --to {}` goes back to it)",
+            r.stable, r.revision, r.deployment, r.revision
+        ),
     };
     format!("{what}, since {}", rfc3339(r.since))
 }
@@ -213,6 +223,17 @@ pub fn status_text(s: &crate::diff::status::Status) -> String {
         }
         if let Some(r) = &d.rollout {
             writeln!(out, "  rollout: {}", rollout_text(r)).ok();
+        }
+        if !d.kept.is_empty() {
+            let kept: Vec<String> = d
+                .kept
+                .iter()
+                .map(|k| {
+                    let when = crate::model::rollout::rfc3339(k.created.max(0) as u64);
+                    format!("{} ({} pod(s), created {when})", k.revision, k.pods)
+                })
+                .collect();
+            writeln!(out, "  kept for `berth rollback --to`: {}", kept.join(", ")).ok();
         }
         for p in &d.pods {
             let health = p

@@ -24,6 +24,7 @@ impl Paint {
             Action::Start => "36",
             Action::Remove => "31",
             Action::Switch => "35",
+            Action::Stop => "34",
         };
         self.code(code, s)
     }
@@ -145,6 +146,7 @@ pub fn plan(plan: &Plan, color: bool) -> String {
                 IssueKind::Extra => p.code("33", "extra"),
                 IssueKind::Notice => p.code("36", "notice"),
                 IssueKind::Rollout => p.code("35", "rollout"),
+                IssueKind::RolledBack => p.code("33", "rolled back"),
             };
             writeln!(
                 out,

@@ -210,6 +210,9 @@ pub struct StrategyFile {
     pub auto_promote: Option<bool>,
     #[serde(default)]
     pub scale_down_delay: Option<Spanned<String>>,
+    /// Old revisions kept stopped for `berth rollback --to`.
+    #[serde(default)]
+    pub history_limit: Option<u32>,
 }
 
 /// One canary step: exactly one of its keys.

@@ -7,6 +7,7 @@ use crate::model::registry::registry_of;
 use crate::model::*;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod history;
 mod jobs;
 mod pods;
 mod progressive;
@@ -34,6 +35,8 @@ pub struct PlanInput<'a> {
     pub intents: BTreeMap<String, Intent>,
     /// Try again a revision whose rolling or recreate rollout failed (`--retry`).
     pub retry: bool,
+    /// `berth rollback --to`: the kept revision (or a prefix of it), by deployment.
+    pub rollback_to: BTreeMap<String, String>,
 }
 
 struct Builder<'a> {
@@ -110,10 +113,12 @@ enum Work {
     Remove(ObservedPod),
 }
 
-/// A deployment's plan: pod work ordered by its strategy later, or a rollout's own waves.
+/// A deployment's plan: pod work ordered by its strategy later, a rollout's own waves, or
+/// the waves that bring back a kept revision (no job runs, no history is forgotten).
 enum Planned {
     Work(Vec<Work>),
     Waves(Vec<Wave>),
+    Restore(Vec<Wave>),
 }
 
 pub fn build(input: &PlanInput) -> Plan {
@@ -178,13 +183,18 @@ pub fn build(input: &PlanInput) -> Plan {
     for name in input.intents.keys() {
         let message = match input.desired.deployments.iter().find(|d| &d.name == name) {
             None => format!("there is no deployment named {name}"),
-            Some(d) if !d.strategy.kind.is_progressive() => format!(
+            Some(d)
+                if !d.strategy.kind.is_progressive()
+                    && input.intents.get(name) != Some(&Intent::Rollback) =>
+            {
+                format!(
                 "{name} rolls out with the {} strategy; promote, abort and rollback are for canary and blue-green",
                 serde_json::to_value(d.strategy.kind)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default()
-            ),
+                )
+            }
             Some(_) => continue,
         };
         b.issues.push(Issue {
@@ -198,7 +208,12 @@ pub fn build(input: &PlanInput) -> Plan {
     let mut all_work: Vec<(&Deployment, Option<Wave>, Planned)> = Vec::new();
     for d in &selected {
         let repairs = b.membership_repairs(d);
-        if b.failed_before(d) {
+        if b.restores(d) {
+            let to = input.rollback_to.get(&d.name).map(String::as_str);
+            all_work.push((d, repairs, Planned::Restore(b.restore(d, &hosts, to))));
+            continue;
+        }
+        if b.held_back(d) || b.failed_before(d) {
             all_work.push((d, repairs, Planned::Work(vec![])));
             continue;
         }
@@ -247,7 +262,11 @@ pub fn build(input: &PlanInput) -> Plan {
                 b.remember_failure(d, waves)
             }
             Planned::Waves(waves) => b.with_jobs(d, waves),
+            Planned::Restore(waves) => waves,
         });
+        if !b.restores(d) {
+            waves.extend(b.forget_old_revisions(d));
+        }
         b.waves.extend(waves.into_iter().map(|w| Wave {
             deployment: Some(d.name.clone()),
             ..w

@@ -285,10 +285,13 @@ impl Builder<'_> {
         work
     }
 
+    /// The deployment's pods, without the old revisions kept stopped for `berth rollback
+    /// --to` (`history`): those neither count as replicas nor are drift.
     pub(super) fn pods_of(&self, d: &Deployment) -> Vec<ObservedPod> {
+        let kept = self.kept_filter(d);
         self.pods
             .iter()
-            .filter(|p| p.deployment == d.name)
+            .filter(|p| p.deployment == d.name && !kept(p))
             .cloned()
             .collect()
     }

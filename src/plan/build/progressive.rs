@@ -157,13 +157,30 @@ impl Flow<'_> {
 
     /// Takes members out of the service and removes them (the other revisions, a failed set).
     pub(super) fn retire(&self, members: &[Member], steps: &mut HostSteps) {
+        self.take_out(members, steps, |m| self.remove(m));
+    }
+
+    /// Takes members out of the service and stops them: an old set kept for `berth rollback
+    /// --to` (`history_limit`), or removed when the strategy keeps none.
+    pub(super) fn retire_keeping(&self, members: &[Member], steps: &mut HostSteps) {
+        if self.d.strategy.history_limit == 0 {
+            return self.retire(members, steps);
+        }
+        self.take_out(members, steps, |m| Step::StopPod {
+            pod: m.pod.clone(),
+            containers: m.containers.clone(),
+            stop_timeout_s: self.d.strategy.stop_timeout_s,
+        });
+    }
+
+    fn take_out(&self, members: &[Member], steps: &mut HostSteps, last: impl Fn(&Member) -> Step) {
         let mut by_host: BTreeMap<&str, Vec<&Member>> = BTreeMap::new();
         for m in members {
             by_host.entry(m.host.as_str()).or_default().push(m);
         }
         for (host, ms) in by_host {
             push(steps, host, self.leave(&ms));
-            push(steps, host, ms.iter().map(|m| self.remove(m)));
+            push(steps, host, ms.iter().map(|m| last(m)));
         }
     }
 
@@ -188,11 +205,12 @@ impl Flow<'_> {
         ]
     }
 
-    /// Blue-green after promotion: the old set (and any stray pods) go and the state is
-    /// cleared.
-    pub(super) fn scale_down(&mut self, gone: &[Member]) {
+    /// Blue-green after promotion: the old set stops (kept for `berth rollback --to`, or
+    /// removed past `history_limit`), any stray pods go, and the state is cleared.
+    pub(super) fn scale_down(&mut self, gone: &[Member], old_set: &[Member]) {
         let mut steps = HostSteps::new();
         self.retire(gone, &mut steps);
+        self.retire_keeping(old_set, &mut steps);
         for (h, s) in self.record(None) {
             push(&mut steps, &h, s);
         }

@@ -241,6 +241,7 @@ pub fn load_for<'a>(
         steps: vec![],
         auto_promote: false,
         scale_down_delay_ms: 30_000,
+        history_limit: crate::model::DEFAULT_HISTORY_LIMIT,
     };
     let default_strategy = l.strategy(
         &project_src,

@@ -59,6 +59,7 @@ impl Loader<'_> {
                 &s.scale_down_delay,
                 fallback.scale_down_delay_ms,
             ),
+            history_limit: s.history_limit.unwrap_or(fallback.history_limit),
         }
     }
 

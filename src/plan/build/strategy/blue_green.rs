@@ -92,18 +92,22 @@ impl Builder<'_> {
                     );
                     return;
                 }
-                gone.extend(old);
-                for m in &gone {
+                let keeps = d.strategy.history_limit > 0;
+                for (m, kept) in gone
+                    .iter()
+                    .map(|m| (m, false))
+                    .chain(old.iter().map(|m| (m, keeps)))
+                {
                     self.member_change(
                         d,
                         m,
-                        Action::Remove,
+                        if kept { Action::Stop } else { Action::Remove },
                         Reason::OldSetAfterPromotion {
                             delay_s: Some(d.strategy.scale_down_delay_ms / 1000),
                         },
                     );
                 }
-                r.scale_down(&gone);
+                r.scale_down(&gone, &old);
             }
             (Some(model::Phase::Paused), Some(Intent::Abort | Intent::Rollback)) => {
                 gone.extend(sets.new.iter().cloned());
@@ -276,15 +280,15 @@ impl Builder<'_> {
             undo,
         );
         if delay == 0 {
+            let action = if d.strategy.history_limit > 0 {
+                Action::Stop
+            } else {
+                Action::Remove
+            };
             for m in old {
-                self.member_change(
-                    d,
-                    m,
-                    Action::Remove,
-                    Reason::OldSetAfterPromotion { delay_s: None },
-                );
+                self.member_change(d, m, action, Reason::OldSetAfterPromotion { delay_s: None });
             }
-            r.scale_down(old);
+            r.scale_down(&[], old);
         } else {
             let note = format!(
                 "after promotion the old set stays out of service for {}s, for `berth rollback {}`",

@@ -298,11 +298,15 @@ impl Builder<'_> {
         };
         self.canary_batch(r, batch, ordinal, &mut pods);
         let mut steps = HostSteps::new();
-        for m in &pods.stopped {
-            push(&mut steps, &m.host, [r.remove(m)]);
-        }
-        for m in parked {
-            self.member_change(d, m, Action::Remove, Reason::CanaryStableNotNeeded);
+        // The stable pods stopped on the way stay as they are, kept for `berth rollback
+        // --to`, unless the strategy keeps no history.
+        if d.strategy.history_limit == 0 {
+            for m in &pods.stopped {
+                push(&mut steps, &m.host, [r.remove(m)]);
+            }
+            for m in parked {
+                self.member_change(d, m, Action::Remove, Reason::CanaryStableNotNeeded);
+            }
         }
         for (h, s) in r.record(None) {
             push(&mut steps, &h, s);

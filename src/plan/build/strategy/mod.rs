@@ -15,6 +15,20 @@ struct Replacement {
     old: ObservedPod,
     /// The pod publishes a host port, so the old pod must stop before the new one starts.
     stop_first: bool,
+    /// The old pod holds another revision, kept stopped for `berth rollback --to` rather
+    /// than removed (`history_limit` above 0).
+    keep: bool,
+}
+
+impl Replacement {
+    /// Once replaced: the old pod stops and stays (history), or goes.
+    fn retire_step(&self, d: &Deployment) -> Step {
+        if self.keep {
+            stop_step(&self.old, d.strategy.stop_timeout_s)
+        } else {
+            remove_step(&self.old, d.strategy.stop_timeout_s)
+        }
+    }
 }
 
 /// Orders one deployment's work into waves according to its strategy.
@@ -59,6 +73,8 @@ pub(super) fn waves_for(d: &Deployment, work: Vec<Work>, network: &str) -> Vec<W
                 replaces: Some(old),
                 stop_first,
             } => replacements.push(Replacement {
+                keep: d.strategy.history_limit > 0
+                    && new.containers[0].labels.get(label::REVISION) != Some(&old.revision),
                 host,
                 new,
                 old,

@@ -1,5 +1,5 @@
 //! Recreate: every old pod stops first, then the new pods start and pass their health gate,
-//! then the old pods go. A failure removes the new pods and starts the old ones again. Pure.
+//! then the old pods go (or stay stopped, kept for `berth rollback --to`). A failure removes the new pods and starts the old ones again. Pure.
 
 use super::*;
 
@@ -12,7 +12,15 @@ pub(super) fn recreate_waves(d: &Deployment, replacements: Vec<Replacement>) -> 
     let mut create = Phased::default();
     let mut undo: BTreeMap<String, Vec<Step>> = BTreeMap::new();
     let mut remove: BTreeMap<String, Vec<Step>> = BTreeMap::new();
-    for Replacement { host, new, old, .. } in replacements {
+    for r in replacements {
+        let retire = r.retire_step(d);
+        let Replacement {
+            host,
+            new,
+            old,
+            keep,
+            ..
+        } = r;
         stop.entry(host.clone())
             .or_default()
             .push(stop_step(&old, d.strategy.stop_timeout_s));
@@ -20,10 +28,10 @@ pub(super) fn recreate_waves(d: &Deployment, replacements: Vec<Replacement>) -> 
         u.push(remove_new(&new, d.strategy.stop_timeout_s));
         u.push(start_step(&old));
         create.add(&host, create_and_await(d, new));
-        remove
-            .entry(host)
-            .or_default()
-            .push(remove_step(&old, d.strategy.stop_timeout_s));
+        // A kept pod is stopped already: it stays as it is.
+        if !keep {
+            remove.entry(host).or_default().push(retire);
+        }
     }
     waves.push(Wave {
         deployment: None,
@@ -37,11 +45,13 @@ pub(super) fn recreate_waves(d: &Deployment, replacements: Vec<Replacement>) -> 
         steps: create.into_steps(),
         on_failure: undo,
     });
-    waves.push(Wave {
-        deployment: None,
-        description: format!("{}: remove the old pods", d.name),
-        steps: remove,
-        on_failure: BTreeMap::new(),
-    });
+    if !remove.is_empty() {
+        waves.push(Wave {
+            deployment: None,
+            description: format!("{}: remove the old pods", d.name),
+            steps: remove,
+            on_failure: BTreeMap::new(),
+        });
+    }
     waves
 }

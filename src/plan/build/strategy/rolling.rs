@@ -108,7 +108,7 @@ pub(super) fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> V
             removes
                 .entry(r.host.clone())
                 .or_default()
-                .push(remove_step(&r.old, d.strategy.stop_timeout_s));
+                .push(r.retire_step(d));
         }
         for (host, steps) in rejoin {
             undo.entry(host).or_default().extend(steps);
@@ -140,7 +140,18 @@ pub(super) fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> V
         let mut restore = Phased::default();
         let mut retire: BTreeMap<String, Vec<Step>> = BTreeMap::new();
         for r in &done {
-            if let Some(old) = restore_plan(&r.old, &r.new) {
+            if r.keep {
+                // Kept stopped: it starts again and rejoins once ready.
+                let mut gate = await_step(d, &r.old.name, container_names(&r.old));
+                if let Step::AwaitReady { join, .. } = &mut gate {
+                    *join = membership(&r.old, &r.new);
+                }
+                restore.add(&r.host, [start_step(&r.old), gate]);
+                retire
+                    .entry(r.host.clone())
+                    .or_default()
+                    .push(remove_new(&r.new, d.strategy.stop_timeout_s));
+            } else if let Some(old) = restore_plan(&r.old, &r.new) {
                 restore.add(&r.host, create_and_await(d, old));
                 retire
                     .entry(r.host.clone())

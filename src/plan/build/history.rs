@@ -1,0 +1,578 @@
+//! Old revisions kept on the hosts, stopped, for `berth rollback --to` (`history_limit`):
+//! which pods they are, forgetting those past the limit, and bringing one back with the
+//! deployment's strategy (its pods start again: no pull, no create). Pure.
+
+use super::*;
+use crate::model::{rollout::rfc3339, Phase, Rollout};
+
+/// A kept revision: its pods, and when its newest pod was created.
+struct KeptRevision {
+    revision: String,
+    pods: Vec<ObservedPod>,
+    created: i64,
+}
+
+impl Builder<'_> {
+    /// The revision that should serve: Git's, unless `berth rollback --to` brought back a
+    /// kept one while Git still declares this revision.
+    pub(super) fn serving_revision(&self, d: &Deployment) -> String {
+        let revision = d.revision(&self.input.desired.project);
+        match self.rolled_back_state(d) {
+            Some(s) => s.stable,
+            None => revision,
+        }
+    }
+
+    /// The deployment's state when it was rolled back to a kept revision and Git has not
+    /// moved since.
+    fn rolled_back_state(&self, d: &Deployment) -> Option<Rollout> {
+        let revision = d.revision(&self.input.desired.project);
+        Rollout::of(self.input.observed, &d.name)
+            .filter(|s| s.phase == Phase::RolledBack && s.revision == revision)
+            .cloned()
+    }
+
+    /// Which of the deployment's pods are history: those of a revision none of whose pods
+    /// runs, other than the one that should serve, and not the stable set a canary or
+    /// blue-green rollout under way keeps for its abort. (A stopped pod of a revision that
+    /// still runs elsewhere was stopped by a rollout cut short, or by hand: the planner
+    /// deals with it as before.)
+    pub(super) fn kept_filter(&self, d: &Deployment) -> impl Fn(&ObservedPod) -> bool + use<> {
+        let serving = self.serving_revision(d);
+        let desired = d.revision(&self.input.desired.project);
+        let parked = Rollout::of(self.input.observed, &d.name)
+            .filter(|s| matches!(s.phase, Phase::Paused | Phase::Promoted) && s.revision == desired)
+            .map(|s| s.stable.clone());
+        let live: BTreeSet<String> = self
+            .pods
+            .iter()
+            .filter(|p| p.deployment == d.name && !p.is_stopped())
+            .map(|p| p.revision.clone())
+            .collect();
+        move |p: &ObservedPod| {
+            p.is_stopped()
+                && p.revision != serving
+                && !live.contains(&p.revision)
+                && parked.as_ref() != Some(&p.revision)
+        }
+    }
+
+    fn kept_revisions(&self, d: &Deployment) -> Vec<KeptRevision> {
+        let kept = self.kept_filter(d);
+        let mut by_revision: BTreeMap<String, KeptRevision> = BTreeMap::new();
+        for p in self
+            .pods
+            .iter()
+            .filter(|p| p.deployment == d.name && kept(p))
+        {
+            let created = p.containers.iter().map(|c| c.created).max().unwrap_or(0);
+            let r = by_revision
+                .entry(p.revision.clone())
+                .or_insert_with(|| KeptRevision {
+                    revision: p.revision.clone(),
+                    pods: vec![],
+                    created,
+                });
+            r.created = r.created.max(created);
+            r.pods.push(p.clone());
+        }
+        let mut out: Vec<KeptRevision> = by_revision.into_values().collect();
+        out.sort_by(|a, b| b.created.cmp(&a.created).then(a.revision.cmp(&b.revision)));
+        out
+    }
+
+    /// A wave that removes the kept revisions past `history_limit`. The revision running now
+    /// and about to be replaced counts as the newest, so a rollout and the forgetting it
+    /// calls for are planned together and the next plan is empty.
+    pub(super) fn forget_old_revisions(&mut self, d: &Deployment) -> Option<Wave> {
+        let serving = self.serving_revision(d);
+        let outgoing: BTreeSet<String> = self
+            .pods
+            .iter()
+            .filter(|p| p.deployment == d.name && p.is_running() && p.revision != serving)
+            .map(|p| p.revision.clone())
+            .collect();
+        let limit = d.strategy.history_limit as usize;
+        let room = limit.saturating_sub(outgoing.len());
+        let past: Vec<KeptRevision> = self
+            .kept_revisions(d)
+            .into_iter()
+            .filter(|r| !outgoing.contains(&r.revision))
+            .skip(room)
+            .collect();
+        let mut steps: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+        for r in &past {
+            for p in &r.pods {
+                let reason = Reason::PastHistoryLimit {
+                    revision: r.revision.clone(),
+                    limit: d.strategy.history_limit,
+                };
+                self.change(
+                    d,
+                    PodChange::new(&p.host, Action::Remove, ChangeKind::Pending, reason).of(p),
+                );
+                steps
+                    .entry(p.host.clone())
+                    .or_default()
+                    .push(remove_step(p, d.strategy.stop_timeout_s));
+            }
+        }
+        (!steps.is_empty()).then(|| Wave {
+            deployment: None,
+            description: format!(
+                "{}: forget revisions past history_limit {}",
+                d.name, d.strategy.history_limit
+            ),
+            steps,
+            on_failure: BTreeMap::new(),
+        })
+    }
+
+    /// While a deployment is rolled back to a kept revision and Git still declares the
+    /// revision it left, nothing is rolled out: the plan says so and drift reports it.
+    pub(super) fn held_back(&mut self, d: &Deployment) -> bool {
+        let Some(s) = self.rolled_back_state(d) else {
+            return false;
+        };
+        self.issues.push(Issue {
+            kind: IssueKind::RolledBack,
+            host: None,
+            deployment: Some(d.name.clone()),
+            pod: None,
+            message: format!(
+                "{} was rolled back to revision {} at {}, but Git declares revision {}: berth keeps revision {} until Git changes, or `berth rollback {} --to {}` goes back to Git's",
+                d.name,
+                s.stable,
+                rfc3339(s.since),
+                s.revision,
+                s.stable,
+                d.name,
+                s.revision
+            ),
+        });
+        true
+    }
+
+    /// Whether this plan brings back a kept revision of the deployment: `berth rollback
+    /// --to`, or `berth rollback` with no canary or blue-green rollout under way (which it
+    /// would undo instead).
+    pub(super) fn restores(&self, d: &Deployment) -> bool {
+        if self.input.intents.get(&d.name) != Some(&super::Intent::Rollback) {
+            return false;
+        }
+        let desired = d.revision(&self.input.desired.project);
+        let under_way = Rollout::of(self.input.observed, &d.name).is_some_and(|s| {
+            matches!(s.phase, Phase::Paused | Phase::Promoted) && s.revision == desired
+        });
+        !under_way || self.input.rollback_to.contains_key(&d.name)
+    }
+
+    /// `berth rollback DEPLOYMENT [--to REVISION]`: brings back a kept revision (the newest
+    /// without `--to`) with the deployment's strategy, keeps the revision it replaces
+    /// stopped, and records that Git declares another revision (unless it is Git's).
+    pub(super) fn restore(
+        &mut self,
+        d: &Deployment,
+        hosts: &BTreeMap<String, HostState>,
+        to: Option<&str>,
+    ) -> Vec<Wave> {
+        let reachable = |h: &String| hosts.get(h).is_some_and(|s| s.reachable);
+        if let Some(s) = Rollout::of(self.input.observed, &d.name).filter(|s| {
+            matches!(s.phase, Phase::Paused | Phase::Promoted)
+                && s.revision == d.revision(&self.input.desired.project)
+        }) {
+            let message = format!(
+                "the rollout of revision {} is under way: `berth rollback {}` without --to undoes it first",
+                s.revision, d.name
+            );
+            self.issues.push(Issue {
+                kind: IssueKind::Rollout,
+                host: None,
+                deployment: Some(d.name.clone()),
+                pod: None,
+                message,
+            });
+            return vec![];
+        }
+        let serving = self.serving_revision(d);
+        let kept = self.kept_revisions(d);
+        let Some(target) = self.restore_target(d, &serving, &kept, to) else {
+            return vec![];
+        };
+        // The kept pods start; pods of the revision that still run (an apply cut short)
+        // are gated and joined with them. The running pods of other revisions stop, except
+        // on a host where no pod of the revision would serve (names answer per host).
+        let running = self.pods_of(d);
+        let back: Vec<ObservedPod> = target
+            .pods
+            .iter()
+            .chain(
+                running
+                    .iter()
+                    .filter(|p| p.revision == target.revision && p.is_running()),
+            )
+            .filter(|p| reachable(&p.host))
+            .cloned()
+            .collect();
+        let current: Vec<ObservedPod> = running
+            .iter()
+            .filter(|p| p.is_running() && p.revision != target.revision && reachable(&p.host))
+            .filter(|p| back.iter().any(|b| b.host == p.host))
+            .cloned()
+            .collect();
+        for p in back.iter().filter(|p| p.is_stopped()) {
+            let reason = Reason::RollbackTo {
+                revision: target.revision.clone(),
+            };
+            self.change(
+                d,
+                PodChange::new(&p.host, Action::Start, ChangeKind::Pending, reason).of(p),
+            );
+        }
+        for p in &current {
+            let reason = Reason::KeptAfterRollback {
+                revision: p.revision.clone(),
+            };
+            let action = if d.strategy.history_limit > 0 {
+                Action::Stop
+            } else {
+                Action::Remove
+            };
+            self.change(
+                d,
+                PodChange::new(&p.host, action, ChangeKind::Pending, reason).of(p),
+            );
+        }
+        let shape = Restore {
+            d,
+            network: network_name(&self.input.desired.project),
+            revision: target.revision.clone(),
+        };
+        let mut waves = shape.waves(&back, &current);
+        let desired = d.revision(&self.input.desired.project);
+        let state = (target.revision != desired).then(|| Rollout {
+            deployment: d.name.clone(),
+            strategy: d.strategy.kind,
+            revision: desired,
+            stable: target.revision.clone(),
+            phase: Phase::RolledBack,
+            step: 0,
+            weight: 0,
+            since: 0,
+            attempt: Some(d.attempt()),
+        });
+        let mut carriers: BTreeSet<String> = self.state_carriers(d).into_iter().collect();
+        carriers.extend(back.iter().chain(&current).map(|p| p.host.clone()));
+        carriers.retain(|h| reachable(h));
+        let record = Step::RecordRollout {
+            deployment: d.name.clone(),
+            state,
+        };
+        waves.push(Wave {
+            deployment: None,
+            description: format!(
+                "{}: record the rollback to revision {}",
+                d.name, target.revision
+            ),
+            steps: carriers
+                .into_iter()
+                .map(|h| (h, vec![record.clone()]))
+                .collect(),
+            on_failure: BTreeMap::new(),
+        });
+        waves
+    }
+
+    /// The kept revision `--to` names (a prefix will do), or the newest; `None` with an
+    /// issue that lists what is kept when there is no such revision.
+    fn restore_target<'k>(
+        &mut self,
+        d: &Deployment,
+        serving: &str,
+        kept: &'k [KeptRevision],
+        to: Option<&str>,
+    ) -> Option<&'k KeptRevision> {
+        let listed = || {
+            let names: Vec<String> = kept
+                .iter()
+                .map(|r| format!("{} ({} pod(s))", r.revision, r.pods.len()))
+                .collect();
+            if names.is_empty() {
+                format!(
+                    "no earlier revision of {} is kept on its hosts (history_limit {}; a rollout keeps the revision it replaces)",
+                    d.name, d.strategy.history_limit
+                )
+            } else {
+                format!(
+                    "kept revisions of {}, newest first: {}",
+                    d.name,
+                    names.join(", ")
+                )
+            }
+        };
+        let message = match to {
+            Some(to) if serving.starts_with(to) && !to.is_empty() => {
+                format!("{} already runs revision {serving}", d.name)
+            }
+            Some(to) => {
+                let found: Vec<&KeptRevision> = kept
+                    .iter()
+                    .filter(|r| !to.is_empty() && r.revision.starts_with(to))
+                    .collect();
+                match found.as_slice() {
+                    [one] => return Some(one),
+                    [] => format!("revision {to:?} is not kept; {}", listed()),
+                    _ => format!("revision {to:?} names more than one; {}", listed()),
+                }
+            }
+            None => match kept.first() {
+                Some(newest) => return Some(newest),
+                None => listed(),
+            },
+        };
+        self.issues.push(Issue {
+            kind: IssueKind::Rollout,
+            host: None,
+            deployment: Some(d.name.clone()),
+            pod: None,
+            message,
+        });
+        None
+    }
+}
+
+/// The waves that bring a kept revision back in place of the running one.
+struct Restore<'d> {
+    d: &'d Deployment,
+    network: String,
+    revision: String,
+}
+
+impl Restore<'_> {
+    fn waves(&self, back: &[ObservedPod], current: &[ObservedPod]) -> Vec<Wave> {
+        let host_ports = !self.d.pod.host_ports().is_empty();
+        match self.d.strategy.kind {
+            StrategyKind::Recreate => self.stop_first(back, current),
+            _ if host_ports => self.stop_first(back, current),
+            StrategyKind::Rolling => self.in_batches(back, current),
+            StrategyKind::Canary | StrategyKind::BlueGreen => self.switch(back, current),
+        }
+    }
+
+    fn service(&self, p: &ObservedPod) -> Option<ServiceJoin> {
+        self.d.service.as_ref().map(|s| ServiceJoin {
+            container: network_owner(p),
+            network: self.network.clone(),
+            aliases: vec![s.name.clone()],
+        })
+    }
+
+    /// Starts a kept pod; it joins the service once ready (`join`) or stays out of it.
+    fn bring(&self, p: &ObservedPod, join: bool) -> [Step; 2] {
+        let mut gate = await_step(self.d, &p.name, container_names(p));
+        if let (Step::AwaitReady { join: j, .. }, true) = (&mut gate, join) {
+            *j = self.service(p);
+        }
+        [start_step(p), gate]
+    }
+
+    /// Takes a pod out of the service and stops it: kept, or removed when the strategy
+    /// keeps no history.
+    fn put_away(&self, p: &ObservedPod) -> Vec<Step> {
+        let mut steps: Vec<Step> = self
+            .service(p)
+            .map(|s| leave_steps(&[(&p.name, s)], self.d.strategy.drain_ms))
+            .unwrap_or_default();
+        steps.push(if self.d.strategy.history_limit > 0 {
+            stop_step(p, self.d.strategy.stop_timeout_s)
+        } else {
+            remove_step(p, self.d.strategy.stop_timeout_s)
+        });
+        steps
+    }
+
+    /// Undoes a restore step: the kept pod stops again, the current one serves again.
+    fn undo(&self, back: &[&ObservedPod], current: &[&ObservedPod]) -> BTreeMap<String, Vec<Step>> {
+        let mut undo = Phased::default();
+        for p in current {
+            undo.add(&p.host, self.bring(p, true));
+        }
+        let mut steps = undo.into_steps();
+        for p in back {
+            let s = steps.entry(p.host.clone()).or_default();
+            if let Some(svc) = self.service(p) {
+                s.extend(leave_steps(&[(&p.name, svc)], 0));
+            }
+            s.push(stop_step(p, self.d.strategy.stop_timeout_s));
+        }
+        steps
+    }
+
+    /// Rolling: in batches of `max_surge + max_unavailable` across hosts, a kept pod starts
+    /// and joins once ready, then a current pod on its host leaves and stops.
+    fn in_batches(&self, back: &[ObservedPod], current: &[ObservedPod]) -> Vec<Wave> {
+        let (surge, unavailable) = self.d.strategy.rolling_budget(self.d.replicas);
+        let batch = (surge + unavailable).max(1) as usize;
+        let mut by_host: BTreeMap<&str, (Vec<&ObservedPod>, Vec<&ObservedPod>)> = BTreeMap::new();
+        for p in back {
+            by_host.entry(&p.host).or_default().0.push(p);
+        }
+        for p in current {
+            by_host.entry(&p.host).or_default().1.push(p);
+        }
+        // Pairs (kept pod, current pod it replaces) round robin over hosts.
+        let mut queues: Vec<
+            std::collections::VecDeque<(Option<&ObservedPod>, Option<&ObservedPod>)>,
+        > = by_host
+            .values()
+            .map(|(b, c)| {
+                (0..b.len().max(c.len()))
+                    .map(|i| (b.get(i).copied(), c.get(i).copied()))
+                    .collect()
+            })
+            .collect();
+        let mut order = Vec::new();
+        while queues.iter().any(|q| !q.is_empty()) {
+            for q in &mut queues {
+                order.extend(q.pop_front());
+            }
+        }
+        let chunks: Vec<_> = order.chunks(batch).collect();
+        let mut waves = Vec::new();
+        for (n, chunk) in chunks.iter().enumerate() {
+            let mut phased = Phased::default();
+            for (b, _) in chunk.iter() {
+                if let Some(b) = b {
+                    phased.add(&b.host, self.bring(b, true));
+                }
+            }
+            let mut steps = phased.into_steps();
+            for (_, c) in chunk.iter() {
+                if let Some(c) = c {
+                    steps
+                        .entry(c.host.clone())
+                        .or_default()
+                        .extend(self.put_away(c));
+                }
+            }
+            let backs: Vec<&ObservedPod> = chunk.iter().filter_map(|(b, _)| *b).collect();
+            let currents: Vec<&ObservedPod> = chunk.iter().filter_map(|(_, c)| *c).collect();
+            waves.push(Wave {
+                deployment: None,
+                description: format!(
+                    "{}: rollback batch {}/{} to revision {}: start {}",
+                    self.d.name,
+                    n + 1,
+                    chunks.len(),
+                    self.revision,
+                    names(&backs)
+                ),
+                steps,
+                on_failure: self.undo(&backs, &currents),
+            });
+        }
+        waves
+    }
+
+    /// Canary and blue-green: the kept set starts and passes its health gate out of
+    /// service, then the service moves to it on every host at once and the current set
+    /// leaves and stops.
+    fn switch(&self, back: &[ObservedPod], current: &[ObservedPod]) -> Vec<Wave> {
+        let mut start = Phased::default();
+        for p in back {
+            start.add(&p.host, self.bring(p, false));
+        }
+        let backs: Vec<&ObservedPod> = back.iter().collect();
+        let mut stop_back = BTreeMap::new();
+        for p in back {
+            stop_back
+                .entry(p.host.clone())
+                .or_insert_with(Vec::new)
+                .push(stop_step(p, self.d.strategy.stop_timeout_s));
+        }
+        let mut moves: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+        for p in back {
+            if let Some(s) = self.service(p) {
+                moves
+                    .entry(p.host.clone())
+                    .or_default()
+                    .push(Step::JoinService {
+                        pod: p.name.clone(),
+                        join: s,
+                    });
+            }
+        }
+        for p in current {
+            moves
+                .entry(p.host.clone())
+                .or_default()
+                .extend(self.put_away(p));
+        }
+        let currents: Vec<&ObservedPod> = current.iter().collect();
+        vec![
+            Wave {
+                deployment: None,
+                description: format!(
+                    "{}: start revision {} ({}) out of service",
+                    self.d.name,
+                    self.revision,
+                    names(&backs)
+                ),
+                steps: start.into_steps(),
+                on_failure: stop_back,
+            },
+            Wave {
+                deployment: None,
+                description: format!(
+                    "{}: move the service to revision {} on every host",
+                    self.d.name, self.revision
+                ),
+                steps: moves,
+                on_failure: self.undo(&backs, &currents),
+            },
+        ]
+    }
+
+    /// Recreate, or pods that publish a host port (one container can bind it): the current
+    /// pods stop first, then the kept ones start.
+    fn stop_first(&self, back: &[ObservedPod], current: &[ObservedPod]) -> Vec<Wave> {
+        let mut stop: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+        for p in current {
+            stop.entry(p.host.clone())
+                .or_default()
+                .extend(self.put_away(p));
+        }
+        let mut start = Phased::default();
+        for p in back {
+            start.add(&p.host, self.bring(p, true));
+        }
+        let backs: Vec<&ObservedPod> = back.iter().collect();
+        let currents: Vec<&ObservedPod> = current.iter().collect();
+        vec![
+            Wave {
+                deployment: None,
+                description: format!("{}: stop the running pods", self.d.name),
+                steps: stop,
+                on_failure: BTreeMap::new(),
+            },
+            Wave {
+                deployment: None,
+                description: format!(
+                    "{}: start revision {} ({})",
+                    self.d.name,
+                    self.revision,
+                    names(&backs)
+                ),
+                steps: start.into_steps(),
+                on_failure: self.undo(&backs, &currents),
+            },
+        ]
+    }
+}
+
+fn names(pods: &[&ObservedPod]) -> String {
+    pods.iter()
+        .map(|p| p.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

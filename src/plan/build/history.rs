@@ -409,7 +409,7 @@ impl Restore<'_> {
     }
 
     /// Rolling: in batches of `max_surge + max_unavailable` across hosts, a kept pod starts
-    /// and joins once ready, then a current pod on its host leaves and stops.
+    /// and joins once ready, then a current pod on its host leaves; those stop at the end.
     fn in_batches(&self, back: &[ObservedPod], current: &[ObservedPod]) -> Vec<Wave> {
         let (surge, unavailable) = self.d.strategy.rolling_budget(self.d.replicas);
         let batch = (surge + unavailable).max(1) as usize;
@@ -439,6 +439,7 @@ impl Restore<'_> {
         }
         let chunks: Vec<_> = order.chunks(batch).collect();
         let mut waves = Vec::new();
+        let mut stops: BTreeMap<String, Vec<Step>> = BTreeMap::new();
         for (n, chunk) in chunks.iter().enumerate() {
             let mut phased = Phased::default();
             for (b, _) in chunk.iter() {
@@ -449,10 +450,11 @@ impl Restore<'_> {
             let mut steps = phased.into_steps();
             for (_, c) in chunk.iter() {
                 if let Some(c) = c {
-                    steps
-                        .entry(c.host.clone())
-                        .or_default()
-                        .extend(self.put_away(c));
+                    // It leaves now and stops in the last wave, its drain running out
+                    // meanwhile under the next batches' gates.
+                    let mut away = self.put_away(c);
+                    stops.entry(c.host.clone()).or_default().extend(away.pop());
+                    steps.entry(c.host.clone()).or_default().extend(away);
                 }
             }
             let backs: Vec<&ObservedPod> = chunk.iter().filter_map(|(b, _)| *b).collect();
@@ -471,6 +473,12 @@ impl Restore<'_> {
                 on_failure: self.undo(&backs, &currents),
             });
         }
+        waves.push(Wave {
+            deployment: None,
+            description: format!("{}: stop the pods replaced by the rollback", self.d.name),
+            steps: stops,
+            on_failure: BTreeMap::new(),
+        });
         waves
     }
 

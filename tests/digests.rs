@@ -33,12 +33,12 @@ fn deployment(image: &str, pull: Option<&str>) -> String {
     }
 }
 
-/// The digest each of the project's containers was created from (its image reference).
+/// The digest each of the project's running containers was created from (its image
+/// reference); the old revisions kept stopped are left out.
 fn running(repo: &Repo) -> Vec<String> {
     let mut digests = Vec::new();
     for h in HOSTS {
-        for c in repo.containers(h) {
-            assert_eq!(c.state, "running", "{c:?}");
+        for c in repo.running_on(h) {
             let image = docker(h, &["inspect", "--format", "{{.Config.Image}}", &c.name]);
             digests.push(
                 image

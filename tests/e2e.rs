@@ -125,8 +125,14 @@ fn an_image_change_replaces_pods_behind_the_health_gate() {
         .and_then(|s| s.trim_end_matches('s').parse().ok())
         .unwrap_or_else(|| panic!("no health gate time in {r:?}"));
     assert!(gates >= 2.0, "{gates}s in health gates: {r:?}");
-    let after = repo.all_containers();
+    let after = repo.running_containers();
     assert_eq!(after.len(), 2, "{after:?}");
+    // The v1 pods stay, stopped, for `berth rollback --to`.
+    let kept = repo.stopped_containers();
+    assert!(
+        kept.len() == 2 && kept.iter().all(|c| c.image == "berth-lab/web:v1"),
+        "{kept:?}"
+    );
     assert!(
         after
             .iter()
@@ -671,9 +677,15 @@ fn a_failing_rolling_batch_stops_the_rollout_with_the_old_pods_at_full_count() {
     assert_eq!(fixed.code, 0, "{fixed:?}");
     let status = repo.berth(&["status"]);
     assert!(!status.stdout.contains("failed"), "{status:?}");
-    let v2: Vec<Container> = [repo.containers("h1"), repo.containers("h2")].concat();
+    let v2: Vec<Container> = [repo.running_on("h1"), repo.running_on("h2")].concat();
     assert_eq!(running(&v2), 4);
     assert!(v2.iter().all(|c| c.image == "berth-lab/web:v2"), "{v2:?}");
+    // The v1 pods are kept, stopped, for `berth rollback --to`.
+    let kept = repo.stopped_containers();
+    assert!(
+        kept.len() == 4 && kept.iter().all(|c| c.image == "berth-lab/web:v1"),
+        "{kept:?}"
+    );
 }
 
 #[test]
@@ -697,7 +709,7 @@ fn deployments_roll_out_side_by_side_and_one_failing_does_not_stop_another() {
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stderr.contains("apply failed in \"bad:"), "{r:?}");
     assert!(!r.stderr.contains("apply failed in \"good:"), "{r:?}");
-    let good_now: Vec<Container> = [repo.containers("h1"), repo.containers("h2")].concat();
+    let good_now: Vec<Container> = [repo.running_on("h1"), repo.running_on("h2")].concat();
     assert_eq!(good_now.len(), 2, "{good_now:?}");
     assert!(
         good_now
@@ -733,7 +745,7 @@ fn a_recreate_update_stops_the_old_pods_first_and_a_failure_starts_them_again() 
     let stop = said.find("stop the old pods (recreate)");
     let start = said.find("start the new pods");
     assert!(stop.is_some() && stop < start, "{r:?}");
-    let v2 = repo.all_containers();
+    let v2 = repo.running_containers();
     assert_eq!(v2.len(), 2, "{v2:?}");
     assert!(
         v2.iter()
@@ -794,7 +806,7 @@ fn init_passes_sigterm_on_and_slow_stops_are_counted_and_explained() {
     repo.write("deployments/worker.yaml", &worker("3", true));
     repo.commit("v3 with init");
     repo.apply_ok(&[]);
-    let c = repo.containers("h3");
+    let c = repo.running_on("h3");
     assert_eq!(c.len(), 1, "{c:?}");
     let name = &c[0].name;
     assert_eq!(

@@ -128,7 +128,7 @@ fn files_are_placed_before_start_and_a_changed_file_is_rolled_out() {
     );
     let r = run(&repo, &["apply", "--auto-approve"]);
     assert_eq!(r.code, 0, "{r:?}");
-    let now = repo.containers("h2");
+    let now = repo.running_on("h2");
     assert_eq!(now.len(), 1, "{now:?}");
     assert_ne!(now[0].name, name, "a new pod");
     assert_eq!(

@@ -149,7 +149,7 @@ fn a_canary_at_weight_50_splits_traffic_and_a_failed_analysis_rolls_back() {
     let r = repo.berth(&["promote", "web"]);
     assert_eq!(r.code, 0, "{r:?}");
     let running: Vec<Container> = repo
-        .all_containers()
+        .running_containers()
         .into_iter()
         .filter(|c| c.name.starts_with("web-"))
         .collect();
@@ -188,7 +188,7 @@ fn a_canary_at_weight_50_splits_traffic_and_a_failed_analysis_rolls_back() {
 }
 
 #[test]
-fn blue_green_with_auto_promote_and_no_delay_ends_with_only_the_new_set() {
+fn blue_green_with_auto_promote_and_no_delay_ends_with_the_new_set_serving_and_the_old_kept() {
     let repo = Repo::new("t-autopromote");
     let strategy =
         "{type: blue-green, auto_promote: true, scale_down_delay: 0s, min_ready: 1s, health_timeout: 30s}";
@@ -200,12 +200,14 @@ fn blue_green_with_auto_promote_and_no_delay_ends_with_only_the_new_set() {
     repo.commit("v2");
     let r = repo.apply_ok(&[]);
     assert!(r.all().contains("promote revision"), "{r:?}");
-    let pods = repo.all_containers();
+    let pods = repo.running_containers();
     assert_eq!(pods.len(), 2, "{pods:?}");
+    assert!(pods.iter().all(|c| c.image.ends_with("v2")), "{pods:?}");
+    // The old set is stopped, kept for `berth rollback --to`.
+    let kept = repo.stopped_containers();
     assert!(
-        pods.iter()
-            .all(|c| c.image.ends_with("v2") && c.state == "running"),
-        "{pods:?}"
+        kept.len() == 2 && kept.iter().all(|c| c.image.ends_with("v1")),
+        "{kept:?}"
     );
     let status = repo.berth(&["status"]);
     assert!(status.stdout.contains("behind web"), "{status:?}");

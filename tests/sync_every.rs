@@ -29,14 +29,14 @@ fn sync_every_repairs_drift_rolls_out_commits_and_stops_on_sigterm() {
     let addr = format!("127.0.0.1:{port}");
     let mut watched = Watched::start(&repo, &["sync", "--every", "1s", "--metrics", &addr]);
     let running = |image: &str| {
-        let c = repo.containers("h2");
-        c.len() == 1 && c[0].state == "running" && c[0].image.ends_with(image)
+        let c = repo.running_on("h2");
+        c.len() == 1 && c[0].image.ends_with(image)
     };
     until("v1 runs", || running("web:v1"));
     // Removed only once the first round is over: a pod removed during its health gate fails
     // that rollout, which is a verdict on the revision, not drift.
     watched.wait_for("round 1 ended with exit 0");
-    let first = repo.containers("h2")[0].name.clone();
+    let first = repo.running_on("h2")[0].name.clone();
     // Removed by hand: the next round puts it back.
     docker("h2", &["rm", "-f", &first]);
     until("the removed pod is back", || running("web:v1"));

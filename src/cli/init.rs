@@ -4,7 +4,7 @@ use miette::{miette, Result};
 use std::path::PathBuf;
 
 /// Write a starter repository: berth.yaml, an inventory with one host and one deployment,
-/// each commented. It passes `berth validate` as it is; point the host at yours, commit,
+/// each commented, and their JSON Schemas in .berth/ for editors (`berth schema`). It passes `berth validate` as it is; point the host at yours, commit,
 /// and `berth plan`.
 ///
 /// Examples:
@@ -31,17 +31,39 @@ const BERTH_YAML: &str = include_str!("init/berth.yaml");
 const INVENTORY_YAML: &str = include_str!("init/inventory.yaml");
 const WEB_YAML: &str = include_str!("init/web.yaml");
 
-/// The starter files, filled in: (path, text).
+/// The starter files, filled in: (path, text). Each YAML file names its JSON Schema
+/// (written beside them in `.berth/`) for editors with a YAML language server.
 pub fn starter(project: &str, host: &str, user: &str) -> Vec<(&'static str, String)> {
+    use super::schema::{text, SchemaFile};
+    let with_schema =
+        |schema: &str, body: String| format!("# yaml-language-server: $schema={schema}\n{body}");
     vec![
-        ("berth.yaml", BERTH_YAML.replace("PROJECT", project)),
+        (
+            "berth.yaml",
+            with_schema(
+                ".berth/project.schema.json",
+                BERTH_YAML.replace("PROJECT", project),
+            ),
+        ),
         (
             "inventory.yaml",
-            INVENTORY_YAML
-                .replace("ADDRESS", host)
-                .replace("USER", user),
+            with_schema(
+                ".berth/inventory.schema.json",
+                INVENTORY_YAML
+                    .replace("ADDRESS", host)
+                    .replace("USER", user),
+            ),
         ),
-        ("deployments/web.yaml", WEB_YAML.to_string()),
+        (
+            "deployments/web.yaml",
+            with_schema("../.berth/deployment.schema.json", WEB_YAML.to_string()),
+        ),
+        (".berth/project.schema.json", text(SchemaFile::Project)),
+        (".berth/inventory.schema.json", text(SchemaFile::Inventory)),
+        (
+            ".berth/deployment.schema.json",
+            text(SchemaFile::Deployment),
+        ),
     ]
 }
 

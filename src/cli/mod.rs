@@ -8,12 +8,14 @@ pub mod exec;
 pub mod history;
 pub mod init;
 pub mod logs;
+pub mod man;
 pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod ps;
 pub mod render;
 pub mod rollout;
+pub mod schema;
 pub mod status;
 pub mod sync;
 pub mod terminal;
@@ -63,6 +65,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     Init(init::InitArgs),
     Completion(completion::CompletionArgs),
+    Schema(schema::SchemaArgs),
+    Man(man::ManArgs),
     Status(status::StatusArgs),
     Logs(logs::LogsArgs),
     Exec(exec::ExecArgs),
@@ -133,6 +137,8 @@ pub fn run(cli: Cli) -> miette::Result<u8> {
         Command::Validate(a) => validate::run(a),
         Command::Init(a) => init::run(a),
         Command::Completion(a) => completion::run(a),
+        Command::Schema(a) => schema::run(a),
+        Command::Man(a) => man::run(a),
         Command::Status(a) => status::run(a),
         Command::Logs(a) => logs::run(a),
         Command::Exec(a) => exec::run(a),

@@ -124,7 +124,7 @@ pub fn group(project: &str, host: &ObservedHost) -> (Vec<ObservedPod>, Vec<Unman
 }
 
 /// One field of one container that differs: old → new, as compact JSON.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct FieldChange {
     pub container: String,
     pub field: String,

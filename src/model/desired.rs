@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DesiredState {
     pub project: String,
     /// The environment it was loaded for (`-e`), when berth.yaml declares environments.
@@ -33,7 +33,7 @@ pub struct DesiredState {
     pub files: super::files::FileContents,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Host {
     pub name: String,
     pub address: String,
@@ -47,7 +47,7 @@ pub struct Host {
     pub proxy_jump: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Deployment {
     pub name: String,
     pub labels: Labels,
@@ -63,24 +63,25 @@ pub struct Deployment {
     pub file: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Placement {
+    #[schemars(with = "String")]
     pub hosts: Selector,
     pub max_per_host: Option<u32>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct PodSpec {
     pub containers: Vec<ContainerSpec>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Service {
     pub name: String,
     pub port: Option<u16>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum StrategyKind {
     Rolling,
@@ -97,7 +98,7 @@ impl StrategyKind {
 }
 
 /// One step of a canary rollout.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CanaryStep {
     /// Percent of the replicas that run the new revision (behind the same service name).
@@ -109,7 +110,7 @@ pub enum CanaryStep {
 }
 
 /// HTTP checks berth makes through the SSH connection to each canary pod's address.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Analysis {
     pub path: String,
     pub port: u16,
@@ -133,7 +134,7 @@ fn is_default_history_limit(n: &u32) -> bool {
 /// Docker's own default grace period before SIGKILL.
 pub const DEFAULT_STOP_TIMEOUT_S: u32 = 10;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Strategy {
     pub kind: StrategyKind,
     /// How long a new pod must stay running (and healthy) before it counts as ready.
@@ -164,7 +165,7 @@ pub struct Strategy {
 }
 
 /// A count, or a percentage of the replica count.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Amount {
     Count(u32),
@@ -218,7 +219,7 @@ impl Strategy {
 
 /// One container of a pod, normalised: env as a sorted map, ports as `host:container/proto`,
 /// memory in bytes, CPUs in milli-CPUs, durations in milliseconds.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ContainerSpec {
     pub name: String,
     pub image: String,
@@ -262,7 +263,9 @@ pub struct ContainerSpec {
 }
 
 /// When a container's image is pulled.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PullPolicy {
     /// The tag is resolved to a digest at plan time (where a registry knows the image); a
@@ -345,14 +348,16 @@ pub fn image_name(image: &str) -> &str {
 /// An environment value: plain text, or a secret known only by its name (its value is in
 /// [`DesiredState::secrets`], and a container records a salted HMAC of it, see
 /// `model::secret`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum EnvValue {
     Plain(String),
     Secret { secret: String },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema,
+)]
 pub struct Port {
     pub host: Option<u16>,
     pub container: u16,
@@ -368,7 +373,7 @@ impl std::fmt::Display for Port {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Mount {
     /// A named volume (created by berth as `<project>-<name>`) or an absolute host path.
     pub source: String,
@@ -383,7 +388,7 @@ impl Mount {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct HealthCheck {
     /// Docker's form: `["CMD", ...]` or `["CMD-SHELL", "..."]`.
     pub test: Vec<String>,
@@ -423,7 +428,7 @@ impl Deployment {
     /// project and deployment names are part of it, so that pod names (which contain the
     /// revision) never collide between projects on a shared host.
     pub fn revision(&self, project: &str) -> String {
-        #[derive(Serialize)]
+        #[derive(Serialize, schemars::JsonSchema)]
         struct Template<'a> {
             project: &'a str,
             deployment: &'a str,

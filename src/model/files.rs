@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// One file a container gets (`files:` in a deployment). The content is not here, only its
 /// hash: the spec is stored in a label and compared, and changing the file in Git is a new
 /// revision. The bytes travel beside the plan, by hash (`FileContents`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct FileSpec {
     /// Absolute path in the container.
     pub target: String,

@@ -13,7 +13,7 @@ pub const HISTORY_PROJECT_LABEL: &str = "berth.history-project";
 pub const HISTORY_KEEP: usize = 100;
 
 /// One apply, as recorded on the hosts it touched.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ApplyRecord {
     /// Unique per apply: the same record on several hosts is one apply.
     pub id: String,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 /// A container run to completion on one host before a revision's first new pod starts, once
 /// per revision (Argo CD's PreSync hook, Kamal's pre-deploy): a database migration.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Job {
     pub name: String,
     /// The pod container whose image, env, env files, files and volumes it runs with.
@@ -19,6 +19,7 @@ pub struct Job {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, EnvValue>,
     /// The hosts it may run on (the first reachable one by name is chosen).
+    #[schemars(with = "String")]
     pub hosts: Selector,
     /// How long it may run before it is killed and the rollout stopped.
     pub timeout_ms: u64,

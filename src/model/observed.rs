@@ -26,7 +26,7 @@ pub mod label {
 }
 
 /// A job that ran to completion (exit 0) for a revision, as recorded on its host.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct JobRecord {
     pub deployment: String,
     pub job: String,
@@ -69,7 +69,7 @@ impl Role {
 
 /// Docker's state of a container. Kept as Docker's word in JSON; a word this version does not
 /// know is kept as it is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(from = "String", into = "String")]
 pub enum ContainerState {
     Created,
@@ -130,7 +130,7 @@ impl std::fmt::Display for ContainerState {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     Starting,
@@ -138,7 +138,7 @@ pub enum Health {
     Unhealthy,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ObservedContainer {
     pub id: String,
     pub name: String,
@@ -162,7 +162,7 @@ pub struct ObservedContainer {
 }
 
 /// What `docker update` can change behind berth's back.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Resources {
     /// Bytes; 0 for no limit.
     pub memory: u64,
@@ -175,7 +175,7 @@ pub struct Resources {
 }
 
 /// A named volume with its labels.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ObservedVolume {
     pub name: String,
     pub labels: Labels,
@@ -196,7 +196,7 @@ impl ObservedContainer {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema)]
 pub struct ObservedHost {
     pub host: String,
     /// Every container on the host, managed or not.
@@ -223,7 +223,7 @@ pub struct ObservedHost {
 }
 
 /// The apply lock found on a host.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ObservedLock {
     pub labels: Labels,
     /// Its holder ran on the machine that observed it, and that process has ended.

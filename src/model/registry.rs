@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 pub const DOCKER_HUB: &str = "docker.io";
 
 /// A login for pulls from one registry, as `registries:` in berth.yaml declares it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RegistryLogin {
     /// The registry's host (and port), as image references name it: `ghcr.io`,
     /// `registry.example.com:5000`, `docker.io`.

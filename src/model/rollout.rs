@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 /// The label that holds the state (JSON) on the rollout volume.
 pub const ROLLOUT_LABEL: &str = "berth.rollout";
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// Waiting for `berth promote`: a canary at a `pause: {}` step, or a blue-green new set
@@ -33,7 +33,7 @@ pub enum Phase {
     RolledBack,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Rollout {
     pub deployment: String,
     /// Canary or blue-green.

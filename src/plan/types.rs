@@ -12,7 +12,7 @@ pub type Membership = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 /// Bumped on any incompatible change of the JSON form (documented in docs/plan-format.md).
 pub const PLAN_VERSION: u32 = 2;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Plan {
     pub version: u32,
     pub project: String,
@@ -47,7 +47,7 @@ pub struct Plan {
     pub registries: Vec<crate::model::registry::RegistryLogin>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct HostState {
     /// How to reach the host, so a saved plan applies without the repository.
     pub connection: crate::model::Host,
@@ -56,7 +56,9 @@ pub struct HostState {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
     /// Git changed.
@@ -65,7 +67,7 @@ pub enum ChangeKind {
     Drift,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Create,
@@ -79,7 +81,7 @@ pub enum Action {
 }
 
 /// One pod-level change, with its reason and the fields that differ.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Change {
     pub deployment: String,
     pub host: String,
@@ -102,7 +104,7 @@ pub struct Change {
     pub new_spec: Option<BTreeMap<String, Value>>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum IssueKind {
     /// A pod of the current revision is unhealthy or restarting.
@@ -123,7 +125,7 @@ pub enum IssueKind {
     RolledBack,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Issue {
     pub kind: IssueKind,
     pub host: Option<String>,
@@ -135,7 +137,7 @@ pub struct Issue {
 /// Steps run host by host in parallel (each host's list in order); a deployment's waves run
 /// one after another, beside other deployments' waves. If a wave fails, its `on_failure`
 /// steps run and the apply stops.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Wave {
     pub description: String,
     /// The deployment the wave belongs to; the waves of different deployments run at once.
@@ -147,7 +149,7 @@ pub struct Wave {
     pub on_failure: BTreeMap<String, Vec<Step>>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Step {
     EnsureNetwork {
@@ -235,7 +237,7 @@ pub enum Step {
 }
 
 /// Service membership: network aliases on the pod's first container.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ServiceJoin {
     pub container: String,
     pub network: String,
@@ -249,7 +251,7 @@ fn default_stop_timeout() -> u32 {
 }
 
 /// Everything needed to create one pod, resolved (secrets only by name and hash).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct PodPlan {
     pub name: String,
     pub deployment: String,
@@ -261,7 +263,7 @@ pub struct PodPlan {
 }
 
 /// Everything needed to run one job (secrets only by name).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct JobPlan {
     pub deployment: String,
     pub job: String,
@@ -272,7 +274,7 @@ pub struct JobPlan {
     pub timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ContainerPlan {
     /// The Docker container name.
     pub name: String,

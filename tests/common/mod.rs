@@ -193,6 +193,26 @@ impl Repo {
         HOSTS.iter().flat_map(|h| self.containers(h)).collect()
     }
 
+    /// This project's running containers on a host: without the old revisions a rollout
+    /// keeps stopped for `berth rollback --to`.
+    pub fn running_on(&self, host: &str) -> Vec<Container> {
+        let mut v = self.containers(host);
+        v.retain(|c| c.state == "running");
+        v
+    }
+
+    /// This project's running containers on every lab host.
+    pub fn running_containers(&self) -> Vec<Container> {
+        HOSTS.iter().flat_map(|h| self.running_on(h)).collect()
+    }
+
+    /// The stopped containers on every lab host (kept revisions, or stopped by hand).
+    pub fn stopped_containers(&self) -> Vec<Container> {
+        let mut v = self.all_containers();
+        v.retain(|c| c.state != "running");
+        v
+    }
+
     /// This project's volumes on a host, sorted.
     pub fn volumes(&self, host: &str) -> Vec<String> {
         let out = docker(

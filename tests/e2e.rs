@@ -763,9 +763,16 @@ fn a_recreate_update_stops_the_old_pods_first_and_a_failure_starts_them_again() 
     let r = repo.berth(&["apply", "--auto-approve"]);
     assert_eq!(r.code, 3, "{r:?}");
     assert_eq!(
-        repo.all_containers(),
+        repo.running_containers(),
         v2,
-        "the v2 pods, running again, and nothing else"
+        "the v2 pods, running again, and no v3 pod"
+    );
+    assert!(
+        repo.stopped_containers()
+            .iter()
+            .all(|c| c.image == "berth-lab/web:v1"),
+        "only v1 is kept stopped: {:?}",
+        repo.all_containers()
     );
     let drift = repo.berth(&["drift"]);
     assert_eq!(drift.code, 0, "{drift:?}");

@@ -1696,3 +1696,31 @@ fn rollback_to_a_kept_revision_starts_it_and_holds_it_until_git_or_a_rollback_mo
     simulate(&p, &mut observed);
     assert!(!make_plan(&v4, &observed, false).has_changes());
 }
+
+#[test]
+fn git_going_back_to_a_kept_revision_starts_its_pods_and_keeps_the_ones_it_leaves() {
+    let (files, mut observed) = rolled_out("");
+    let v2 = at_image(&files, "example/web:2");
+    simulate(&make_plan(&v2, &observed, false), &mut observed);
+    // A revert in Git: the kept v1 pods start again, pending (not drift); v2 is kept.
+    let p = make_plan(&files, &observed, false);
+    assert_eq!(
+        (
+            p.count(Action::Start),
+            p.count(Action::Stop),
+            p.count(Action::Create)
+        ),
+        (3, 3, 0),
+        "{:?}",
+        waves_text(&p)
+    );
+    assert!(p
+        .changes
+        .iter()
+        .all(|c| c.kind == plan::ChangeKind::Pending));
+    simulate(&p, &mut observed);
+    assert!(!make_plan(&files, &observed, false).has_changes());
+    let mut want = vec![("example/web:1".to_string(), "running".to_string()); 3];
+    want.extend(vec![("example/web:2".to_string(), "exited".to_string()); 3]);
+    assert_eq!(images(&observed), want);
+}

@@ -111,6 +111,8 @@ enum Work {
         stop_first: bool,
     },
     Remove(ObservedPod),
+    /// Out of its service and stopped, kept as an old revision (`history_limit`).
+    Stop(ObservedPod),
 }
 
 /// A deployment's plan: pod work ordered by its strategy later, a rollout's own waves, or

@@ -19,6 +19,9 @@ struct Scope<'s> {
     same_count: bool,
     /// No pod of the deployment runs anywhere yet.
     first_pods: bool,
+    /// Git went back to a revision whose pods are kept stopped while another one runs: they
+    /// start again (a rollback, not drift), and the running ones are kept in turn.
+    revert: bool,
 }
 
 impl Builder<'_> {
@@ -36,8 +39,15 @@ impl Builder<'_> {
             .map(|h| h.name.clone())
             .collect();
         let mine = self.pods_of(d);
+        let of_revision = |p: &&ObservedPod| p.revision == revision;
+        let revert = !mine.iter().filter(of_revision).any(|p| p.is_running())
+            && mine.iter().filter(of_revision).any(|p| p.is_stopped())
+            && mine
+                .iter()
+                .any(|p| p.revision != revision && p.is_running());
+        // Pods stay where they are; going back to a kept revision, where its pods are.
         let mut current: BTreeMap<String, u32> = BTreeMap::new();
-        for p in &mine {
+        for p in mine.iter().filter(|p| !revert || p.revision == revision) {
             *current.entry(p.host.clone()).or_default() += 1;
         }
         let (target, unplaced) =
@@ -63,6 +73,7 @@ impl Builder<'_> {
             eligible: &eligible,
             same_count,
             first_pods: mine.is_empty(),
+            revert,
         };
         let mut next_ordinal = self.next_ordinals(d);
         let mut work = Vec::new();
@@ -195,13 +206,14 @@ impl Builder<'_> {
         }
         for (p, stopped) in &keep {
             if !stopped.is_empty() {
-                let reason = Reason::Stopped {
-                    containers: stopped.clone(),
+                let (kind, reason) = if scope.revert {
+                    let revision = scope.revision.to_string();
+                    (ChangeKind::Pending, Reason::RollbackTo { revision })
+                } else {
+                    let containers = stopped.clone();
+                    (ChangeKind::Drift, Reason::Stopped { containers })
                 };
-                self.change(
-                    d,
-                    PodChange::new(&host, Action::Start, ChangeKind::Drift, reason).of(p),
-                );
+                self.change(d, PodChange::new(&host, Action::Start, kind, reason).of(p));
                 work.push(Work::Start(p.clone()));
             }
         }
@@ -274,13 +286,21 @@ impl Builder<'_> {
                 because: Box::new(why),
                 replicas: want,
             };
+            // A running pod of another revision is kept, stopped, as history.
+            let keep =
+                d.strategy.history_limit > 0 && old.revision != scope.revision && old.is_running();
+            let action = if keep { Action::Stop } else { Action::Remove };
             self.change(
                 d,
-                PodChange::new(&host, Action::Remove, kind, reason)
+                PodChange::new(&host, action, kind, reason)
                     .of(&old)
                     .with_fields(fields),
             );
-            work.push(Work::Remove(old));
+            work.push(if keep {
+                Work::Stop(old)
+            } else {
+                Work::Remove(old)
+            });
         }
         work
     }

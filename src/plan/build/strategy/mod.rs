@@ -40,6 +40,23 @@ pub(super) fn waves_for(d: &Deployment, work: Vec<Work>, network: &str) -> Vec<W
     let mut fresh_undo: BTreeMap<String, Vec<Step>> = BTreeMap::new();
     let mut replacements = Vec::new();
     let mut removals: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+    // A pod that goes leaves its service first, then is removed, or stopped and kept.
+    let retire = |removals: &mut BTreeMap<String, Vec<Step>>, p: &ObservedPod, keep: bool| {
+        let steps = removals.entry(p.host.clone()).or_default();
+        if !aliases.is_empty() {
+            let leave = ServiceJoin {
+                container: network_owner(p),
+                network: network.to_string(),
+                aliases: aliases.clone(),
+            };
+            steps.extend(leave_steps(&[(&p.name, leave)], d.strategy.drain_ms));
+        }
+        steps.push(if keep {
+            stop_step(p, d.strategy.stop_timeout_s)
+        } else {
+            remove_step(p, d.strategy.stop_timeout_s)
+        });
+    };
     for w in work {
         match w {
             Work::Start(p) => {
@@ -80,18 +97,8 @@ pub(super) fn waves_for(d: &Deployment, work: Vec<Work>, network: &str) -> Vec<W
                 old,
                 stop_first,
             }),
-            Work::Remove(p) => {
-                let steps = removals.entry(p.host.clone()).or_default();
-                if !aliases.is_empty() {
-                    let leave = ServiceJoin {
-                        container: network_owner(&p),
-                        network: network.to_string(),
-                        aliases: aliases.clone(),
-                    };
-                    steps.extend(leave_steps(&[(&p.name, leave)], d.strategy.drain_ms));
-                }
-                steps.push(remove_step(&p, d.strategy.stop_timeout_s));
-            }
+            Work::Remove(p) => retire(&mut removals, &p, false),
+            Work::Stop(p) => retire(&mut removals, &p, true),
         }
     }
     if !starts.is_empty() {

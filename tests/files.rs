@@ -35,8 +35,9 @@ fn run(repo: &Repo, args: &[&str]) -> Run {
     )
 }
 
+/// Runs a command in the running pod on h2 (an old revision may be kept there, stopped).
 fn in_container(repo: &Repo, cmd: &[&str]) -> String {
-    let name = repo.containers("h2")[0].name.clone();
+    let name = repo.running_on("h2")[0].name.clone();
     let mut args = vec!["exec", name.as_str()];
     args.extend(cmd);
     docker("h2", &args)
@@ -95,7 +96,7 @@ fn files_are_placed_before_start_and_a_changed_file_is_rolled_out() {
         assert!(env.lines().any(|l| l == want), "{want} in {env}");
     }
 
-    let name = repo.containers("h2")[0].name.clone();
+    let name = repo.running_on("h2")[0].name.clone();
     let labels = docker(
         "h2",
         &["inspect", "--format", "{{json .Config.Labels}}", &name],

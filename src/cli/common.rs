@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Repository")]
 pub struct RepoArgs {
     /// The repository: a local path (Git checkout, a folder in one, or a plain directory) or a
     /// URL (https://, ssh://, git@host:path).
@@ -33,6 +34,7 @@ pub struct RepoArgs {
 }
 
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Notifications")]
 pub struct NotifyArgs {
     /// POST a JSON event here for each apply started and ended (succeeded, rolled back,
     /// failed, interrupted) and each drift found. Kept out of Git and never printed: such
@@ -53,6 +55,7 @@ impl NotifyArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "SSH")]
 pub struct SshArgs {
     /// known_hosts file that host keys are checked against (default ~/.ssh/known_hosts).
     #[arg(long, env = "BERTH_KNOWN_HOSTS")]
@@ -85,6 +88,7 @@ pub struct SshArgs {
 
 /// How an apply takes the project's lock.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Lock")]
 pub struct LockArgs {
     /// Wait up to this long for a lock someone else holds (e.g. `90s`, `5m`) instead of
     /// exiting 4.
@@ -112,6 +116,7 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
 
 /// What a plan covers beyond pods declared in Git.
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Plan")]
 pub struct PlanFlags {
     /// Remove pods of deployments that are no longer declared in Git.
     #[arg(long)]

@@ -34,10 +34,16 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Print only errors and the one-line result (no plan, no progress).
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Global"
+    )]
     pub quiet: bool,
     /// Print every step of an apply as a line, with the time since it started.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global")]
     pub verbose: bool,
     /// Colour in plans and errors: auto (a terminal without NO_COLOR), always or never.
     #[arg(
@@ -45,7 +51,8 @@ pub struct Cli {
         global = true,
         value_enum,
         default_value = "auto",
-        value_name = "WHEN"
+        value_name = "WHEN",
+        help_heading = "Global"
     )]
     pub color: clap::ColorChoice,
 }

@@ -197,8 +197,11 @@ pub async fn observe(
     let list = list.map_err(|e| format!("listing containers: {e}"))?;
     let mut containers: Vec<ObservedContainer> = list.into_iter().map(container).collect();
     if opts.deep {
+        // Running ones only: a stopped container serves no name and its resources matter
+        // only once it starts, and most stopped ones are old revisions kept for rollback.
         let managed: Vec<usize> = (0..containers.len())
             .filter(|&i| containers[i].label(label::PROJECT) == Some(opts.project.as_str()))
+            .filter(|&i| containers[i].is_running())
             .collect();
         let network = crate::model::names::network_name(&opts.project);
         let found = join_all(

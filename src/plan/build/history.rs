@@ -39,10 +39,7 @@ impl Builder<'_> {
     /// deals with it as before.)
     pub(super) fn kept_filter(&self, d: &Deployment) -> impl Fn(&ObservedPod) -> bool + use<> {
         let serving = self.serving_revision(d);
-        let desired = d.revision(&self.input.desired.project);
-        let parked = Rollout::of(self.input.observed, &d.name)
-            .filter(|s| matches!(s.phase, Phase::Paused | Phase::Promoted) && s.revision == desired)
-            .map(|s| s.stable.clone());
+        let parked = self.under_way(d).map(|s| s.stable);
         let live: BTreeSet<String> = self
             .pods
             .iter()
@@ -160,11 +157,16 @@ impl Builder<'_> {
         if self.input.intents.get(&d.name) != Some(&super::Intent::Rollback) {
             return false;
         }
+        self.under_way(d).is_none() || self.input.rollback_to.contains_key(&d.name)
+    }
+
+    /// The deployment's canary or blue-green rollout of Git's revision that waits for a
+    /// promote, or whose old set is still kept after promotion.
+    fn under_way(&self, d: &Deployment) -> Option<Rollout> {
         let desired = d.revision(&self.input.desired.project);
-        let under_way = Rollout::of(self.input.observed, &d.name).is_some_and(|s| {
-            matches!(s.phase, Phase::Paused | Phase::Promoted) && s.revision == desired
-        });
-        !under_way || self.input.rollback_to.contains_key(&d.name)
+        Rollout::of(self.input.observed, &d.name)
+            .filter(|s| matches!(s.phase, Phase::Paused | Phase::Promoted) && s.revision == desired)
+            .cloned()
     }
 
     /// `berth rollback DEPLOYMENT [--to REVISION]`: brings back a kept revision (the newest
@@ -177,21 +179,12 @@ impl Builder<'_> {
         to: Option<&str>,
     ) -> Vec<Wave> {
         let reachable = |h: &String| hosts.get(h).is_some_and(|s| s.reachable);
-        if let Some(s) = Rollout::of(self.input.observed, &d.name).filter(|s| {
-            matches!(s.phase, Phase::Paused | Phase::Promoted)
-                && s.revision == d.revision(&self.input.desired.project)
-        }) {
+        if let Some(s) = self.under_way(d) {
             let message = format!(
                 "the rollout of revision {} is under way: `berth rollback {}` without --to undoes it first",
                 s.revision, d.name
             );
-            self.issues.push(Issue {
-                kind: IssueKind::Rollout,
-                host: None,
-                deployment: Some(d.name.clone()),
-                pod: None,
-                message,
-            });
+            self.rollout_issue(d, message);
             return vec![];
         }
         let serving = self.serving_revision(d);
@@ -330,13 +323,7 @@ impl Builder<'_> {
                 None => listed(),
             },
         };
-        self.issues.push(Issue {
-            kind: IssueKind::Rollout,
-            host: None,
-            deployment: Some(d.name.clone()),
-            pod: None,
-            message,
-        });
+        self.rollout_issue(d, message);
         None
     }
 }

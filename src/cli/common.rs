@@ -13,33 +13,43 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Args, Debug, Clone)]
-#[command(next_help_heading = "Repository")]
 pub struct RepoArgs {
     /// The repository: a local path (Git checkout, a folder in one, or a plain directory) or a
     /// URL (https://, ssh://, git@host:path).
-    #[arg(long, env = "BERTH_REPO", default_value = ".")]
+    #[arg(
+        long,
+        env = "BERTH_REPO",
+        default_value = ".",
+        help_heading = "Repository"
+    )]
     pub repo: String,
     /// Branch, tag or commit to read (default: HEAD, or the remote's default branch).
-    #[arg(long = "ref", env = "BERTH_REF")]
+    #[arg(long = "ref", env = "BERTH_REF", help_heading = "Repository")]
     pub git_ref: Option<String>,
     /// Only deployments whose labels match this selector, e.g. `app=web,env in (prod)`.
-    #[arg(short = 'l', long = "selector")]
+    #[arg(short = 'l', long = "selector", help_heading = "Repository")]
     pub selector: Option<String>,
     /// Where remote repositories are cached (default: $XDG_CACHE_HOME/berth or ~/.cache/berth).
-    #[arg(long, env = "BERTH_CACHE_DIR")]
+    #[arg(long, env = "BERTH_CACHE_DIR", help_heading = "Repository")]
     pub cache_dir: Option<PathBuf>,
     /// The environment, when berth.yaml declares `environments:` (e.g. staging, production).
-    #[arg(short = 'e', long = "env", env = "BERTH_ENV", value_name = "ENV")]
+    #[arg(
+        short = 'e',
+        long = "env",
+        env = "BERTH_ENV",
+        value_name = "ENV",
+        help_heading = "Repository"
+    )]
     pub environment: Option<String>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
-#[command(next_help_heading = "Notifications")]
 pub struct NotifyArgs {
     /// POST a JSON event here for each apply started and ended (succeeded, rolled back,
     /// failed, interrupted) and each drift found. Kept out of Git and never printed: such
     /// URLs often hold a token.
     #[arg(
+        help_heading = "Notifications",
         long,
         env = "BERTH_WEBHOOK_URL",
         hide_env_values = true,
@@ -55,48 +65,56 @@ impl NotifyArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-#[command(next_help_heading = "SSH")]
 pub struct SshArgs {
     /// known_hosts file that host keys are checked against (default ~/.ssh/known_hosts).
-    #[arg(long, env = "BERTH_KNOWN_HOSTS")]
+    #[arg(long, env = "BERTH_KNOWN_HOSTS", help_heading = "SSH")]
     pub known_hosts: Option<PathBuf>,
     /// Record unknown host keys in known_hosts (changed keys are always refused).
-    #[arg(long)]
+    #[arg(long, help_heading = "SSH")]
     pub accept_new_host_keys: bool,
     /// Private key file to authenticate with (repeatable). `BERTH_SSH_KEY` may hold a key's
     /// text instead; without either, ssh-agent and ~/.ssh/id_* are tried.
-    #[arg(short = 'i', long = "identity", env = "BERTH_IDENTITY")]
+    #[arg(
+        short = 'i',
+        long = "identity",
+        env = "BERTH_IDENTITY",
+        help_heading = "SSH"
+    )]
     pub identity: Vec<PathBuf>,
     /// How long to wait for a host's SSH handshake and Docker engine (`10`, `10s`, `1m`).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s", help_heading = "SSH")]
     pub connect_timeout: Duration,
     /// How long one Docker API call may take; an image pull is one call.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "300s")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "300s", help_heading = "SSH")]
     pub command_timeout: Duration,
     /// At most this many SSH handshakes at once.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, help_heading = "SSH")]
     pub max_handshakes: usize,
     /// Plan and apply on the reachable hosts when some are unreachable (otherwise exit 1).
-    #[arg(long)]
+    #[arg(long, help_heading = "SSH")]
     pub allow_unreachable: bool,
     /// OpenSSH client configuration to read host aliases, users, ports, keys, known_hosts
     /// files and bastions (ProxyJump) from (default: ~/.ssh/config when it exists; `none`:
     /// no file).
-    #[arg(long, env = "BERTH_SSH_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "BERTH_SSH_CONFIG",
+        value_name = "FILE",
+        help_heading = "SSH"
+    )]
     pub ssh_config: Option<PathBuf>,
 }
 
 /// How an apply takes the project's lock.
 #[derive(Args, Debug, Clone)]
-#[command(next_help_heading = "Lock")]
 pub struct LockArgs {
     /// Wait up to this long for a lock someone else holds (e.g. `90s`, `5m`) instead of
     /// exiting 4.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Lock")]
     pub lock_wait: Option<Duration>,
     /// How long the lock outlives this apply if it dies without releasing it (renewed while
     /// it runs); after that the next apply takes the lock over.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s", help_heading = "Lock")]
     pub lock_lease: Duration,
 }
 
@@ -116,26 +134,25 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
 
 /// What a plan covers beyond pods declared in Git.
 #[derive(Args, Debug, Clone, Default)]
-#[command(next_help_heading = "Plan")]
 pub struct PlanFlags {
     /// Remove pods of deployments that are no longer declared in Git.
-    #[arg(long)]
+    #[arg(long, help_heading = "Plan")]
     pub prune: bool,
     /// With --prune, also remove berth's volumes that no deployment declares and no
     /// remaining container mounts (their data is lost).
-    #[arg(long, requires = "prune")]
+    #[arg(long, requires = "prune", help_heading = "Plan")]
     pub prune_volumes: bool,
     /// Kept for old scripts: every managed container is inspected anyway (resources changed
     /// by `docker update`, service membership).
-    #[arg(long, hide = true, conflicts_with = "fast")]
+    #[arg(long, hide = true, conflicts_with = "fast", help_heading = "Plan")]
     pub deep: bool,
     /// Skip inspecting each managed container: plan from the container list alone (one
     /// request per host), blind to `docker update` and to pods outside their service name.
-    #[arg(long)]
+    #[arg(long, help_heading = "Plan")]
     pub fast: bool,
     /// Roll out again a revision whose rolling or recreate rollout failed before (without
     /// it, `sync` leaves such a revision alone until Git changes).
-    #[arg(long)]
+    #[arg(long, help_heading = "Plan")]
     pub retry: bool,
     /// Set by `promote`, `abort` and `rollback`: the plan covers only these deployments.
     #[arg(skip)]

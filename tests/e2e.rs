@@ -153,7 +153,7 @@ fn an_image_change_replaces_pods_behind_the_health_gate() {
             "inspect",
             "--format",
             "{{index .Config.Labels \"berth.commit\"}}",
-            &repo.containers("h1")[0].name,
+            &repo.running_on("h1")[0].name,
         ],
     );
     assert_eq!(labels.trim(), head);

@@ -57,7 +57,7 @@ fn the_webapp_example_deploys_as_the_readme_says() {
         "{applied:?}"
     );
     for h in ["h1", "h2"] {
-        let pods = repo.containers(h);
+        let pods = repo.running_on(h);
         assert_eq!(pods.len(), 1, "{h}: {pods:?}");
         let served = docker(
             h,
@@ -100,7 +100,9 @@ fn the_webapp_example_deploys_as_the_readme_says() {
         rolled.said().contains("h3 job migrate | done"),
         "{rolled:?}"
     );
-    let pods = repo.containers("h1");
+    // The new pod, beside the old one kept stopped for `berth rollback --to`.
+    let pods = repo.running_on("h1");
+    assert_eq!(pods.len(), 1, "{pods:?}");
     let served = docker(
         "h1",
         &[

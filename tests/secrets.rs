@@ -83,7 +83,7 @@ fn a_secret_is_never_shown_and_a_changed_one_is_rolled_out_by_name() {
     outputs.push(("apply", r.all()));
 
     // The value is in the container's environment, as asked.
-    let name = repo.containers("h2")[0].name.clone();
+    let name = repo.running_on("h2")[0].name.clone();
     let env = docker(
         "h2",
         &["inspect", "--format", "{{json .Config.Env}}", &name],
@@ -134,7 +134,7 @@ fn a_secret_is_never_shown_and_a_changed_one_is_rolled_out_by_name() {
     let r = run(&repo, &["apply", "--auto-approve", "-v"], CHANGED);
     assert_eq!(r.code, 0, "{r:?}");
     outputs.push(("changed apply", r.all()));
-    let name = repo.containers("h2")[0].name.clone();
+    let name = repo.running_on("h2")[0].name.clone();
     let env = docker(
         "h2",
         &["inspect", "--format", "{{json .Config.Env}}", &name],

@@ -97,7 +97,7 @@ fn a_receiver_gets_apply_and_drift_events() {
     // Drift: the running pod stopped by hand.
     repo.write("deployments/web.yaml", &web("web", 1, "v1", "zone=b"));
     repo.commit("back to v1");
-    let name = repo.containers("h2")[0].name.clone();
+    let name = repo.running_on("h2")[0].name.clone();
     docker("h2", &["stop", "-t", "1", &name]);
     let r = repo.berth(&["drift", "--webhook-url", &url]);
     assert_eq!(r.code, 2, "{r:?}");

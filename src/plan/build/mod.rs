@@ -13,6 +13,7 @@ mod pods;
 mod progressive;
 mod prune;
 mod repair;
+mod restore;
 mod steps;
 mod strategy;
 pub use progressive::Intent;

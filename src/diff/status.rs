@@ -125,12 +125,7 @@ pub fn status(
         .map(|d| {
             let revision = d.revision(&desired.project);
             let rollout = Rollout::of(observed, &d.name).cloned();
-            let serving = match &rollout {
-                Some(r) if r.phase == crate::model::Phase::RolledBack && r.revision == revision => {
-                    r.stable.clone()
-                }
-                _ => revision.clone(),
-            };
+            let serving = Rollout::serving(rollout.as_ref(), &revision);
             let own: Vec<&ObservedPod> = pods.iter().filter(|p| p.deployment == d.name).collect();
             let kept = kept(&own, &serving);
             let mut mine: Vec<PodStatus> = own

@@ -68,6 +68,20 @@ impl Rollout {
             && self.attempt.as_deref().is_none_or(|a| a == attempt)
     }
 
+    /// Whether this state holds `desired` back at a kept revision (`berth rollback --to`
+    /// while Git still declares `desired`).
+    pub fn holds_back(&self, desired: &str) -> bool {
+        self.phase == Phase::RolledBack && self.revision == desired
+    }
+
+    /// The revision that should serve: `desired`, unless `state` holds it back.
+    pub fn serving(state: Option<&Rollout>, desired: &str) -> String {
+        match state {
+            Some(s) if s.holds_back(desired) => s.stable.clone(),
+            _ => desired.to_string(),
+        }
+    }
+
     /// Of the states found on several hosts, the one written last.
     pub fn newest<'a>(found: impl IntoIterator<Item = &'a Rollout>) -> Option<&'a Rollout> {
         found.into_iter().max_by_key(|r| r.since)

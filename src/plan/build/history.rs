@@ -17,10 +17,7 @@ impl Builder<'_> {
     /// kept one while Git still declares this revision.
     pub(super) fn serving_revision(&self, d: &Deployment) -> String {
         let revision = d.revision(&self.input.desired.project);
-        match self.rolled_back_state(d) {
-            Some(s) => s.stable,
-            None => revision,
-        }
+        Rollout::serving(Rollout::of(self.input.observed, &d.name), &revision)
     }
 
     /// The deployment's state when it was rolled back to a kept revision and Git has not
@@ -28,7 +25,7 @@ impl Builder<'_> {
     fn rolled_back_state(&self, d: &Deployment) -> Option<Rollout> {
         let revision = d.revision(&self.input.desired.project);
         Rollout::of(self.input.observed, &d.name)
-            .filter(|s| s.phase == Phase::RolledBack && s.revision == revision)
+            .filter(|s| s.holds_back(&revision))
             .cloned()
     }
 
@@ -131,12 +128,7 @@ impl Builder<'_> {
         let Some(s) = self.rolled_back_state(d) else {
             return false;
         };
-        self.issues.push(Issue {
-            kind: IssueKind::RolledBack,
-            host: None,
-            deployment: Some(d.name.clone()),
-            pod: None,
-            message: format!(
+        self.deployment_issue(IssueKind::RolledBack, d, format!(
                 "{} was rolled back to revision {} at {}, but Git declares revision {}: berth keeps revision {} until Git changes, or `berth rollback {} --to {}` goes back to Git's",
                 d.name,
                 s.stable,
@@ -145,8 +137,7 @@ impl Builder<'_> {
                 s.stable,
                 d.name,
                 s.revision
-            ),
-        });
+            ));
         true
     }
 

@@ -23,16 +23,13 @@ impl Builder<'_> {
         let mut out = Vec::new();
         for job in d.jobs.iter().filter(|j| !self.job_done(d, j, &revision)) {
             let Some(host) = self.job_host(job) else {
-                self.issues.push(Issue {
-                    kind: IssueKind::Rollout,
-                    host: None,
-                    deployment: Some(d.name.clone()),
-                    pod: None,
-                    message: format!(
+                self.rollout_issue(
+                    d,
+                    format!(
                         "job {} of {} has no reachable host matching {}; the rollout waits for one",
                         job.name, d.name, job.hosts
                     ),
-                });
+                );
                 return vec![];
             };
             let Some(plan) = self.job_plan(d, job, &revision) else {

@@ -53,16 +53,14 @@ impl Builder<'_> {
         let (target, unplaced) =
             placement::place(d.replicas, &eligible, &current, d.pods_per_host());
         if unplaced > 0 {
-            self.issues.push(Issue {
-                kind: IssueKind::Notice,
-                host: None,
-                deployment: Some(d.name.clone()),
-                pod: None,
-                message: format!(
+            self.deployment_issue(
+                IssueKind::Notice,
+                d,
+                format!(
                     "{unplaced} replica(s) of {} cannot be placed on the reachable hosts",
                     d.name
                 ),
-            });
+            );
         }
         // Did the last apply use today's replica count? Then a missing or extra pod is drift.
         let same_count = mine

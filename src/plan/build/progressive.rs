@@ -379,8 +379,13 @@ impl Builder<'_> {
     }
 
     pub(super) fn rollout_issue(&mut self, d: &Deployment, message: String) {
+        self.deployment_issue(IssueKind::Rollout, d, message);
+    }
+
+    /// An issue about a whole deployment (no host, no pod).
+    pub(super) fn deployment_issue(&mut self, kind: IssueKind, d: &Deployment, message: String) {
         self.issues.push(Issue {
-            kind: IssueKind::Rollout,
+            kind,
             host: None,
             deployment: Some(d.name.clone()),
             pod: None,

@@ -210,17 +210,11 @@ impl Builder<'_> {
         if !(s.phase == Phase::Failed && s.stops(&revision, &d.attempt())) {
             return false;
         }
-        self.issues.push(Issue {
-            kind: IssueKind::Rollout,
-            host: None,
-            deployment: Some(d.name.clone()),
-            pod: None,
-            message: format!(
+        self.rollout_issue(d, format!(
                 "the rollout of revision {revision} of {} failed at {} and was rolled back; it is not tried again until Git changes (or run with --retry)",
                 d.name,
                 crate::model::rollout::rfc3339(s.since)
-            ),
-        });
+            ));
         true
     }
 

@@ -28,6 +28,21 @@ pub trait Engine: Send + Sync {
     fn ensure_volume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, OpResult>;
     fn ensure_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, OpResult>;
     fn create_pod<'a>(&'a self, pod: &'a PodPlan) -> BoxFuture<'a, OpResult>;
+    /// Creates an edge pod with the configuration it starts with.
+    fn create_edge<'a>(&'a self, pod: &'a PodPlan, config: &'a str) -> BoxFuture<'a, OpResult> {
+        let _ = config;
+        self.create_pod(pod)
+    }
+    /// Gives the edges running here a new configuration; done once they serve with it.
+    fn edge_reload<'a>(
+        &'a self,
+        config: &'a str,
+        generation: &'a str,
+        admin_port: u16,
+    ) -> BoxFuture<'a, OpResult> {
+        let _ = (config, generation, admin_port);
+        async { Ok(()) }.boxed()
+    }
     fn start<'a>(&'a self, containers: &'a [String]) -> BoxFuture<'a, OpResult>;
     fn stop<'a>(&'a self, containers: &'a [String], timeout_s: u32) -> BoxFuture<'a, OpResult>;
     fn remove<'a>(&'a self, containers: &'a [String], timeout_s: u32) -> BoxFuture<'a, OpResult>;
@@ -89,7 +104,29 @@ impl Engine for DockerEngine {
     }
 
     fn create_pod<'a>(&'a self, pod: &'a PodPlan) -> BoxFuture<'a, OpResult> {
-        ops::create_pod(&self.docker, pod, &self.project, &self.inputs).boxed()
+        ops::create_pod(&self.docker, pod, &self.project, &self.inputs, None).boxed()
+    }
+
+    fn create_edge<'a>(&'a self, pod: &'a PodPlan, config: &'a str) -> BoxFuture<'a, OpResult> {
+        ops::create_pod(&self.docker, pod, &self.project, &self.inputs, Some(config)).boxed()
+    }
+
+    fn edge_reload<'a>(
+        &'a self,
+        config: &'a str,
+        generation: &'a str,
+        admin_port: u16,
+    ) -> BoxFuture<'a, OpResult> {
+        let session = &self.session;
+        ops::edge::reload(
+            &self.docker,
+            session,
+            &self.project,
+            config,
+            generation,
+            admin_port,
+        )
+        .boxed()
     }
 
     fn start<'a>(&'a self, containers: &'a [String]) -> BoxFuture<'a, OpResult> {

@@ -2,6 +2,7 @@
 //! run in order. A failed wave runs its on-failure steps and ends the apply.
 
 use super::drain::Drains;
+use super::edge::Edges;
 use super::engine::{DockerEngine, Engine, OpError, OpResult};
 use super::health_gate::await_ready;
 use crate::hosts::Fleet;
@@ -151,6 +152,8 @@ async fn run_waves(
 ) -> Result<Outcome, String> {
     let mut waits = Waits::default();
     let drains = Arc::new(Drains::default());
+    let edges = Arc::new(Edges::new(plan, engines));
+    let shared = Shared { drains, edges };
     let waves: Vec<(usize, &Wave)> = plan.waves.iter().enumerate().collect();
     for segment in waves.chunk_by(|(_, a), (_, b)| a.deployment.is_some() && b.deployment.is_some())
     {
@@ -165,7 +168,7 @@ async fn run_waves(
         let results = join_all(
             lanes
                 .iter()
-                .map(|(_, lane)| run_lane(lane, plan, engines, &drains, progress, stop)),
+                .map(|(_, lane)| run_lane(lane, plan, engines, &shared, progress, stop)),
         )
         .await;
         let mut failed = Vec::new();
@@ -189,6 +192,12 @@ async fn run_waves(
     Ok(Outcome::Applied { waits })
 }
 
+/// What every host's steps share during an apply.
+struct Shared {
+    drains: Arc<Drains>,
+    edges: Arc<Edges>,
+}
+
 /// One deployment's waves, with their places in the plan.
 type Lane<'a> = Vec<(usize, &'a Wave)>;
 
@@ -207,7 +216,7 @@ async fn run_lane(
     lane: &[(usize, &Wave)],
     plan: &Plan,
     engines: &Engines,
-    drains: &Arc<Drains>,
+    shared: &Shared,
     progress: &Arc<dyn Progress>,
     stop: &Stop,
 ) -> Result<LaneResult, String> {
@@ -218,7 +227,7 @@ async fn run_lane(
         let lane_name = wave.deployment.as_deref();
         progress.wave(i + 1, plan.waves.len(), &wave.description);
         let (failures, waited) = tokio::select! {
-            done = run_hosts(&wave.steps, lane_name, engines, drains, progress) => done?,
+            done = run_hosts(&wave.steps, lane_name, engines, shared, progress) => done?,
             why = &mut interrupted => (
                 vec![StepFailure {
                     host: "-".into(),
@@ -246,7 +255,7 @@ async fn run_lane(
         } else {
             wave.on_failure.clone()
         };
-        let rollback = run_hosts(&on_failure, lane_name, engines, drains, progress);
+        let rollback = run_hosts(&on_failure, lane_name, engines, shared, progress);
         let rolled_back = tokio::select! {
             done = rollback => done?,
             signal = interrupt() => return Ok(LaneResult::Abandoned(signal)),
@@ -288,7 +297,7 @@ async fn run_hosts(
     steps: &BTreeMap<String, Vec<Step>>,
     lane: Option<&str>,
     engines: &Engines,
-    drains: &Arc<Drains>,
+    shared: &Shared,
     progress: &Arc<dyn Progress>,
 ) -> Result<(Vec<StepFailure>, Waits), String> {
     let mut tasks = Vec::new();
@@ -301,7 +310,8 @@ async fn run_hosts(
         let ctx = HostContext {
             engine: engine.clone(),
             analysis_failures: analysis_failures.clone(),
-            drains: drains.clone(),
+            drains: shared.drains.clone(),
+            edges: shared.edges.clone(),
             host: host.clone(),
             progress: progress.clone(),
         };
@@ -319,7 +329,15 @@ async fn run_hosts(
                     waited.strategy += ctx.drains.before_stop(&host, containers).await;
                 }
                 let started = Instant::now();
-                let result = run_step(&ctx, step).await;
+                let result = match ctx.edges.before(&host, step).await {
+                    Ok(()) => run_step(&ctx, step).await,
+                    Err(e) => Err(StepError::new(e, String::new())),
+                };
+                let result = match result {
+                    Ok(()) => (ctx.edges.after(&host, step).await)
+                        .map_err(|e| StepError::new(e, String::new())),
+                    failed => failed,
+                };
                 match step {
                     Step::AwaitReady { .. }
                     | Step::LeaveService { .. }
@@ -447,6 +465,7 @@ pub(super) struct HostContext {
     pub(super) engine: Arc<dyn Engine>,
     analysis_failures: Arc<AtomicU32>,
     drains: Arc<Drains>,
+    edges: Arc<Edges>,
     pub(super) host: String,
     pub(super) progress: Arc<dyn Progress>,
 }
@@ -457,7 +476,10 @@ async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
         Step::EnsureNetwork { name } => plain(engine.ensure_network(name).await),
         Step::EnsureVolume { name } => plain(engine.ensure_volume(name).await),
         Step::EnsureImage { image } => plain(engine.ensure_image(image).await),
-        Step::CreatePod { pod } => plain(engine.create_pod(pod).await),
+        Step::CreatePod { pod } => match ctx.edges.create(&ctx.host, pod).await {
+            Some(created) => created.map_err(|e| StepError::new(e, String::new())),
+            None => plain(engine.create_pod(pod).await),
+        },
         Step::AwaitReady {
             pod,
             containers,

@@ -3,6 +3,7 @@
 pub mod analysis;
 pub mod docker_ops;
 mod drain;
+mod edge;
 pub mod engine;
 pub mod executor;
 mod health_gate;

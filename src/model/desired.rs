@@ -31,6 +31,9 @@ pub struct DesiredState {
     /// The contents of the files the containers are given, by hash; never serialised.
     #[serde(skip)]
     pub files: super::files::FileContents,
+    /// The edge proxies, when a deployment has an ingress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<super::ingress::EdgeSettings>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -55,6 +58,9 @@ pub struct Deployment {
     pub placement: Placement,
     pub pod: PodSpec,
     pub service: Option<Service>,
+    /// Its public port on the edge proxies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<super::ingress::Ingress>,
     pub strategy: Strategy,
     /// Run to completion before the pods of a new revision start (migrations).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -219,7 +225,7 @@ impl Strategy {
 
 /// One container of a pod, normalised: env as a sorted map, ports as `host:container/proto`,
 /// memory in bytes, CPUs in milli-CPUs, durations in milliseconds.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ContainerSpec {
     pub name: String,
     pub image: String,
@@ -256,6 +262,13 @@ pub struct ContainerSpec {
     /// Files from the repository placed in the container before it starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<super::files::FileSpec>,
+    /// `host` for the edge proxy (it owns the host's public ports); pods join the project
+    /// network otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
+    /// The signal `docker stop` sends (SIGTERM when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
     /// Secrets whose values are whole env files (`env_file: {secret: NAME}`), in order; their
     /// keys fill what `env` (and the repository's env files, merged into it) leave unset.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -437,6 +450,9 @@ impl Deployment {
             /// A job changed is a new revision (it runs once per revision).
             #[serde(skip_serializing_if = "<[Job]>::is_empty")]
             jobs: &'a [Job],
+            /// The port an ingress reaches the pods on is published when they are created.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            ingress_port: Option<u16>,
         }
         let template = Template {
             project,
@@ -444,6 +460,7 @@ impl Deployment {
             pod: &self.pod,
             service: &self.service,
             jobs: &self.jobs,
+            ingress_port: self.ingress.as_ref().map(|i| i.container_port),
         };
         let json = serde_json::to_string(&template).expect("a pod template always serialises");
         short_hash(json.as_bytes())

@@ -2,7 +2,9 @@
 
 pub mod desired;
 pub mod files;
+pub mod haproxy;
 pub mod history;
+pub mod ingress;
 pub mod job;
 pub mod jump;
 pub mod labels;

@@ -25,7 +25,7 @@ fn put(m: &mut Membership, host: &str, pod: &str, aliases: &[String]) {
 }
 
 /// Applies one host's steps to the membership, as the executor would if all goes well.
-fn apply(m: &mut Membership, host: &str, steps: &[Step]) {
+pub fn apply(m: &mut Membership, host: &str, steps: &[Step]) {
     for step in steps {
         match step {
             Step::AwaitReady {

@@ -45,6 +45,9 @@ pub struct Plan {
     /// images are pulled from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub registries: Vec<crate::model::registry::RegistryLogin>,
+    /// What the edge proxies route (see `model::ingress`), when a deployment has an ingress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<crate::model::ingress::Routing>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -260,6 +263,15 @@ pub struct PodPlan {
     /// created without them and joins after its health gate).
     pub aliases: Vec<String>,
     pub containers: Vec<ContainerPlan>,
+    /// The host port its ingress port is published on (for the edges), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressBinding>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+pub struct IngressBinding {
+    pub container_port: u16,
+    pub host_port: u16,
 }
 
 /// Everything needed to run one job (secrets only by name).

@@ -5,6 +5,7 @@ pub mod diag;
 pub mod load;
 pub mod messages;
 pub mod schema;
+pub mod schema_ingress;
 pub mod sops;
 pub mod source;
 pub mod units;

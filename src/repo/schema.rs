@@ -27,6 +27,9 @@ pub struct ProjectFile {
     #[serde(default)]
     #[schemars(with = "HashMap<String, EnvironmentFile>")]
     pub environments: HashMap<Spanned<String>, EnvironmentFile>,
+    /// The edge proxies that serve the deployments' `ingress:`.
+    #[serde(default)]
+    pub edge: Option<super::schema_ingress::EdgeFile>,
 }
 
 /// One environment: `{inventory: inventories/staging.yaml, deployments: {web: {replicas: 1}}}`.
@@ -163,6 +166,9 @@ pub struct DeploymentFile {
     /// A service name the pods answer to on the project network, on each host.
     #[serde(default)]
     pub service: Option<ServiceFile>,
+    /// Its public port on the project's edge proxies (routed to the service's pods).
+    #[serde(default)]
+    pub ingress: Option<super::schema_ingress::IngressFile>,
     /// How a new revision rolls out (over `defaults.strategy` in berth.yaml).
     #[serde(default)]
     pub strategy: Option<StrategyFile>,

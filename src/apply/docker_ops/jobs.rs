@@ -28,6 +28,7 @@ pub async fn run_job(
         network: job.network.clone(),
         aliases: vec![],
         containers: vec![job.container.clone()],
+        ingress: None,
     };
     let body = create_body(&pod, 0, project, env);
     let options = CreateContainerOptionsBuilder::default().name(name).build();

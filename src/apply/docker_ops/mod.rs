@@ -294,6 +294,7 @@ fn access_refused(image: &str, had_login: bool, e: &DockerError) -> String {
     )
 }
 
+pub mod edge;
 pub mod history;
 pub mod jobs;
 mod pods;

@@ -115,7 +115,16 @@ pub(super) fn create_body(
     } else {
         vec![]
     };
+    let ingress = pod
+        .ingress
+        .filter(|_| index == 0)
+        .map(|b| crate::model::Port {
+            host: Some(b.host_port),
+            container: b.container_port,
+            protocol: "tcp".into(),
+        });
     let mut bindings: PortMap = HashMap::new();
+    let ports: Vec<&crate::model::Port> = ports.into_iter().chain(ingress.as_ref()).collect();
     for p in &ports {
         let key = format!("{}/{}", p.container, p.protocol);
         let entry = bindings.entry(key).or_insert_with(|| Some(vec![]));
@@ -145,10 +154,14 @@ pub(super) fn create_body(
         "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
         _ => RestartPolicyNameEnum::NO,
     };
-    let network_mode = if index == 0 {
-        pod.network.clone()
-    } else {
+    // The edge owns the host's public ports: it runs in the host's network.
+    let host_network = pod.containers[0].spec.network_mode.as_deref() == Some("host");
+    let network_mode = if index > 0 {
         format!("container:{first}")
+    } else if host_network {
+        "host".to_string()
+    } else {
+        pod.network.clone()
     };
     let host_config = HostConfig {
         binds: (!binds.is_empty()).then_some(binds),
@@ -163,7 +176,7 @@ pub(super) fn create_body(
         init: spec.init.then_some(true),
         ..Default::default()
     };
-    let networking_config = (index == 0).then(|| NetworkingConfig {
+    let networking_config = (index == 0 && !host_network).then(|| NetworkingConfig {
         endpoints_config: Some(HashMap::from([(
             pod.network.clone(),
             // No service alias yet: the pod joins its service once it is ready.
@@ -174,7 +187,8 @@ pub(super) fn create_body(
     ContainerCreateBody {
         // The digest the plan resolved, when it did: what was planned is what runs.
         image: Some(spec.pull_ref()),
-        hostname: (index == 0).then(|| pod.name.clone()),
+        hostname: (index == 0 && !host_network).then(|| pod.name.clone()),
+        stop_signal: spec.stop_signal.clone(),
         cmd: spec.command.clone(),
         entrypoint: spec.entrypoint.clone(),
         env: Some(env),
@@ -200,12 +214,14 @@ pub(super) fn create_body(
 }
 
 /// Creates and starts the containers of a pod, the network owner first. A container that
-/// exists already (a re-run) is started as it is.
+/// exists already (a re-run) is started as it is. An edge pod is given its configuration
+/// (`edge_config`) before it starts.
 pub async fn create_pod(
     docker: &Docker,
     pod: &PodPlan,
     project: &str,
     inputs: &PodInputs,
+    edge_config: Option<&str>,
 ) -> Result<(), OpError> {
     for (i, c) in pod.containers.iter().enumerate() {
         let (env, sealed) = env_list(&c.spec, inputs.secrets.as_ref())?;
@@ -229,6 +245,9 @@ pub async fn create_pod(
             Err(e) => return Err(doing(format!("creating {}", c.name))(e)),
         }
         place_files(docker, &c.name, &c.spec, inputs).await?;
+        if let (0, Some(config)) = (i, edge_config) {
+            super::edge::write_config(docker, &c.name, config).await?;
+        }
         docker
             .start_container(&c.name, None::<StartContainerOptions>)
             .await

@@ -14,6 +14,7 @@ mod progressive;
 mod prune;
 mod repair;
 mod restore;
+mod routing;
 mod steps;
 mod strategy;
 pub use progressive::Intent;
@@ -51,6 +52,10 @@ struct Builder<'a> {
     unmanaged: Vec<Unmanaged>,
     /// Pods of deployments that left Git, kept (see `Plan::not_in_git`).
     not_in_git: BTreeMap<String, Vec<String>>,
+    /// Per host: the host ports taken, for new ingress pods (`routing`).
+    ports_in_use: BTreeMap<String, BTreeSet<u16>>,
+    /// Where the pods the plan creates answer, for the edges.
+    endpoints: BTreeMap<String, crate::model::ingress::Endpoint>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -134,6 +139,8 @@ pub fn build(input: &PlanInput) -> Plan {
         pods: vec![],
         unmanaged: vec![],
         not_in_git: BTreeMap::new(),
+        ports_in_use: BTreeMap::new(),
+        endpoints: BTreeMap::new(),
     };
     let mut hosts = BTreeMap::new();
     for h in &input.desired.hosts {
@@ -288,7 +295,12 @@ pub fn build(input: &PlanInput) -> Plan {
         });
     }
 
-    let services = b.services(&selected);
+    // The edges route every ingress, planned or not (`-l`): their members are needed too.
+    let routed: Vec<&Deployment> = (input.desired.deployments.iter())
+        .filter(|d| d.ingress.is_some() || selected.iter().any(|s| s.name == d.name))
+        .collect();
+    let services = b.services(&routed);
+    let routing = b.routing();
     let dead_locks: Vec<String> = input
         .observed
         .iter()
@@ -321,6 +333,7 @@ pub fn build(input: &PlanInput) -> Plan {
         services,
         dead_locks,
         registries: vec![],
+        routing,
     };
     let pulled: BTreeSet<&str> = plan.images().iter().map(|i| registry_of(i)).collect();
     plan.registries = (input.desired.registries.iter())

@@ -425,12 +425,21 @@ impl Builder<'_> {
             })
             .collect::<Vec<_>>();
         let aliases = d.service.iter().map(|s| s.name.clone()).collect();
+        let ingress = self.ingress_binding(d, host, &name, revision);
+        let mut containers = containers;
+        if let (Some(b), Some(first)) = (&ingress, containers.first_mut()) {
+            first.labels.insert(
+                crate::model::ingress::INGRESS_PORT_LABEL.to_string(),
+                b.host_port.to_string(),
+            );
+        }
         let plan = PodPlan {
             name,
             deployment: d.name.clone(),
             network,
             aliases,
             containers,
+            ingress,
         };
         self.check_conflicts(d, host, &plan);
         plan

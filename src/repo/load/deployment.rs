@@ -90,6 +90,10 @@ pub(super) fn load_deployment(
             port: s.port,
         }
     });
+    let ingress = raw
+        .ingress
+        .as_ref()
+        .and_then(|i| super::ingress::load_ingress(l, src, raw, i, service.as_ref()));
     let strategy = l.strategy(src, raw.strategy.as_ref(), default_strategy);
     if strategy.kind.is_progressive() {
         let at = raw.strategy.as_ref().and_then(|s| s.kind.as_ref());
@@ -137,6 +141,7 @@ pub(super) fn load_deployment(
         },
         pod,
         service,
+        ingress,
         strategy,
         jobs,
         file: src.path.clone(),
@@ -272,6 +277,8 @@ pub(super) fn load_container(
         digest: None,
         files,
         env_secret_files,
+        network_mode: None,
+        stop_signal: None,
     }
 }
 

@@ -17,6 +17,7 @@ mod deployment;
 mod environments;
 mod files;
 mod hosts;
+mod ingress;
 mod jobs;
 mod registries;
 mod strategy;
@@ -335,7 +336,15 @@ pub fn load_for<'a>(
         Some(p) => load_registries(&mut l, &project_src, &p.registries, &planned),
         None => vec![],
     };
-    let state = DesiredState {
+    let edge = ingress::edge_deployment(
+        &mut l,
+        &project_src,
+        project.as_ref().and_then(|p| p.edge.as_ref()),
+        &hosts,
+        &deployments,
+        &default_strategy,
+    );
+    let mut state = DesiredState {
         project: project_name,
         environment,
         commit: files.commit.clone(),
@@ -344,12 +353,17 @@ pub fn load_for<'a>(
         registries,
         secrets: std::mem::take(&mut l.values),
         files: crate::model::files::by_hash(&files.blobs),
+        edge: None,
     };
     // Without a readable inventory every placement would fail too: say the cause only.
     if !inventory_failed {
         check_placement(&mut l, &state, &deployments);
     }
     check_services(&mut l, &deployments);
+    if let Some((d, settings)) = edge {
+        state.deployments.push(d);
+        state.edge = Some(settings);
+    }
     if l.diags.is_empty() {
         Ok(state)
     } else {

@@ -26,7 +26,20 @@ fn restore_plan(old: &ObservedPod, like: &PodPlan) -> Option<PodPlan> {
         ));
     }
     containers.sort_by_key(|(i, _)| *i);
+    // The old pod publishes its ingress port where it did.
+    let ingress = like.ingress.map(|b| {
+        let port = old.containers.iter().find_map(|c| {
+            c.label(crate::model::ingress::INGRESS_PORT_LABEL)?
+                .parse::<u16>()
+                .ok()
+        });
+        IngressBinding {
+            host_port: port.unwrap_or(b.host_port),
+            ..b
+        }
+    });
     Some(PodPlan {
+        ingress,
         name: old.name.clone(),
         deployment: old.deployment.clone(),
         network: like.network.clone(),

@@ -1,0 +1,116 @@
+//! The edge proxies on a host: their configuration written into the volume they share, and
+//! a reload (SIGUSR2 to HAProxy's master: a new worker takes the listeners, the old one
+//! finishes its requests) that counts as done once the edge reports the new generation.
+
+use super::*;
+use crate::hosts::ssh::Session;
+use crate::model::ingress::{EDGE_CONFIG, EDGE_DEPLOYMENT, EDGE_DIR};
+use crate::model::label;
+use std::time::{Duration, Instant};
+
+/// How long an edge may take to load a new configuration.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A tar archive holding the edge's configuration, to upload at `/`.
+pub(super) fn config_archive(config: &str) -> Result<Vec<u8>, OpError> {
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(config.len() as u64);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    let path = format!("{}/{EDGE_CONFIG}", EDGE_DIR.trim_start_matches('/'));
+    archive
+        .append_data(&mut header, path, config.as_bytes())
+        .map_err(|e| format!("packing the edge configuration: {e}"))?;
+    archive
+        .into_inner()
+        .map_err(|e| OpError::Refused(format!("packing the edge configuration: {e}")))
+}
+
+/// Writes the configuration through `container` (into the volume the edges share).
+pub(super) async fn write_config(
+    docker: &Docker,
+    container: &str,
+    config: &str,
+) -> Result<(), OpError> {
+    let options = UploadToContainerOptionsBuilder::default().path("/").build();
+    docker
+        .upload_to_container(
+            container,
+            Some(options),
+            bollard::body_full(config_archive(config)?.into()),
+        )
+        .await
+        .map_err(doing("writing the edge configuration"))
+}
+
+/// The edge containers running on this host.
+async fn running_edges(docker: &Docker, project: &str) -> Result<Vec<String>, OpError> {
+    let filters = HashMap::from([(
+        "label",
+        vec![
+            format!("{}={project}", label::PROJECT),
+            format!("{}={EDGE_DEPLOYMENT}", label::DEPLOYMENT),
+        ],
+    )]);
+    let options = ListContainersOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let list = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(doing("listing the edges"))?;
+    Ok(list
+        .into_iter()
+        .filter_map(|c| {
+            c.names?
+                .first()
+                .map(|n| n.trim_start_matches('/').to_string())
+        })
+        .collect())
+}
+
+/// Gives the running edges a new configuration and waits until they serve with it.
+pub async fn reload(
+    docker: &Docker,
+    session: &Session,
+    project: &str,
+    config: &str,
+    generation: &str,
+    admin_port: u16,
+) -> Result<(), OpError> {
+    let edges = running_edges(docker, project).await?;
+    let Some(first) = edges.first() else {
+        return Ok(());
+    };
+    write_config(docker, first, config).await?;
+    for e in &edges {
+        let options = KillContainerOptionsBuilder::default()
+            .signal("SIGUSR2")
+            .build();
+        docker
+            .kill_container(e, Some(options))
+            .await
+            .or_else(|err| ignore(err, &[404, 409]))
+            .map_err(doing(format!("reloading {e}")))?;
+    }
+    let want = format!("generation {generation}");
+    let started = Instant::now();
+    loop {
+        let seen = crate::apply::analysis::get(session, "127.0.0.1", admin_port, "/").await;
+        match seen {
+            Ok((200, body)) if body.trim() == want => return Ok(()),
+            _ if started.elapsed() > RELOAD_TIMEOUT => {
+                let logs = last_logs(docker, first, 10).await;
+                return Err(OpError::Refused(format!(
+                    "the edge did not load its new configuration within {}s (it says {seen:?}); its log:\n{logs}",
+                    RELOAD_TIMEOUT.as_secs()
+                )));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The edge's HAProxy configuration, made from its backends. Pure.
+//!
+//! Why HAProxy (docs/ingress.md says more): server weights, a drain that lets in-flight
+//! requests finish, health checks per server, and a reload that keeps its listening sockets
+//! (master-worker mode, `expose-fd listeners`), so a new configuration or a new edge container
+//! takes over without refusing a connection. Its replacement container fetches the listeners
+//! from the old one over the admin socket (`-x`), in the volume both mount.
+
+use super::ingress::{Backend, EDGE_DIR};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// The command an edge container runs.
+pub fn edge_command() -> Vec<String> {
+    [
+        "haproxy",
+        "-W",
+        "-db",
+        "-f",
+        &format!("{EDGE_DIR}/{}", super::ingress::EDGE_CONFIG),
+        "-x",
+        &format!("{EDGE_DIR}/admin.sock"),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The backend for requests no ingress takes (a host name nobody declared).
+const NOT_FOUND: &str = "berth-not-found";
+
+/// A HAProxy backend or frontend name for a deployment or port.
+fn backend_name(deployment: &str) -> String {
+    format!("be-{deployment}")
+}
+
+/// The configuration for these backends. `generation` is what the edge answers on its admin
+/// port, so berth can tell when a reload has taken hold.
+pub fn config(backends: &[Backend], admin_port: u16, generation: &str) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "# Written by berth; every apply rewrites it.\n\
+         global\n\
+         \x20   master-worker\n\
+         \x20   stats socket {EDGE_DIR}/admin.sock mode 600 level admin expose-fd listeners\n\
+         \x20   hard-stop-after 60s\n\
+         defaults\n\
+         \x20   mode http\n\
+         \x20   timeout connect 2s\n\
+         \x20   timeout client 60s\n\
+         \x20   timeout server 60s\n\
+         \x20   timeout http-request 10s\n\
+         \x20   retries 3\n\
+         \x20   option redispatch 1\n\
+         \x20   default-server inter 1s fall 2 rise 1\n\
+         frontend berth-admin\n\
+         \x20   bind 127.0.0.1:{admin_port}\n\
+         \x20   http-request return status 200 content-type text/plain string \"generation {generation}\"\n"
+    );
+    // One frontend per public port; backends chosen by Host header where names are given.
+    let mut by_port: BTreeMap<u16, Vec<&Backend>> = BTreeMap::new();
+    for b in backends {
+        by_port.entry(b.ingress.port).or_default().push(b);
+    }
+    for (port, list) in &by_port {
+        let _ = writeln!(out, "frontend port-{port}\n    bind :{port}");
+        let mut default = None;
+        for b in list {
+            if b.ingress.hostnames.is_empty() {
+                default = Some(b);
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "    use_backend {} if {{ hdr(host),field(1,:) -i {} }}",
+                backend_name(&b.deployment),
+                b.ingress.hostnames.join(" ")
+            );
+        }
+        match default {
+            Some(b) => {
+                let _ = writeln!(out, "    default_backend {}", backend_name(&b.deployment));
+            }
+            None => {
+                let _ = writeln!(out, "    default_backend {NOT_FOUND}");
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "backend {NOT_FOUND}\n    http-request deny deny_status 404"
+    );
+    for b in backends {
+        let _ = writeln!(
+            out,
+            "backend {}\n    balance roundrobin\n    option httpchk GET {}",
+            backend_name(&b.deployment),
+            b.ingress.health_path
+        );
+        for s in &b.servers {
+            let _ = writeln!(
+                out,
+                "    server {} {}:{} weight {} check",
+                s.pod, s.address, s.port, s.weight
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ingress::{Ingress, Scope, Server};
+
+    fn backend(deployment: &str, hostnames: &[&str], servers: &[(&str, u32)]) -> Backend {
+        Backend {
+            deployment: deployment.into(),
+            ingress: Ingress {
+                port: 80,
+                hostnames: hostnames.iter().map(|s| s.to_string()).collect(),
+                container_port: 8080,
+                health_path: "/healthz".into(),
+                scope: Scope::Fleet,
+            },
+            servers: servers
+                .iter()
+                .map(|(p, w)| Server {
+                    pod: p.to_string(),
+                    address: "198.18.0.12".into(),
+                    port: 30001,
+                    weight: *w,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn one_frontend_per_port_routes_by_host_name_with_a_default() {
+        let cfg = config(
+            &[
+                backend("web", &[], &[("web-a-1", 75), ("web-b-2", 25)]),
+                backend("api", &["api.example.com"], &[]),
+            ],
+            8405,
+            "7",
+        );
+        assert_eq!(cfg.matches("frontend port-80").count(), 1, "{cfg}");
+        assert!(cfg.contains("use_backend be-api if { hdr(host),field(1,:) -i api.example.com }"));
+        assert!(cfg.contains("default_backend be-web"));
+        assert!(cfg.contains("server web-b-2 198.18.0.12:30001 weight 25 check"));
+        assert!(cfg.contains("string \"generation 7\""));
+        assert!(cfg.contains("option httpchk GET /healthz"));
+    }
+
+    #[test]
+    fn a_port_with_only_named_hosts_answers_others_404() {
+        let cfg = config(&[backend("api", &["api.example.com"], &[])], 8405, "1");
+        assert!(cfg.contains("default_backend berth-not-found"), "{cfg}");
+    }
+}

@@ -1,0 +1,181 @@
+//! Ingress through the edge proxies, on the lab: a client outside the hosts (this machine,
+//! through the lab's bridge) asks the public port of every edge host throughout a rolling
+//! update and an update of the edge itself, and no request may fail; a host without a pod
+//! answers from a pod on another host.
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The public port (not 80: other tests' pods publish that).
+const PORT: u16 = 8081;
+
+fn project_files(repo: &Repo, edge_image: &str) {
+    repo.write(
+        "berth.yaml",
+        &format!(
+            "project: {}\nedge: {{image: {edge_image}, admin_port: 8406, pod_ports: 31000-31099}}\n",
+            repo.project
+        ),
+    );
+}
+
+fn web_with_ingress(replicas: u32, version: &str) -> String {
+    web("web", replicas, version, "role=web")
+        + &format!(
+            "service: {{name: web, port: 8080}}\ningress: {{port: {PORT}, health: /healthz}}\n"
+        )
+}
+
+/// One plain HTTP/1.0 GET; the body, or why not.
+fn get(addr: SocketAddr) -> Result<String, String> {
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: shop.test\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        return Err(head.lines().next().unwrap_or_default().to_string());
+    }
+    Ok(body.trim().to_string())
+}
+
+/// Clients asking every edge host in a loop until stopped; what they heard.
+struct Hammer {
+    stop: Arc<AtomicBool>,
+    heard: Arc<Mutex<(BTreeMap<String, u64>, Vec<String>)>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Hammer {
+    fn start(hosts: &[&str]) -> Hammer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let heard = Arc::new(Mutex::new((BTreeMap::new(), Vec::new())));
+        let threads = hosts
+            .iter()
+            .map(|h| {
+                let addr: SocketAddr = format!("{h}:{PORT}").parse().unwrap();
+                let (stop, heard) = (stop.clone(), heard.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let answer = get(addr);
+                        let mut heard = heard.lock().unwrap();
+                        match answer {
+                            Ok(body) => *heard.0.entry(body).or_default() += 1,
+                            Err(e) => heard.1.push(format!("{addr}: {e}")),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Hammer {
+            stop,
+            heard,
+            threads,
+        }
+    }
+
+    /// Stops the clients; answers by body, and the failures.
+    fn finish(self) -> (BTreeMap<String, u64>, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        let heard = self.heard.lock().unwrap();
+        (heard.0.clone(), heard.1.clone())
+    }
+}
+
+const EDGES: [&str; 2] = ["198.18.0.11", "198.18.0.12"];
+
+#[test]
+fn the_edge_routes_across_hosts_and_rolls_out_and_updates_itself_without_failing_a_request() {
+    let repo = Repo::new("ingress");
+    project_files(&repo, "berth-lab/haproxy:2.6");
+    repo.write("deployments/web.yaml", &web_with_ingress(1, "v1"));
+    repo.commit("one pod, behind the edge");
+    repo.apply_ok(&[]);
+
+    // One pod, on h1: h2's edge answers from it.
+    let pods = |h: &str| {
+        repo.running_on(h)
+            .into_iter()
+            .filter(|c| c.name.starts_with("web-"))
+            .count()
+    };
+    assert_eq!((pods("h1"), pods("h2")), (1, 0));
+    for edge in EDGES {
+        let addr = format!("{edge}:{PORT}").parse().unwrap();
+        assert_eq!(
+            get(addr).as_deref(),
+            Ok("berth-lab web v1"),
+            "asking {edge}"
+        );
+    }
+
+    // A rolling update (and a scale-up) while clients ask both edges.
+    let hammer = Hammer::start(&EDGES);
+    std::thread::sleep(Duration::from_millis(500));
+    repo.write("deployments/web.yaml", &web_with_ingress(3, "v2"));
+    repo.commit("v2, three pods");
+    repo.apply_ok(&[]);
+    std::thread::sleep(Duration::from_millis(500));
+    let (answers, failed) = hammer.finish();
+    let total: u64 = answers.values().sum();
+    eprintln!(
+        "rolling update through the edge: {total} requests, {} failed, {answers:?}",
+        failed.len()
+    );
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    assert!(answers.contains_key("berth-lab web v1") && answers.contains_key("berth-lab web v2"));
+    for edge in EDGES {
+        let addr = format!("{edge}:{PORT}").parse().unwrap();
+        assert_eq!(
+            get(addr).as_deref(),
+            Ok("berth-lab web v2"),
+            "asking {edge}"
+        );
+    }
+
+    // The edge itself updated (a new image): the new edge takes over the listeners.
+    let edge_ids = |h: &str| -> Vec<String> {
+        repo.running_on(h)
+            .into_iter()
+            .filter(|c| c.name.starts_with("berth-edge-"))
+            .map(|c| c.id)
+            .collect()
+    };
+    let before: Vec<Vec<String>> = ["h1", "h2"].iter().map(|h| edge_ids(h)).collect();
+    assert!(
+        before.iter().all(|ids| ids.len() == 1),
+        "one edge per host: {before:?}"
+    );
+    let hammer = Hammer::start(&EDGES);
+    std::thread::sleep(Duration::from_millis(500));
+    project_files(&repo, "berth-lab/haproxy:2.6-b");
+    repo.commit("a new edge image");
+    repo.apply_ok(&[]);
+    std::thread::sleep(Duration::from_millis(500));
+    let (answers, failed) = hammer.finish();
+    let total: u64 = answers.values().sum();
+    eprintln!("edge update: {total} requests, {} failed", failed.len());
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    let after: Vec<Vec<String>> = ["h1", "h2"].iter().map(|h| edge_ids(h)).collect();
+    assert!(after.iter().all(|ids| ids.len() == 1), "{after:?}");
+    assert!(
+        before.iter().zip(&after).all(|(b, a)| b != a),
+        "the edges were replaced"
+    );
+
+    let plan = repo.berth(&["plan", "--exit-code"]);
+    assert_eq!(plan.code, 0, "nothing left to do: {plan:?}");
+}

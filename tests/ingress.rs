@@ -49,10 +49,13 @@ fn get(addr: SocketAddr) -> Result<String, String> {
     Ok(body.trim().to_string())
 }
 
+/// Answers by body, and the failures.
+type Heard = (BTreeMap<String, u64>, Vec<String>);
+
 /// Clients asking every edge host in a loop until stopped; what they heard.
 struct Hammer {
     stop: Arc<AtomicBool>,
-    heard: Arc<Mutex<(BTreeMap<String, u64>, Vec<String>)>>,
+    heard: Arc<Mutex<Heard>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -85,7 +88,7 @@ impl Hammer {
     }
 
     /// Stops the clients; answers by body, and the failures.
-    fn finish(self) -> (BTreeMap<String, u64>, Vec<String>) {
+    fn finish(self) -> Heard {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads {
             t.join().unwrap();

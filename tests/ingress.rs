@@ -12,23 +12,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The public port (not 80: other tests' pods publish that).
+/// The public port of the first test (not 80: other tests' pods publish that); each test has
+/// its own public port, admin port and pod ports, since the tests share the lab's hosts.
 const PORT: u16 = 8081;
+const CANARY_PORT: u16 = 8082;
 
-fn project_files(repo: &Repo, edge_image: &str) {
+fn project_files(repo: &Repo, edge_image: &str, port: u16) {
+    let (admin, first) = (port + 325, 31000 + (port - PORT) * 100);
     repo.write(
         "berth.yaml",
         &format!(
-            "project: {}\nedge: {{image: {edge_image}, admin_port: 8406, pod_ports: 31000-31099}}\n",
-            repo.project
+            "project: {}\nedge: {{image: {edge_image}, admin_port: {admin}, pod_ports: {first}-{}}}\n",
+            repo.project,
+            first + 99
         ),
     );
 }
 
-fn web_with_ingress(replicas: u32, version: &str) -> String {
+fn web_with_ingress(replicas: u32, version: &str, port: u16) -> String {
     web("web", replicas, version, "role=web")
         + &format!(
-            "service: {{name: web, port: 8080}}\ningress: {{port: {PORT}, health: /healthz}}\n"
+            "service: {{name: web, port: 8080}}\ningress: {{port: {port}, health: /healthz}}\n"
         )
 }
 
@@ -60,13 +64,13 @@ struct Hammer {
 }
 
 impl Hammer {
-    fn start(hosts: &[&str]) -> Hammer {
+    fn start(hosts: &[&str], port: u16) -> Hammer {
         let stop = Arc::new(AtomicBool::new(false));
         let heard = Arc::new(Mutex::new((BTreeMap::new(), Vec::new())));
         let threads = hosts
             .iter()
             .map(|h| {
-                let addr: SocketAddr = format!("{h}:{PORT}").parse().unwrap();
+                let addr: SocketAddr = format!("{h}:{port}").parse().unwrap();
                 let (stop, heard) = (stop.clone(), heard.clone());
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
@@ -103,8 +107,8 @@ const EDGES: [&str; 2] = ["198.18.0.11", "198.18.0.12"];
 #[test]
 fn the_edge_routes_across_hosts_and_rolls_out_and_updates_itself_without_failing_a_request() {
     let repo = Repo::new("ingress");
-    project_files(&repo, "berth-lab/haproxy:2.6");
-    repo.write("deployments/web.yaml", &web_with_ingress(1, "v1"));
+    project_files(&repo, "berth-lab/haproxy:2.6", PORT);
+    repo.write("deployments/web.yaml", &web_with_ingress(1, "v1", PORT));
     repo.commit("one pod, behind the edge");
     repo.apply_ok(&[]);
 
@@ -126,9 +130,9 @@ fn the_edge_routes_across_hosts_and_rolls_out_and_updates_itself_without_failing
     }
 
     // A rolling update (and a scale-up) while clients ask both edges.
-    let hammer = Hammer::start(&EDGES);
+    let hammer = Hammer::start(&EDGES, PORT);
     std::thread::sleep(Duration::from_millis(500));
-    repo.write("deployments/web.yaml", &web_with_ingress(3, "v2"));
+    repo.write("deployments/web.yaml", &web_with_ingress(3, "v2", PORT));
     repo.commit("v2, three pods");
     repo.apply_ok(&[]);
     std::thread::sleep(Duration::from_millis(500));
@@ -162,9 +166,9 @@ fn the_edge_routes_across_hosts_and_rolls_out_and_updates_itself_without_failing
         before.iter().all(|ids| ids.len() == 1),
         "one edge per host: {before:?}"
     );
-    let hammer = Hammer::start(&EDGES);
+    let hammer = Hammer::start(&EDGES, PORT);
     std::thread::sleep(Duration::from_millis(500));
-    project_files(&repo, "berth-lab/haproxy:2.6-b");
+    project_files(&repo, "berth-lab/haproxy:2.6-b", PORT);
     repo.commit("a new edge image");
     repo.apply_ok(&[]);
     std::thread::sleep(Duration::from_millis(500));
@@ -181,4 +185,58 @@ fn the_edge_routes_across_hosts_and_rolls_out_and_updates_itself_without_failing
 
     let plan = repo.berth(&["plan", "--exit-code"]);
     assert_eq!(plan.code, 0, "nothing left to do: {plan:?}");
+}
+
+#[test]
+fn a_canary_gets_its_exact_weight_of_requests_on_the_edge_and_is_promoted_without_a_failure() {
+    let repo = Repo::new("ingress-canary");
+    project_files(&repo, "berth-lab/haproxy:2.6", CANARY_PORT);
+    let canary = |version: &str| {
+        web_with_ingress(2, version, CANARY_PORT).replace(
+            "strategy: {min_ready: 1s, health_timeout: 30s}",
+            "strategy: {type: canary, min_ready: 1s, steps: [{weight: 25}, {pause: {}}]}",
+        )
+    };
+    repo.write("deployments/web.yaml", &canary("v1"));
+    repo.commit("two pods behind the edge");
+    repo.apply_ok(&[]);
+
+    // 25% of two pods is one pod, half of them: only the edge's weights make it a quarter.
+    let hammer = Hammer::start(&EDGES, CANARY_PORT);
+    repo.write("deployments/web.yaml", &canary("v2"));
+    repo.commit("v2 as a canary");
+    repo.apply_ok(&[]);
+    let (_, failed) = hammer.finish();
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    let mut heard: BTreeMap<String, u64> = BTreeMap::new();
+    for i in 0..2000 {
+        let addr = format!("{}:{CANARY_PORT}", EDGES[i % 2]).parse().unwrap();
+        *heard.entry(get(addr).expect("an answer")).or_default() += 1;
+    }
+    let v2 = heard.get("berth-lab web v2").copied().unwrap_or(0);
+    let share = v2 as f64 * 100.0 / 2000.0;
+    eprintln!(
+        "canary at weight 25 with 1 of 2 pods: {share:.1}% of 2000 requests on v2 ({heard:?})"
+    );
+    assert!(
+        (20.0..=30.0).contains(&share),
+        "v2 had {share:.1}%: {heard:?}"
+    );
+
+    let hammer = Hammer::start(&EDGES, CANARY_PORT);
+    let promoted = repo.berth(&["promote", "web"]);
+    assert_eq!(promoted.code, 0, "{promoted:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    let (answers, failed) = hammer.finish();
+    let total: u64 = answers.values().sum();
+    eprintln!("canary promote: {total} requests, {} failed", failed.len());
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    for edge in EDGES {
+        let addr = format!("{edge}:{CANARY_PORT}").parse().unwrap();
+        assert_eq!(
+            get(addr).as_deref(),
+            Ok("berth-lab web v2"),
+            "asking {edge}"
+        );
+    }
 }

@@ -73,6 +73,7 @@ impl Edges {
     /// Whether a step's pod is one the edges route to.
     fn routes(&self, step: &Step) -> bool {
         let pod = match step {
+            Step::RouteWeight { .. } => return self.routing.is_some(),
             Step::AwaitReady {
                 pod, join: Some(_), ..
             }
@@ -87,12 +88,21 @@ impl Edges {
             .is_some_and(|r| r.endpoints.contains_key(pod))
     }
 
-    /// Applies a step's effect on membership; whether anything changed.
+    /// Applies a step's effect on membership and weights; whether anything changed.
     fn change(&self, host: &str, step: &Step) -> bool {
         let mut state = self.state.lock().expect("edge state");
-        let before = state.members.clone();
+        let before = (state.members.clone(), state.weights.clone());
         membership::apply(&mut state.members, host, std::slice::from_ref(step));
-        let changed = state.members != before;
+        if let Step::RouteWeight {
+            deployment,
+            revision,
+            percent,
+        } = step
+        {
+            let weight = (revision.clone(), *percent);
+            state.weights.insert(deployment.clone(), weight);
+        }
+        let changed = (&state.members, &state.weights) != (&before.0, &before.1);
         if changed {
             state.version += 1;
         }

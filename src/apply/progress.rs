@@ -68,6 +68,9 @@ pub fn describe(step: &Step) -> String {
         Step::RecordJob { record } => {
             format!("record job {} as done for {}", record.job, record.revision)
         }
+        Step::RouteWeight {
+            revision, percent, ..
+        } => format!("route {percent}% of requests to revision {revision} on the edges"),
         Step::Wait { ms, reason } => format!("{reason}: wait {}s", *ms as f64 / 1000.0),
         Step::Analyze { pods, check } => format!(
             "analyse {} pod(s): {} x GET :{}{}",

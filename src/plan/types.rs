@@ -226,6 +226,13 @@ pub enum Step {
     RecordJob {
         record: crate::model::JobRecord,
     },
+    /// Give a canary revision this share of the requests on every edge (an ingress
+    /// deployment's canary weight step); the edges apply it at once.
+    RouteWeight {
+        deployment: String,
+        revision: String,
+        percent: u32,
+    },
     /// Wait, as a canary's timed pause asks.
     Wait {
         ms: u64,

@@ -77,7 +77,26 @@ impl Builder<'_> {
                         .saturating_sub(pods.canary.len())
                         .min(pods.serving.len());
                     let batch: Vec<ObservedPod> = pods.serving.drain(..take).collect();
-                    let effective = (pods.canary.len() + take) as f64 * 100.0 / total.max(1) as f64;
+                    // Through the edges the weight is a share of requests, whatever the pods.
+                    let effective = if d.ingress.is_some() {
+                        f64::from(*w)
+                    } else {
+                        (pods.canary.len() + take) as f64 * 100.0 / total.max(1) as f64
+                    };
+                    if d.ingress.is_some() {
+                        let host = r.state_hosts.first().cloned().unwrap_or_default();
+                        let route = Step::RouteWeight {
+                            deployment: d.name.clone(),
+                            revision: r.revision.clone(),
+                            percent: *w,
+                        };
+                        let undo = r.canary_abort(&pods.canary, &pods.stopped);
+                        r.wave(
+                            format!("canary step {n}/{count}: route {w}% of requests to revision {} on the edges", r.revision),
+                            HostSteps::from([(host, vec![route])]),
+                            undo,
+                        );
+                    }
                     let description = format!(
                         "canary step {n}/{count}: weight {w}% → {} of {total} pods on revision {} (effective {effective:.0}%)",
                         pods.canary.len() + take,
@@ -113,7 +132,15 @@ impl Builder<'_> {
                     );
                 }
                 CanaryStep::Pause(None) => {
-                    let weight = (pods.canary.len() as u64 * 100 / total.max(1) as u64) as u32;
+                    // Through the edges, the weight last routed; otherwise the share of pods.
+                    let routed = d.strategy.steps[..i].iter().rev().find_map(|s| match s {
+                        CanaryStep::Weight(w) => Some(*w),
+                        _ => None,
+                    });
+                    let weight = match routed.filter(|_| d.ingress.is_some()) {
+                        Some(w) => w,
+                        None => (pods.canary.len() as u64 * 100 / total.max(1) as u64) as u32,
+                    };
                     let record = r.record(Some(r.state(model::Phase::Paused, i, weight)));
                     r.wave(
                         format!(

@@ -36,6 +36,13 @@ fn web_with_ingress(replicas: u32, version: &str, port: u16) -> String {
         )
 }
 
+fn unix_now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
 /// One plain HTTP/1.0 GET; the body, or why not.
 fn get(addr: SocketAddr) -> Result<String, String> {
     let mut s =
@@ -78,7 +85,7 @@ impl Hammer {
                         let mut heard = heard.lock().unwrap();
                         match answer {
                             Ok(body) => *heard.0.entry(body).or_default() += 1,
-                            Err(e) => heard.1.push(format!("{addr}: {e}")),
+                            Err(e) => heard.1.push(format!("{addr} at {}: {e}", unix_now_ms())),
                         }
                     }
                 })
@@ -142,7 +149,12 @@ fn the_edge_routes_across_hosts_and_rolls_out_and_updates_itself_without_failing
         "rolling update through the edge: {total} requests, {} failed, {answers:?}",
         failed.len()
     );
-    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "{} failed requests, the first: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
     assert!(answers.contains_key("berth-lab web v1") && answers.contains_key("berth-lab web v2"));
     for edge in EDGES {
         let addr = format!("{edge}:{PORT}").parse().unwrap();
@@ -175,7 +187,12 @@ fn the_edge_routes_across_hosts_and_rolls_out_and_updates_itself_without_failing
     let (answers, failed) = hammer.finish();
     let total: u64 = answers.values().sum();
     eprintln!("edge update: {total} requests, {} failed", failed.len());
-    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "{} failed requests, the first: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
     let after: Vec<Vec<String>> = ["h1", "h2"].iter().map(|h| edge_ids(h)).collect();
     assert!(after.iter().all(|ids| ids.len() == 1), "{after:?}");
     assert!(
@@ -207,7 +224,12 @@ fn a_canary_gets_its_exact_weight_of_requests_on_the_edge_and_is_promoted_withou
     repo.commit("v2 as a canary");
     repo.apply_ok(&[]);
     let (_, failed) = hammer.finish();
-    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "{} failed requests, the first: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
     let mut heard: BTreeMap<String, u64> = BTreeMap::new();
     for i in 0..2000 {
         let addr = format!("{}:{CANARY_PORT}", EDGES[i % 2]).parse().unwrap();
@@ -230,7 +252,12 @@ fn a_canary_gets_its_exact_weight_of_requests_on_the_edge_and_is_promoted_withou
     let (answers, failed) = hammer.finish();
     let total: u64 = answers.values().sum();
     eprintln!("canary promote: {total} requests, {} failed", failed.len());
-    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "{} failed requests, the first: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
     for edge in EDGES {
         let addr = format!("{edge}:{CANARY_PORT}").parse().unwrap();
         assert_eq!(
@@ -239,4 +266,74 @@ fn a_canary_gets_its_exact_weight_of_requests_on_the_edge_and_is_promoted_withou
             "asking {edge}"
         );
     }
+}
+
+/// `n` requests over both edges, by answer.
+fn ask(n: usize, port: u16) -> BTreeMap<String, u64> {
+    let mut heard: BTreeMap<String, u64> = BTreeMap::new();
+    for i in 0..n {
+        let addr = format!("{}:{port}", EDGES[i % 2]).parse().unwrap();
+        *heard.entry(get(addr).expect("an answer")).or_default() += 1;
+    }
+    heard
+}
+
+#[test]
+fn a_blue_green_switch_moves_every_edge_at_once_and_back_on_rollback_without_a_failure() {
+    const BG_PORT: u16 = 8083;
+    let repo = Repo::new("ingress-bluegreen");
+    project_files(&repo, "berth-lab/haproxy:2.6", BG_PORT);
+    let blue_green = |version: &str| {
+        web_with_ingress(2, version, BG_PORT).replace(
+            "strategy: {min_ready: 1s, health_timeout: 30s}",
+            "strategy: {type: blue-green, min_ready: 1s, scale_down_delay: 10m}",
+        )
+    };
+    repo.write("deployments/web.yaml", &blue_green("v1"));
+    repo.commit("blue");
+    repo.apply_ok(&[]);
+
+    let hammer = Hammer::start(&EDGES, BG_PORT);
+    eprintln!("green from {}", unix_now_ms());
+    repo.write("deployments/web.yaml", &blue_green("v2"));
+    repo.commit("green beside blue");
+    repo.apply_ok(&[]);
+    let only = |heard: &BTreeMap<String, u64>, version: &str| {
+        heard.len() == 1 && heard.contains_key(&format!("berth-lab web {version}"))
+    };
+    let waiting = ask(200, BG_PORT);
+    assert!(
+        only(&waiting, "v1"),
+        "before the promotion only blue: {waiting:?}"
+    );
+
+    // Once `promote` returns, every edge sends every new request to green, and back after
+    // the rollback: no wait for names to spread.
+    eprintln!("promote from {}", unix_now_ms());
+    let promoted = repo.berth(&["promote", "web"]);
+    eprintln!("promote until {}", unix_now_ms());
+    assert_eq!(promoted.code, 0, "{promoted:?}");
+    let after = ask(200, BG_PORT);
+    assert!(
+        only(&after, "v2"),
+        "after the promotion only green: {after:?}"
+    );
+    eprintln!("rollback from {}", unix_now_ms());
+    let rolled_back = repo.berth(&["rollback", "web"]);
+    eprintln!("rollback until {}", unix_now_ms());
+    assert_eq!(rolled_back.code, 0, "{rolled_back:?}");
+    let back = ask(200, BG_PORT);
+    assert!(only(&back, "v1"), "after the rollback only blue: {back:?}");
+    let (answers, failed) = hammer.finish();
+    let total: u64 = answers.values().sum();
+    eprintln!(
+        "blue-green switch and rollback: {total} requests, {} failed",
+        failed.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} failed requests, the first: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
 }

@@ -12,14 +12,38 @@ use crate::plan::membership::{self, Membership};
 use crate::plan::{Plan, PodPlan, Step};
 use futures_util::future::join_all;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 pub struct Edges {
     routing: Option<Routing>,
+    /// The switch under way in each lane (see `begin_wave`).
+    switches: Mutex<BTreeMap<Option<String>, Switch>>,
     state: Mutex<State>,
     /// Per edge host: the state version it was last given.
     pushed: BTreeMap<String, tokio::sync::Mutex<u64>>,
     engines: Engines,
+}
+
+struct Switch {
+    /// Joins still to come.
+    joins: usize,
+    /// The leaves the switch takes off the edges.
+    leaves: Vec<(String, Step)>,
+    done: Arc<tokio::sync::watch::Sender<Switched>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Switched {
+    Waiting,
+    Done,
+    Failed(String),
+}
+
+fn describe_pod(step: &Step) -> String {
+    match step {
+        Step::JoinService { pod, .. } => format!("putting {pod} behind its service"),
+        _ => "a step".into(),
+    }
 }
 
 struct State {
@@ -36,6 +60,7 @@ impl Edges {
             .map(|r| r.edge_hosts.clone())
             .unwrap_or_default();
         Edges {
+            switches: Mutex::new(BTreeMap::new()),
             state: Mutex::new(State {
                 members: plan.services.clone(),
                 weights: routing
@@ -109,24 +134,130 @@ impl Edges {
         changed
     }
 
-    /// Before a step runs: a pod about to leave its service is taken off the edges.
-    pub async fn before(&self, host: &str, step: &Step) -> Result<(), String> {
-        if matches!(step, Step::LeaveService { .. }) && self.routes(step) && self.change(host, step)
-        {
+    /// Before a wave's steps run. A wave that moves a service between sets of pods (a
+    /// blue-green promotion or rollback, a restore) moves the edges once, at a point between
+    /// its joins and its leaves: when every pod that joins has joined, one push puts them on
+    /// and takes the leaving ones off every edge, and only then do the leaving pods leave.
+    /// So every edge switches at once, and no pod is reconnected to its network (which
+    /// briefly unpublishes its port) while an edge sends it requests.
+    pub fn begin_wave(&self, lane: Option<&str>, steps: &BTreeMap<String, Vec<Step>>) {
+        let routed = |s: &&Step| self.routes(s);
+        let joins = steps
+            .values()
+            .flatten()
+            .filter(routed)
+            .filter(|s| matches!(s, Step::JoinService { .. }))
+            .count();
+        let mut switches = self.switches.lock().expect("switches");
+        switches.remove(&lane.map(str::to_string));
+        // A host that leaves before it joins would wait on itself: no switch then, the
+        // edges follow step by step.
+        let leave_first = steps.values().any(|list| {
+            let routed: Vec<&Step> = list.iter().filter(|s| self.routes(s)).collect();
+            let first_leave = routed
+                .iter()
+                .position(|s| matches!(s, Step::LeaveService { .. }));
+            let last_join = routed
+                .iter()
+                .rposition(|s| matches!(s, Step::JoinService { .. }));
+            matches!((first_leave, last_join), (Some(l), Some(j)) if l < j)
+        });
+        if joins == 0 || leave_first {
+            return;
+        }
+        let leaves = steps
+            .iter()
+            .flat_map(|(h, list)| list.iter().map(move |s| (h.clone(), s.clone())))
+            .filter(|(_, s)| matches!(s, Step::LeaveService { .. }) && self.routes(s))
+            .collect();
+        let (done, _) = tokio::sync::watch::channel(Switched::Waiting);
+        let switch = Switch {
+            joins,
+            leaves,
+            done: Arc::new(done),
+        };
+        switches.insert(lane.map(str::to_string), switch);
+    }
+
+    fn switch_of(&self, lane: Option<&str>) -> Option<Arc<tokio::sync::watch::Sender<Switched>>> {
+        let switches = self.switches.lock().expect("switches");
+        switches
+            .get(&lane.map(str::to_string))
+            .map(|s| s.done.clone())
+    }
+
+    /// Before a step runs: a pod about to leave its service is taken off the edges (in a
+    /// switch, once the switch is done).
+    pub async fn before(&self, lane: Option<&str>, host: &str, step: &Step) -> Result<(), String> {
+        if !(matches!(step, Step::LeaveService { .. }) && self.routes(step)) {
+            return Ok(());
+        }
+        if let Some(done) = self.switch_of(lane) {
+            let mut seen = done.subscribe();
+            let outcome = seen
+                .wait_for(|s| *s != Switched::Waiting)
+                .await
+                .map(|s| s.clone());
+            return match outcome {
+                Ok(Switched::Done) => Ok(()),
+                Ok(Switched::Failed(why)) => Err(format!("the edges did not switch: {why}")),
+                _ => Err("the edges did not switch".into()),
+            };
+        }
+        if self.change(host, step) {
             return self.push_all().await;
         }
         Ok(())
     }
 
-    /// After a step succeeded: a pod that joined (or went) is put on (or off) the edges.
-    pub async fn after(&self, host: &str, step: &Step) -> Result<(), String> {
-        if !matches!(step, Step::LeaveService { .. })
-            && self.routes(step)
-            && self.change(host, step)
-        {
+    /// After a step succeeded: a pod that joined (or went) is put on (or off) the edges; in
+    /// a switch, the last join switches the edges.
+    pub async fn after(&self, lane: Option<&str>, host: &str, step: &Step) -> Result<(), String> {
+        if matches!(step, Step::LeaveService { .. }) || !self.routes(step) {
+            return Ok(());
+        }
+        if matches!(step, Step::JoinService { .. }) {
+            if let Some(leaves) = self.joined(lane, host, step) {
+                let Some(done) = self.switch_of(lane) else {
+                    return Ok(());
+                };
+                for (h, leave) in &leaves {
+                    self.change(h, leave);
+                }
+                let pushed = self.push_all().await;
+                let outcome = match &pushed {
+                    Ok(()) => Switched::Done,
+                    Err(e) => Switched::Failed(e.clone()),
+                };
+                done.send_replace(outcome);
+                return pushed;
+            }
+            if self.switch_of(lane).is_some() {
+                return Ok(());
+            }
+        }
+        if self.change(host, step) {
             return self.push_all().await;
         }
         Ok(())
+    }
+
+    /// Counts a join of a switch; the leaves to apply when it was the last one.
+    fn joined(&self, lane: Option<&str>, host: &str, step: &Step) -> Option<Vec<(String, Step)>> {
+        let mut switches = self.switches.lock().expect("switches");
+        let switch = switches.get_mut(&lane.map(str::to_string))?;
+        self.change(host, step);
+        switch.joins = switch.joins.saturating_sub(1);
+        (switch.joins == 0).then(|| std::mem::take(&mut switch.leaves))
+    }
+
+    /// A step failed: a switch waiting for it will not happen.
+    pub fn failed(&self, lane: Option<&str>, step: &Step) {
+        if matches!(step, Step::JoinService { .. }) {
+            if let Some(done) = self.switch_of(lane) {
+                done.send_replace(Switched::Failed(format!("{} failed", describe_pod(step))));
+            }
+        }
     }
 
     /// Creates an edge pod with the configuration the host's edge should have now (no push

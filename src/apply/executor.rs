@@ -300,6 +300,7 @@ async fn run_hosts(
     shared: &Shared,
     progress: &Arc<dyn Progress>,
 ) -> Result<(Vec<StepFailure>, Waits), String> {
+    shared.edges.begin_wave(lane, steps);
     let mut tasks = Vec::new();
     // Failed analysis requests of this wave, over all hosts (the limit is fleet-wide).
     let analysis_failures = Arc::new(AtomicU32::new(0));
@@ -329,14 +330,18 @@ async fn run_hosts(
                     waited.strategy += ctx.drains.before_stop(&host, containers).await;
                 }
                 let started = Instant::now();
-                let result = match ctx.edges.before(&host, step).await {
+                let lane = lane.as_deref();
+                let result = match ctx.edges.before(lane, &host, step).await {
                     Ok(()) => run_step(&ctx, step).await,
                     Err(e) => Err(StepError::new(e, String::new())),
                 };
                 let result = match result {
-                    Ok(()) => (ctx.edges.after(&host, step).await)
+                    Ok(()) => (ctx.edges.after(lane, &host, step).await)
                         .map_err(|e| StepError::new(e, String::new())),
-                    failed => failed,
+                    failed => {
+                        ctx.edges.failed(lane, step);
+                        failed
+                    }
                 };
                 match step {
                     Step::AwaitReady { .. }

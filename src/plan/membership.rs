@@ -32,9 +32,16 @@ pub fn apply(m: &mut Membership, host: &str, steps: &[Step]) {
                 pod, join: Some(j), ..
             } => put(m, host, pod, &j.aliases),
             Step::JoinService { pod, join } => put(m, host, pod, &join.aliases),
-            Step::LeaveService { pod, .. }
-            | Step::StopPod { pod, .. }
-            | Step::RemovePod { pod, .. } => drop_pod(m, host, pod),
+            // A pod leaves the names it is asked to (a blue-green's new set leaves its preview
+            // name as it joins the service).
+            Step::LeaveService { pod, leave, .. } => {
+                for a in &leave.aliases {
+                    if let Some(pods) = m.get_mut(a).and_then(|hosts| hosts.get_mut(host)) {
+                        pods.remove(pod);
+                    }
+                }
+            }
+            Step::StopPod { pod, .. } | Step::RemovePod { pod, .. } => drop_pod(m, host, pod),
             _ => {}
         }
     }

@@ -3,8 +3,9 @@
 
 use super::drain::Drains;
 use super::edge::Edges;
-use super::engine::{DockerEngine, Engine, OpError, OpResult};
-use super::health_gate::await_ready;
+use super::engine::{DockerEngine, Engine};
+use super::step::run_step;
+pub(super) use super::step::{HostContext, StepError, StepResult};
 use crate::hosts::Fleet;
 use crate::plan::{Plan, Step, Wave};
 use futures_util::future::join_all;
@@ -353,7 +354,7 @@ async fn run_hosts(
                     }
                     _ => {}
                 }
-                progress.step_done(&host, lane.as_deref(), &what);
+                progress.step_done(&host, lane, &what);
                 if let Err(StepError { message, details }) = result {
                     let verdict = is_verdict(step, &message);
                     return (
@@ -434,116 +435,5 @@ pub async fn interrupt() -> &'static str {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => "SIGINT",
         _ = term => "SIGTERM",
-    }
-}
-
-/// Why a step failed: what went wrong, and what the user needs to see of it (the pod's last
-/// log lines, its health check's output).
-pub(super) struct StepError {
-    message: String,
-    details: String,
-}
-
-impl StepError {
-    pub(super) fn new(message: impl Into<String>, details: String) -> StepError {
-        StepError {
-            message: message.into(),
-            details,
-        }
-    }
-}
-
-impl From<OpError> for StepError {
-    fn from(e: OpError) -> StepError {
-        StepError::new(e.to_string(), String::new())
-    }
-}
-
-pub(super) type StepResult = Result<(), StepError>;
-
-fn plain(r: OpResult) -> StepResult {
-    r.map_err(StepError::from)
-}
-
-/// What a host's steps run with.
-pub(super) struct HostContext {
-    pub(super) engine: Arc<dyn Engine>,
-    analysis_failures: Arc<AtomicU32>,
-    drains: Arc<Drains>,
-    edges: Arc<Edges>,
-    pub(super) host: String,
-    pub(super) progress: Arc<dyn Progress>,
-}
-
-async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
-    let engine = ctx.engine.as_ref();
-    match step {
-        Step::EnsureNetwork { name } => plain(engine.ensure_network(name).await),
-        Step::EnsureVolume { name } => plain(engine.ensure_volume(name).await),
-        Step::EnsureImage { image } => plain(engine.ensure_image(image).await),
-        Step::CreatePod { pod } => match ctx.edges.create(&ctx.host, pod).await {
-            Some(created) => created.map_err(|e| StepError::new(e, String::new())),
-            None => plain(engine.create_pod(pod).await),
-        },
-        Step::AwaitReady {
-            pod,
-            containers,
-            min_ready_ms,
-            timeout_ms,
-            join,
-        } => {
-            if let Some(j) = join {
-                ctx.drains.joined(&ctx.host, &j.container);
-            }
-            await_ready(
-                engine,
-                pod,
-                containers,
-                *min_ready_ms,
-                *timeout_ms,
-                join.as_ref(),
-            )
-            .await
-        }
-        Step::StartPod { containers, .. } => plain(engine.start(containers).await),
-        Step::StopPod {
-            containers,
-            stop_timeout_s,
-            ..
-        } => plain(engine.stop(containers, *stop_timeout_s).await),
-        Step::RemovePod {
-            containers,
-            stop_timeout_s,
-            ..
-        } => plain(engine.remove(containers, *stop_timeout_s).await),
-        Step::RemoveVolume { name } => plain(engine.remove_volume(name).await),
-        Step::JoinService { join, .. } => {
-            ctx.drains.joined(&ctx.host, &join.container);
-            plain(engine.join(join).await)
-        }
-        Step::LeaveService {
-            leave, drain_ms, ..
-        } => {
-            let left = engine.leave(leave).await;
-            if left.as_ref().is_ok_and(|l| *l) {
-                ctx.drains.left(&ctx.host, &leave.container, *drain_ms);
-            }
-            plain(left.map(|_| ()))
-        }
-        Step::RecordRollout { deployment, state } => {
-            plain(engine.record_rollout(deployment, state.as_ref()).await)
-        }
-        Step::RunJob { job } => super::job_step::run_job(ctx, job).await,
-        Step::RecordJob { record } => plain(engine.record_job(record).await),
-        // The edges take it (`Edges::after`); no engine of this host is involved.
-        Step::RouteWeight { .. } => Ok(()),
-        Step::Wait { ms, .. } => {
-            tokio::time::sleep(Duration::from_millis(*ms)).await;
-            Ok(())
-        }
-        Step::Analyze { pods, check } => engine
-            .analyze(pods, check, &ctx.analysis_failures)
-            .await
-            .map_err(|(message, details)| StepError::new(message, details)),
     }
 }

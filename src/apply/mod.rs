@@ -10,6 +10,7 @@ mod health_gate;
 mod job_step;
 pub mod lock;
 pub mod progress;
+mod step;
 
 /// The clock, in Unix seconds (lock and rollout timestamps, rollout delays).
 pub fn unix_now() -> u64 {

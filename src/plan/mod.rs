@@ -3,6 +3,7 @@
 pub mod build;
 pub mod digests;
 pub mod membership;
+pub mod routes;
 pub mod saved;
 pub mod types;
 

@@ -143,12 +143,24 @@ pub fn waves_with_services(plan: &Plan) -> Vec<(String, Vec<(String, String)>)> 
             .collect(),
     )];
     for (i, wave) in plan.waves.iter().enumerate() {
-        let changed = touched
+        let changed: Vec<(String, String)> = touched
             .iter()
             .filter(|n| members(&t[i], n) != members(&t[i + 1], n))
             .map(|n| ((*n).clone(), members(&t[i + 1], n)))
             .collect();
         out.push((wave.description.clone(), changed));
+    }
+    // The edges' routes, the same way: before the plan, then where a wave changes them.
+    let routes = crate::plan::routes::timeline_of_routes(plan);
+    for (i, entry) in out.iter_mut().enumerate() {
+        let Some(now) = routes.get(i) else { break };
+        for (name, text) in now {
+            let moved = routes.windows(2).any(|w| w[0].get(name) != w[1].get(name));
+            let changed = i == 0 || routes[i - 1].get(name) != Some(text);
+            if moved && changed {
+                entry.1.push((name.clone(), text.clone()));
+            }
+        }
     }
     out
 }

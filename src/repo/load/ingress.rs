@@ -26,21 +26,6 @@ pub(super) fn load_ingress(
         );
         return None;
     };
-    let container_port = match (&ingress.container_port, service.port) {
-        (Some(p), _) => p.value,
-        (None, Some(p)) => p,
-        (None, None) => {
-            l.report(
-                src.error(
-                    &raw.name,
-                    "the ingress does not say which port the pods listen on",
-                    "this deployment",
-                )
-                .with_help("set ingress.container_port, or service.port"),
-            );
-            return None;
-        }
-    };
     for h in &ingress.hostnames {
         let ok = !h.value.is_empty()
             && h.value.len() <= 253
@@ -71,6 +56,22 @@ pub(super) fn load_ingress(
             l.report(src.error(at, format!("unknown scope {other:?}"), "fleet or host"));
             Scope::Fleet
         }
+    };
+    let Some(container_port) = ingress
+        .container_port
+        .as_ref()
+        .map(|p| p.value)
+        .or(service.port)
+    else {
+        l.report(
+            src.error(
+                &raw.name,
+                "the ingress does not say which port the pods listen on",
+                "this deployment",
+            )
+            .with_help("set ingress.container_port, or service.port"),
+        );
+        return None;
     };
     Some(Ingress {
         port: ingress.port.as_ref().map_or(80, |p| p.value),

@@ -170,3 +170,57 @@ fn a_missing_project_file_is_an_error() {
     f.files.remove(PROJECT_FILE);
     assert!(load(&f, &|_| None).is_err());
 }
+
+#[test]
+fn ingress_mistakes_are_reported_where_they_are() {
+    let f = files(&[
+        ("a.yaml", &web("ingress: {port: 80}\n")),
+        (
+            "b.yaml",
+            &web("service: {name: b}\ningress: {port: 80, hostnames: [\"bad host\"], health: healthz, scope: world}\n")
+                .replace("name: web", "name: b"),
+        ),
+        (
+            "c.yaml",
+            &web("service: {name: c, port: 8080}\ningress: {}\n").replace("name: web", "name: c"),
+        ),
+        (
+            "d.yaml",
+            &web("service: {name: d, port: 8080}\ningress: {}\n").replace("name: web", "name: d"),
+        ),
+    ]);
+    let errors = errors(&f);
+    let expect = [
+        ("deployments/a.yaml:1:7", "an ingress needs a service"),
+        ("deployments/b.yaml:7:33", "\"bad host\" is not a host name"),
+        ("deployments/b.yaml:7:54", "a health path starts with /"),
+        ("deployments/b.yaml:7:70", "unknown scope \"world\""),
+        ("deployments/b.yaml:1:7", "does not say which port"),
+        (
+            "deployments/d.yaml:1:7",
+            "port 80 for any host name is routed to c already",
+        ),
+    ];
+    expect_exactly(&errors, &expect);
+}
+
+#[test]
+fn an_ingress_makes_an_edge_deployment_on_the_ingress_hosts() {
+    let text = web("service: {name: web, port: 8080}\ningress: {hostnames: [Shop.Example.com]}\n");
+    let state = load(&files(&[("web.yaml", &text)]), &|_| None).unwrap();
+    let web = state.deployments.iter().find(|d| d.name == "web").unwrap();
+    let ingress = web.ingress.as_ref().unwrap();
+    assert_eq!((ingress.port, ingress.container_port), (80, 8080));
+    assert_eq!(ingress.hostnames, ["shop.example.com"]);
+    let edge = state
+        .deployments
+        .iter()
+        .find(|d| d.name == crate::model::ingress::EDGE_DEPLOYMENT)
+        .unwrap();
+    assert_eq!(edge.replicas, 2, "one per host");
+    assert_eq!(edge.placement.max_per_host, Some(1));
+    let c = &edge.pod.containers[0];
+    assert_eq!(c.network_mode.as_deref(), Some("host"));
+    assert_eq!(c.stop_signal.as_deref(), Some("SIGUSR1"));
+    assert_eq!(state.edge.as_ref().unwrap().image, "haproxy:2.6");
+}

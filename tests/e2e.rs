@@ -25,16 +25,17 @@ fn apply_the_example_then_nothing_changes() {
     }
     repo.commit("example");
     repo.apply_ok(&[]);
-    // web: 3 over h1/h2 (max 2 per host); edge: 2 pods of 2 containers on h1/h2; worker: 2 on h3.
+    // web: 3 over h1/h2 (max 2 per host); edge: 2 pods of 2 containers on h1/h2, and an edge
+    // proxy on each; worker: 2 on h3.
     let h1 = repo.containers("h1");
     let h2 = repo.containers("h2");
     let h3 = repo.containers("h3");
-    assert_eq!(running(&h1) + running(&h2), 3 + 4, "{h1:?} {h2:?}");
+    assert_eq!(running(&h1) + running(&h2), 3 + 4 + 2, "{h1:?} {h2:?}");
     assert_eq!(running(&h3), 2, "{h3:?}");
     assert!(h1
         .iter()
         .any(|c| c.name.starts_with("edge-") && c.name.ends_with("-sidecar")));
-    // The edge pod publishes host port 80 on its host.
+    // The edge's ingress: port 80 of the host, through its edge proxy.
     let body = docker(
         "h1",
         &[

@@ -18,6 +18,7 @@ const PORT: u16 = 8081;
 const CANARY_PORT: u16 = 8082;
 
 fn project_files(repo: &Repo, edge_image: &str, port: u16) {
+    // 8081… → admin ports 8406…, pod ports 31000-31099, 31100-31199, …
     let (admin, first) = (port + 325, 31000 + (port - PORT) * 100);
     repo.write(
         "berth.yaml",
@@ -336,4 +337,72 @@ fn a_blue_green_switch_moves_every_edge_at_once_and_back_on_rollback_without_a_f
         failed.len(),
         &failed[..failed.len().min(5)]
     );
+}
+
+/// A self-signed certificate for `name` and its key, as one PEM; and the certificate alone.
+fn certificate(dir: &std::path::Path, name: &str) -> (String, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        ])
+        .arg(format!("/CN={name}"))
+        .arg("-addext")
+        .arg(format!("subjectAltName=DNS:{name}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (Debian package openssl) makes the test's certificate");
+    assert!(made.status.success(), "{made:?}");
+    let pem = std::fs::read_to_string(&cert).unwrap() + &std::fs::read_to_string(&key).unwrap();
+    (pem, cert)
+}
+
+#[test]
+fn an_https_ingress_serves_the_certificate_from_its_secret_and_no_plan_shows_it() {
+    const TLS_PORT: u16 = 8084;
+    let repo = Repo::new("ingress-tls");
+    project_files(&repo, "berth-lab/haproxy:2.6", TLS_PORT);
+    repo.write(
+        "deployments/web.yaml",
+        &web_with_ingress(1, "v1", TLS_PORT).replace(
+            "health: /healthz}",
+            "health: /healthz, hostnames: [shop.test], tls: {secret: SHOP_TLS}}",
+        ),
+    );
+    repo.commit("https");
+    let certs = tempfile::tempdir().unwrap();
+    let (pem, ca) = certificate(certs.path(), "shop.test");
+    let env = [("BERTH_SECRET_SHOP_TLS", pem.as_str())];
+    let with_repo = |args: &[&str]| {
+        let dir = repo.path().to_str().unwrap().to_string();
+        berth_env(&[args, &["--repo", &dir]].concat(), &env)
+    };
+    let plan = with_repo(&["plan", "--format", "json"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(plan.stdout.contains("SHOP_TLS") && !plan.all().contains("PRIVATE KEY"));
+    let applied = with_repo(&["apply", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{applied:?}");
+    assert!(!applied.all().contains("PRIVATE KEY"));
+
+    // Both edges answer HTTPS for shop.test with the certificate (curl checks it against
+    // the test's own CA); the pod is on one host only.
+    for edge in EDGES {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "5", "--cacert"])
+            .arg(&ca)
+            .arg("--resolve")
+            .arg(format!("shop.test:{TLS_PORT}:{edge}"))
+            .arg(format!("https://shop.test:{TLS_PORT}/"))
+            .output()
+            .expect("curl (Debian package curl)");
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && body.contains("berth-lab web v1"),
+            "{edge}: {body} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -6,7 +6,7 @@
 //! so a burst of steps costs few reloads.
 
 use super::executor::Engines;
-use crate::model::haproxy;
+use crate::model::haproxy::{self, EdgeFile};
 use crate::model::ingress::{backends, Routing, EDGE_DEPLOYMENT};
 use crate::plan::membership::{self, Membership};
 use crate::plan::{Plan, PodPlan, Step};
@@ -82,17 +82,16 @@ impl Edges {
         }
     }
 
-    /// The configuration the edge on `host` should run now, and its generation.
-    fn config(&self, host: &str) -> Option<(String, String, u64)> {
+    /// The configuration the edge on `host` should run now (its generation still to fill in)
+    /// with the files it names, and the state version it is made from.
+    fn config(&self, host: &str) -> Option<(String, Vec<EdgeFile>, u64)> {
         let routing = self.routing.as_ref()?;
         let state = self.state.lock().expect("edge state");
         let mut view = routing.clone();
         view.weights = state.weights.clone();
         let list = backends(&view, &state.members, host);
-        let generation =
-            crate::model::short_hash(haproxy::config(&list, routing.admin_port, "").as_bytes());
-        let config = haproxy::config(&list, routing.admin_port, &generation);
-        Some((config, generation, state.version))
+        let (config, files) = haproxy::edge_files(&list, routing.admin_port);
+        Some((config, files, state.version))
     }
 
     /// Whether a step's pod is one the edges route to.
@@ -269,13 +268,9 @@ impl Edges {
         let engine = self.engines.get(host)?;
         let lock = self.pushed.get(host)?;
         let _held = lock.lock().await;
-        let (config, _, _) = self.config(host)?;
-        Some(
-            engine
-                .create_edge(pod, &config)
-                .await
-                .map_err(|e| e.to_string()),
-        )
+        let (config, files, _) = self.config(host)?;
+        let created = engine.create_edge(pod, &config, &files).await;
+        Some(created.map_err(|e| e.to_string()))
     }
 
     async fn push_all(&self) -> Result<(), String> {
@@ -293,7 +288,7 @@ impl Edges {
             return Ok(());
         };
         let mut pushed = lock.lock().await;
-        let Some((config, generation, version)) = self.config(host) else {
+        let Some((config, files, version)) = self.config(host) else {
             return Ok(());
         };
         if *pushed >= version && version > 0 {
@@ -301,7 +296,7 @@ impl Edges {
         }
         let admin_port = self.routing.as_ref().map_or(0, |r| r.admin_port);
         engine
-            .edge_reload(&config, &generation, admin_port)
+            .edge_reload(&config, &files, admin_port)
             .await
             .map_err(|e| format!("edge on {host}: {e}"))?;
         *pushed = version;

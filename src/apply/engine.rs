@@ -5,6 +5,7 @@
 use super::analysis;
 use super::docker_ops as ops;
 use crate::hosts::ssh::Session;
+use crate::model::haproxy::EdgeFile;
 use crate::model::registry::registry_of;
 use crate::model::{Analysis, JobRecord, Rollout};
 use crate::plan::{JobPlan, PodPlan, ServiceJoin};
@@ -28,19 +29,24 @@ pub trait Engine: Send + Sync {
     fn ensure_volume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, OpResult>;
     fn ensure_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, OpResult>;
     fn create_pod<'a>(&'a self, pod: &'a PodPlan) -> BoxFuture<'a, OpResult>;
-    /// Creates an edge pod with the configuration it starts with.
-    fn create_edge<'a>(&'a self, pod: &'a PodPlan, config: &'a str) -> BoxFuture<'a, OpResult> {
-        let _ = config;
+    /// Creates an edge pod with the configuration (and the files it names) it starts with.
+    fn create_edge<'a>(
+        &'a self,
+        pod: &'a PodPlan,
+        config: &'a str,
+        files: &'a [EdgeFile],
+    ) -> BoxFuture<'a, OpResult> {
+        let _ = (config, files);
         self.create_pod(pod)
     }
     /// Gives the edges running here a new configuration; done once they serve with it.
     fn edge_reload<'a>(
         &'a self,
         config: &'a str,
-        generation: &'a str,
+        files: &'a [EdgeFile],
         admin_port: u16,
     ) -> BoxFuture<'a, OpResult> {
-        let _ = (config, generation, admin_port);
+        let _ = (config, files, admin_port);
         async { Ok(()) }.boxed()
     }
     fn start<'a>(&'a self, containers: &'a [String]) -> BoxFuture<'a, OpResult>;
@@ -107,25 +113,36 @@ impl Engine for DockerEngine {
         ops::create_pod(&self.docker, pod, &self.project, &self.inputs, None).boxed()
     }
 
-    fn create_edge<'a>(&'a self, pod: &'a PodPlan, config: &'a str) -> BoxFuture<'a, OpResult> {
-        ops::create_pod(&self.docker, pod, &self.project, &self.inputs, Some(config)).boxed()
+    fn create_edge<'a>(
+        &'a self,
+        pod: &'a PodPlan,
+        config: &'a str,
+        files: &'a [EdgeFile],
+    ) -> BoxFuture<'a, OpResult> {
+        async move {
+            let edge = ops::edge::materialize(config, files, self.inputs.secrets.as_ref())?;
+            ops::create_pod(&self.docker, pod, &self.project, &self.inputs, Some(&edge)).await
+        }
+        .boxed()
     }
 
     fn edge_reload<'a>(
         &'a self,
         config: &'a str,
-        generation: &'a str,
+        files: &'a [EdgeFile],
         admin_port: u16,
     ) -> BoxFuture<'a, OpResult> {
-        let session = &self.session;
-        ops::edge::reload(
-            &self.docker,
-            session,
-            &self.project,
-            config,
-            generation,
-            admin_port,
-        )
+        async move {
+            let edge = ops::edge::materialize(config, files, self.inputs.secrets.as_ref())?;
+            ops::edge::reload(
+                &self.docker,
+                &self.session,
+                &self.project,
+                &edge,
+                admin_port,
+            )
+            .await
+        }
         .boxed()
     }
 

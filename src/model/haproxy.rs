@@ -33,6 +33,63 @@ fn backend_name(deployment: &str) -> String {
     format!("be-{deployment}")
 }
 
+/// Where the configuration says its generation, filled in once the files it names are known
+/// (`with_generation`).
+pub const GENERATION_MARK: &str = "@berth-generation@";
+
+/// The configuration with its generation filled in.
+pub fn with_generation(config: &str, generation: &str) -> String {
+    config.replace(GENERATION_MARK, generation)
+}
+
+/// A file the edge needs beside its configuration: its path and what fills it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeFile {
+    pub path: String,
+    pub content: EdgeContent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EdgeContent {
+    Text(String),
+    /// A secret's value (a certificate and its key), read when the file is written.
+    Secret(String),
+}
+
+/// The certificate of a deployment's ingress, in the edge's volume.
+fn certificate_path(deployment: &str) -> String {
+    format!("{EDGE_DIR}/certs/{deployment}.pem")
+}
+
+/// The list of the certificates served on an HTTPS port.
+fn certificate_list_path(port: u16) -> String {
+    format!("{EDGE_DIR}/certs/port-{port}.list")
+}
+
+/// The configuration (with `GENERATION_MARK` for its generation) and the files it names.
+pub fn edge_files(backends: &[Backend], admin_port: u16) -> (String, Vec<EdgeFile>) {
+    let config = config(backends, admin_port, GENERATION_MARK);
+    let mut files = Vec::new();
+    let mut lists: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    for b in backends {
+        if let Some(secret) = &b.ingress.tls {
+            let path = certificate_path(&b.deployment);
+            lists.entry(b.ingress.port).or_default().push(path.clone());
+            files.push(EdgeFile {
+                path,
+                content: EdgeContent::Secret(secret.clone()),
+            });
+        }
+    }
+    for (port, paths) in lists {
+        files.push(EdgeFile {
+            path: certificate_list_path(port),
+            content: EdgeContent::Text(paths.join("\n") + "\n"),
+        });
+    }
+    (config, files)
+}
+
 /// The configuration for these backends. `generation` is what the edge answers on its admin
 /// port, so berth can tell when a reload has taken hold.
 pub fn config(backends: &[Backend], admin_port: u16, generation: &str) -> String {
@@ -63,7 +120,12 @@ pub fn config(backends: &[Backend], admin_port: u16, generation: &str) -> String
         by_port.entry(b.ingress.port).or_default().push(b);
     }
     for (port, list) in &by_port {
-        let _ = writeln!(out, "frontend port-{port}\n    bind :{port}");
+        let tls = if list.iter().any(|b| b.ingress.tls.is_some()) {
+            format!(" ssl crt-list {}", certificate_list_path(*port))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "frontend port-{port}\n    bind :{port}{tls}");
         let mut default = None;
         for b in list {
             if b.ingress.hostnames.is_empty() {
@@ -122,6 +184,7 @@ mod tests {
                 container_port: 8080,
                 health_path: "/healthz".into(),
                 scope: Scope::Fleet,
+                tls: None,
             },
             servers: servers
                 .iter()
@@ -157,5 +220,47 @@ mod tests {
     fn a_port_with_only_named_hosts_answers_others_404() {
         let cfg = config(&[backend("api", &["api.example.com"], &[])], 8405, "1");
         assert!(cfg.contains("default_backend berth-not-found"), "{cfg}");
+    }
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::*;
+    use crate::model::ingress::{Ingress, Scope};
+
+    #[test]
+    fn an_https_port_lists_its_certificates_and_each_comes_from_its_secret() {
+        let backend = Backend {
+            deployment: "shop".into(),
+            ingress: Ingress {
+                port: 443,
+                hostnames: vec!["shop.example.com".into()],
+                container_port: 8080,
+                health_path: "/".into(),
+                scope: Scope::Fleet,
+                tls: Some("SHOP_TLS".into()),
+            },
+            servers: vec![],
+        };
+        let (config, files) = edge_files(&[backend], 8405);
+        assert!(
+            config.contains("bind :443 ssl crt-list /run/berth-edge/certs/port-443.list"),
+            "{config}"
+        );
+        assert!(config.contains(GENERATION_MARK));
+        assert_eq!(
+            files,
+            [
+                EdgeFile {
+                    path: "/run/berth-edge/certs/shop.pem".into(),
+                    content: EdgeContent::Secret("SHOP_TLS".into()),
+                },
+                EdgeFile {
+                    path: "/run/berth-edge/certs/port-443.list".into(),
+                    content: EdgeContent::Text("/run/berth-edge/certs/shop.pem\n".into()),
+                },
+            ]
+        );
+        assert!(with_generation(&config, "abc").contains("string \"generation abc\""));
     }
 }

@@ -57,6 +57,9 @@ pub struct Ingress {
     pub health_path: String,
     #[serde(default)]
     pub scope: Scope,
+    /// HTTPS with the certificate (chain and key, PEM) in this secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
 }
 
 /// The edge proxies: where they run and with what.

@@ -29,6 +29,18 @@ pub struct IngressFile {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub scope: Option<Spanned<String>>,
+    /// HTTPS on `port`: `{secret: NAME}`, a secret holding the certificate chain and its key
+    /// (PEM, one file), from SOPS in Git or the environment.
+    #[serde(default)]
+    pub tls: Option<TlsFile>,
+}
+
+/// `tls: {secret: SHOP_TLS}`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    #[schemars(with = "String")]
+    pub secret: Spanned<String>,
 }
 
 /// `edge: {image: haproxy:2.6, hosts: role=web}`: the edge proxies of the project.

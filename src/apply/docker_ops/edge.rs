@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::hosts::ssh::Session;
+use crate::model::haproxy::{with_generation, EdgeContent, EdgeFile};
 use crate::model::ingress::{EDGE_CONFIG, EDGE_DEPLOYMENT, EDGE_DIR};
 use crate::model::label;
 use std::time::{Duration, Instant};
@@ -11,37 +12,78 @@ use std::time::{Duration, Instant};
 /// How long an edge may take to load a new configuration.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A tar archive holding the edge's configuration, to upload at `/`.
-pub(super) fn config_archive(config: &str) -> Result<Vec<u8>, OpError> {
+/// What an edge is given: its configuration, with the generation filled in, and the files
+/// it names, with their bytes.
+pub struct EdgeSetup {
+    pub generation: String,
+    /// Absolute path in the edge → bytes (the configuration first).
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// Reads the secrets the edge's files hold; the generation is a hash of all of it, so a new
+/// certificate is a new generation too.
+pub fn materialize(
+    config: &str,
+    files: &[EdgeFile],
+    secret: &(dyn Fn(&str) -> Option<String> + Send + Sync),
+) -> Result<EdgeSetup, OpError> {
+    let mut out = Vec::new();
+    let mut digest = config.as_bytes().to_vec();
+    for f in files {
+        let bytes = match &f.content {
+            EdgeContent::Text(t) => t.clone().into_bytes(),
+            EdgeContent::Secret(name) => secret(name)
+                .ok_or_else(|| format!("secret {name} has no value (a certificate of the edge)"))?
+                .into_bytes(),
+        };
+        digest.extend(f.path.as_bytes());
+        digest.extend(&bytes);
+        out.push((f.path.clone(), bytes));
+    }
+    let generation = crate::model::short_hash(&digest);
+    let config = with_generation(config, &generation);
+    out.insert(
+        0,
+        (format!("{EDGE_DIR}/{EDGE_CONFIG}"), config.into_bytes()),
+    );
+    Ok(EdgeSetup {
+        generation,
+        files: out,
+    })
+}
+
+/// A tar archive of the edge's files, to upload at `/` (certificates readable by root only).
+fn archive(setup: &EdgeSetup) -> Result<Vec<u8>, OpError> {
     let mut archive = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(config.len() as u64);
-    header.set_mode(0o644);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(0);
-    header.set_entry_type(tar::EntryType::Regular);
-    let path = format!("{}/{EDGE_CONFIG}", EDGE_DIR.trim_start_matches('/'));
-    archive
-        .append_data(&mut header, path, config.as_bytes())
-        .map_err(|e| format!("packing the edge configuration: {e}"))?;
+    for (path, bytes) in &setup.files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(if path.ends_with(".pem") { 0o600 } else { 0o644 });
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        archive
+            .append_data(&mut header, path.trim_start_matches('/'), bytes.as_slice())
+            .map_err(|e| format!("packing {path}: {e}"))?;
+    }
     archive
         .into_inner()
         .map_err(|e| OpError::Refused(format!("packing the edge configuration: {e}")))
 }
 
-/// Writes the configuration through `container` (into the volume the edges share).
+/// Writes the edge's files through `container` (into the volume the edges share).
 pub(super) async fn write_config(
     docker: &Docker,
     container: &str,
-    config: &str,
+    setup: &EdgeSetup,
 ) -> Result<(), OpError> {
     let options = UploadToContainerOptionsBuilder::default().path("/").build();
     docker
         .upload_to_container(
             container,
             Some(options),
-            bollard::body_full(config_archive(config)?.into()),
+            bollard::body_full(archive(setup)?.into()),
         )
         .await
         .map_err(doing("writing the edge configuration"))
@@ -78,15 +120,14 @@ pub async fn reload(
     docker: &Docker,
     session: &Session,
     project: &str,
-    config: &str,
-    generation: &str,
+    setup: &EdgeSetup,
     admin_port: u16,
 ) -> Result<(), OpError> {
     let edges = running_edges(docker, project).await?;
     let Some(first) = edges.first() else {
         return Ok(());
     };
-    write_config(docker, first, config).await?;
+    write_config(docker, first, setup).await?;
     for e in &edges {
         let options = KillContainerOptionsBuilder::default()
             .signal("SIGUSR2")
@@ -97,7 +138,7 @@ pub async fn reload(
             .or_else(|err| ignore(err, &[404, 409]))
             .map_err(doing(format!("reloading {e}")))?;
     }
-    let want = format!("generation {generation}");
+    let want = format!("generation {}", setup.generation);
     let started = Instant::now();
     loop {
         let seen = crate::apply::analysis::get(session, "127.0.0.1", admin_port, "/").await;

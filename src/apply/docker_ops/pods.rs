@@ -215,13 +215,13 @@ pub(super) fn create_body(
 
 /// Creates and starts the containers of a pod, the network owner first. A container that
 /// exists already (a re-run) is started as it is. An edge pod is given its configuration
-/// (`edge_config`) before it starts.
+/// (`edge`) before it starts.
 pub async fn create_pod(
     docker: &Docker,
     pod: &PodPlan,
     project: &str,
     inputs: &PodInputs,
-    edge_config: Option<&str>,
+    edge: Option<&super::edge::EdgeSetup>,
 ) -> Result<(), OpError> {
     for (i, c) in pod.containers.iter().enumerate() {
         let (env, sealed) = env_list(&c.spec, inputs.secrets.as_ref())?;
@@ -245,8 +245,8 @@ pub async fn create_pod(
             Err(e) => return Err(doing(format!("creating {}", c.name))(e)),
         }
         place_files(docker, &c.name, &c.spec, inputs).await?;
-        if let (0, Some(config)) = (i, edge_config) {
-            super::edge::write_config(docker, &c.name, config).await?;
+        if let (0, Some(setup)) = (i, edge) {
+            super::edge::write_config(docker, &c.name, setup).await?;
         }
         docker
             .start_container(&c.name, None::<StartContainerOptions>)

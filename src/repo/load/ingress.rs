@@ -57,6 +57,18 @@ pub(super) fn load_ingress(
             Scope::Fleet
         }
     };
+    let tls = ingress.tls.as_ref().map(|t| {
+        // Every edge carries every ingress: its certificate is needed whatever `-l` says.
+        let name = &t.secret;
+        l.need_secret(&name.value, true, || {
+            src.error(
+                name,
+                format!("secret {} has no value", name.value),
+                "this certificate",
+            )
+        });
+        name.value.clone()
+    });
     let Some(container_port) = ingress
         .container_port
         .as_ref()
@@ -83,6 +95,7 @@ pub(super) fn load_ingress(
         container_port,
         health_path,
         scope,
+        tls,
     })
 }
 
@@ -215,6 +228,20 @@ fn check_public_ports(
             let ib = b.ingress.as_ref().expect("filtered");
             if ia.port != ib.port {
                 continue;
+            }
+            if ia.tls.is_some() != ib.tls.is_some() {
+                l.report(
+                    src_b
+                        .error(
+                            &raw_b.name,
+                            format!(
+                                "port {} is HTTPS for one ingress and HTTP for {}",
+                                ia.port, a.name
+                            ),
+                            "a second ingress",
+                        )
+                        .with_help("give both a tls certificate, or put them on different ports"),
+                );
             }
             let both_default = ia.hostnames.is_empty() && ib.hostnames.is_empty();
             let shared = ia.hostnames.iter().find(|h| ib.hostnames.contains(h));

@@ -405,4 +405,27 @@ fn an_https_ingress_serves_the_certificate_from_its_secret_and_no_plan_shows_it(
             String::from_utf8_lossy(&out.stderr)
         );
     }
+
+    // A change of the ingress alone (a second host name) replaces no pod: the edges are
+    // given their new configuration, and then nothing is left to do.
+    repo.write(
+        "deployments/web.yaml",
+        &std::fs::read_to_string(repo.path().join("deployments/web.yaml"))
+            .unwrap()
+            .replace(
+                "hostnames: [shop.test]",
+                "hostnames: [shop.test, www.shop.test]",
+            ),
+    );
+    repo.commit("a second host name");
+    let plan = with_repo(&["plan", "--exit-code"]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    assert!(
+        plan.stdout.contains("route") && plan.stdout.contains("0 to replace"),
+        "{plan:?}"
+    );
+    let applied = with_repo(&["apply", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{applied:?}");
+    let plan = with_repo(&["plan", "--exit-code"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
 }

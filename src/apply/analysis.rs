@@ -7,10 +7,7 @@ use crate::hosts::ssh::Session;
 use crate::model::Analysis;
 use crate::plan::ServiceJoin;
 use bollard::Docker;
-use bytes::Bytes;
 use futures_util::future::join_all;
-use http_body_util::Empty;
-use hyper_util::rt::TokioIo;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -19,40 +16,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One GET to `address:port` + `path`; its status code.
 async fn status(session: &Session, address: &str, port: u16, path: &str) -> Result<u16, String> {
-    get(session, address, port, path)
+    crate::hosts::http::get(session, address, port, path)
         .await
         .map(|(code, _)| code)
-}
-
-/// One GET to `address:port` + `path` from the host's side of the SSH connection; its status
-/// code and body (read up to a small limit: an answer, not a download).
-pub async fn get(
-    session: &Session,
-    address: &str,
-    port: u16,
-    path: &str,
-) -> Result<(u16, String), String> {
-    let channel = session
-        .channel_open_direct_tcpip(address, port as u32, "127.0.0.1", 0)
-        .await
-        .map_err(|e| format!("cannot reach {address}:{port}: {e}"))?;
-    let io = TokioIo::new(channel.into_stream());
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
-    let req = hyper::Request::get(path)
-        .header(hyper::header::HOST, address)
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| e.to_string())?;
-    let res = sender.send_request(req).await.map_err(|e| e.to_string())?;
-    let code = res.status().as_u16();
-    let body = http_body_util::Limited::new(res.into_body(), 64 * 1024);
-    let bytes = http_body_util::BodyExt::collect(body)
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((code, String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// Checks every pod `samples` times, `interval_ms` apart (pods in parallel), and adds its

@@ -212,6 +212,9 @@ impl Edges {
     /// After a step succeeded: a pod that joined (or went) is put on (or off) the edges; in
     /// a switch, the last join switches the edges.
     pub async fn after(&self, lane: Option<&str>, host: &str, step: &Step) -> Result<(), String> {
+        if matches!(step, Step::SyncEdge) {
+            return self.push(host, true).await;
+        }
         if matches!(step, Step::LeaveService { .. }) || !self.routes(step) {
             return Ok(());
         }
@@ -274,7 +277,7 @@ impl Edges {
     }
 
     async fn push_all(&self) -> Result<(), String> {
-        let results = join_all(self.engines.keys().map(|h| self.push(h))).await;
+        let results = join_all(self.engines.keys().map(|h| self.push(h, false))).await;
         let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
         if errors.is_empty() {
             Ok(())
@@ -283,7 +286,8 @@ impl Edges {
         }
     }
 
-    async fn push(&self, host: &str) -> Result<(), String> {
+    /// Gives `host`'s edge the newest state, unless it has it (or `force`).
+    async fn push(&self, host: &str, force: bool) -> Result<(), String> {
         let (Some(engine), Some(lock)) = (self.engines.get(host), self.pushed.get(host)) else {
             return Ok(());
         };
@@ -291,7 +295,7 @@ impl Edges {
         let Some((config, files, version)) = self.config(host) else {
             return Ok(());
         };
-        if *pushed >= version && version > 0 {
+        if *pushed >= version && version > 0 && !force {
             return Ok(());
         }
         let admin_port = self.routing.as_ref().map_or(0, |r| r.admin_port);

@@ -71,6 +71,7 @@ pub fn describe(step: &Step) -> String {
         Step::RouteWeight {
             revision, percent, ..
         } => format!("route {percent}% of requests to revision {revision} on the edges"),
+        Step::SyncEdge => "give the edge its routes".to_string(),
         Step::Wait { ms, reason } => format!("{reason}: wait {}s", *ms as f64 / 1000.0),
         Step::Analyze { pods, check } => format!(
             "analyse {} pod(s): {} x GET :{}{}",

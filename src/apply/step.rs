@@ -110,7 +110,7 @@ pub(super) async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
         Step::RunJob { job } => super::job_step::run_job(ctx, job).await,
         Step::RecordJob { record } => plain(engine.record_job(record).await),
         // The edges take it (`Edges::after`); no engine of this host is involved.
-        Step::RouteWeight { .. } => Ok(()),
+        Step::RouteWeight { .. } | Step::SyncEdge => Ok(()),
         Step::Wait { ms, .. } => {
             tokio::time::sleep(Duration::from_millis(*ms)).await;
             Ok(())

@@ -36,6 +36,7 @@ pub fn run(a: StatusArgs) -> Result<u8> {
             volumes: false,
             deep: true,
             images: vec![],
+            edge_admin_port: None,
         };
         fleet.observe(&options).await
     });

@@ -2,6 +2,7 @@
 //! over each, and observation.
 
 pub mod docker;
+pub mod http;
 pub mod known_hosts;
 pub mod observe;
 pub mod route;
@@ -189,7 +190,8 @@ impl Fleet {
                 let c = c.clone();
                 let opts = opts.clone();
                 tokio::spawn(async move {
-                    let observed = observe::observe(&c.host.name, &c.docker, &opts).await;
+                    let observed =
+                        observe::observe(&c.host.name, &c.docker, &c.session, &opts).await;
                     (c.host.name.clone(), observed)
                 })
             })

@@ -29,6 +29,8 @@ pub struct ObserveOptions {
     /// Images to look for: whether the host has each, and the registry digests it has them
     /// by (for resolving tags, `plan::digests`).
     pub images: Vec<String>,
+    /// The project's edges' admin port: ask the host's edge which configuration it runs.
+    pub edge_admin_port: Option<u16>,
 }
 
 /// Reads the health from the status text (`Up 3 seconds (healthy)`), which the list call
@@ -167,14 +169,16 @@ async fn resources(docker: &Docker, id: &str, network: &str) -> Result<Resources
 pub async fn observe(
     host: &str,
     docker: &Docker,
+    session: &crate::hosts::ssh::Session,
     opts: &ObserveOptions,
 ) -> Result<ObservedHost, String> {
     let list_options = ListContainersOptionsBuilder::default().all(true).build();
-    let (list, volumes, lock, images) = tokio::join!(
+    let (list, volumes, lock, images, edge_generation) = tokio::join!(
         docker.list_containers(Some(list_options)),
         list_volumes(docker, &opts.project),
         lock_network(docker, &opts.project),
-        images(docker, &opts.images)
+        images(docker, &opts.images),
+        edge_generation(session, opts.edge_admin_port)
     );
     // The lock only tells whether a dead apply left it; a failure to read it (two of one name
     // for an instant) is not worth failing the host for.
@@ -223,7 +227,24 @@ pub async fn observe(
         lock,
         images,
         jobs,
+        edge_generation,
     })
+}
+
+/// Which configuration the host's edge runs (`generation …` on its admin port), asked in
+/// parallel with the container list; `None` when no edge answers.
+async fn edge_generation(
+    session: &crate::hosts::ssh::Session,
+    admin_port: Option<u16>,
+) -> Option<String> {
+    let port = admin_port?;
+    let asked = crate::hosts::http::get(session, "127.0.0.1", port, "/");
+    let (code, body) = tokio::time::timeout(std::time::Duration::from_secs(5), asked)
+        .await
+        .ok()?
+        .ok()?;
+    let generation = body.trim().strip_prefix("generation ")?;
+    (code == 200).then(|| generation.to_string())
 }
 
 /// The images the host has among those asked about, with their registry digests. An image

@@ -56,6 +56,38 @@ pub enum EdgeContent {
     Secret(String),
 }
 
+/// The bytes of each file, secrets read through `secret`.
+pub fn file_bytes(
+    files: &[EdgeFile],
+    secret: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    files
+        .iter()
+        .map(|f| {
+            let bytes = match &f.content {
+                EdgeContent::Text(t) => t.clone().into_bytes(),
+                EdgeContent::Secret(name) => secret(name)
+                    .ok_or_else(|| {
+                        format!("secret {name} has no value (a certificate of the edge)")
+                    })?
+                    .into_bytes(),
+            };
+            Ok((f.path.clone(), bytes))
+        })
+        .collect()
+}
+
+/// The generation of a configuration (with `GENERATION_MARK`) and its files: a short hash of
+/// all of it, so a new certificate is a new generation too.
+pub fn generation(config: &str, files: &[(String, Vec<u8>)]) -> String {
+    let mut digest = config.as_bytes().to_vec();
+    for (path, bytes) in files {
+        digest.extend(path.as_bytes());
+        digest.extend(bytes);
+    }
+    super::short_hash(&digest)
+}
+
 /// The certificate of a deployment's ingress, in the edge's volume.
 fn certificate_path(deployment: &str) -> String {
     format!("{EDGE_DIR}/certs/{deployment}.pem")

@@ -220,6 +220,9 @@ pub struct ObservedHost {
     /// The jobs recorded as done on the host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<JobRecord>,
+    /// The configuration the project's edge on the host runs (see `model::haproxy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_generation: Option<String>,
 }
 
 /// The apply lock found on a host.

@@ -58,6 +58,9 @@ pub enum Reason {
     },
     ResourcesChangedByHand,
     Unowned,
+    /// An edge runs another configuration than the ingresses and the pods behind their
+    /// services call for (an ingress changed in Git, or the edge by hand).
+    EdgeRoutes,
     /// A pod still starting, not behind the names it should answer to.
     StartingOutOfService {
         want: Vec<String>,
@@ -134,6 +137,10 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Reason::*;
         match self {
+            EdgeRoutes => write!(
+                f,
+                "the edge's configuration is not what the ingresses and their pods call for"
+            ),
             NewDeployment { deployment } => write!(f, "new deployment {deployment}"),
             ScaleUp { replicas } => write!(f, "scale to {replicas} replica(s)"),
             ScaleDown { replicas } => write!(f, "scale down to {replicas} replica(s)"),

@@ -186,6 +186,7 @@ impl Context {
             volumes: self.scope.prune_volumes,
             deep: !self.scope.fast,
             images: digests::images_to_observe(&self.desired),
+            edge_admin_port: self.desired.edge.as_ref().map(|e| e.admin_port),
         };
         let observed = self.fleet.observe(&options).await;
         let (desired, notices) = self.with_digests(&observed).await?;

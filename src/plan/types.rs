@@ -81,6 +81,8 @@ pub enum Action {
     Switch,
     /// The pod stops and stays, kept for `berth rollback --to` (`history_limit`).
     Stop,
+    /// An edge is given the configuration its routes call for.
+    Route,
 }
 
 /// One pod-level change, with its reason and the fields that differ.
@@ -233,6 +235,8 @@ pub enum Step {
         revision: String,
         percent: u32,
     },
+    /// Give this host's edge the configuration its routes call for now.
+    SyncEdge,
     /// Wait, as a canary's timed pause asks.
     Wait {
         ms: u64,

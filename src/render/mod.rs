@@ -29,6 +29,7 @@ pub fn symbol(action: Action) -> &'static str {
         Action::Remove => "-",
         Action::Switch => "⇄",
         Action::Stop => "‖",
+        Action::Route => "↪",
     }
 }
 
@@ -40,6 +41,7 @@ pub fn verb(action: Action) -> &'static str {
         Action::Remove => "remove",
         Action::Switch => "switch",
         Action::Stop => "stop",
+        Action::Route => "route",
     }
 }
 
@@ -83,6 +85,7 @@ pub fn subject(c: &Change, quote: &str) -> String {
         (Some(o), None, _) => q(o),
         (None, Some(n), _) => q(n),
         (None, None, Some(v)) => format!("volume {}", q(v)),
+        (None, None, None) if c.action == Action::Route => "its configuration".into(),
         (None, None, None) => String::new(),
     }
 }
@@ -331,7 +334,9 @@ pub fn group_subject(group: &[&Change], quote: &str) -> (String, String) {
     } else {
         hosts.join(", ")
     };
-    let subjects: Vec<String> = group.iter().map(|c| subject(c, quote)).collect();
+    let mut subjects: Vec<String> = group.iter().map(|c| subject(c, quote)).collect();
+    // The same words for every host (an edge's configuration) are said once.
+    subjects.dedup();
     let pods = if subjects.len() <= 3 {
         subjects.join(", ")
     } else {

@@ -25,6 +25,7 @@ impl Paint {
             Action::Remove => "31",
             Action::Switch => "35",
             Action::Stop => "34",
+            Action::Route => "36",
         };
         self.code(code, s)
     }

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::hosts::ssh::Session;
-use crate::model::haproxy::{with_generation, EdgeContent, EdgeFile};
+use crate::model::haproxy::{file_bytes, generation, with_generation, EdgeFile};
 use crate::model::ingress::{EDGE_CONFIG, EDGE_DEPLOYMENT, EDGE_DIR};
 use crate::model::label;
 use std::time::{Duration, Instant};
@@ -20,36 +20,20 @@ pub struct EdgeSetup {
     pub files: Vec<(String, Vec<u8>)>,
 }
 
-/// Reads the secrets the edge's files hold; the generation is a hash of all of it, so a new
-/// certificate is a new generation too.
+/// Reads the secrets the edge's files hold and fills in the generation.
 pub fn materialize(
     config: &str,
     files: &[EdgeFile],
     secret: &(dyn Fn(&str) -> Option<String> + Send + Sync),
 ) -> Result<EdgeSetup, OpError> {
-    let mut out = Vec::new();
-    let mut digest = config.as_bytes().to_vec();
-    for f in files {
-        let bytes = match &f.content {
-            EdgeContent::Text(t) => t.clone().into_bytes(),
-            EdgeContent::Secret(name) => secret(name)
-                .ok_or_else(|| format!("secret {name} has no value (a certificate of the edge)"))?
-                .into_bytes(),
-        };
-        digest.extend(f.path.as_bytes());
-        digest.extend(&bytes);
-        out.push((f.path.clone(), bytes));
-    }
-    let generation = crate::model::short_hash(&digest);
+    let mut files = file_bytes(files, secret)?;
+    let generation = generation(config, &files);
     let config = with_generation(config, &generation);
-    out.insert(
+    files.insert(
         0,
         (format!("{EDGE_DIR}/{EDGE_CONFIG}"), config.into_bytes()),
     );
-    Ok(EdgeSetup {
-        generation,
-        files: out,
-    })
+    Ok(EdgeSetup { generation, files })
 }
 
 /// A tar archive of the edge's files, to upload at `/` (certificates readable by root only).
@@ -141,7 +125,7 @@ pub async fn reload(
     let want = format!("generation {}", setup.generation);
     let started = Instant::now();
     loop {
-        let seen = crate::apply::analysis::get(session, "127.0.0.1", admin_port, "/").await;
+        let seen = crate::hosts::http::get(session, "127.0.0.1", admin_port, "/").await;
         match seen {
             Ok((200, body)) if body.trim() == want => return Ok(()),
             _ if started.elapsed() > RELOAD_TIMEOUT => {

@@ -301,6 +301,9 @@ pub fn build(input: &PlanInput) -> Plan {
         .collect();
     let services = b.services(&routed);
     let routing = b.routing();
+    if let Some(r) = &routing {
+        b.edge_sync(r, &services);
+    }
     let dead_locks: Vec<String> = input
         .observed
         .iter()

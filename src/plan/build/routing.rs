@@ -122,3 +122,50 @@ impl Builder<'_> {
         })
     }
 }
+
+impl Builder<'_> {
+    /// A first wave that gives each edge whose configuration is not the one its routes call
+    /// for now (an ingress changed in Git, a file changed by hand, a certificate rotated) the
+    /// right one. Edges that did not answer are left to their health.
+    pub(super) fn edge_sync(&mut self, routing: &Routing, services: &super::super::Membership) {
+        let secrets = &self.input.desired.secrets;
+        let lookup = |name: &str| secrets.get(name).map(str::to_string);
+        let mut steps = BTreeMap::new();
+        for host in &routing.edge_hosts {
+            let Some(Ok(observed)) = self.input.observed.get(host) else {
+                continue;
+            };
+            let Some(running) = &observed.edge_generation else {
+                continue;
+            };
+            let list = crate::model::ingress::backends(routing, services, host);
+            let (config, files) = crate::model::haproxy::edge_files(&list, routing.admin_port);
+            let Ok(bytes) = crate::model::haproxy::file_bytes(&files, &lookup) else {
+                continue;
+            };
+            if crate::model::haproxy::generation(&config, &bytes) == *running {
+                continue;
+            }
+            self.changes.push(Change::plain(
+                EDGE_DEPLOYMENT,
+                host,
+                Action::Route,
+                ChangeKind::Pending,
+                None,
+                Reason::EdgeRoutes,
+            ));
+            steps.insert(host.clone(), vec![Step::SyncEdge]);
+        }
+        if steps.is_empty() {
+            return;
+        }
+        let at = usize::from(self.waves.first().is_some_and(|w| w.deployment.is_none()));
+        let wave = Wave {
+            description: "give the edges the routes their ingresses call for".into(),
+            deployment: None,
+            steps,
+            on_failure: BTreeMap::new(),
+        };
+        self.waves.insert(at, wave);
+    }
+}

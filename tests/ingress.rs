@@ -212,7 +212,7 @@ fn a_canary_gets_its_exact_weight_of_requests_on_the_edge_and_is_promoted_withou
     let canary = |version: &str| {
         web_with_ingress(2, version, CANARY_PORT).replace(
             "strategy: {min_ready: 1s, health_timeout: 30s}",
-            "strategy: {type: canary, min_ready: 1s, steps: [{weight: 25}, {pause: {}}]}",
+            "strategy: {type: canary, min_ready: 1s, steps: [{weight: 25}, {edge_analysis: {duration: 3s, max_errors: 0%, min_requests: 20}}, {pause: {}}]}",
         )
     };
     repo.write("deployments/web.yaml", &canary("v1"));
@@ -223,7 +223,14 @@ fn a_canary_gets_its_exact_weight_of_requests_on_the_edge_and_is_promoted_withou
     let hammer = Hammer::start(&EDGES, CANARY_PORT);
     repo.write("deployments/web.yaml", &canary("v2"));
     repo.commit("v2 as a canary");
-    repo.apply_ok(&[]);
+    let applied = repo.apply_ok(&[]);
+    // The edges' own counts judged the canary, from the requests the clients made.
+    assert!(
+        applied
+            .all()
+            .contains("requests through the edges, 0 errors"),
+        "{applied:?}"
+    );
     let (_, failed) = hammer.finish();
     assert!(
         failed.is_empty(),

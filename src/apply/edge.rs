@@ -6,6 +6,7 @@
 //! so a burst of steps costs few reloads.
 
 use super::executor::Engines;
+use crate::model::edge_stats::{self, EdgeAnalysis};
 use crate::model::haproxy::{self, EdgeFile};
 use crate::model::ingress::{backends, Routing, EDGE_DEPLOYMENT};
 use crate::plan::membership::{self, Membership};
@@ -274,6 +275,47 @@ impl Edges {
         let (config, files, _) = self.config(host)?;
         let created = engine.create_edge(pod, &config, &files).await;
         Some(created.map_err(|e| e.to_string()))
+    }
+
+    /// Reads every edge's counts of `revision`'s pods before and after the window; the
+    /// verdict on the difference.
+    pub async fn analyze(
+        &self,
+        deployment: &str,
+        revision: &str,
+        check: &EdgeAnalysis,
+    ) -> Result<String, String> {
+        let routing = self.routing.as_ref().ok_or("the plan routes nothing")?;
+        let backend = haproxy::backend_name(deployment);
+        let read = || async {
+            let all = join_all(self.engines.iter().map(|(host, engine)| async move {
+                let csv = engine.edge_stats(routing.admin_port).await;
+                (host.clone(), csv)
+            }))
+            .await;
+            let mut out = BTreeMap::new();
+            for (host, csv) in all {
+                let csv = csv.map_err(|e| format!("edge on {host}: {e}"))?;
+                for (server, counts) in edge_stats::parse(&csv, &backend) {
+                    let of_revision = routing
+                        .endpoints
+                        .get(&server)
+                        .is_some_and(|e| e.revision == revision);
+                    if of_revision {
+                        out.insert((host.clone(), server), counts);
+                    }
+                }
+            }
+            Ok::<_, String>(out)
+        };
+        let before = read().await?;
+        tokio::time::sleep(std::time::Duration::from_millis(check.duration_ms)).await;
+        let after = read().await?;
+        let counts: Vec<edge_stats::Counts> = after
+            .iter()
+            .map(|(k, a)| edge_stats::between(before.get(k).copied().unwrap_or_default(), *a))
+            .collect();
+        edge_stats::verdict(check, &counts)
     }
 
     async fn push_all(&self) -> Result<(), String> {

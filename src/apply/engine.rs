@@ -39,6 +39,11 @@ pub trait Engine: Send + Sync {
         let _ = (config, files);
         self.create_pod(pod)
     }
+    /// The statistics (CSV) of the edge running here.
+    fn edge_stats(&self, admin_port: u16) -> BoxFuture<'_, OpResult<String>> {
+        let _ = admin_port;
+        async { Ok(String::new()) }.boxed()
+    }
     /// Gives the edges running here a new configuration; done once they serve with it.
     fn edge_reload<'a>(
         &'a self,
@@ -122,6 +127,20 @@ impl Engine for DockerEngine {
         async move {
             let edge = ops::edge::materialize(config, files, self.inputs.secrets.as_ref())?;
             ops::create_pod(&self.docker, pod, &self.project, &self.inputs, Some(&edge)).await
+        }
+        .boxed()
+    }
+
+    fn edge_stats(&self, admin_port: u16) -> BoxFuture<'_, OpResult<String>> {
+        async move {
+            let got = crate::hosts::http::get(&self.session, "127.0.0.1", admin_port, "/stats;csv");
+            match got.await {
+                Ok((200, body)) => Ok(body),
+                Ok((code, _)) => Err(OpError::Refused(format!(
+                    "the edge's statistics: status {code}"
+                ))),
+                Err(e) => Err(OpError::Refused(format!("the edge's statistics: {e}"))),
+            }
         }
         .boxed()
     }

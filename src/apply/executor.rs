@@ -41,7 +41,7 @@ fn is_verdict(step: &Step, message: &str) -> bool {
         Step::AwaitReady { .. } => {
             message.contains("failed its health gate") || message.contains("was not ready within")
         }
-        Step::Analyze { .. } => message.starts_with("analysis failed"),
+        Step::Analyze { .. } | Step::EdgeAnalyze { .. } => message.starts_with("analysis failed"),
         // The revision's own code failed: a migration that fails is not retried by the next
         // sync (as a failed health gate), until Git changes or --retry.
         Step::RunJob { .. } => {

@@ -72,6 +72,12 @@ pub fn describe(step: &Step) -> String {
             revision, percent, ..
         } => format!("route {percent}% of requests to revision {revision} on the edges"),
         Step::SyncEdge => "give the edge its routes".to_string(),
+        Step::EdgeAnalyze {
+            revision, check, ..
+        } => format!(
+            "count the answers of revision {revision} on the edges for {}s",
+            check.duration_ms as f64 / 1000.0
+        ),
         Step::Wait { ms, reason } => format!("{reason}: wait {}s", *ms as f64 / 1000.0),
         Step::Analyze { pods, check } => format!(
             "analyse {} pod(s): {} x GET :{}{}",

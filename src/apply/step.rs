@@ -111,6 +111,20 @@ pub(super) async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
         Step::RecordJob { record } => plain(engine.record_job(record).await),
         // The edges take it (`Edges::after`); no engine of this host is involved.
         Step::RouteWeight { .. } | Step::SyncEdge => Ok(()),
+        Step::EdgeAnalyze {
+            deployment,
+            revision,
+            check,
+        } => {
+            let verdict = ctx.edges.analyze(deployment, revision, check).await;
+            match verdict {
+                Ok(summary) => {
+                    ctx.progress.output(&ctx.host, "edge analysis", &summary);
+                    Ok(())
+                }
+                Err(why) => Err(StepError::new(why, String::new())),
+            }
+        }
         Step::Wait { ms, .. } => {
             tokio::time::sleep(Duration::from_millis(*ms)).await;
             Ok(())

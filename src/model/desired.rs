@@ -113,6 +113,8 @@ pub enum CanaryStep {
     Pause(Option<u64>),
     /// Check the canary pods over HTTP before going on.
     Analysis(Analysis),
+    /// Judge the canary by the edges' own counts of its answers (ingress deployments).
+    EdgeAnalysis(super::edge_stats::EdgeAnalysis),
 }
 
 /// HTTP checks berth makes through the SSH connection to each canary pod's address.

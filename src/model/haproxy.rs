@@ -29,7 +29,7 @@ pub fn edge_command() -> Vec<String> {
 const NOT_FOUND: &str = "berth-not-found";
 
 /// A HAProxy backend or frontend name for a deployment or port.
-fn backend_name(deployment: &str) -> String {
+pub fn backend_name(deployment: &str) -> String {
     format!("be-{deployment}")
 }
 
@@ -142,9 +142,11 @@ pub fn config(backends: &[Backend], admin_port: u16, generation: &str) -> String
          \x20   retries 3\n\
          \x20   option redispatch 1\n\
          \x20   default-server inter 1s fall 2 rise 1\n\
-         frontend berth-admin\n\
+         listen berth-admin\n\
          \x20   bind 127.0.0.1:{admin_port}\n\
-         \x20   http-request return status 200 content-type text/plain string \"generation {generation}\"\n"
+         \x20   http-request return status 200 content-type text/plain string \"generation {generation}\" if {{ path / }}\n\
+         \x20   stats enable\n\
+         \x20   stats uri /stats\n"
     );
     // One frontend per public port; backends chosen by Host header where names are given.
     let mut by_port: BTreeMap<u16, Vec<&Backend>> = BTreeMap::new();

@@ -1,6 +1,7 @@
 //! The pure model: desired and observed state, labels and selectors. No I/O.
 
 pub mod desired;
+pub mod edge_stats;
 pub mod files;
 pub mod haproxy;
 pub mod history;

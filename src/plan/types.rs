@@ -237,6 +237,12 @@ pub enum Step {
     },
     /// Give this host's edge the configuration its routes call for now.
     SyncEdge,
+    /// Judge a canary revision by every edge's counts of its answers over a window.
+    EdgeAnalyze {
+        deployment: String,
+        revision: String,
+        check: crate::model::edge_stats::EdgeAnalysis,
+    },
     /// Wait, as a canary's timed pause asks.
     Wait {
         ms: u64,

@@ -106,6 +106,15 @@ fn strategy(d: &Deployment) -> String {
                     CanaryStep::Weight(w) => format!("{{weight: {w}}}"),
                     CanaryStep::Pause(Some(ms)) => format!("{{pause: {}}}", duration(*ms)),
                     CanaryStep::Pause(None) => "{pause: {}}".into(),
+                    CanaryStep::EdgeAnalysis(e) => format!(
+                        "{{edge_analysis: {{duration: {}, max_errors: {}%, min_requests: {}{}}}}}",
+                        duration(e.duration_ms),
+                        e.max_errors_percent,
+                        e.min_requests,
+                        e.max_latency_ms
+                            .map(|m| format!(", max_latency: {}", duration(m)))
+                            .unwrap_or_default()
+                    ),
                     CanaryStep::Analysis(a) => format!(
                         "{{analysis: {{port: {}, path: {}, status: {}, samples: {}, interval: {}, failure_limit: {}}}}}",
                         a.port,

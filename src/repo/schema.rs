@@ -300,6 +300,10 @@ pub struct CanaryStepFile {
     #[serde(default)]
     #[schemars(with = "Option<AnalysisFile>")]
     pub analysis: Option<Spanned<AnalysisFile>>,
+    /// Judge the canary by the edges' counts of its answers (a deployment with an ingress).
+    #[serde(default)]
+    #[schemars(with = "Option<super::schema_ingress::EdgeAnalysisFile>")]
+    pub edge_analysis: Option<Spanned<super::schema_ingress::EdgeAnalysisFile>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -64,3 +64,24 @@ pub struct EdgeFile {
     #[schemars(with = "Option<String>")]
     pub pod_ports: Option<Spanned<String>>,
 }
+
+/// `edge_analysis: {duration: 30s, max_errors: 1%, max_latency: 300ms, min_requests: 20}`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeAnalysisFile {
+    /// How long the edges count the canary's answers (default 30s).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub duration: Option<Spanned<String>>,
+    /// The share of errors (5xx, or no answer) tolerated, like `1%` (default 0%).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub max_errors: Option<Spanned<String>>,
+    /// The highest average response time of a canary pod, like `300ms`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub max_latency: Option<Spanned<String>>,
+    /// Fewer requests to the canary than this in the window fails it (default 1).
+    #[serde(default)]
+    pub min_requests: Option<u64>,
+}

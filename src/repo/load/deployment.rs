@@ -95,6 +95,20 @@ pub(super) fn load_deployment(
         .as_ref()
         .and_then(|i| super::ingress::load_ingress(l, src, raw, i, service.as_ref()));
     let strategy = l.strategy(src, raw.strategy.as_ref(), default_strategy);
+    let edge_analysis =
+        (strategy.steps.iter()).any(|s| matches!(s, crate::model::CanaryStep::EdgeAnalysis(_)));
+    if edge_analysis && ingress.is_none() {
+        let at = raw.strategy.as_ref().and_then(|s| s.kind.as_ref());
+        let e = match at {
+            Some(k) => src.error(k, "an edge_analysis step needs an ingress", "this strategy"),
+            None => src.error(
+                &raw.name,
+                "an edge_analysis step needs an ingress",
+                "this deployment",
+            ),
+        };
+        l.report(e.with_help("the edges count a canary's answers only for a deployment with ingress:; use analysis: for HTTP checks"));
+    }
     if strategy.kind.is_progressive() {
         let at = raw.strategy.as_ref().and_then(|s| s.kind.as_ref());
         let error = |message: String, label: &str| match at {

@@ -63,6 +63,39 @@ impl Loader<'_> {
         }
     }
 
+    fn edge_analysis(
+        &mut self,
+        file: &SourceFile,
+        a: &crate::repo::schema_ingress::EdgeAnalysisFile,
+    ) -> crate::model::edge_stats::EdgeAnalysis {
+        let max_errors_percent = match &a.max_errors {
+            None => 0,
+            Some(m) => match m.value.trim().trim_end_matches('%').trim().parse::<u32>() {
+                Ok(p) if p <= 100 => p,
+                _ => {
+                    self.report(file.error(
+                        m,
+                        "max_errors is a whole percentage like 1%",
+                        "not a percentage",
+                    ));
+                    0
+                }
+            },
+        };
+        let max_latency_ms = a.max_latency.as_ref().map(|m| {
+            units::duration_ms(&m.value).unwrap_or_else(|why| {
+                self.report(file.error(m, "invalid max_latency", why));
+                0
+            })
+        });
+        crate::model::edge_stats::EdgeAnalysis {
+            duration_ms: self.duration(file, &a.duration, 30_000),
+            max_errors_percent,
+            max_latency_ms,
+            min_requests: a.min_requests.unwrap_or(1),
+        }
+    }
+
     pub(super) fn canary_steps(
         &mut self,
         file: &SourceFile,
@@ -75,10 +108,11 @@ impl Loader<'_> {
                 step.weight.is_some(),
                 step.pause.is_some(),
                 step.analysis.is_some(),
+                step.edge_analysis.is_some(),
             ];
             if given.iter().filter(|g| **g).count() != 1 {
                 self.report(
-                    file.error(spanned, "a canary step has exactly one of weight, pause, analysis", "this step")
+                    file.error(spanned, "a canary step has exactly one of weight, pause, analysis, edge_analysis", "this step")
                         .with_help("write each step as its own list item: - weight: 20, - pause: 30s, - analysis: {...}"),
                 );
                 continue;
@@ -106,6 +140,10 @@ impl Loader<'_> {
                         None
                     }
                 }));
+            } else if let Some(at) = &step.edge_analysis {
+                out.push(CanaryStep::EdgeAnalysis(
+                    self.edge_analysis(file, &at.value),
+                ));
             } else if let Some(at) = &step.analysis {
                 let a = &at.value;
                 let Some(port) = &a.port else {

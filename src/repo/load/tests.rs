@@ -224,3 +224,24 @@ fn an_ingress_makes_an_edge_deployment_on_the_ingress_hosts() {
     assert_eq!(c.stop_signal.as_deref(), Some("SIGUSR1"));
     assert_eq!(state.edge.as_ref().unwrap().image, "haproxy:2.6");
 }
+
+#[test]
+fn an_edge_analysis_needs_an_ingress_and_reads_its_limits() {
+    let steps = "strategy: {type: canary, steps: [{weight: 20}, {edge_analysis: {duration: 10s, max_errors: 2%, max_latency: 300ms}}]}\n";
+    let without = web(&format!("service: {{name: web, port: 8080}}\n{steps}"));
+    let errors = errors(&files(&[("web.yaml", &without)]));
+    expect_exactly(
+        &errors,
+        &[(
+            "deployments/web.yaml:7:18",
+            "an edge_analysis step needs an ingress",
+        )],
+    );
+    let with = web(&format!(
+        "service: {{name: web, port: 8080}}\ningress: {{}}\n{steps}"
+    ));
+    let state = load(&files(&[("web.yaml", &with)]), &|_| None).unwrap();
+    let d = state.deployments.iter().find(|d| d.name == "web").unwrap();
+    assert!(matches!(&d.strategy.steps[1], CanaryStep::EdgeAnalysis(e)
+        if e.duration_ms == 10_000 && e.max_errors_percent == 2 && e.max_latency_ms == Some(300) && e.min_requests == 1));
+}

@@ -157,6 +157,24 @@ impl Builder<'_> {
                     self.rollout_issue(d, note);
                     return;
                 }
+                CanaryStep::EdgeAnalysis(check) => {
+                    let host = r.state_hosts.first().cloned().unwrap_or_default();
+                    let step = Step::EdgeAnalyze {
+                        deployment: d.name.clone(),
+                        revision: r.revision.clone(),
+                        check: check.clone(),
+                    };
+                    let undo = r.canary_abort(&pods.canary, &pods.stopped);
+                    r.wave(
+                        format!(
+                            "canary step {n}/{count}: edge analysis, the edges count the canary's answers for {}s (at most {}% errors)",
+                            check.duration_ms as f64 / 1000.0,
+                            check.max_errors_percent
+                        ),
+                        HostSteps::from([(host, vec![step])]),
+                        undo,
+                    );
+                }
                 CanaryStep::Analysis(a) => {
                     let undo = r.canary_abort(&pods.canary, &pods.stopped);
                     r.wave(

@@ -128,14 +128,7 @@ fn the_edge_routes_across_hosts_and_rolls_out_and_updates_itself_without_failing
             .count()
     };
     assert_eq!((pods("h1"), pods("h2")), (1, 0));
-    for edge in EDGES {
-        let addr = format!("{edge}:{PORT}").parse().unwrap();
-        assert_eq!(
-            get(addr).as_deref(),
-            Ok("berth-lab web v1"),
-            "asking {edge}"
-        );
-    }
+    every_edge_answers(PORT, "v1");
 
     // A rolling update (and a scale-up) while clients ask both edges.
     let hammer = Hammer::start(&EDGES, PORT);
@@ -157,14 +150,7 @@ fn the_edge_routes_across_hosts_and_rolls_out_and_updates_itself_without_failing
         &failed[..failed.len().min(5)]
     );
     assert!(answers.contains_key("berth-lab web v1") && answers.contains_key("berth-lab web v2"));
-    for edge in EDGES {
-        let addr = format!("{edge}:{PORT}").parse().unwrap();
-        assert_eq!(
-            get(addr).as_deref(),
-            Ok("berth-lab web v2"),
-            "asking {edge}"
-        );
-    }
+    every_edge_answers(PORT, "v2");
 
     // The edge itself updated (a new image): the new edge takes over the listeners.
     let edge_ids = |h: &str| -> Vec<String> {
@@ -210,9 +196,12 @@ fn a_canary_gets_its_exact_weight_of_requests_on_the_edge_and_is_promoted_withou
     let repo = Repo::new("ingress-canary");
     project_files(&repo, "berth-lab/haproxy:2.6", CANARY_PORT);
     let canary = |version: &str| {
-        web_with_ingress(2, version, CANARY_PORT).replace(
-            "strategy: {min_ready: 1s, health_timeout: 30s}",
-            "strategy: {type: canary, min_ready: 1s, steps: [{weight: 25}, {edge_analysis: {duration: 3s, max_errors: 0%, min_requests: 20}}, {pause: {}}]}",
+        let steps = "[{weight: 25}, {edge_analysis: {duration: 3s, max_errors: 0%, min_requests: 20}}, {pause: {}}]";
+        with_strategy(
+            2,
+            version,
+            CANARY_PORT,
+            &format!("{{type: canary, min_ready: 1s, steps: {steps}}}"),
         )
     };
     repo.write("deployments/web.yaml", &canary("v1"));
@@ -266,14 +255,24 @@ fn a_canary_gets_its_exact_weight_of_requests_on_the_edge_and_is_promoted_withou
         failed.len(),
         &failed[..failed.len().min(5)]
     );
+    every_edge_answers(CANARY_PORT, "v2");
+}
+
+/// Each edge answers from `version`.
+fn every_edge_answers(port: u16, version: &str) {
     for edge in EDGES {
-        let addr = format!("{edge}:{CANARY_PORT}").parse().unwrap();
-        assert_eq!(
-            get(addr).as_deref(),
-            Ok("berth-lab web v2"),
-            "asking {edge}"
-        );
+        let addr = format!("{edge}:{port}").parse().unwrap();
+        let want = format!("berth-lab web {version}");
+        assert_eq!(get(addr).as_deref(), Ok(want.as_str()), "asking {edge}");
     }
+}
+
+/// The web deployment with an ingress on `port` and this strategy.
+fn with_strategy(replicas: u32, version: &str, port: u16, strategy: &str) -> String {
+    web_with_ingress(replicas, version, port).replace(
+        "strategy: {min_ready: 1s, health_timeout: 30s}",
+        &format!("strategy: {strategy}"),
+    )
 }
 
 /// `n` requests over both edges, by answer.
@@ -292,10 +291,8 @@ fn a_blue_green_switch_moves_every_edge_at_once_and_back_on_rollback_without_a_f
     let repo = Repo::new("ingress-bluegreen");
     project_files(&repo, "berth-lab/haproxy:2.6", BG_PORT);
     let blue_green = |version: &str| {
-        web_with_ingress(2, version, BG_PORT).replace(
-            "strategy: {min_ready: 1s, health_timeout: 30s}",
-            "strategy: {type: blue-green, min_ready: 1s, scale_down_delay: 10m}",
-        )
+        let strategy = "{type: blue-green, min_ready: 1s, scale_down_delay: 10m}";
+        with_strategy(2, version, BG_PORT, strategy)
     };
     repo.write("deployments/web.yaml", &blue_green("v1"));
     repo.commit("blue");

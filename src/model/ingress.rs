@@ -292,6 +292,76 @@ mod tests {
         assert_eq!(weights(&pods, Some(("new", 100)))["a"], 0);
     }
 
+    fn routing(scope: Scope) -> (Routing, Members) {
+        let endpoint = |host: &str, port: u16, revision: &str| Endpoint {
+            host: host.into(),
+            address: format!("addr-{host}"),
+            port,
+            revision: revision.into(),
+        };
+        let ingress = Ingress {
+            port: 80,
+            hostnames: vec![],
+            container_port: 8080,
+            health_path: "/".into(),
+            scope,
+            tls: None,
+        };
+        let routing = Routing {
+            ingresses: BTreeMap::from([(
+                "web".to_string(),
+                RoutedIngress {
+                    service: "web".into(),
+                    ingress,
+                },
+            )]),
+            endpoints: BTreeMap::from([
+                ("web-a-0".to_string(), endpoint("h1", 30001, "a")),
+                ("web-a-1".to_string(), endpoint("h2", 30002, "a")),
+                ("web-b-2".to_string(), endpoint("h2", 30003, "b")),
+            ]),
+            edge_hosts: vec!["h1".into(), "h2".into()],
+            admin_port: 8405,
+            weights: BTreeMap::from([("web".to_string(), ("b".to_string(), 10))]),
+        };
+        let members: Members = BTreeMap::from([(
+            "web".to_string(),
+            BTreeMap::from([
+                ("h1".to_string(), BTreeSet::from(["web-a-0".to_string()])),
+                (
+                    "h2".to_string(),
+                    BTreeSet::from(["web-a-1".to_string(), "web-b-2".to_string()]),
+                ),
+            ]),
+        )]);
+        (routing, members)
+    }
+
+    #[test]
+    fn an_edge_routes_to_every_hosts_pods_or_with_scope_host_its_own() {
+        let (fleet, members) = routing(Scope::Fleet);
+        let on_h1 = backends(&fleet, &members, "h1");
+        let servers: Vec<(&str, &str, u16)> = on_h1[0]
+            .servers
+            .iter()
+            .map(|s| (s.pod.as_str(), s.address.as_str(), s.port))
+            .collect();
+        assert_eq!(
+            servers,
+            [
+                ("web-a-0", "addr-h1", 30001),
+                ("web-a-1", "addr-h2", 30002),
+                ("web-b-2", "addr-h2", 30003)
+            ]
+        );
+        let share = shares(&on_h1[0], &fleet.endpoints);
+        assert!((share["b"] - 10.0).abs() < 1.0, "{share:?}");
+        let (own, members) = routing(Scope::Host);
+        let on_h1 = backends(&own, &members, "h1");
+        assert_eq!(on_h1[0].servers.len(), 1, "h1's own pod only");
+        assert_eq!(backends(&own, &members, "h2")[0].servers.len(), 2);
+    }
+
     #[test]
     fn free_ports_skip_used_ones_and_stay_in_range() {
         let used: BTreeSet<u16> = (30000..30010).collect();

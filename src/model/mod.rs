@@ -17,6 +17,7 @@ pub mod registry;
 pub mod rollout;
 pub mod secret;
 pub mod selector;
+pub mod strategy;
 
 pub use desired::*;
 pub use job::Job;
@@ -28,3 +29,4 @@ pub use observed::{
 pub use reason::Reason;
 pub use rollout::{Phase, Rollout};
 pub use selector::Selector;
+pub use strategy::*;

@@ -6,6 +6,7 @@ pub mod load;
 pub mod messages;
 pub mod schema;
 pub mod schema_ingress;
+pub mod schema_strategy;
 pub mod sops;
 pub mod source;
 pub mod units;

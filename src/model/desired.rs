@@ -134,6 +134,9 @@ pub struct ContainerSpec {
     /// The signal `docker stop` sends (SIGTERM when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    /// The user it runs as (the image's when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// Secrets whose values are whole env files (`env_file: {secret: NAME}`), in order; their
     /// keys fill what `env` (and the repository's env files, merged into it) leave unset.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -189,6 +189,7 @@ pub(super) fn create_body(
         image: Some(spec.pull_ref()),
         hostname: (index == 0 && !host_network).then(|| pod.name.clone()),
         stop_signal: spec.stop_signal.clone(),
+        user: spec.user.clone(),
         cmd: spec.command.clone(),
         entrypoint: spec.entrypoint.clone(),
         env: Some(env),

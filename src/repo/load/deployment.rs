@@ -293,6 +293,7 @@ pub(super) fn load_container(
         env_secret_files,
         network_mode: None,
         stop_signal: None,
+        user: None,
     }
 }
 

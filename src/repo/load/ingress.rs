@@ -177,6 +177,8 @@ pub(super) fn edge_deployment(
         // requests in flight finish.
         stop_signal: Some("SIGUSR1".into()),
         network_mode: Some("host".into()),
+        // The official image runs as an unprivileged user, who may not bind ports below 1024.
+        user: Some("root".into()),
         ..ContainerSpec::default()
     };
     let strategy = Strategy {

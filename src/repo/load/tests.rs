@@ -222,6 +222,7 @@ fn an_ingress_makes_an_edge_deployment_on_the_ingress_hosts() {
     let c = &edge.pod.containers[0];
     assert_eq!(c.network_mode.as_deref(), Some("host"));
     assert_eq!(c.stop_signal.as_deref(), Some("SIGUSR1"));
+    assert_eq!(c.user.as_deref(), Some("root"), "ports below 1024");
     assert_eq!(state.edge.as_ref().unwrap().image, "haproxy:2.6");
 }
 

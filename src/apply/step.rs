@@ -99,7 +99,9 @@ pub(super) async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
             leave, drain_ms, ..
         } => {
             let left = engine.leave(leave).await;
-            if left.as_ref().is_ok_and(|l| *l) {
+            // A pod found out of its service already drains too: an apply that was killed
+            // may have taken it out a moment ago, with requests still in flight to it.
+            if left.is_ok() {
                 ctx.drains.left(&ctx.host, &leave.container, *drain_ms);
             }
             plain(left.map(|_| ()))

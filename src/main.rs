@@ -15,6 +15,14 @@ fn main() -> ExitCode {
             });
         }
     };
+    // A local repository needs no CA certificates (see repo::git_tls).
+    if !cli
+        .repository
+        .as_deref()
+        .is_some_and(berth::repo::source::is_url)
+    {
+        berth::repo::git_tls::start_without_certificates();
+    }
     match berth::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(report) => {

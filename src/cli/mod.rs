@@ -55,6 +55,9 @@ pub struct Cli {
         help_heading = "Global"
     )]
     pub color: clap::ColorChoice,
+    /// The command's `--repo`, if it takes one (filled in by `parse_args`).
+    #[arg(skip)]
+    pub repository: Option<String>,
 }
 
 pub const EXIT_CODES: &str =
@@ -124,8 +127,19 @@ impl Cli {
             s.after_help(EXIT_CODES)
                 .mut_subcommands(|n| n.after_help(EXIT_CODES))
         });
-        Cli::from_arg_matches(&command.try_get_matches()?)
+        let matches = command.try_get_matches()?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.repository = repository_of(&matches);
+        Ok(cli)
     }
+}
+
+/// The `--repo` of the innermost subcommand that takes one.
+fn repository_of(matches: &clap::ArgMatches) -> Option<String> {
+    if let Ok(Some(repo)) = matches.try_get_one::<String>("repo") {
+        return Some(repo.clone());
+    }
+    matches.subcommand().and_then(|(_, sub)| repository_of(sub))
 }
 
 pub fn run(cli: Cli) -> miette::Result<u8> {

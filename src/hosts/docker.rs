@@ -1,6 +1,7 @@
 //! The Docker API over the host's SSH session: each HTTP connection is one
-//! `direct-streamlocal` channel to the engine's unix socket. Concurrent channels are capped,
-//! since a burst of opens can overflow the remote socket's accept backlog.
+//! `direct-streamlocal` channel to the engine's unix socket. Concurrent requests are capped,
+//! since a burst of opens can overflow the remote socket's accept backlog; channels are opened
+//! ahead of need (`Spares`) so that only a host's first round of requests waits for them.
 
 use super::ssh::Session;
 use bollard::{ClientVersion, Docker};
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 /// Concurrent Docker requests (channels) per host.
-pub const CHANNELS_PER_HOST: usize = 8;
+pub const CHANNELS_PER_HOST: usize = 16;
 
 fn io_error(e: impl std::fmt::Display) -> bollard::errors::Error {
     bollard::errors::Error::IOError {
@@ -17,11 +18,36 @@ fn io_error(e: impl std::fmt::Display) -> bollard::errors::Error {
     }
 }
 
+/// A channel to the engine's socket, as a byte stream.
+type EngineStream = russh::ChannelStream<russh::client::Msg>;
+type EngineChannel = russh::Channel<russh::client::Msg>;
+
+async fn open(session: &Session, socket: &str) -> Result<EngineChannel, bollard::errors::Error> {
+    session
+        .channel_open_direct_streamlocal(socket)
+        .await
+        .map_err(|e| io_error(format!("cannot open a channel to {socket}: {e}")))
+}
+
 /// Sends one HTTP request to the engine over a new channel of the session. The channel
 /// closes when the response (and its body) is done; `permit` is held until then.
 async fn send<B>(
     session: &Session,
     socket: &str,
+    req: hyper::Request<B>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Result<hyper::Response<hyper::body::Incoming>, bollard::errors::Error>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    send_over(open(session, socket).await?.into_stream(), req, permit).await
+}
+
+/// Sends one HTTP request over an open channel, which closes when the response is done.
+async fn send_over<B>(
+    stream: EngineStream,
     mut req: hyper::Request<B>,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<hyper::Response<hyper::body::Incoming>, bollard::errors::Error>
@@ -35,18 +61,66 @@ where
         hyper::header::HOST,
         hyper::header::HeaderValue::from_static("docker"),
     );
-    let channel = session
-        .channel_open_direct_streamlocal(socket)
-        .await
-        .map_err(|e| io_error(format!("cannot open a channel to {socket}: {e}")))?;
-    let io = TokioIo::new(channel.into_stream());
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(async move {
         // With upgrades: an exec or attach takes the connection over as a raw stream.
         let _ = conn.with_upgrades().await;
         drop(permit);
     });
     Ok(sender.send_request(req).await?)
+}
+
+/// Channels to the engine opened ahead of need, up to `CHANNELS_PER_HOST` idle ones. A round
+/// of requests that follows another (the inspects after the container list) then starts at
+/// once, instead of waiting a round trip for its channels to open. A spare is used within
+/// `SPARE_FOR`: an engine may close a connection that stays idle. (Spares are kept as
+/// channels, not streams: a stream closes its channel from a task when dropped, and the last
+/// ones are dropped after the runtime has stopped.)
+struct Spares {
+    session: Arc<Session>,
+    socket: String,
+    ready: std::sync::Mutex<Vec<(std::time::Instant, EngineChannel)>>,
+    opening: std::sync::atomic::AtomicUsize,
+}
+
+const SPARE_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Spares {
+    fn take(&self) -> Option<EngineChannel> {
+        let mut ready = self.ready.lock().expect("not poisoned");
+        let (fresh, stale): (Vec<_>, Vec<_>) = std::mem::take(&mut *ready)
+            .into_iter()
+            .partition(|(opened, _)| opened.elapsed() < SPARE_FOR);
+        *ready = fresh;
+        for (_, channel) in stale {
+            tokio::spawn(async move {
+                let _ = channel.close().await;
+            });
+        }
+        ready.pop().map(|(_, channel)| channel)
+    }
+
+    /// Opens channels in the background until idle and opening ones make up the pool.
+    fn refill(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        let idle = self.ready.lock().expect("not poisoned").len();
+        let opening = self.opening.load(Ordering::SeqCst);
+        for _ in (idle + opening)..CHANNELS_PER_HOST {
+            self.opening.fetch_add(1, Ordering::SeqCst);
+            let spares = self.clone();
+            tokio::spawn(async move {
+                if let Ok(channel) = open(&spares.session, &spares.socket).await {
+                    let opened = std::time::Instant::now();
+                    spares
+                        .ready
+                        .lock()
+                        .expect("not poisoned")
+                        .push((opened, channel));
+                }
+                spares.opening.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    }
 }
 
 /// A raw JSON request to the engine, for the few calls bollard's models cannot express
@@ -81,36 +155,85 @@ pub async fn raw_json(
     Ok((status, value))
 }
 
-/// A bollard client whose requests travel over `session`, version negotiated with the engine.
+/// The Docker API version berth speaks: Docker 20.10's, which every engine since answers.
+pub const API_VERSION: ClientVersion = ClientVersion {
+    major_version: 1,
+    minor_version: 41,
+};
+
+/// A bollard client whose requests travel over `session`, speaking `API_VERSION`. Nothing is
+/// sent yet: `check_engine` asks the engine beside the first observation instead of before it,
+/// which saves each host a round trip.
 /// Each API call may take at most `request_timeout` (image pulls included).
-pub async fn connect(
+pub fn connect(
     session: Arc<Session>,
     socket: &str,
     request_timeout: std::time::Duration,
 ) -> Result<Docker, String> {
     let limit = Arc::new(Semaphore::new(CHANNELS_PER_HOST));
-    let socket = socket.to_string();
+    let spares = Arc::new(Spares {
+        session,
+        socket: socket.to_string(),
+        ready: Default::default(),
+        opening: Default::default(),
+    });
     let transport = move |req: bollard::BollardRequest| {
-        let session = session.clone();
         let limit = limit.clone();
-        let socket = socket.clone();
+        let spares = spares.clone();
         async move {
             let permit = limit.acquire_owned().await.map_err(io_error)?;
-            send(&session, &socket, req, Some(permit)).await
+            let channel = match spares.take() {
+                Some(channel) => channel,
+                None => open(&spares.session, &spares.socket).await?,
+            };
+            spares.refill();
+            send_over(channel.into_stream(), req, Some(permit)).await
         }
     };
-    let docker = Docker::connect_with_custom_transport(
+    Docker::connect_with_custom_transport(
         transport,
         Some("http://docker"),
         request_timeout.as_secs().max(1),
-        &ClientVersion {
-            major_version: 1,
-            minor_version: 41,
-        },
+        &API_VERSION,
     )
-    .map_err(|e| e.to_string())?;
-    docker
-        .negotiate_version()
+    .map_err(|e| e.to_string())
+}
+
+/// Whether the engine answers within `within` and speaks `API_VERSION` or newer.
+pub async fn check_engine(docker: &Docker, within: std::time::Duration) -> Result<(), String> {
+    let version = tokio::time::timeout(within, docker.version())
         .await
-        .map_err(|e| format!("cannot reach the Docker engine: {e}"))
+        .map_err(|_| format!("the Docker engine did not answer within {within:?}"))?
+        .map_err(|e| format!("cannot reach the Docker engine: {e}"))?;
+    let api = version.api_version.unwrap_or_default();
+    if speaks_at_least(&api, &API_VERSION) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the Docker engine speaks API {api}; berth needs {}.{} or newer (Docker 20.10)",
+            API_VERSION.major_version, API_VERSION.minor_version
+        ))
+    }
+}
+
+/// `1.43` against `1.41`, as numbers (`1.9` is older than `1.41`).
+fn speaks_at_least(api: &str, wanted: &ClientVersion) -> bool {
+    let mut parts = api.split('.').map(|p| p.parse::<usize>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (wanted.major_version, wanted.minor_version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_versions_compare_as_numbers() {
+        assert!(speaks_at_least("1.41", &API_VERSION));
+        assert!(speaks_at_least("1.50", &API_VERSION));
+        assert!(speaks_at_least("2.0", &API_VERSION));
+        assert!(!speaks_at_least("1.40", &API_VERSION));
+        assert!(!speaks_at_least("1.9", &API_VERSION));
+        assert!(!speaks_at_least("", &API_VERSION));
+    }
 }

@@ -22,6 +22,8 @@ pub struct Connected {
     pub session: Arc<ssh::Session>,
     /// The bastions the session goes through, kept open while it is.
     pub via: Vec<Arc<ssh::Session>>,
+    /// How long its engine may take to first answer (`--connect-timeout`).
+    pub answer_within: std::time::Duration,
 }
 
 /// Credentials for pulls, by registry (as `model::registry::registry_of` names it).
@@ -100,26 +102,17 @@ pub async fn connect_all(
                 let session = ssh::connect(&route.target, &options, via.last()).await;
                 drop(permit);
                 let session = session?;
-                let docker = tokio::time::timeout(
-                    options.connect_timeout,
-                    docker::connect(
-                        session.clone(),
-                        &host.docker_socket,
-                        options.command_timeout,
-                    ),
-                )
-                .await
-                .map_err(|_| {
-                    format!(
-                        "the Docker engine did not answer within {:?}",
-                        options.connect_timeout
-                    )
-                })??;
+                let docker = docker::connect(
+                    session.clone(),
+                    &host.docker_socket,
+                    options.command_timeout,
+                )?;
                 Ok::<_, String>(Connected {
                     host,
                     docker,
                     session,
                     via,
+                    answer_within: options.connect_timeout,
                 })
             })
         })
@@ -190,8 +183,13 @@ impl Fleet {
                 let c = c.clone();
                 let opts = opts.clone();
                 tokio::spawn(async move {
-                    let observed =
-                        observe::observe(&c.host.name, &c.docker, &c.session, &opts).await;
+                    // The engine's version is asked in the same round as the observation.
+                    let observed = futures_util::future::try_join(
+                        docker::check_engine(&c.docker, c.answer_within),
+                        observe::observe(&c.host.name, &c.docker, &c.session, &opts),
+                    )
+                    .await
+                    .map(|(_, observed)| observed);
                     (c.host.name.clone(), observed)
                 })
             })

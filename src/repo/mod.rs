@@ -2,6 +2,7 @@
 //! validating them into the desired state.
 
 pub mod diag;
+pub mod git_tls;
 pub mod load;
 pub mod messages;
 pub mod schema;

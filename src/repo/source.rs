@@ -47,7 +47,8 @@ pub struct Source {
     pub warnings: Vec<String>,
 }
 
-fn is_url(repo: &str) -> bool {
+/// Whether the repository is fetched (a URL) rather than read from a local path.
+pub fn is_url(repo: &str) -> bool {
     repo.contains("://") || (repo.contains('@') && repo.contains(':') && !Path::new(repo).exists())
 }
 

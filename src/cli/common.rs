@@ -87,8 +87,9 @@ pub struct SshArgs {
     /// How long one Docker API call may take; an image pull is one call.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "300s", help_heading = "SSH")]
     pub command_timeout: Duration,
-    /// At most this many SSH handshakes at once.
-    #[arg(long, default_value_t = 10, help_heading = "SSH")]
+    /// At most this many SSH handshakes at once (and at most 10 to any one SSH server, as
+    /// sshd's default MaxStartups drops more).
+    #[arg(long, default_value_t = 64, help_heading = "SSH")]
     pub max_handshakes: usize,
     /// Plan and apply on the reachable hosts when some are unreachable (otherwise exit 1).
     #[arg(long, help_heading = "SSH")]

@@ -79,28 +79,52 @@ impl Bastions {
     }
 }
 
-/// Connects to all hosts in parallel, at most `max_handshakes` handshakes at once (sshd drops
-/// connections past its MaxStartups, 10 by default).
+/// sshd drops unauthenticated connections past its MaxStartups (10 by default), so at most
+/// this many handshakes go to one SSH server (address and port) at once.
+pub const HANDSHAKES_PER_SERVER: usize = 10;
+
+/// A cap on concurrent handshakes for each SSH server.
+#[derive(Clone, Default)]
+struct PerServer(Arc<std::sync::Mutex<BTreeMap<String, Arc<Semaphore>>>>);
+
+impl PerServer {
+    fn of(&self, hop: &route::Hop) -> Arc<Semaphore> {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .entry(format!("{}:{}", hop.address, hop.port))
+            .or_insert_with(|| Arc::new(Semaphore::new(HANDSHAKES_PER_SERVER)))
+            .clone()
+    }
+}
+
+/// Connects to all hosts in parallel: at most `max_handshakes` handshakes at once in all, and
+/// `HANDSHAKES_PER_SERVER` to any one SSH server.
 pub async fn connect_all(
     hosts: &[Host],
     options: &ssh::SshOptions,
     max_handshakes: usize,
 ) -> Fleet {
     let limit = Arc::new(Semaphore::new(max_handshakes.max(1)));
+    let per_server = PerServer::default();
     let bastions = Bastions::default();
     let tasks: Vec<_> = hosts
         .iter()
         .cloned()
         .map(|host| {
             let limit = limit.clone();
+            let per_server = per_server.clone();
             let options = options.clone();
             let bastions = bastions.clone();
             tokio::spawn(async move {
                 let route = options.config.route(&host)?;
+                let server = per_server.of(&route.target);
+                let server_permit = server.acquire_owned().await.expect("semaphore open");
                 let permit = limit.acquire_owned().await.expect("semaphore open");
                 let via = bastions.through(&route.jumps, &options).await?;
                 let session = ssh::connect(&route.target, &options, via.last()).await;
                 drop(permit);
+                drop(server_permit);
                 let session = session?;
                 let docker = docker::connect(
                     session.clone(),

@@ -392,3 +392,38 @@ fn a_signal_during_a_rollback_stops_it_half_way_with_exit_130_and_the_next_apply
     let drift = repo.berth(&["drift"]);
     assert_eq!(drift.code, 0, "{drift:?}");
 }
+
+#[test]
+fn a_batch_is_created_and_gated_at_once_on_each_host_and_fails_no_request() {
+    let repo = Repo::new("t-batch");
+    // 9 pods on 3 hosts; a batch of 6 is two pods per host.
+    let strategy = "{min_ready: 1s, health_timeout: 30s, max_surge: 6, max_unavailable: 0}";
+    let v1 = web_everywhere(9, "v1", strategy);
+    start_with_clients(&repo, &v1);
+    repo.write("deployments/web.yaml", &v1.replace("web:v1", "web:v2"));
+    repo.commit("web v2");
+    let mark = answers(&repo);
+    let r = repo.berth(&["apply", "--auto-approve", "-v"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let all = settle(&repo, &mark, 10);
+    assert!(count(&all) > 200, "too few requests: {all:?}");
+    assert_eq!(failures(&all), 0, "{}", failed_report(&all));
+    // On h1, the first batch's two gates both start before either ends, and so do its two
+    // creates (the log is in the order things happened).
+    let log = format!("{}{}", r.stdout, r.stderr);
+    for (started, done) in [
+        ("create web-", "done: create web-"),
+        ("wait for web-", "done: wait for web-"),
+    ] {
+        let h1: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(" h1 web: "))
+            .filter(|l| l.contains(started))
+            .collect();
+        let first_done = h1.iter().position(|l| l.contains(done));
+        let before_done = h1[..first_done.unwrap_or(h1.len())].len();
+        assert!(before_done >= 2, "{started}: {h1:#?}\n{log}");
+    }
+    let tail = last_versions(&all, 5);
+    assert!(tail.iter().all(|l| l == "ok berth-lab web v2"), "{tail:?}");
+}

@@ -99,6 +99,8 @@ pub struct DockerEngine {
     pub inputs: super::PodInputs,
     /// Credentials for pulls, by registry.
     pub logins: Arc<super::Logins>,
+    /// Keeps starts away from the addresses of pods being reconnected.
+    pub addresses: ops::Addresses,
 }
 
 impl Engine for DockerEngine {
@@ -116,7 +118,15 @@ impl Engine for DockerEngine {
     }
 
     fn create_pod<'a>(&'a self, pod: &'a PodPlan) -> BoxFuture<'a, OpResult> {
-        ops::create_pod(&self.docker, pod, &self.project, &self.inputs, None).boxed()
+        ops::create_pod(
+            &self.docker,
+            pod,
+            &self.project,
+            &self.inputs,
+            None,
+            &self.addresses,
+        )
+        .boxed()
     }
 
     fn create_edge<'a>(
@@ -127,7 +137,15 @@ impl Engine for DockerEngine {
     ) -> BoxFuture<'a, OpResult> {
         async move {
             let edge = ops::edge::materialize(config, files, self.inputs.secrets.as_ref())?;
-            ops::create_pod(&self.docker, pod, &self.project, &self.inputs, Some(&edge)).await
+            ops::create_pod(
+                &self.docker,
+                pod,
+                &self.project,
+                &self.inputs,
+                Some(&edge),
+                &self.addresses,
+            )
+            .await
         }
         .boxed()
     }
@@ -167,7 +185,7 @@ impl Engine for DockerEngine {
     }
 
     fn start<'a>(&'a self, containers: &'a [String]) -> BoxFuture<'a, OpResult> {
-        ops::start_containers(&self.docker, containers, &self.project).boxed()
+        ops::start_containers(&self.docker, containers, &self.project, &self.addresses).boxed()
     }
 
     fn stop<'a>(&'a self, containers: &'a [String], timeout_s: u32) -> BoxFuture<'a, OpResult> {
@@ -183,7 +201,14 @@ impl Engine for DockerEngine {
     }
 
     fn join<'a>(&'a self, join: &'a ServiceJoin) -> BoxFuture<'a, OpResult> {
-        ops::join_service(&self.docker, &join.container, &join.network, &join.aliases).boxed()
+        ops::join_service(
+            &self.docker,
+            &join.container,
+            &join.network,
+            &join.aliases,
+            &self.addresses,
+        )
+        .boxed()
     }
 
     fn leave<'a>(&'a self, leave: &'a ServiceJoin) -> BoxFuture<'a, OpResult<bool>> {
@@ -192,6 +217,7 @@ impl Engine for DockerEngine {
             &leave.container,
             &leave.network,
             &leave.aliases,
+            &self.addresses,
         )
         .boxed()
     }
@@ -217,7 +243,15 @@ impl Engine for DockerEngine {
         job: &'a JobPlan,
         output: &'a JobOutput<'a>,
     ) -> BoxFuture<'a, OpResult<i64>> {
-        ops::jobs::run_job(&self.docker, job, &self.project, &self.inputs, output).boxed()
+        ops::jobs::run_job(
+            &self.docker,
+            job,
+            &self.project,
+            &self.inputs,
+            output,
+            &self.addresses,
+        )
+        .boxed()
     }
 
     fn record_job<'a>(&'a self, record: &'a JobRecord) -> BoxFuture<'a, OpResult> {

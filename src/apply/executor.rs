@@ -4,7 +4,7 @@
 use super::drain::Drains;
 use super::edge::Edges;
 use super::engine::{DockerEngine, Engine};
-use super::step::run_step;
+use super::host_steps::run_host;
 pub(super) use super::step::{HostContext, StepError, StepResult};
 use crate::hosts::Fleet;
 use crate::plan::{Plan, Step, Wave};
@@ -12,7 +12,7 @@ use futures_util::future::join_all;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub type Secrets = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
@@ -36,7 +36,7 @@ pub struct StepFailure {
 }
 
 /// Whether a step's failure judges the revision it rolls out.
-fn is_verdict(step: &Step, message: &str) -> bool {
+pub(super) fn is_verdict(step: &Step, message: &str) -> bool {
     match step {
         Step::AwaitReady { .. } => {
             message.contains("failed its health gate") || message.contains("was not ready within")
@@ -61,7 +61,7 @@ pub struct Waits {
 }
 
 impl Waits {
-    fn longest(self, other: Waits) -> Waits {
+    pub(super) fn longest(self, other: Waits) -> Waits {
         Waits {
             strategy: self.strategy.max(other.strategy),
             stopping: self.stopping.max(other.stopping),
@@ -122,6 +122,7 @@ pub async fn execute(
                 project: plan.project.clone(),
                 inputs: inputs.clone(),
                 logins: logins.clone(),
+                addresses: Default::default(),
             });
             (name.clone(), engine)
         })
@@ -317,59 +318,11 @@ async fn run_hosts(
             host: host.clone(),
             progress: progress.clone(),
         };
-        let list = list.clone();
-        let host = host.clone();
-        let lane = lane.map(str::to_string);
-        let progress = progress.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut waited = Waits::default();
-            for step in &list {
-                let what = describe(step);
-                progress.step_started(&host, lane.as_deref(), &what);
-                if let Step::StopPod { containers, .. } | Step::RemovePod { containers, .. } = step
-                {
-                    waited.strategy += ctx.drains.before_stop(&host, containers).await;
-                }
-                let started = Instant::now();
-                let lane = lane.as_deref();
-                let result = match ctx.edges.before(lane, &host, step).await {
-                    Ok(()) => run_step(&ctx, step).await,
-                    Err(e) => Err(StepError::new(e, String::new())),
-                };
-                let result = match result {
-                    Ok(()) => (ctx.edges.after(lane, &host, step).await)
-                        .map_err(|e| StepError::new(e, String::new())),
-                    failed => {
-                        ctx.edges.failed(lane, step);
-                        failed
-                    }
-                };
-                match step {
-                    Step::AwaitReady { .. }
-                    | Step::LeaveService { .. }
-                    | Step::Wait { .. }
-                    | Step::Analyze { .. } => waited.strategy += started.elapsed(),
-                    Step::StopPod { .. } | Step::RemovePod { .. } => {
-                        waited.stopping += started.elapsed()
-                    }
-                    _ => {}
-                }
-                progress.step_done(&host, lane, &what);
-                if let Err(StepError { message, details }) = result {
-                    let verdict = is_verdict(step, &message);
-                    return (
-                        Some(StepFailure {
-                            host,
-                            message,
-                            details,
-                            verdict,
-                        }),
-                        waited,
-                    );
-                }
-            }
-            (None, waited)
-        }));
+        tasks.push(tokio::spawn(run_host(
+            Arc::new(ctx),
+            list.clone(),
+            lane.map(str::to_string),
+        )));
     }
     // Dropped before the tasks finish (an interrupt), the guard aborts them.
     let mut guard = AbortOnDrop(tasks.iter().map(|t| t.abort_handle()).collect());

@@ -7,6 +7,7 @@ mod edge;
 pub mod engine;
 pub mod executor;
 mod health_gate;
+mod host_steps;
 mod job_step;
 pub mod lock;
 pub mod progress;

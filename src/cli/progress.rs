@@ -82,7 +82,8 @@ impl Progress for Lines {
 pub struct Bars {
     multi: MultiProgress,
     style: ProgressStyle,
-    bars: Mutex<BTreeMap<String, ProgressBar>>,
+    /// Each bar, with the steps running under it (a host runs a batch's pods at once).
+    bars: Mutex<BTreeMap<String, (ProgressBar, Vec<String>)>>,
 }
 
 impl Bars {
@@ -96,22 +97,31 @@ impl Bars {
             bars: Mutex::new(BTreeMap::new()),
         };
         for h in hosts {
-            bars.on(h, None, |b| b.set_message("waiting"));
+            bars.on(h, None, |b, _| b.set_message("waiting"));
         }
         bars
     }
 
-    fn on(&self, host: &str, lane: Option<&str>, f: impl FnOnce(&ProgressBar)) {
+    fn on(&self, host: &str, lane: Option<&str>, f: impl FnOnce(&ProgressBar, &mut Vec<String>)) {
         let key = who(host, lane);
         let mut bars = self.bars.lock().expect("not poisoned");
-        let bar = bars.entry(key.clone()).or_insert_with(|| {
+        let (bar, running) = bars.entry(key.clone()).or_insert_with(|| {
             let bar = self.multi.add(ProgressBar::new_spinner());
             bar.set_style(self.style.clone());
             bar.set_prefix(key);
             bar.enable_steady_tick(Duration::from_millis(120));
-            bar
+            (bar, Vec::new())
         });
-        f(bar);
+        f(bar, running);
+    }
+
+    /// The first step still running, and how many run beside it.
+    fn show(bar: &ProgressBar, running: &[String]) {
+        match running {
+            [] => bar.set_message("idle"),
+            [one] => bar.set_message(one.clone()),
+            [first, rest @ ..] => bar.set_message(format!("{first} (+{} more)", rest.len())),
+        }
     }
 }
 
@@ -122,10 +132,18 @@ impl Progress for Bars {
             .println(format!("[{index}/{total}] {description}"));
     }
     fn step_started(&self, host: &str, lane: Option<&str>, step: &str) {
-        self.on(host, lane, |b| b.set_message(step.to_string()));
+        self.on(host, lane, |b, running| {
+            running.push(step.to_string());
+            Bars::show(b, running);
+        });
     }
-    fn step_done(&self, host: &str, lane: Option<&str>, _step: &str) {
-        self.on(host, lane, |b| b.set_message("idle"));
+    fn step_done(&self, host: &str, lane: Option<&str>, step: &str) {
+        self.on(host, lane, |b, running| {
+            if let Some(i) = running.iter().position(|s| s == step) {
+                running.remove(i);
+            }
+            Bars::show(b, running);
+        });
     }
     fn failed(&self, host: &str, message: &str) {
         let _ = self.multi.println(format!("  ✗ {host}: {message}"));
@@ -137,7 +155,7 @@ impl Progress for Bars {
         let _ = self.multi.println(format!("  {host} job {job} | {line}"));
     }
     fn finish(&self) {
-        for bar in self.bars.lock().expect("not poisoned").values() {
+        for (bar, _) in self.bars.lock().expect("not poisoned").values() {
             bar.finish_and_clear();
         }
     }

@@ -17,6 +17,7 @@ pub async fn run_job(
     project: &str,
     inputs: &PodInputs,
     output: &JobOutput<'_>,
+    addresses: &super::Addresses,
 ) -> Result<i64, OpError> {
     let name = &job.container.name;
     remove_containers(docker, std::slice::from_ref(name), project, 0).await?;
@@ -38,10 +39,12 @@ pub async fn run_job(
         .map_err(doing(format!("creating {name}")))?;
     let ran = async {
         place_files(docker, name, &job.container.spec, inputs).await?;
+        let starting = addresses.starting().await;
         docker
             .start_container(name, None::<StartContainerOptions>)
             .await
             .map_err(doing(format!("starting {name}")))?;
+        drop(starting);
         let deadline = Duration::from_millis(job.timeout_ms);
         match tokio::time::timeout(deadline, follow(docker, name, output)).await {
             Ok(code) => code,

@@ -294,6 +294,26 @@ fn access_refused(image: &str, had_login: bool, e: &DockerError) -> String {
     )
 }
 
+/// A host's network addresses while pods move between service names. Joining or leaving
+/// reconnects a pod at its own address, which is free between the disconnect and the
+/// connect; a container started in that moment (by this apply's other steps, or another
+/// deployment's lane) could be given it, and the pod could not get its address back.
+/// Reconnects hold the guard alone; starts share it.
+#[derive(Clone, Default)]
+pub struct Addresses(std::sync::Arc<tokio::sync::RwLock<()>>);
+
+impl Addresses {
+    /// Held while containers start: they may be given any free address.
+    pub async fn starting(&self) -> tokio::sync::OwnedRwLockReadGuard<()> {
+        self.0.clone().read_owned().await
+    }
+
+    /// Held while a pod is reconnected at its own address.
+    pub async fn moving(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        self.0.clone().write_owned().await
+    }
+}
+
 pub mod edge;
 pub mod history;
 pub mod jobs;

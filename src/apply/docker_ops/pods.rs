@@ -223,6 +223,7 @@ pub async fn create_pod(
     project: &str,
     inputs: &PodInputs,
     edge: Option<&super::edge::EdgeSetup>,
+    addresses: &super::Addresses,
 ) -> Result<(), OpError> {
     for (i, c) in pod.containers.iter().enumerate() {
         let (env, sealed) = env_list(&c.spec, inputs.secrets.as_ref())?;
@@ -249,6 +250,7 @@ pub async fn create_pod(
         if let (0, Some(setup)) = (i, edge) {
             super::edge::write_config(docker, &c.name, setup).await?;
         }
+        let _starting = addresses.starting().await;
         docker
             .start_container(&c.name, None::<StartContainerOptions>)
             .await
@@ -311,8 +313,10 @@ pub async fn start_containers(
     docker: &Docker,
     names: &[String],
     project: &str,
+    addresses: &super::Addresses,
 ) -> Result<(), OpError> {
     for n in ours(docker, names, project).await? {
+        let _starting = addresses.starting().await;
         let started = docker
             .start_container(&n, None::<StartContainerOptions>)
             .await

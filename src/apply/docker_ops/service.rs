@@ -10,6 +10,7 @@ pub async fn join_service(
     container: &str,
     network: &str,
     aliases: &[String],
+    addresses: &super::Addresses,
 ) -> Result<(), OpError> {
     let current = endpoint(docker, container, network).await?;
     let have = current
@@ -19,7 +20,7 @@ pub async fn join_service(
     if current.is_some() && aliases.iter().all(|a| have.contains(a)) {
         return Ok(());
     }
-    reconnect_whole(docker, container, network, current, aliases)
+    reconnect_whole(docker, container, network, current, aliases, addresses)
         .await
         .map_err(within(format!(
             "putting {container} behind {}",
@@ -34,6 +35,7 @@ pub async fn leave_service(
     container: &str,
     network: &str,
     aliases: &[String],
+    addresses: &super::Addresses,
 ) -> Result<bool, OpError> {
     let current = endpoint(docker, container, network).await?;
     let have = current
@@ -43,7 +45,7 @@ pub async fn leave_service(
     if current.is_none() || !aliases.iter().any(|a| have.contains(a)) {
         return Ok(false);
     }
-    reconnect_whole(docker, container, network, current, &[])
+    reconnect_whole(docker, container, network, current, &[], addresses)
         .await
         .map_err(within(format!(
             "taking {container} out of {}",
@@ -81,16 +83,22 @@ async fn reconnect_whole(
     network: &str,
     current: Option<EndpointSettings>,
     aliases: &[String],
+    addresses: &super::Addresses,
 ) -> Result<(), OpError> {
+    let moving = addresses.moving().await;
     let (docker, container, network, aliases) = (
         docker.clone(),
         container.to_string(),
         network.to_string(),
         aliases.to_vec(),
     );
-    tokio::spawn(async move { reconnect(&docker, &container, &network, current, &aliases).await })
-        .await
-        .map_err(|e| OpError::Refused(format!("reconnecting: {e}")))?
+    tokio::spawn(async move {
+        let reconnected = reconnect(&docker, &container, &network, current, &aliases).await;
+        drop(moving);
+        reconnected
+    })
+    .await
+    .map_err(|e| OpError::Refused(format!("reconnecting: {e}")))?
 }
 
 /// Disconnects and connects again with new aliases, at the same address where the network
@@ -111,10 +119,12 @@ async fn reconnect(
             container: container.to_string(),
             force: Some(true),
         };
-        docker
-            .disconnect_network(network, disconnect)
-            .await
-            .or_else(|e| ignore(e, &[404]))?;
+        match docker.disconnect_network(network, disconnect).await {
+            // A connect that failed (its address taken by a container not berth's) can leave
+            // the network in the container's settings without an endpoint: connect it then.
+            Err(e) if e.to_string().contains("is not connected to network") => {}
+            other => other.or_else(|e| ignore(e, &[404]))?,
+        }
     }
     let connect = |address: Option<String>| NetworkConnectRequest {
         container: container.to_string(),
@@ -132,8 +142,10 @@ async fn reconnect(
         .await
     {
         // A network without a configured subnet (made before berth pinned them) takes no
-        // address: connect with a new one.
-        Err(e) if address.is_some() && status_of(&e) == Some(400) => docker
+        // address (400), and a container not berth's may have taken it meanwhile (403):
+        // connect with a new one. The connections it served are lost, but it is on its
+        // network.
+        Err(e) if address.is_some() && matches!(status_of(&e), Some(400 | 403)) => docker
             .connect_network(network, connect(None))
             .await
             .map_err(OpError::from),

@@ -123,16 +123,11 @@ impl Engine for Memory {
         )
     }
 
-    fn leave<'a>(&'a self, leave: &'a ServiceJoin) -> BoxFuture<'a, OpResult<bool>> {
-        let was = match self.containers.lock().unwrap().get_mut(&leave.container) {
-            Some(c) => {
-                let was = !c.aliases.is_empty();
-                c.aliases.clear();
-                was
-            }
-            None => false,
-        };
-        self.ok(format!("leave {}", leave.container), was)
+    fn leave<'a>(&'a self, leave: &'a ServiceJoin) -> BoxFuture<'a, OpResult> {
+        if let Some(c) = self.containers.lock().unwrap().get_mut(&leave.container) {
+            c.aliases.clear();
+        }
+        self.ok(format!("leave {}", leave.container), ())
     }
 
     fn record_rollout<'a>(

@@ -59,9 +59,9 @@ pub trait Engine: Send + Sync {
     fn remove<'a>(&'a self, containers: &'a [String], timeout_s: u32) -> BoxFuture<'a, OpResult>;
     fn remove_volume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, OpResult>;
     fn join<'a>(&'a self, join: &'a ServiceJoin) -> BoxFuture<'a, OpResult>;
-    /// Takes a pod from behind its names; whether it was behind them. Either way it drains
-    /// before it stops (an apply killed a moment ago may have taken it out).
-    fn leave<'a>(&'a self, leave: &'a ServiceJoin) -> BoxFuture<'a, OpResult<bool>>;
+    /// Takes a pod from behind its names (done already is fine: it drains before it stops
+    /// either way, since an apply killed a moment ago may have taken it out).
+    fn leave<'a>(&'a self, leave: &'a ServiceJoin) -> BoxFuture<'a, OpResult>;
     fn record_rollout<'a>(
         &'a self,
         deployment: &'a str,
@@ -211,7 +211,7 @@ impl Engine for DockerEngine {
         .boxed()
     }
 
-    fn leave<'a>(&'a self, leave: &'a ServiceJoin) -> BoxFuture<'a, OpResult<bool>> {
+    fn leave<'a>(&'a self, leave: &'a ServiceJoin) -> BoxFuture<'a, OpResult> {
         ops::leave_service(
             &self.docker,
             &leave.container,

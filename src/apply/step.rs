@@ -104,7 +104,7 @@ pub(super) async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
             if left.is_ok() {
                 ctx.drains.left(&ctx.host, &leave.container, *drain_ms);
             }
-            plain(left.map(|_| ()))
+            plain(left)
         }
         Step::RecordRollout { deployment, state } => {
             plain(engine.record_rollout(deployment, state.as_ref()).await)

@@ -12,6 +12,17 @@ use tokio::sync::Semaphore;
 /// Concurrent Docker requests (channels) per host.
 pub const CHANNELS_PER_HOST: usize = 16;
 
+/// Channels kept open ahead of need over the whole fleet. Each costs the remote sshd and
+/// engine a connection: 16 per host for 200 hosts would be 3,200 connections, most never
+/// used by a one-shot command.
+pub const SPARE_CHANNELS_IN_ALL: usize = 256;
+
+/// The spare channels each of `hosts` hosts keeps: up to `CHANNELS_PER_HOST`, a share of
+/// `SPARE_CHANNELS_IN_ALL`, and at least one.
+pub fn spares_per_host(hosts: usize) -> usize {
+    (SPARE_CHANNELS_IN_ALL / hosts.max(1)).clamp(1, CHANNELS_PER_HOST)
+}
+
 fn io_error(e: impl std::fmt::Display) -> bollard::errors::Error {
     bollard::errors::Error::IOError {
         err: std::io::Error::other(e.to_string()),
@@ -27,22 +38,6 @@ async fn open(session: &Session, socket: &str) -> Result<EngineChannel, bollard:
         .channel_open_direct_streamlocal(socket)
         .await
         .map_err(|e| io_error(format!("cannot open a channel to {socket}: {e}")))
-}
-
-/// Sends one HTTP request to the engine over a new channel of the session. The channel
-/// closes when the response (and its body) is done; `permit` is held until then.
-async fn send<B>(
-    session: &Session,
-    socket: &str,
-    req: hyper::Request<B>,
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
-) -> Result<hyper::Response<hyper::body::Incoming>, bollard::errors::Error>
-where
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    send_over(open(session, socket).await?.into_stream(), req, permit).await
 }
 
 /// Sends one HTTP request over an open channel, which closes when the response is done.
@@ -70,7 +65,7 @@ where
     Ok(sender.send_request(req).await?)
 }
 
-/// Channels to the engine opened ahead of need, up to `CHANNELS_PER_HOST` idle ones. A round
+/// Channels to the engine opened ahead of need, up to `keep` idle ones. A round
 /// of requests that follows another (the inspects after the container list) then starts at
 /// once, instead of waiting a round trip for its channels to open. A spare is used within
 /// `SPARE_FOR`: an engine may close a connection that stays idle. (Spares are kept as
@@ -81,6 +76,7 @@ struct Spares {
     socket: String,
     ready: std::sync::Mutex<Vec<(std::time::Instant, EngineChannel)>>,
     opening: std::sync::atomic::AtomicUsize,
+    keep: usize,
 }
 
 const SPARE_FOR: std::time::Duration = std::time::Duration::from_secs(30);
@@ -105,7 +101,7 @@ impl Spares {
         use std::sync::atomic::Ordering;
         let idle = self.ready.lock().expect("not poisoned").len();
         let opening = self.opening.load(Ordering::SeqCst);
-        for _ in (idle + opening)..CHANNELS_PER_HOST {
+        for _ in (idle + opening)..self.keep {
             self.opening.fetch_add(1, Ordering::SeqCst);
             let spares = self.clone();
             tokio::spawn(async move {
@@ -141,7 +137,8 @@ pub async fn raw_json(
             body.to_string(),
         )))
         .map_err(|e| e.to_string())?;
-    let response = send(session, socket, req, None)
+    let channel = open(session, socket).await.map_err(|e| e.to_string())?;
+    let response = send_over(channel.into_stream(), req, None)
         .await
         .map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
@@ -164,11 +161,13 @@ pub const API_VERSION: ClientVersion = ClientVersion {
 /// A bollard client whose requests travel over `session`, speaking `API_VERSION`. Nothing is
 /// sent yet: `check_engine` asks the engine beside the first observation instead of before it,
 /// which saves each host a round trip.
-/// Each API call may take at most `request_timeout` (image pulls included).
+/// Each API call may take at most `request_timeout` (image pulls included); `spares`
+/// channels are kept open ahead of need (`spares_per_host`).
 pub fn connect(
     session: Arc<Session>,
     socket: &str,
     request_timeout: std::time::Duration,
+    spares: usize,
 ) -> Result<Docker, String> {
     let limit = Arc::new(Semaphore::new(CHANNELS_PER_HOST));
     let spares = Arc::new(Spares {
@@ -176,6 +175,7 @@ pub fn connect(
         socket: socket.to_string(),
         ready: Default::default(),
         opening: Default::default(),
+        keep: spares,
     });
     let transport = move |req: bollard::BollardRequest| {
         let limit = limit.clone();
@@ -226,6 +226,16 @@ fn speaks_at_least(api: &str, wanted: &ClientVersion) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_fleet_keeps_fewer_spare_channels_per_host() {
+        assert_eq!(spares_per_host(1), CHANNELS_PER_HOST);
+        assert_eq!(spares_per_host(16), 16);
+        assert_eq!(spares_per_host(32), 8);
+        assert_eq!(spares_per_host(200), 1);
+        assert_eq!(spares_per_host(1000), 1);
+        assert_eq!(spares_per_host(0), CHANNELS_PER_HOST);
+    }
 
     #[test]
     fn api_versions_compare_as_numbers() {

@@ -106,6 +106,7 @@ pub async fn connect_all(
     max_handshakes: usize,
 ) -> Fleet {
     let limit = Arc::new(Semaphore::new(max_handshakes.max(1)));
+    let spares = docker::spares_per_host(hosts.len());
     let per_server = PerServer::default();
     let bastions = Bastions::default();
     let tasks: Vec<_> = hosts
@@ -130,6 +131,7 @@ pub async fn connect_all(
                     session.clone(),
                     &host.docker_socket,
                     options.command_timeout,
+                    spares,
                 )?;
                 Ok::<_, String>(Connected {
                     host,

@@ -29,29 +29,29 @@ pub async fn join_service(
 }
 
 /// Takes a container out from behind service names: new connections stop coming (Docker's
-/// DNS drops it at once) while the ones it serves go on, as it keeps its address.
+/// DNS drops it at once) while the ones it serves go on, as it keeps its address. A
+/// container behind none of them is left as it is.
 pub async fn leave_service(
     docker: &Docker,
     container: &str,
     network: &str,
     aliases: &[String],
     addresses: &super::Addresses,
-) -> Result<bool, OpError> {
+) -> Result<(), OpError> {
     let current = endpoint(docker, container, network).await?;
     let have = current
         .as_ref()
         .and_then(|e| e.aliases.clone())
         .unwrap_or_default();
     if current.is_none() || !aliases.iter().any(|a| have.contains(a)) {
-        return Ok(false);
+        return Ok(());
     }
     reconnect_whole(docker, container, network, current, &[], addresses)
         .await
         .map_err(within(format!(
             "taking {container} out of {}",
             aliases.join(", ")
-        )))?;
-    Ok(true)
+        )))
 }
 
 async fn endpoint(

@@ -158,9 +158,31 @@ pub const API_VERSION: ClientVersion = ClientVersion {
     minor_version: 41,
 };
 
-/// A bollard client whose requests travel over `session`, speaking `API_VERSION`. Nothing is
-/// sent yet: `check_engine` asks the engine beside the first observation instead of before it,
-/// which saves each host a round trip.
+/// The API version an engine gave in its first answer. Docker puts it in the `Api-Version`
+/// header of every response, so berth needs no request of its own to learn it.
+#[derive(Clone, Default)]
+pub struct EngineApi(Arc<tokio::sync::watch::Sender<Option<String>>>);
+
+impl EngineApi {
+    fn saw(&self, headers: &hyper::HeaderMap) {
+        // An answer without the header says nothing of a version: `api_verdict` refuses it.
+        let api = headers
+            .get("api-version")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        self.0.send_if_modified(|seen| {
+            let first = seen.is_none();
+            if first {
+                *seen = Some(api);
+            }
+            first
+        });
+    }
+}
+
+/// A bollard client whose requests travel over `session`, speaking `API_VERSION`, and what
+/// its engine's first answer said of its API (`check_engine`). Nothing is sent yet.
 /// Each API call may take at most `request_timeout` (image pulls included); `spares`
 /// channels are kept open ahead of need (`spares_per_host`).
 pub fn connect(
@@ -168,7 +190,9 @@ pub fn connect(
     socket: &str,
     request_timeout: std::time::Duration,
     spares: usize,
-) -> Result<Docker, String> {
+) -> Result<(Docker, EngineApi), String> {
+    let api = EngineApi::default();
+    let seen = api.clone();
     let limit = Arc::new(Semaphore::new(CHANNELS_PER_HOST));
     let spares = Arc::new(Spares {
         session,
@@ -180,6 +204,7 @@ pub fn connect(
     let transport = move |req: bollard::BollardRequest| {
         let limit = limit.clone();
         let spares = spares.clone();
+        let seen = seen.clone();
         async move {
             let permit = limit.acquire_owned().await.map_err(io_error)?;
             let channel = match spares.take() {
@@ -187,26 +212,48 @@ pub fn connect(
                 None => open(&spares.session, &spares.socket).await?,
             };
             spares.refill();
-            send_over(channel.into_stream(), req, Some(permit)).await
+            let response = send_over(channel.into_stream(), req, Some(permit)).await?;
+            seen.saw(response.headers());
+            Ok(response)
         }
     };
-    Docker::connect_with_custom_transport(
+    let docker = Docker::connect_with_custom_transport(
         transport,
         Some("http://docker"),
         request_timeout.as_secs().max(1),
         &API_VERSION,
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    Ok((docker, api))
 }
 
-/// Whether the engine answers within `within` and speaks `API_VERSION` or newer.
-pub async fn check_engine(docker: &Docker, within: std::time::Duration) -> Result<(), String> {
-    let version = tokio::time::timeout(within, docker.version())
+/// Whether the engine's first answer (to whatever berth asked first) comes within `within`
+/// and says it speaks `API_VERSION` or newer.
+pub async fn check_engine(api: &EngineApi, within: std::time::Duration) -> Result<(), String> {
+    let mut seen = api.0.subscribe();
+    let answered = tokio::time::timeout(within, seen.wait_for(Option::is_some))
         .await
         .map_err(|_| format!("the Docker engine did not answer within {within:?}"))?
+        .map(|api| api.clone().unwrap_or_default())
         .map_err(|e| format!("cannot reach the Docker engine: {e}"))?;
-    let api = version.api_version.unwrap_or_default();
-    if speaks_at_least(&api, &API_VERSION) {
+    api_verdict(&answered)
+}
+
+/// The engine's API as far as it is known: an error when it is older than `API_VERSION`.
+pub fn known_api_verdict(api: &EngineApi) -> Result<(), String> {
+    match api.0.borrow().as_deref() {
+        Some(answered) => api_verdict(answered),
+        None => Ok(()),
+    }
+}
+
+fn api_verdict(api: &str) -> Result<(), String> {
+    if api.is_empty() {
+        Err(format!(
+            "the engine did not say which Docker API it speaks (no Api-Version header); berth needs {}.{} or newer (Docker 20.10)",
+            API_VERSION.major_version, API_VERSION.minor_version
+        ))
+    } else if speaks_at_least(api, &API_VERSION) {
         Ok(())
     } else {
         Err(format!(
@@ -226,6 +273,37 @@ fn speaks_at_least(api: &str, wanted: &ClientVersion) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answered(api: &EngineApi, version: Option<&str>) {
+        let mut headers = hyper::HeaderMap::new();
+        if let Some(v) = version {
+            headers.insert("api-version", v.parse().unwrap());
+        }
+        api.saw(&headers);
+    }
+
+    #[tokio::test]
+    async fn the_first_answer_tells_the_engine_api_and_later_ones_do_not_change_it() {
+        let api = EngineApi::default();
+        assert_eq!(known_api_verdict(&api), Ok(()), "nothing known yet");
+        let within = std::time::Duration::from_millis(50);
+        let silent = check_engine(&api, within).await.unwrap_err();
+        assert!(silent.contains("did not answer within"), "{silent}");
+        answered(&api, Some("1.40"));
+        answered(&api, Some("1.45"));
+        let old = check_engine(&api, within).await.unwrap_err();
+        assert!(old.contains("speaks API 1.40"), "{old}");
+        assert_eq!(known_api_verdict(&api), Err(old));
+
+        let api = EngineApi::default();
+        answered(&api, Some("1.43"));
+        assert_eq!(check_engine(&api, within).await, Ok(()));
+
+        let api = EngineApi::default();
+        answered(&api, None);
+        let unsaid = check_engine(&api, within).await.unwrap_err();
+        assert!(unsaid.contains("no Api-Version header"), "{unsaid}");
+    }
 
     #[test]
     fn a_large_fleet_keeps_fewer_spare_channels_per_host() {

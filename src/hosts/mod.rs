@@ -19,6 +19,8 @@ use tokio::sync::Semaphore;
 pub struct Connected {
     pub host: Host,
     pub docker: Docker,
+    /// What the engine's first answer said of its API.
+    pub api: docker::EngineApi,
     pub session: Arc<ssh::Session>,
     /// The bastions the session goes through, kept open while it is.
     pub via: Vec<Arc<ssh::Session>>,
@@ -127,7 +129,7 @@ pub async fn connect_all(
                 drop(permit);
                 drop(server_permit);
                 let session = session?;
-                let docker = docker::connect(
+                let (docker, api) = docker::connect(
                     session.clone(),
                     &host.docker_socket,
                     options.command_timeout,
@@ -136,6 +138,7 @@ pub async fn connect_all(
                 Ok::<_, String>(Connected {
                     host,
                     docker,
+                    api,
                     session,
                     via,
                     answer_within: options.connect_timeout,
@@ -209,13 +212,7 @@ impl Fleet {
                 let c = c.clone();
                 let opts = opts.clone();
                 tokio::spawn(async move {
-                    // The engine's version is asked in the same round as the observation.
-                    let observed = futures_util::future::try_join(
-                        docker::check_engine(&c.docker, c.answer_within),
-                        observe::observe(&c.host.name, &c.docker, &c.session, &opts),
-                    )
-                    .await
-                    .map(|(_, observed)| observed);
+                    let observed = observe_checked(&c, &opts).await;
                     (c.host.name.clone(), observed)
                 })
             })
@@ -231,5 +228,27 @@ impl Fleet {
             }
         }
         out
+    }
+}
+
+/// Observes a host, checking its engine on the observation's first answer: it must come
+/// within `answer_within` and speak berth's API. An engine too old refuses the observation's
+/// requests; the version is the error to report then, not the refusal.
+async fn observe_checked(
+    c: &Connected,
+    opts: &observe::ObserveOptions,
+) -> Result<ObservedHost, String> {
+    let observe = observe::observe(&c.host.name, &c.docker, &c.session, opts);
+    tokio::pin!(observe);
+    tokio::select! {
+        biased;
+        checked = docker::check_engine(&c.api, c.answer_within) => {
+            checked?;
+            observe.await
+        }
+        observed = &mut observe => {
+            docker::known_api_verdict(&c.api)?;
+            observed
+        }
     }
 }

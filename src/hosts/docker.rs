@@ -239,6 +239,11 @@ pub async fn check_engine(api: &EngineApi, within: std::time::Duration) -> Resul
     api_verdict(&answered)
 }
 
+/// Whether the engine has answered anything yet.
+pub fn answered(api: &EngineApi) -> bool {
+    api.0.borrow().is_some()
+}
+
 /// The engine's API as far as it is known: an error when it is older than `API_VERSION`.
 pub fn known_api_verdict(api: &EngineApi) -> Result<(), String> {
     match api.0.borrow().as_deref() {

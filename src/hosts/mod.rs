@@ -248,7 +248,14 @@ async fn observe_checked(
         }
         observed = &mut observe => {
             docker::known_api_verdict(&c.api)?;
-            observed
+            // Failed before the engine answered anything: say so first.
+            observed.map_err(|e| {
+                if docker::answered(&c.api) {
+                    e
+                } else {
+                    format!("cannot reach the Docker engine: {e}")
+                }
+            })
         }
     }
 }

@@ -310,6 +310,8 @@ impl Run {
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ")
+            // miette may wrap a path after any of its slashes.
+            .replace("/ ", "/")
     }
 }
 

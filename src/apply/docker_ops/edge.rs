@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 /// How long an edge may take to load a new configuration.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an edge may show its old configuration before it is asked to reload again.
+const RESIGNAL_AFTER: Duration = Duration::from_secs(2);
 
 /// What an edge is given: its configuration, with the generation filled in, and the files
 /// it names, with their bytes.
@@ -112,22 +114,20 @@ pub async fn reload(
         return Ok(());
     };
     write_config(docker, first, setup).await?;
-    for e in &edges {
-        let options = KillContainerOptionsBuilder::default()
-            .signal("SIGUSR2")
-            .build();
-        docker
-            .kill_container(e, Some(options))
-            .await
-            .or_else(|err| ignore(err, &[404, 409]))
-            .map_err(doing(format!("reloading {e}")))?;
-    }
+    signal_reload(docker, &edges).await?;
     let want = format!("generation {}", setup.generation);
     let started = Instant::now();
+    let mut signalled = Instant::now();
     loop {
         let seen = crate::hosts::http::get(session, "127.0.0.1", admin_port, "/").await;
         match seen {
             Ok((200, body)) if body.trim() == want => return Ok(()),
+            // HAProxy's master can miss a reload asked while it is still finishing the one
+            // before: ask again (the configuration is written, so a second reload is the same).
+            _ if signalled.elapsed() > RESIGNAL_AFTER && started.elapsed() <= RELOAD_TIMEOUT => {
+                signal_reload(docker, &edges).await?;
+                signalled = Instant::now();
+            }
             _ if started.elapsed() > RELOAD_TIMEOUT => {
                 let logs = last_logs(docker, first, 10).await;
                 return Err(OpError::Refused(format!(
@@ -138,4 +138,19 @@ pub async fn reload(
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
+}
+
+/// Asks each edge's HAProxy master to reload its configuration (SIGUSR2).
+async fn signal_reload(docker: &Docker, edges: &[String]) -> Result<(), OpError> {
+    for e in edges {
+        let options = KillContainerOptionsBuilder::default()
+            .signal("SIGUSR2")
+            .build();
+        docker
+            .kill_container(e, Some(options))
+            .await
+            .or_else(|err| ignore(err, &[404, 409]))
+            .map_err(doing(format!("reloading {e}")))?;
+    }
+    Ok(())
 }

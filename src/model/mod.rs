@@ -12,6 +12,7 @@ pub mod labels;
 pub mod lock;
 pub mod names;
 pub mod observed;
+pub mod policy;
 pub mod reason;
 pub mod registry;
 pub mod rollout;

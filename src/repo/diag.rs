@@ -118,6 +118,30 @@ impl SourceFile {
         }
     }
 
+    /// The file's YAML as a `T`; a syntax or type error points at its line and column, in a
+    /// report that names the file (serde-saphyr's own says `<input>`).
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, miette::Report> {
+        serde_saphyr::from_str::<T>(&self.text).map_err(|e| {
+            let span = e
+                .location()
+                .map(|l| self.span_of(&l))
+                .unwrap_or_else(|| (0, 0).into());
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid YAML");
+            // Drop the "error: line L column C: " prefix; the report shows the position.
+            let message = match first.strip_prefix("error: line ") {
+                Some(rest) => rest.split_once(": ").map_or(rest, |(_, m)| m).to_string(),
+                None => first.to_string(),
+            };
+            let (message, help) = super::messages::humanize(&message, &self.text, span.offset());
+            let error = self.error_at(span, message, "here");
+            miette::Report::new(match help {
+                Some(h) => error.with_help(h),
+                None => error,
+            })
+        })
+    }
+
     pub fn error<T>(
         &self,
         value: &Spanned<T>,

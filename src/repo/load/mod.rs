@@ -80,31 +80,7 @@ impl Loader<'_> {
     }
 
     fn parse<T: serde::de::DeserializeOwned>(&mut self, file: &SourceFile) -> Option<T> {
-        match serde_saphyr::from_str::<T>(&file.text) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                // Our own diagnostic, so the report names the file (serde-saphyr's says <input>).
-                let span = e
-                    .location()
-                    .map(|l| file.span_of(&l))
-                    .unwrap_or_else(|| (0, 0).into());
-                let text = e.to_string();
-                let first = text.lines().next().unwrap_or("invalid YAML");
-                // Drop the "error: line L column C: " prefix; the report shows the position.
-                let message = match first.strip_prefix("error: line ") {
-                    Some(rest) => rest.split_once(": ").map_or(rest, |(_, m)| m).to_string(),
-                    None => first.to_string(),
-                };
-                let (message, help) =
-                    super::messages::humanize(&message, &file.text, span.offset());
-                let error = file.error_at(span, message, "here");
-                self.diags.push(miette::Report::new(match help {
-                    Some(h) => error.with_help(h),
-                    None => error,
-                }));
-                None
-            }
-        }
+        file.parse().map_err(|report| self.diags.push(report)).ok()
     }
 
     fn report(&mut self, e: super::diag::SpecError) {

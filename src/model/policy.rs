@@ -43,14 +43,14 @@ pub enum SecretUsers {
 }
 
 /// Who asks for a secret.
-#[derive(Debug, Clone, Copy)]
-pub enum SecretUser<'a> {
-    Deployment { name: &'a str, labels: &'a Labels },
-    Registry(&'a str),
+#[derive(Debug, Clone, PartialEq)]
+pub enum SecretUser {
+    Deployment { name: String, labels: Labels },
+    Registry(String),
     Edge,
 }
 
-impl std::fmt::Display for SecretUser<'_> {
+impl std::fmt::Display for SecretUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SecretUser::Deployment { name, .. } => write!(f, "deployment {name}"),
@@ -240,7 +240,7 @@ impl Policy {
     }
 
     /// A secret a deployment, a registry login or the edge reads.
-    pub fn check_secret(&self, user: SecretUser, name: &str) -> Result<(), Refusal> {
+    pub fn check_secret(&self, user: &SecretUser, name: &str) -> Result<(), Refusal> {
         let Some(rule) = &self.secrets else {
             return Ok(());
         };
@@ -265,14 +265,14 @@ impl Policy {
 }
 
 impl SecretUsers {
-    fn has(&self, user: SecretUser) -> bool {
+    fn has(&self, user: &SecretUser) -> bool {
         match (self, user) {
             (SecretUsers::Deployments(names), SecretUser::Deployment { name, .. }) => {
-                names.iter().any(|n| n == name)
+                names.contains(name)
             }
             (SecretUsers::Selector(s), SecretUser::Deployment { labels, .. }) => s.matches(labels),
             (SecretUsers::Registries(servers), SecretUser::Registry(server)) => {
-                servers.iter().any(|s| s == server)
+                servers.contains(server)
             }
             (SecretUsers::Edge, SecretUser::Edge) => true,
             _ => false,
@@ -469,14 +469,13 @@ mod tests {
     fn secrets_by_deployment_selector_registry_and_edge() {
         let mut p = Policy::new("policy.yaml");
         let labels = Labels::from([("tier".to_string(), "backend".to_string())]);
-        let web = SecretUser::Deployment {
-            name: "web",
-            labels: &labels,
+        let web = &SecretUser::Deployment {
+            name: "web".into(),
+            labels,
         };
-        let none = Labels::new();
-        let other = SecretUser::Deployment {
-            name: "other",
-            labels: &none,
+        let other = &SecretUser::Deployment {
+            name: "other".into(),
+            labels: Labels::new(),
         };
         assert!(p.check_secret(other, "anything").is_ok(), "unset: any");
         p.secrets = rule(
@@ -518,12 +517,12 @@ mod tests {
         let e = p.check_secret(other, "db-password").unwrap_err();
         assert!(e.rule.ends_with("no rule is for deployment other"), "{e:?}");
         assert!(p
-            .check_secret(SecretUser::Registry("ghcr.io"), "ghcr-token")
+            .check_secret(&SecretUser::Registry("ghcr.io".into()), "ghcr-token")
             .is_ok());
         assert!(p
-            .check_secret(SecretUser::Registry("quay.io"), "ghcr-token")
+            .check_secret(&SecretUser::Registry("quay.io".into()), "ghcr-token")
             .is_err());
-        assert!(p.check_secret(SecretUser::Edge, "tls-shop").is_ok());
-        assert!(p.check_secret(SecretUser::Edge, "db-password").is_err());
+        assert!(p.check_secret(&SecretUser::Edge, "tls-shop").is_ok());
+        assert!(p.check_secret(&SecretUser::Edge, "db-password").is_err());
     }
 }

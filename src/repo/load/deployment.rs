@@ -41,6 +41,10 @@ pub(super) fn load_deployment(
         }
     }
     let needs_secrets = l.needs_secrets.is_none_or(|s| s.matches(&labels));
+    l.secret_user = SecretUser::Deployment {
+        name: raw.name.value.clone(),
+        labels: labels.clone(),
+    };
     let mut containers: Vec<ContainerSpec> = Vec::new();
     if raw.pod.containers.value.is_empty() {
         l.report(src.error(
@@ -177,6 +181,7 @@ pub(super) fn load_container(
             "an image like registry/name:tag is needed",
         ));
     }
+    l.check_policy(src, &c.image, |p| p.check_image(&c.image.value));
     let mut env = load_env(l, src, &c.env, needs_secrets);
     let env_secret_files = super::files::load_env_files(l, src, c, needs_secrets, &mut env);
     let files = super::files::load_files(l, src, c, needs_secrets);
@@ -196,6 +201,8 @@ pub(super) fn load_container(
                     if let Err(why) = check_object_name(&m.source) {
                         l.report(src.error(v, "invalid volume name", why));
                     }
+                } else {
+                    l.check_policy(src, v, |p| p.check_bind_mount(&m.source));
                 }
                 volumes.push(m)
             }

@@ -84,6 +84,10 @@ pub(super) fn apply_overrides(
             d.placement.hosts = l.selector(src, h);
         }
         let needs = l.needs_secrets.is_none_or(|s| s.matches(&d.labels));
+        l.secret_user = SecretUser::Deployment {
+            name: d.name.clone(),
+            labels: d.labels.clone(),
+        };
         for (cname, c) in &o.containers {
             let Some(spec) = d.pod.containers.iter_mut().find(|s| s.name == cname.value) else {
                 let names: Vec<&str> = d.pod.containers.iter().map(|s| s.name.as_str()).collect();
@@ -105,6 +109,7 @@ pub(super) fn apply_overrides(
                         "an image like registry/name:tag is needed",
                     ));
                 }
+                l.check_policy(src, image, |p| p.check_image(&image.value));
                 spec.image = normalise_image(&image.value);
             }
             spec.env

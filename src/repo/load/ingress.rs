@@ -60,6 +60,7 @@ pub(super) fn load_ingress(
     let tls = ingress.tls.as_ref().map(|t| {
         // Every edge carries every ingress: its certificate is needed whatever `-l` says.
         let name = &t.secret;
+        let user = std::mem::replace(&mut l.secret_user, SecretUser::Edge);
         l.need_secret(&name.value, true, || {
             src.error(
                 name,
@@ -67,6 +68,7 @@ pub(super) fn load_ingress(
                 "this certificate",
             )
         });
+        l.secret_user = user;
         name.value.clone()
     });
     let Some(container_port) = ingress
@@ -157,6 +159,15 @@ pub(super) fn edge_deployment(
         .map_or(DEFAULT_EDGE_IMAGE.to_string(), |i| {
             normalise_image(&i.value)
         });
+    // The edge runs as root on the host's network: the policy must allow both.
+    let (_, first_src, first_raw) = with_ingress[0];
+    l.check_policy(first_src, &first_raw.name, |p| {
+        p.check_host_network("the edge proxies that serve this deployment's ingress")
+    });
+    match &edge.image {
+        Some(at) => l.check_policy(project_src, at, |p| p.check_edge_image(&image)),
+        None => l.check_policy(first_src, &first_raw.name, |p| p.check_edge_image(&image)),
+    }
     let settings = EdgeSettings {
         image: image.clone(),
         admin_port: edge.admin_port.unwrap_or(DEFAULT_ADMIN_PORT),

@@ -7,6 +7,7 @@ use super::schema::*;
 use super::units;
 use crate::model::labels::{check_key, check_object_name, check_value};
 use crate::model::names;
+use crate::model::policy::{Policy, Refusal, SecretUser};
 use crate::model::secret::SecretValues;
 use crate::model::*;
 use serde_saphyr::Spanned;
@@ -55,6 +56,12 @@ struct Loader<'a> {
     needs_secrets: Option<&'a Selector>,
     values: SecretValues,
     repo: &'a RepoFiles,
+    /// The operator's policy, when one is given: each value it limits is checked where it
+    /// is written.
+    policy: Option<&'a Policy>,
+    /// Who reads the secrets named now (the deployment being loaded, a registry login, the
+    /// edge), for the policy's `secrets:` rules.
+    secret_user: SecretUser,
 }
 
 impl Loader<'_> {
@@ -66,6 +73,14 @@ impl Loader<'_> {
         needs: bool,
         error: impl FnOnce() -> super::diag::SpecError,
     ) -> Option<String> {
+        if let Some(Err(refusal)) = self.policy.map(|p| p.check_secret(&self.secret_user, name)) {
+            // Refused before its value is looked up: it is never read.
+            let mut e = error();
+            e.message = refusal.message;
+            e.label = "refused by the policy".into();
+            self.report(e.with_help(refusal.rule));
+            return None;
+        }
         let lookup = self.secrets.filter(|_| needs)?;
         match lookup(name) {
             Some(value) => {
@@ -81,6 +96,19 @@ impl Loader<'_> {
 
     fn parse<T: serde::de::DeserializeOwned>(&mut self, file: &SourceFile) -> Option<T> {
         file.parse().map_err(|report| self.diags.push(report)).ok()
+    }
+
+    /// Asks the policy (when there is one) about a value, and reports a refusal at it.
+    fn check_policy<T>(
+        &mut self,
+        file: &SourceFile,
+        at: &Spanned<T>,
+        check: impl FnOnce(&Policy) -> Result<(), Refusal>,
+    ) {
+        if let Some(Err(refusal)) = self.policy.map(check) {
+            let e = file.error(at, refusal.message, "refused by the policy");
+            self.report(e.with_help(refusal.rule));
+        }
     }
 
     fn report(&mut self, e: super::diag::SpecError) {
@@ -184,12 +212,26 @@ pub fn load_for<'a>(
     secrets: Option<SecretLookup<'a>>,
     needs_secrets: Option<&'a Selector>,
 ) -> Result<DesiredState, Diagnostics> {
+    load_under(files, environment, secrets, needs_secrets, None)
+}
+
+/// As [`load_for`], with every value the operator's policy limits checked against it: a
+/// refusal is a diagnostic at the value, naming the rule.
+pub fn load_under<'a>(
+    files: &RepoFiles,
+    environment: Option<&str>,
+    secrets: Option<SecretLookup<'a>>,
+    needs_secrets: Option<&'a Selector>,
+    policy: Option<&'a Policy>,
+) -> Result<DesiredState, Diagnostics> {
     let mut l = Loader {
         diags: Diagnostics::default(),
         secrets,
         needs_secrets,
         values: SecretValues::default(),
         repo: files,
+        policy,
+        secret_user: SecretUser::Edge,
     };
     let Some(project_src) = source(files, PROJECT_FILE) else {
         l.diags.push(miette::miette!(
@@ -398,5 +440,7 @@ pub fn normalise_image(image: &str) -> String {
     s
 }
 
+#[cfg(test)]
+mod policy_tests;
 #[cfg(test)]
 pub(super) mod tests;

@@ -30,6 +30,7 @@ pub(super) fn load_registries(
             ));
             continue;
         }
+        l.check_policy(src, &r.server, |p| p.check_login(&server));
         let secret = match &r.password.value {
             PasswordFile::Secret(SecretRef { secret }) => secret.clone(),
             PasswordFile::Other(_) => {
@@ -46,6 +47,13 @@ pub(super) fn load_registries(
                 continue;
             }
         };
+        let user = SecretUser::Registry(server.clone());
+        let refused = l.policy.map(|p| p.check_secret(&user, &secret));
+        if let Some(Err(refusal)) = refused {
+            let e = src.error(&r.password, refusal.message, "refused by the policy");
+            l.report(e.with_help(refusal.rule));
+            continue;
+        }
         let used = deployments.iter().any(|d| {
             d.pod
                 .containers

@@ -16,7 +16,11 @@ pub(super) fn files(deployments: &[(&str, &str)]) -> RepoFiles {
 
 /// Each diagnostic as "file:line:col message", via miette's own span data.
 pub(super) fn errors(f: &RepoFiles) -> Vec<String> {
-    let diags = load(f, &|_| None).expect_err("the repository is invalid");
+    located(&load(f, &|_| None).expect_err("the repository is invalid"))
+}
+
+/// Each diagnostic as "file:line:col message".
+pub(super) fn located(diags: &Diagnostics) -> Vec<String> {
     diags
         .reports
         .iter()
@@ -40,7 +44,7 @@ pub(super) fn errors(f: &RepoFiles) -> Vec<String> {
 }
 
 /// Each expected (place, message) is among the errors, and there are no others.
-fn expect_exactly(errors: &[String], expect: &[(&str, &str)]) {
+pub(super) fn expect_exactly(errors: &[String], expect: &[(&str, &str)]) {
     for (at, message) in expect {
         assert!(
             errors

@@ -18,7 +18,7 @@ use std::sync::Arc;
 /// Examples:
 ///   berth apply --repo ./deploy --auto-approve
 ///   berth plan -o plan.json && berth apply plan.json
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 #[command(verbatim_doc_comment)]
 pub struct ApplyArgs {
     /// A plan saved by `berth plan -o FILE`.

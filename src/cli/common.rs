@@ -41,6 +41,16 @@ pub struct RepoArgs {
         help_heading = "Repository"
     )]
     pub environment: Option<String>,
+    /// The operator's policy (YAML, outside the repository): which commits may deploy
+    /// (signed by listed SSH keys), which registries, images, host paths, host network and
+    /// secrets a commit may use. Checked before any host is contacted (docs/policy.md).
+    #[arg(
+        long,
+        env = "BERTH_POLICY",
+        value_name = "FILE",
+        help_heading = "Repository"
+    )]
+    pub policy: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -176,6 +186,7 @@ impl RepoArgs {
                 .and_then(|s| s.known_hosts.clone())
                 .or_else(|| std::env::var_os("BERTH_KNOWN_HOSTS").map(PathBuf::from)),
             environment: self.environment.clone(),
+            policy: self.policy.clone(),
         }
     }
 }
@@ -187,6 +198,7 @@ impl PlanFlags {
             prune_volumes: self.prune_volumes,
             fast: self.fast,
             retry: self.retry,
+            for_review: false,
             intents: self.intents.clone(),
             rollback_to: self.rollback_to.clone(),
         }

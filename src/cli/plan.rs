@@ -32,11 +32,14 @@ pub struct PlanArgs {
 
 pub fn run(a: PlanArgs) -> Result<u8> {
     let to = a.ssh.connection()?;
-    let (_fleet, plan) = runtime().block_on(context::plan(
-        &a.repo.source(Some(&a.ssh)),
-        &to,
-        &a.flags.scope(),
-    ))?;
+    // Made to be read (a pull request's plan among them): the repository's registry logins
+    // go only to registries the operator's policy lists.
+    let scope = context::PlanScope {
+        for_review: true,
+        ..a.flags.scope()
+    };
+    let (_fleet, plan) =
+        runtime().block_on(context::plan(&a.repo.source(Some(&a.ssh)), &to, &scope))?;
     print_plan(&plan, a.format);
     if let Some(out) = &a.out {
         std::fs::write(out, crate::render::json(&plan)).into_diagnostic()?;

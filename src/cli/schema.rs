@@ -11,12 +11,13 @@ use miette::Result;
 ///   berth schema deployment > .berth/deployment.schema.json
 ///   berth schema project > .berth/project.schema.json
 ///   berth schema inventory > .berth/inventory.schema.json
+///   berth schema policy > /etc/berth/policy.schema.json
 ///   berth schema --plan > plan.schema.json
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct SchemaArgs {
-    /// Which file: a deployment (deployments/*.yaml), the project (berth.yaml) or the
-    /// inventory.
+    /// Which file: a deployment (deployments/*.yaml), the project (berth.yaml), the
+    /// inventory, or the operator's policy.
     #[arg(value_enum, default_value = "deployment", conflicts_with = "plan")]
     pub file: SchemaFile,
     /// The schema of `berth plan --format json` (and of saved plans) instead.
@@ -29,6 +30,8 @@ pub enum SchemaFile {
     Deployment,
     Project,
     Inventory,
+    /// The operator's policy file (`--policy`), kept outside the repository.
+    Policy,
 }
 
 pub fn run(a: SchemaArgs) -> Result<u8> {
@@ -48,6 +51,7 @@ pub fn text(file: SchemaFile) -> String {
         SchemaFile::Deployment => schemars::schema_for!(DeploymentFile),
         SchemaFile::Project => schemars::schema_for!(ProjectFile),
         SchemaFile::Inventory => schemars::schema_for!(InventoryFile),
+        SchemaFile::Policy => schemars::schema_for!(crate::repo::policy::PolicyFile),
     })
 }
 

@@ -94,6 +94,53 @@ async fn measure(metrics: &Mutex<Metrics>, args: &apply::ApplyArgs, code: u8, st
     }
 }
 
+/// What a round applies under a policy that asks for signed commits.
+enum Pinned {
+    /// The round's arguments, pinned to the commit checked (or as given, without such a
+    /// policy).
+    At(apply::ApplyArgs),
+    /// The newest commit was refused: the round holds the fleet at the last good commit of
+    /// this run, or does nothing when there was none.
+    Refused(Option<apply::ApplyArgs>),
+}
+
+/// Checks the commit a round would read before the round, and pins the round to it, so a
+/// push between the check and the round's own read cannot slip in; a refused commit keeps
+/// the fleet at the last good one (and repairs drift there).
+fn pin_to_trusted(args: &apply::ApplyArgs, last_good: &mut Option<String>) -> Pinned {
+    let at = |commit: &str| {
+        let mut pinned = args.clone();
+        pinned.repo.git_ref = Some(commit.to_string());
+        pinned
+    };
+    if args.repo.policy.is_none() {
+        return Pinned::At(args.clone());
+    }
+    match crate::ops::policy::trusted_commit(&args.repo.source(Some(&args.ssh))) {
+        Ok(Some(commit)) => {
+            let pinned = at(&commit);
+            *last_good = Some(commit);
+            Pinned::At(pinned)
+        }
+        Ok(None) => Pinned::At(args.clone()),
+        Err(e) if crate::ops::policy::is_untrusted(&e) => {
+            let report = miette::Report::from(e);
+            match last_good.as_deref() {
+                Some(good) => {
+                    eprintln!("sync: {report}; the fleet stays at the last good commit {good}");
+                    Pinned::Refused(Some(at(good)))
+                }
+                None => {
+                    eprintln!("sync: {report}; no commit was allowed since berth started, so nothing is applied");
+                    Pinned::Refused(None)
+                }
+            }
+        }
+        // Any other failure (a fetch, a bad policy) is the round's own to report.
+        Err(_) => Pinned::At(args.clone()),
+    }
+}
+
 /// Syncs, sleeps `every`, and again, until a signal: one round's failure is reported and the
 /// next round tries again.
 async fn keep_syncing(
@@ -121,6 +168,7 @@ async fn keep_syncing(
         });
     }
     let mut round = 0u64;
+    let mut last_good: Option<String> = None;
     while !stopping.load(Ordering::SeqCst) {
         round += 1;
         let started = crate::apply::unix_now();
@@ -129,15 +177,28 @@ async fn keep_syncing(
             crate::model::rollout::rfc3339(started)
         );
         let clock = Instant::now();
-        let code = match apply::run_async(args, verbosity).await {
-            Ok(code) => code,
-            Err(report) => {
-                eprintln!("sync: round {round} failed: {report:?}");
-                super::exit::ERROR
-            }
+        let pinned = pin_to_trusted(args, &mut last_good);
+        if metrics_at.is_some() {
+            let mut m = metrics.lock().expect("not poisoned");
+            m.held_at_last_good = matches!(pinned, Pinned::Refused(_));
+            m.refused_commits += u64::from(m.held_at_last_good);
+        }
+        let code = match &pinned {
+            Pinned::Refused(None) => super::exit::ERROR,
+            Pinned::Refused(Some(at)) | Pinned::At(at) => match apply::run_async(at, verbosity).await {
+                Ok(code) => code,
+                Err(report) => {
+                    eprintln!("sync: round {round} failed: {report:?}");
+                    super::exit::ERROR
+                }
+            },
         };
         if metrics_at.is_some() {
-            measure(&metrics, args, code, clock).await;
+            let at = match &pinned {
+                Pinned::At(at) | Pinned::Refused(Some(at)) => at,
+                Pinned::Refused(None) => args,
+            };
+            measure(&metrics, at, code, clock).await;
         }
         eprintln!("sync: round {round} ended with exit {code}");
         if stopping.load(Ordering::SeqCst) {

@@ -191,6 +191,7 @@ async fn saved_plan(
         )
     })?;
     let plan = crate::plan::saved::parse(&name, &text)?;
+    check_saved_plan_policy(&plan, &name, &options.source)?;
     let inputs = saved_plan_inputs(&plan, &options.source);
     let secrets = &inputs.secrets;
     let unset: Vec<String> = crate::plan::saved::secrets_needed(&plan)
@@ -229,6 +230,36 @@ async fn saved_plan(
     }
     let fleet = hosts::connect_all(&hosts, &to.ssh, to.max_handshakes).await;
     Ok((fleet, plan, inputs))
+}
+
+/// Under a policy, a saved plan is held to it as a repository is: its commit must be one the
+/// policy lets deploy (read from `--repo`), and what it creates must be allowed.
+fn check_saved_plan_policy(plan: &Plan, name: &str, source: &Source) -> Result<()> {
+    let Some(policy) = super::policy::load(source.policy.as_deref(), &source.repo)? else {
+        return Ok(());
+    };
+    if policy.allowed_signers.is_some() {
+        let Some(commit) = &plan.commit else {
+            return Err(miette!("the plan file {name} names no commit, and the policy lets only signed commits deploy").into());
+        };
+        let at_commit = Source {
+            git_ref: Some(commit.clone()),
+            ..source.clone()
+        };
+        let src = context::read_source(&at_commit)?;
+        super::policy::check_commit(Some(&policy), source.policy.as_deref(), src.commit.as_ref())?;
+    }
+    let refused = crate::plan::saved::policy_refusals(plan, &policy);
+    if !refused.is_empty() {
+        return Err(miette!(
+            help = "make the plan again from a commit the policy allows",
+            "the plan file {name} does what the policy {} refuses:\n  {}",
+            policy.file,
+            refused.join("\n  ")
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// A saved plan's secrets (the environment and files, and the SOPS files of the repository)

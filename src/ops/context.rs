@@ -4,6 +4,8 @@
 use super::error::Result;
 use super::secrets::SecretSource;
 use crate::hosts::{self, observe::ObserveOptions, ssh::SshOptions, Fleet};
+use crate::model::policy::Policy;
+use crate::model::registry::RegistryLogin;
 use crate::model::{DesiredState, PullPolicy, Selector};
 use crate::plan::digests::{self, Observed};
 use crate::plan::{self, Issue, Plan, PlanInput};
@@ -28,6 +30,8 @@ pub struct Source {
     pub known_hosts: Option<PathBuf>,
     /// The environment (`-e`), when berth.yaml declares environments.
     pub environment: Option<String>,
+    /// The operator's policy file (`--policy`), outside the repository.
+    pub policy: Option<PathBuf>,
 }
 
 /// How to reach the hosts.
@@ -49,6 +53,9 @@ pub struct PlanScope {
     pub fast: bool,
     /// Roll out again a revision whose rollout failed before.
     pub retry: bool,
+    /// A plan made to be read (`berth plan`, e.g. of a pull request): the repository's
+    /// registry logins go only to registries the policy lists.
+    pub for_review: bool,
     /// promote, abort or rollback: the plan covers only these deployments.
     pub intents: BTreeMap<String, plan::Intent>,
     /// `berth rollback --to`: the kept revision to bring back, by deployment.
@@ -134,26 +141,43 @@ pub fn read_source(from: &Source) -> Result<source::Source> {
 
 /// Reads and checks the repository; its problems come back as diagnostics.
 pub fn load_repo(source: &Source, secrets: Secrets) -> Result<DesiredState> {
-    Ok(load_repo_with_secrets(source, secrets)?.0)
+    Ok(load_checked(source, secrets)?.desired)
 }
 
-/// Reads and checks the repository, and where its secrets' values come from.
-pub fn load_repo_with_secrets(
-    source: &Source,
-    secrets: Secrets,
-) -> Result<(DesiredState, Arc<SecretSource>)> {
+/// The repository as read and checked under the operator's policy.
+pub struct Loaded {
+    pub desired: DesiredState,
+    /// Where its secrets' values come from.
+    pub secrets: Arc<SecretSource>,
+    pub policy: Option<Policy>,
+    /// Who signed the commit, when the policy asks for signed commits.
+    pub signer: Option<String>,
+}
+
+/// Reads the policy, the repository at its commit, checks the commit's signature and every
+/// value the policy limits: all before any host is contacted.
+pub fn load_checked(source: &Source, secrets: Secrets) -> Result<Loaded> {
+    let policy = super::policy::load(source.policy.as_deref(), &source.repo)?;
     let src = read_source(source)?;
+    let signer =
+        super::policy::check_commit(policy.as_ref(), source.policy.as_deref(), src.commit.as_ref())?;
     for w in &src.warnings {
         eprintln!("warning: {w}");
     }
     let values = Arc::new(SecretSource::with_repository(&src.files));
     let env = source.environment.as_deref();
     let desired = match secrets {
-        Secrets::NotNeeded => repo::load::load_for(&src.files, env, None, None),
+        Secrets::NotNeeded => repo::load::load_under(&src.files, env, None, None, policy.as_ref()),
         Secrets::ForSelected => {
             let selector = parse_selector(&source.selector)?;
             let lookup = |name: &str| values.lookup(name);
-            let loaded = repo::load::load_for(&src.files, env, Some(&lookup), selector.as_ref());
+            let loaded = repo::load::load_under(
+                &src.files,
+                env,
+                Some(&lookup),
+                selector.as_ref(),
+                policy.as_ref(),
+            );
             if loaded.is_err() {
                 if let Some(why) = values.sops_error() {
                     eprintln!("warning: the SOPS secrets cannot be read: {why}");
@@ -162,7 +186,12 @@ pub fn load_repo_with_secrets(
             loaded
         }
     };
-    Ok((desired.map_err(miette::Report::new)?, values))
+    Ok(Loaded {
+        desired: desired.map_err(miette::Report::new)?,
+        secrets: values,
+        policy,
+        signer: signer.map(|s| s.to_string()),
+    })
 }
 
 /// The repository loaded and its hosts connected: what planning (again) needs.
@@ -173,6 +202,9 @@ pub struct Context {
     pub secrets: Arc<SecretSource>,
     pub selector: Option<Selector>,
     pub scope: PlanScope,
+    pub policy: Option<Policy>,
+    /// Who signed the commit (shown in the plan's header).
+    pub signer: Option<String>,
 }
 
 impl Context {
@@ -202,6 +234,7 @@ impl Context {
             rollback_to: self.scope.rollback_to.clone(),
         });
         plan.issues.extend(notices);
+        plan.signed_by = self.signer.clone();
         Ok(plan)
     }
 
@@ -209,9 +242,10 @@ impl Context {
     /// `plan::digests`); a `pull: always` image whose tag cannot be resolved stops the plan.
     async fn with_digests(&self, observed: &Observed) -> Result<(DesiredState, Vec<Issue>)> {
         let asks = digests::to_resolve(&self.desired, observed);
+        let (declared, withheld) = self.logins_to_send();
         let logins = super::registry::logins(
             asks.keys().map(String::as_str),
-            &self.desired.registries,
+            &declared,
             &|name: &str| self.secrets.lookup(name),
         )?;
         let resolved = self.fleet.resolve_digests(&asks, &logins).await;
@@ -222,6 +256,10 @@ impl Context {
             .flat_map(|d| &d.pod.containers)
             .filter(|c| c.pull == PullPolicy::Always && c.resolves_tag());
         for c in strict {
+            let server = crate::model::registry::registry_of(&c.image);
+            if withheld.iter().any(|s| s == server) {
+                continue; // said below: the plan did not send the login that would resolve it
+            }
             if let Some(Err(why)) = resolved.get(&c.image) {
                 return Err(miette!(
                     help = "the registry must answer for `pull: always`; without it, the pods keep the digest they run",
@@ -231,14 +269,43 @@ impl Context {
                 .into());
             }
         }
-        Ok(digests::settle(&self.desired, &resolved, observed))
+        let (desired, mut notices) = digests::settle(&self.desired, &resolved, observed);
+        let asked: std::collections::BTreeSet<&str> =
+            asks.keys().map(|i| crate::model::registry::registry_of(i)).collect();
+        for server in withheld.iter().filter(|s| asked.contains(s.as_str())) {
+            notices.push(Issue {
+                kind: plan::IssueKind::Notice,
+                host: None,
+                deployment: None,
+                pod: None,
+                message: format!(
+                    "the login berth.yaml declares for registry {server} was not sent: a plan sends the repository's logins only to registries the policy lists (--policy, registries:); images from {server} that need it keep the digest their pods run"
+                ),
+            });
+        }
+        Ok((desired, notices))
+    }
+
+    /// The repository's registry logins this run may send, and the servers of those it may
+    /// not: a plan made for review sends them only to registries the policy lists (apply
+    /// and sync send them all: the policy already refused any registry it does not allow).
+    fn logins_to_send(&self) -> (Vec<RegistryLogin>, Vec<String>) {
+        let all = &self.desired.registries;
+        if !self.scope.for_review {
+            return (all.clone(), vec![]);
+        }
+        let listed = |server: &str| self.policy.as_ref().is_some_and(|p| p.lists_registry(server));
+        let (send, keep): (Vec<RegistryLogin>, Vec<RegistryLogin>) =
+            all.iter().cloned().partition(|l| listed(&l.server));
+        (send, keep.into_iter().map(|l| l.server).collect())
     }
 }
 
 /// Loads the repository and connects to its hosts.
 pub async fn connect(source: &Source, to: &Connection, scope: &PlanScope) -> Result<Context> {
     let selector = parse_selector(&source.selector)?;
-    let (desired, secrets) = load_repo_with_secrets(source, Secrets::ForSelected)?;
+    let loaded = load_checked(source, Secrets::ForSelected)?;
+    let desired = loaded.desired;
     // promote/abort/rollback of a deployment Git does not declare: say so before any host.
     for name in scope.intents.keys() {
         if !desired.deployments.iter().any(|d| &d.name == name) {
@@ -258,9 +325,11 @@ pub async fn connect(source: &Source, to: &Connection, scope: &PlanScope) -> Res
     Ok(Context {
         fleet,
         desired,
-        secrets,
+        secrets: loaded.secrets,
         selector,
         scope: scope.clone(),
+        policy: loaded.policy,
+        signer: loaded.signer,
     })
 }
 

@@ -20,6 +20,10 @@ pub struct Metrics {
     pub pods: BTreeMap<String, (u32, u32)>,
     /// Hosts unreachable after the last round.
     pub unreachable: usize,
+    /// Rounds whose commit the policy refused (the fleet was kept at the last good one).
+    pub refused_commits: u64,
+    /// Whether the newest commit was refused in the last round.
+    pub held_at_last_good: bool,
 }
 
 fn label(text: &str) -> String {
@@ -95,6 +99,18 @@ impl Metrics {
             "Hosts that could not be observed after the last round.",
             "gauge",
             vec![(String::new(), self.unreachable.to_string())],
+        );
+        gauge(
+            "berth_sync_refused_commits_total",
+            "Rounds whose commit the policy refused (unsigned, or signed by a key it does not list).",
+            "counter",
+            vec![(String::new(), self.refused_commits.to_string())],
+        );
+        gauge(
+            "berth_sync_held_at_last_good_commit",
+            "1 when the last round refused the newest commit and kept the fleet at the last good one.",
+            "gauge",
+            vec![(String::new(), u8::from(self.held_at_last_good).to_string())],
         );
         out
     }

@@ -9,6 +9,7 @@ pub mod history;
 pub mod metrics;
 pub mod notify;
 pub mod pods;
+pub mod policy;
 pub mod registry;
 pub mod secrets;
 

@@ -7,6 +7,9 @@
 //! value (its salted record, see `model::secret`) that is no longer the current one. Then
 //! the plan no longer says what applying would have to do, and it is refused before any step.
 
+use crate::model::policy::{Policy, Refusal, SecretUser};
+use crate::model::Labels;
+use super::types::ContainerPlan;
 use super::types::{Plan, Step, PLAN_VERSION};
 use crate::model::secret::{self, SECRETS_LABEL};
 use crate::model::{label, ObservedHost};
@@ -63,14 +66,65 @@ pub fn secrets_needed(plan: &Plan) -> BTreeSet<String> {
 
 /// The specs of the containers a plan creates: its pods' and its jobs'.
 fn created_specs(plan: &Plan) -> impl Iterator<Item = &crate::model::ContainerSpec> {
+    created(plan).map(|(_, c)| &c.spec)
+}
+
+/// The containers a plan creates, with the deployment of each.
+fn created(plan: &Plan) -> impl Iterator<Item = (&str, &ContainerPlan)> {
     plan.waves
         .iter()
         .flat_map(|w| w.steps.values().flatten())
         .flat_map(|step| match step {
-            Step::CreatePod { pod } => pod.containers.iter().map(|c| &c.spec).collect(),
-            Step::RunJob { job } => vec![&job.container.spec],
+            Step::CreatePod { pod } => (pod.containers.iter())
+                .map(|c| (pod.deployment.as_str(), c))
+                .collect(),
+            Step::RunJob { job } => vec![(job.deployment.as_str(), &job.container)],
             _ => vec![],
         })
+}
+
+/// What the operator's policy refuses in a saved plan, as `deployment: refusal (rule)`: a
+/// plan file is input too (a pull request's CI can make one), so `apply PLAN` under a policy
+/// holds it to the same rules as the repository.
+pub fn policy_refusals(plan: &Plan, policy: &Policy) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut note = |who: &str, r: Result<(), Refusal>| {
+        if let Err(r) = r {
+            let line = format!("{who}: {} ({})", r.message, r.rule);
+            if !out.contains(&line) {
+                out.push(line);
+            }
+        }
+    };
+    for (deployment, c) in created(plan) {
+        let spec = &c.spec;
+        if spec.network_mode.as_deref() == Some("host") {
+            note(deployment, policy.check_host_network(&format!("container {}", c.name)));
+            note(deployment, policy.check_edge_image(&spec.image));
+        } else {
+            note(deployment, policy.check_image(&spec.image));
+        }
+        for m in spec.volumes.iter().filter(|m| !m.is_named_volume()) {
+            note(deployment, policy.check_bind_mount(&m.source));
+        }
+        let labels: Labels = (c.labels.iter())
+            .filter(|(k, _)| !k.starts_with("berth."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let user = SecretUser::Deployment {
+            name: deployment.to_string(),
+            labels,
+        };
+        for name in spec.secret_names() {
+            note(deployment, policy.check_secret(&user, name));
+        }
+    }
+    for login in &plan.registries {
+        note("registries", policy.check_login(&login.server));
+        let user = SecretUser::Registry(login.server.clone());
+        note("registries", policy.check_secret(&user, &login.password_secret));
+    }
+    out
 }
 
 /// The files the pods a plan creates are given whose contents are not in `files`, as

@@ -24,6 +24,10 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub not_in_git: BTreeMap<String, Vec<String>>,
     pub commit: Option<String>,
+    /// Who signed the commit, when the operator's policy asks for signed commits: the
+    /// principals of the allowed_signers line and the key's fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
     pub desired_hash: String,
     /// The `-l` selector the plan was made with, if any.
     pub selector: Option<String>,

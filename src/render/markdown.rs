@@ -85,6 +85,9 @@ fn full(plan: &Plan) -> String {
         )
     };
     writeln!(out, "{verdict}\n").ok();
+    if let Some(signer) = &plan.signed_by {
+        writeln!(out, "Commit signed by {}.\n", cell(signer)).ok();
+    }
     for line in super::not_in_git_lines(plan) {
         writeln!(out, "**deployment {}**\n", cell(&line)).ok();
     }

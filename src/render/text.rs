@@ -44,6 +44,9 @@ pub fn plan(plan: &Plan, color: bool) -> String {
         plan.hosts.len()
     )
     .ok();
+    if let Some(signer) = &plan.signed_by {
+        writeln!(out, "  commit signed by {signer}").ok();
+    }
     if let Some(sel) = &plan.selector {
         writeln!(out, "  deployments matching -l {sel}").ok();
     }

@@ -45,6 +45,41 @@ pub struct Source {
     pub files: RepoFiles,
     /// Warnings for the user, such as uncommitted changes that are not applied.
     pub warnings: Vec<String>,
+    /// The commit read, when the repository is a Git one: its signature and time, for the
+    /// policy's `allowed_signers`.
+    pub commit: Option<CommitFacts>,
+}
+
+/// What the policy needs of the commit read.
+#[derive(Debug, Clone)]
+pub struct CommitFacts {
+    pub id: String,
+    /// The committer's time (seconds since the epoch).
+    pub time: i64,
+    /// `None`: the commit is unsigned.
+    pub signature: Option<super::signers::CommitSignature>,
+}
+
+fn commit_facts(repo: &Repository, commit: &git2::Commit) -> Result<CommitFacts> {
+    let signature = match repo.extract_signature(&commit.id(), None) {
+        Ok((sig, signed)) => Some(super::signers::CommitSignature {
+            armored: String::from_utf8_lossy(&sig).into_owned(),
+            signed: signed.to_vec(),
+        }),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+        Err(e) => {
+            return Err(miette!(
+                "cannot read the signature of commit {}: {}",
+                commit.id(),
+                e.message()
+            ))
+        }
+    };
+    Ok(CommitFacts {
+        id: commit.id().to_string(),
+        time: commit.committer().when().seconds(),
+        signature,
+    })
 }
 
 /// Whether the repository is fetched (a URL) rather than read from a local path.
@@ -84,6 +119,7 @@ pub fn read(req: &SourceRequest) -> Result<Source> {
             Ok(Source {
                 files,
                 warnings: vec![],
+                commit: None,
             })
         }
     }
@@ -190,7 +226,11 @@ fn read_local_git(repo: &Repository, path: &Path, git_ref: Option<&str>) -> Resu
             ));
         }
     }
-    Ok(Source { files, warnings })
+    Ok(Source {
+        files,
+        warnings,
+        commit: Some(commit_facts(repo, &commit)?),
+    })
 }
 
 /// The changed files berth would read (YAML, and the files the deployments name).
@@ -438,5 +478,6 @@ fn read_remote(req: &SourceRequest) -> Result<Source> {
     Ok(Source {
         files,
         warnings: vec![],
+        commit: Some(commit_facts(&repo, &commit)?),
     })
 }

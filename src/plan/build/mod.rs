@@ -326,6 +326,7 @@ pub fn build(input: &PlanInput) -> Plan {
         environment: input.desired.environment.clone(),
         not_in_git: b.not_in_git,
         commit: input.desired.commit.clone(),
+        signed_by: None,
         desired_hash: input.desired.hash(),
         selector: input.selector.map(|s| s.to_string()),
         prune: input.prune,

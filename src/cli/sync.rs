@@ -185,13 +185,15 @@ async fn keep_syncing(
         }
         let code = match &pinned {
             Pinned::Refused(None) => super::exit::ERROR,
-            Pinned::Refused(Some(at)) | Pinned::At(at) => match apply::run_async(at, verbosity).await {
-                Ok(code) => code,
-                Err(report) => {
-                    eprintln!("sync: round {round} failed: {report:?}");
-                    super::exit::ERROR
+            Pinned::Refused(Some(at)) | Pinned::At(at) => {
+                match apply::run_async(at, verbosity).await {
+                    Ok(code) => code,
+                    Err(report) => {
+                        eprintln!("sync: round {round} failed: {report:?}");
+                        super::exit::ERROR
+                    }
                 }
-            },
+            }
         };
         if metrics_at.is_some() {
             let at = match &pinned {

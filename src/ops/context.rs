@@ -159,8 +159,11 @@ pub struct Loaded {
 pub fn load_checked(source: &Source, secrets: Secrets) -> Result<Loaded> {
     let policy = super::policy::load(source.policy.as_deref(), &source.repo)?;
     let src = read_source(source)?;
-    let signer =
-        super::policy::check_commit(policy.as_ref(), source.policy.as_deref(), src.commit.as_ref())?;
+    let signer = super::policy::check_commit(
+        policy.as_ref(),
+        source.policy.as_deref(),
+        src.commit.as_ref(),
+    )?;
     for w in &src.warnings {
         eprintln!("warning: {w}");
     }
@@ -243,11 +246,10 @@ impl Context {
     async fn with_digests(&self, observed: &Observed) -> Result<(DesiredState, Vec<Issue>)> {
         let asks = digests::to_resolve(&self.desired, observed);
         let (declared, withheld) = self.logins_to_send();
-        let logins = super::registry::logins(
-            asks.keys().map(String::as_str),
-            &declared,
-            &|name: &str| self.secrets.lookup(name),
-        )?;
+        let logins =
+            super::registry::logins(asks.keys().map(String::as_str), &declared, &|name: &str| {
+                self.secrets.lookup(name)
+            })?;
         let resolved = self.fleet.resolve_digests(&asks, &logins).await;
         let strict = self
             .desired
@@ -270,8 +272,10 @@ impl Context {
             }
         }
         let (desired, mut notices) = digests::settle(&self.desired, &resolved, observed);
-        let asked: std::collections::BTreeSet<&str> =
-            asks.keys().map(|i| crate::model::registry::registry_of(i)).collect();
+        let asked: std::collections::BTreeSet<&str> = asks
+            .keys()
+            .map(|i| crate::model::registry::registry_of(i))
+            .collect();
         for server in withheld.iter().filter(|s| asked.contains(s.as_str())) {
             notices.push(Issue {
                 kind: plan::IssueKind::Notice,
@@ -294,7 +298,11 @@ impl Context {
         if !self.scope.for_review {
             return (all.clone(), vec![]);
         }
-        let listed = |server: &str| self.policy.as_ref().is_some_and(|p| p.lists_registry(server));
+        let listed = |server: &str| {
+            self.policy
+                .as_ref()
+                .is_some_and(|p| p.lists_registry(server))
+        };
         let (send, keep): (Vec<RegistryLogin>, Vec<RegistryLogin>) =
             all.iter().cloned().partition(|l| listed(&l.server));
         (send, keep.into_iter().map(|l| l.server).collect())

@@ -163,6 +163,8 @@ mod tests {
             rounds: BTreeMap::from([(0, 3), (3, 1)]),
             pods: BTreeMap::from([("web".to_string(), (2, 3))]),
             unreachable: 0,
+            refused_commits: 2,
+            held_at_last_good: true,
         };
         let text = m.render();
         for line in [
@@ -171,6 +173,8 @@ mod tests {
             "berth_pods_ready{project=\"shop\",deployment=\"web\"} 2",
             "berth_pods_desired{project=\"shop\",deployment=\"web\"} 3",
             "# TYPE berth_syncs_total counter",
+            "berth_sync_refused_commits_total{project=\"shop\"} 2",
+            "berth_sync_held_at_last_good_commit{project=\"shop\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }

@@ -51,11 +51,7 @@ pub fn load(path: Option<&Path>, repo: &str) -> miette::Result<Option<Policy>> {
 fn checkout_root(repo: &str) -> Option<PathBuf> {
     let path = Path::new(repo).canonicalize().ok()?;
     match git2::Repository::discover(&path) {
-        Ok(r) => r
-            .workdir()
-            .unwrap_or_else(|| r.path())
-            .canonicalize()
-            .ok(),
+        Ok(r) => r.workdir().unwrap_or_else(|| r.path()).canonicalize().ok(),
         Err(_) => Some(path),
     }
 }
@@ -112,7 +108,11 @@ pub fn trusted_commit(source: &crate::ops::context::Source) -> crate::ops::Resul
         return Ok(None);
     }
     let src = crate::ops::context::read_source(source)?;
-    check_commit(policy.as_ref(), source.policy.as_deref(), src.commit.as_ref())?;
+    check_commit(
+        policy.as_ref(),
+        source.policy.as_deref(),
+        src.commit.as_ref(),
+    )?;
     Ok(src.commit.map(|c| c.id))
 }
 

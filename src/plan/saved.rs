@@ -7,11 +7,11 @@
 //! value (its salted record, see `model::secret`) that is no longer the current one. Then
 //! the plan no longer says what applying would have to do, and it is refused before any step.
 
-use crate::model::policy::{Policy, Refusal, SecretUser};
-use crate::model::Labels;
 use super::types::ContainerPlan;
 use super::types::{Plan, Step, PLAN_VERSION};
+use crate::model::policy::{Policy, Refusal, SecretUser};
 use crate::model::secret::{self, SECRETS_LABEL};
+use crate::model::Labels;
 use crate::model::{label, ObservedHost};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -99,7 +99,10 @@ pub fn policy_refusals(plan: &Plan, policy: &Policy) -> Vec<String> {
     for (deployment, c) in created(plan) {
         let spec = &c.spec;
         if spec.network_mode.as_deref() == Some("host") {
-            note(deployment, policy.check_host_network(&format!("container {}", c.name)));
+            note(
+                deployment,
+                policy.check_host_network(&format!("container {}", c.name)),
+            );
             note(deployment, policy.check_edge_image(&spec.image));
         } else {
             note(deployment, policy.check_image(&spec.image));
@@ -122,7 +125,10 @@ pub fn policy_refusals(plan: &Plan, policy: &Policy) -> Vec<String> {
     for login in &plan.registries {
         note("registries", policy.check_login(&login.server));
         let user = SecretUser::Registry(login.server.clone());
-        note("registries", policy.check_secret(&user, &login.password_secret));
+        note(
+            "registries",
+            policy.check_secret(&user, &login.password_secret),
+        );
     }
     out
 }

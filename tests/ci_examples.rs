@@ -84,7 +84,22 @@ fn the_github_actions_workflow_plans_a_pull_request_and_syncs_main() {
     let repo = Repo::new("t-ci");
     repo.write("deployments/web.yaml", &web("web", 1, "v1", "zone=b"));
     repo.commit("v1");
-    let (dir, env) = workspace(&repo);
+    let (dir, mut env) = workspace(&repo);
+    // Both jobs run under the operator's policy, written from a secret outside the checkout.
+    for job in ["plan", "sync"] {
+        let steps = workflow["jobs"][job]["steps"].as_array().unwrap();
+        assert!(
+            steps.iter().any(|s| s["env"]["BERTH_POLICY"].is_string()),
+            "the {job} job sets BERTH_POLICY"
+        );
+    }
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "registries: [docker.io]\nimages: ['docker.io/berth-lab/*']\n",
+    )
+    .unwrap();
+    env.push(("BERTH_POLICY".into(), policy.display().to_string()));
     let r = shell(dir.path(), &env, &plan[0]);
     assert_eq!(r.code, 0, "{}: {r:?}", plan[0]);
     let comment = std::fs::read_to_string(dir.path().join("plan.md")).unwrap();

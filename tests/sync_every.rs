@@ -1,5 +1,6 @@
 //! `berth sync --every` as a reconciler on the lab: it converges, repairs a container removed
-//! by hand, rolls out a new commit, and ends with exit 0 on SIGTERM while it sleeps.
+//! by hand, rolls out a new commit, serves its metrics through 2,000 idle connections, and ends
+//! with exit 0 on SIGTERM while it sleeps.
 
 mod common;
 use common::*;
@@ -53,6 +54,24 @@ fn sync_every_repairs_drift_rolls_out_commits_and_stops_on_sigterm() {
             && text.contains("berth_syncs_total{project=\"t-every\",exit_code=\"0\"}")
             && text.contains("berth_last_sync_exit_code{project=\"t-every\"} 0")
     });
+    // 2,000 idle connections to the metrics port (a scan, a slowloris): the rounds go on
+    // (a new commit is rolled out, which needs SSH sockets) and a scrape is answered.
+    let idle: Vec<std::net::TcpStream> = (0..2000)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))
+                .ok()
+        })
+        .collect();
+    assert!(idle.len() >= 1900, "only {} connections opened", idle.len());
+    repo.write("deployments/web.yaml", &web("web", 1, "v3", "zone=b"));
+    repo.commit("v3");
+    until("v3 runs while the idle connections are held", || {
+        running("web:v3")
+    });
+    until("a scrape is answered while they are held", || {
+        scrape(&addr).contains("berth_last_sync_exit_code{project=\"t-every\"} 0")
+    });
+    drop(idle);
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &watched.pid().to_string()])
         .status()

@@ -7,8 +7,16 @@ use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::mpsc;
 
-/// An HTTP receiver on loopback: each request's JSON body, in order.
-fn receiver() -> (String, mpsc::Receiver<serde_json::Value>) {
+/// One request as the receiver got it.
+struct Received {
+    /// Header names in lower case.
+    headers: std::collections::BTreeMap<String, String>,
+    body: String,
+    json: serde_json::Value,
+}
+
+/// An HTTP receiver on loopback: each request's headers and JSON body, in order.
+fn receiver() -> (String, mpsc::Receiver<Received>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!(
         "http://{}/hooks/t0ken-in-the-url",
@@ -19,30 +27,56 @@ fn receiver() -> (String, mpsc::Receiver<serde_json::Value>) {
         for stream in listener.incoming() {
             let mut stream = stream.unwrap();
             let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
+            let mut headers = std::collections::BTreeMap::new();
             loop {
                 let mut line = String::new();
                 reader.read_line(&mut line).unwrap();
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap();
+                if let Some((k, v)) = line.split_once(':') {
+                    headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
                 }
                 if line == "\r\n" || line.is_empty() {
                     break;
                 }
             }
+            let length = headers
+                .get("content-length")
+                .map_or(0, |v| v.parse().unwrap());
             let mut body = vec![0; length];
             reader.read_exact(&mut body).unwrap();
             stream
                 .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
                 .unwrap();
-            let _ = send.send(serde_json::from_slice(&body).unwrap());
+            let _ = send.send(Received {
+                headers,
+                json: serde_json::from_slice(&body).unwrap(),
+                body: String::from_utf8(body).unwrap(),
+            });
         }
     });
     (url, receive)
 }
 
-fn events(receive: &mpsc::Receiver<serde_json::Value>) -> Vec<serde_json::Value> {
-    receive.try_iter().collect()
+fn events(receive: &mpsc::Receiver<Received>) -> Vec<serde_json::Value> {
+    receive.try_iter().map(|r| r.json).collect()
+}
+
+/// HMAC-SHA256 by openssl, as a receiver would check it (not berth's own code).
+fn openssl_hmac(key: &str, message: &str) -> String {
+    let mut child = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-hmac", key])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl is installed");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(message.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.split_whitespace().last().unwrap().to_string()
 }
 
 #[test]
@@ -53,7 +87,13 @@ fn a_receiver_gets_apply_and_drift_events() {
     repo.commit("v1");
     let r = repo.berth(&["apply", "--auto-approve", "-q", "--webhook-url", &url]);
     assert_eq!(r.code, 0, "{r:?}");
-    let got = events(&receive);
+    let got: Vec<Received> = receive.try_iter().collect();
+    assert!(
+        got.iter()
+            .all(|r| !r.headers.contains_key("x-berth-signature")),
+        "no key, no signature"
+    );
+    let got: Vec<serde_json::Value> = got.into_iter().map(|r| r.json).collect();
     let names: Vec<&str> = got.iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(names, ["apply.started", "apply.succeeded"], "{got:?}");
     assert_eq!(got[1]["project"], "t-webhook");
@@ -81,10 +121,31 @@ fn a_receiver_gets_apply_and_drift_events() {
             "--repo",
             repo.path().to_str().unwrap(),
         ],
-        &[("BERTH_WEBHOOK_URL", &url)],
+        &[
+            ("BERTH_WEBHOOK_URL", &url),
+            ("BERTH_SECRET_WEBHOOK", "wh-s3cret"),
+        ],
     );
     assert_eq!(r.code, 3, "{r:?}");
-    let got = events(&receive);
+    let got: Vec<Received> = receive.try_iter().collect();
+    // Signed with the secret `webhook`: a receiver checks it with its own HMAC.
+    let last = got.last().unwrap();
+    let time = &last.headers["x-berth-timestamp"];
+    let expected = openssl_hmac("wh-s3cret", &format!("{time}.{}", last.body));
+    assert_eq!(
+        last.headers["x-berth-signature"],
+        format!("sha256={expected}")
+    );
+    let sent: u64 = time.parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        now.abs_diff(sent) < 120,
+        "a fresh timestamp: {sent} vs {now}"
+    );
+    let got: Vec<serde_json::Value> = got.into_iter().map(|r| r.json).collect();
     assert_eq!(got.last().unwrap()["event"], "apply.rolled_back", "{got:?}");
     assert!(
         got.last().unwrap()["details"][0]

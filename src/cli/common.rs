@@ -57,7 +57,9 @@ pub struct RepoArgs {
 pub struct NotifyArgs {
     /// POST a JSON event here for each apply started and ended (succeeded, rolled back,
     /// failed, interrupted) and each drift found. Kept out of Git and never printed: such
-    /// URLs often hold a token.
+    /// URLs often hold a token. With the secret `webhook` set (BERTH_SECRET_WEBHOOK, its
+    /// _FILE, or $BERTH_SECRETS_DIR/webhook), each payload is signed: X-Berth-Signature is
+    /// sha256=HMAC-SHA256 of "TIMESTAMP.BODY", X-Berth-Timestamp the time.
     #[arg(
         help_heading = "Notifications",
         long,
@@ -70,7 +72,10 @@ pub struct NotifyArgs {
 
 impl NotifyArgs {
     pub fn notifier(&self) -> crate::ops::notify::Notifier {
-        crate::ops::notify::Notifier::webhook(self.webhook_url.clone())
+        // The signing key is a secret like any other: BERTH_SECRET_WEBHOOK, its _FILE, or
+        // `webhook` in $BERTH_SECRETS_DIR.
+        let key = crate::ops::context::secret_from("webhook", &|v| std::env::var_os(v));
+        crate::ops::notify::Notifier::webhook(self.webhook_url.clone(), key)
     }
 }
 

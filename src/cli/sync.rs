@@ -45,9 +45,10 @@ pub struct SyncArgs {
     /// Keep running: a sync every DURATION (`30s`, `1m`, `1h`), until SIGTERM or Ctrl-C.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub every: Option<Duration>,
-    /// With --every: serve Prometheus metrics on this address (last sync time and result,
-    /// rounds by exit code, ready and desired pods per deployment), e.g. 127.0.0.1:9187.
-    #[arg(long, value_name = "ADDR", requires = "every")]
+    /// With --every: serve Prometheus metrics on this port of loopback (`9187`) or this
+    /// address (`0.0.0.0:9187`): last sync time and result, rounds by exit code, ready and
+    /// desired pods per deployment, refused commits.
+    #[arg(long, value_name = "[ADDR:]PORT", requires = "every", value_parser = crate::ops::metrics::parse_addr)]
     pub metrics: Option<std::net::SocketAddr>,
 }
 

@@ -64,6 +64,24 @@ impl client::Handler for Checker {
 
 pub type Session = Handle<Checker>;
 
+/// The host key algorithms to ask for: those of the keys known_hosts records for the host
+/// first (as OpenSSH does), so a host that has such a key presents it, then russh's own
+/// order. An RSA key recorded counts for all three RSA signature algorithms.
+fn host_key_order(recorded: &[russh::keys::Algorithm]) -> Vec<russh::keys::Algorithm> {
+    use russh::keys::Algorithm;
+    let kind = |a: &Algorithm| match a {
+        Algorithm::Rsa { .. } => "rsa".to_string(),
+        other => other.to_string(),
+    };
+    let defaults = russh::Preferred::DEFAULT.key.to_vec();
+    let (mut first, rest): (Vec<Algorithm>, Vec<Algorithm>) = defaults
+        .into_iter()
+        .partition(|a| recorded.iter().any(|r| kind(r) == kind(a)));
+    first.sort_by_key(|a| recorded.iter().position(|r| kind(r) == kind(a)));
+    first.extend(rest);
+    first
+}
+
 /// The keys to try: `BERTH_SSH_KEY`, `-i` files, then the ones the SSH config names for this
 /// server (those that exist, as `ssh` skips missing ones).
 fn load_keys(options: &SshOptions, hop: &Hop) -> Result<Vec<PrivateKey>, String> {
@@ -131,20 +149,30 @@ async fn authenticated(
     via: Option<&Arc<Session>>,
     data_arrived: Option<Arc<tokio::sync::Notify>>,
 ) -> Result<Session, String> {
+    let known_hosts_file = hop
+        .known_hosts
+        .clone()
+        .unwrap_or_else(|| options.known_hosts.clone());
+    let recorded = known_hosts::recorded_algorithms(
+        &known_hosts::read_files(&known_hosts_file),
+        &hop.address,
+        hop.port,
+    );
     let config = Arc::new(client::Config {
         inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(15)),
         nodelay: true,
+        preferred: russh::Preferred {
+            key: host_key_order(&recorded).into(),
+            ..Default::default()
+        },
         ..Default::default()
     });
     let refused = Arc::new(Mutex::new(None));
     let checker = Checker {
         host: hop.address.clone(),
         port: hop.port,
-        known_hosts: hop
-            .known_hosts
-            .clone()
-            .unwrap_or_else(|| options.known_hosts.clone()),
+        known_hosts: known_hosts_file,
         accept_new: options.accept_new_host_keys,
         refused: refused.clone(),
     };
@@ -335,5 +363,28 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Arrivals<S> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use russh::keys::{Algorithm, EcdsaCurve};
+
+    #[test]
+    fn the_recorded_host_key_algorithms_are_asked_for_first() {
+        let order = super::host_key_order(&[Algorithm::Rsa { hash: None }]);
+        assert!(matches!(order[0], Algorithm::Rsa { .. }), "{order:?}");
+        assert!(
+            order[..3]
+                .iter()
+                .all(|a| matches!(a, Algorithm::Rsa { .. })),
+            "{order:?}"
+        );
+        let ecdsa = Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP256,
+        };
+        let order = super::host_key_order(&[ecdsa.clone(), Algorithm::Ed25519]);
+        assert_eq!(order[..2], [ecdsa, Algorithm::Ed25519]);
+        assert_eq!(order.len(), russh::Preferred::DEFAULT.key.len());
     }
 }

@@ -35,9 +35,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn mac(salt: &str, value: &str) -> String {
-    let mut m = Hmac::<Sha256>::new_from_slice(salt.as_bytes()).expect("HMAC takes any key");
-    m.update(value.as_bytes());
+/// HMAC-SHA256 of `message` keyed with `key`, as hex.
+pub fn mac(key: &str, message: &str) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes any key");
+    m.update(message.as_bytes());
     hex(&m.finalize().into_bytes())
 }
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// What the reconciler knows after its rounds.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -116,42 +117,94 @@ impl Metrics {
     }
 }
 
-/// Serves the metrics on `addr` until the process ends: any request gets the text.
+/// At most this many scrapes are served at once; a connection past it is closed at once, so
+/// idle connections cannot take the file descriptors the sync rounds need for SSH.
+pub const MAX_CONNECTIONS: usize = 32;
+/// A client has this long to send its request headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// No connection lives longer than this, whatever it does.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+
+/// The address `--metrics` names: `PORT` alone is on loopback (`127.0.0.1:PORT`); another
+/// interface has to be named (`0.0.0.0:9187`).
+pub fn parse_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse()
+        .map_err(|_| format!("{text:?} is not PORT or ADDRESS:PORT (e.g. 9187, 127.0.0.1:9187)"))
+}
+
+/// Serves the metrics on `addr` until the process ends: any request gets the text, one
+/// request per connection. Accept errors (out of file descriptors) back off instead of
+/// spinning.
 pub async fn serve(
     addr: std::net::SocketAddr,
     metrics: Arc<Mutex<Metrics>>,
 ) -> std::io::Result<()> {
-    use http_body_util::Full;
-    use hyper::body::Bytes;
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(10);
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => {
+                    backoff = Duration::from_millis(10);
+                    stream
+                }
+                Err(_) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                drop(stream);
                 continue;
             };
             let metrics = metrics.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |_req| {
-                    let text = metrics.lock().expect("not poisoned").render();
-                    async move {
-                        hyper::Response::builder()
-                            .header("content-type", "text/plain; version=0.0.4")
-                            .body(Full::new(Bytes::from(text)))
-                    }
-                });
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
+                let _permit = permit;
+                let _ = tokio::time::timeout(CONNECTION_LIFETIME, answer(stream, metrics)).await;
             });
         }
     });
     Ok(())
 }
 
+async fn answer(stream: tokio::net::TcpStream, metrics: Arc<Mutex<Metrics>>) {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    let service = hyper::service::service_fn(move |_req| {
+        let text = metrics.lock().expect("not poisoned").render();
+        async move {
+            hyper::Response::builder()
+                .header("content-type", "text/plain; version=0.0.4")
+                .body(Full::new(Bytes::from(text)))
+        }
+    });
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(false)
+        .serve_connection(io, service)
+        .await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_port_alone_is_on_loopback() {
+        assert_eq!(parse_addr("9187").unwrap().to_string(), "127.0.0.1:9187");
+        assert_eq!(
+            parse_addr("0.0.0.0:9187").unwrap().to_string(),
+            "0.0.0.0:9187"
+        );
+        assert!(parse_addr("localhost").is_err());
+    }
 
     #[test]
     fn the_text_is_prometheus_exposition() {

@@ -62,7 +62,27 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Default)]
 pub struct Notifier {
     url: Option<String>,
+    /// The key each payload is signed with (the secret `webhook`), when one is set.
+    key: Option<String>,
 }
+
+/// The headers that let a receiver check an event came from berth and is fresh: the time
+/// it was sent, and `sha256=` HMAC-SHA256 of `"{timestamp}.{body}"` keyed with the shared
+/// secret (hex). A receiver recomputes it, compares in constant time, and refuses an old
+/// timestamp (a replay).
+pub fn signature_headers(key: &str, timestamp: u64, body: &str) -> [(&'static str, String); 2] {
+    let signed = format!("{timestamp}.{body}");
+    [
+        (TIMESTAMP_HEADER, timestamp.to_string()),
+        (
+            SIGNATURE_HEADER,
+            format!("sha256={}", crate::model::secret::mac(key, &signed)),
+        ),
+    ]
+}
+
+pub const TIMESTAMP_HEADER: &str = "x-berth-timestamp";
+pub const SIGNATURE_HEADER: &str = "x-berth-signature";
 
 impl std::fmt::Debug for Notifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,9 +96,11 @@ impl std::fmt::Debug for Notifier {
 }
 
 impl Notifier {
-    pub fn webhook(url: Option<String>) -> Notifier {
+    /// A webhook at `url`, its payloads signed with `key` when there is one.
+    pub fn webhook(url: Option<String>, key: Option<String>) -> Notifier {
         Notifier {
             url: url.filter(|u| !u.is_empty()),
+            key: key.filter(|k| !k.is_empty()),
         }
     }
 
@@ -88,14 +110,18 @@ impl Notifier {
         let url = self.url.clone()?;
         let body = serde_json::to_string(event).expect("an event serialises");
         let name = event.event.clone();
+        let signed = (self.key.as_deref())
+            .map(|key| signature_headers(key, crate::apply::unix_now(), &body));
         let posted = tokio::task::spawn_blocking(move || {
             let agent: ureq::Agent = ureq::Agent::config_builder()
                 .timeout_global(Some(WEBHOOK_TIMEOUT))
                 .build()
                 .into();
-            agent
-                .post(&url)
-                .header("content-type", "application/json")
+            let mut request = agent.post(&url).header("content-type", "application/json");
+            for (header, value) in signed.iter().flatten() {
+                request = request.header(*header, value);
+            }
+            request
                 .send(body.as_str())
                 .map(|_| ())
                 .map_err(|e| e.to_string())
@@ -106,5 +132,25 @@ impl Notifier {
             Ok(Err(why)) => Some(format!("the webhook did not take the {name} event: {why}")),
             Err(_) => Some(format!("the webhook did not take the {name} event")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_is_signed_over_its_timestamp_and_body() {
+        // The value `openssl dgst -sha256 -hmac k3y` gives for `1700000000.{"a":1}`.
+        let [time, signature] = signature_headers("k3y", 1_700_000_000, r#"{"a":1}"#);
+        assert_eq!(time, (TIMESTAMP_HEADER, "1700000000".to_string()));
+        assert_eq!(
+            signature,
+            (
+                SIGNATURE_HEADER,
+                "sha256=fd5a70e965043f7df6309c2c3b5ff5a8ffa99b1f5175e9a311459e73c4634d4a"
+                    .to_string()
+            )
+        );
     }
 }

@@ -91,6 +91,24 @@ fn wanted(path: &str) -> bool {
     path.ends_with(".yaml") || path.ends_with(".yml")
 }
 
+/// The SSH port a repository URL names: `ssh://host:2222/path` → 2222; 22 otherwise
+/// (`git@host:path` has no port).
+pub fn ssh_port(url: &str) -> u16 {
+    let Some(rest) = url
+        .strip_prefix("ssh://")
+        .or_else(|| url.strip_prefix("git+ssh://"))
+    else {
+        return 22;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let port = match host.strip_prefix('[') {
+        Some(v6) => v6.split_once("]:").map(|(_, p)| p),
+        None => host.rsplit_once(':').map(|(_, p)| p),
+    };
+    port.and_then(|p| p.parse().ok()).unwrap_or(22)
+}
+
 pub fn read(req: &SourceRequest) -> Result<Source> {
     if is_url(req.repo) {
         return read_remote(req);
@@ -440,6 +458,7 @@ fn read_remote(req: &SourceRequest) -> Result<Source> {
             Err(git2::Error::from_str("no credentials: set BERTH_GIT_TOKEN (https) or BERTH_GIT_SSH_KEY_FILE / an ssh agent"))
         });
         let known_hosts = req.known_hosts.clone();
+        let port = ssh_port(req.repo);
         let refused = std::rc::Rc::new(std::cell::RefCell::new(None::<String>));
         let refused_in_check = refused.clone();
         callbacks.certificate_check(move |cert, host| {
@@ -447,7 +466,7 @@ fn read_remote(req: &SourceRequest) -> Result<Source> {
                 // TLS certificates are checked by libgit2 itself.
                 return Ok(git2::CertificateCheckStatus::CertificatePassthrough);
             };
-            match crate::hosts::known_hosts::check_raw(&known_hosts, host, 22, hostkey) {
+            match crate::hosts::known_hosts::check_raw(&known_hosts, host, port, hostkey) {
                 Ok(()) => Ok(git2::CertificateCheckStatus::CertificateOk),
                 Err(e) => {
                     // libgit2 replaces the callback's message with its own; keep ours.
@@ -480,4 +499,17 @@ fn read_remote(req: &SourceRequest) -> Result<Source> {
         warnings: vec![],
         commit: Some(commit_facts(&repo, &commit)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_repository_url_names_its_ssh_port() {
+        use super::ssh_port;
+        assert_eq!(ssh_port("ssh://git@198.18.0.11:2222/srv/deploy.git"), 2222);
+        assert_eq!(ssh_port("ssh://git@198.18.0.11/srv/deploy.git"), 22);
+        assert_eq!(ssh_port("ssh://[::1]:2200/x.git"), 2200);
+        assert_eq!(ssh_port("git@github.com:acme/deploy.git"), 22);
+        assert_eq!(ssh_port("https://git.example/x.git"), 22);
+    }
 }

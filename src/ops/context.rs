@@ -183,14 +183,18 @@ pub fn load_checked(source: &Source, secrets: Secrets) -> Result<Loaded> {
             );
             if loaded.is_err() {
                 if let Some(why) = values.sops_error() {
-                    eprintln!("warning: the SOPS secrets cannot be read: {why}");
+                    eprintln!("warning: {why}");
                 }
             }
             loaded
         }
     };
+    let desired = desired.map_err(miette::Report::new)?;
+    for skipped in values.sops_skipped() {
+        eprintln!("warning: a SOPS file was skipped: {skipped}");
+    }
     Ok(Loaded {
-        desired: desired.map_err(miette::Report::new)?,
+        desired,
         secrets: values,
         policy,
         signer: signer.map(|s| s.to_string()),

@@ -6,7 +6,6 @@
 
 use super::context::{home, secret_from};
 use crate::repo::{sops, RepoFiles};
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 /// The folder of the repository whose files are SOPS-encrypted secrets.
@@ -17,7 +16,7 @@ pub const SOPS_DIR: &str = "secrets/";
 pub struct SecretSource {
     /// The repository's SOPS files: path and text.
     sops_files: Vec<(String, String)>,
-    sops: OnceLock<Result<BTreeMap<String, String>, String>>,
+    sops: OnceLock<Result<sops::Decrypted, String>>,
 }
 
 impl SecretSource {
@@ -45,27 +44,35 @@ impl SecretSource {
 
     pub fn lookup(&self, name: &str) -> Option<String> {
         secret_from(name, &|var| std::env::var_os(var))
-            .or_else(|| self.sops().ok()?.get(name).cloned())
+            .or_else(|| Some(self.sops().ok()?.values.get(name)?.0.clone()))
     }
 
-    /// Why the SOPS files could not be read, if they could not (said once with the first
-    /// secret that has no value).
+    /// Why the SOPS files could not be read, or which were skipped, if any (said with the
+    /// first secret that has no value: it may be in a skipped file).
     pub fn sops_error(&self) -> Option<String> {
         if self.sops_files.is_empty() {
             return None;
         }
-        self.sops().err()
+        match self.sops() {
+            Err(why) => Some(why),
+            Ok(d) if !d.skipped.is_empty() => Some(format!("skipped: {}", d.skipped.join("; "))),
+            Ok(_) => None,
+        }
     }
 
-    fn sops(&self) -> Result<&BTreeMap<String, String>, String> {
+    /// The SOPS files skipped because no key at hand opens them, once they were read.
+    pub fn sops_skipped(&self) -> Vec<String> {
+        match self.sops.get() {
+            Some(Ok(d)) => d.skipped.clone(),
+            _ => vec![],
+        }
+    }
+
+    fn sops(&self) -> Result<&sops::Decrypted, String> {
         self.sops
             .get_or_init(|| {
                 let keys = age_keys()?;
-                let mut all = BTreeMap::new();
-                for (path, text) in &self.sops_files {
-                    all.extend(sops::decrypt(path, text, &keys)?);
-                }
-                Ok(all)
+                sops::decrypt_all(&self.sops_files, &keys)
             })
             .as_ref()
             .map_err(Clone::clone)

@@ -101,20 +101,92 @@ fn parse(path: &str, text: &str) -> Result<Node, String> {
     }
 }
 
+/// Why a SOPS file gave no secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SopsError {
+    /// None of the age keys at hand opens it (a file for another environment's key): the
+    /// caller may skip it.
+    NoKey(String),
+    /// It is malformed, edited without sops, or breaks its own rules: never skipped.
+    Invalid(String),
+}
+
+impl std::fmt::Display for SopsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SopsError::NoKey(why) | SopsError::Invalid(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<String> for SopsError {
+    fn from(why: String) -> Self {
+        SopsError::Invalid(why)
+    }
+}
+
+/// Which values SOPS encrypts, from the file's metadata: by key suffix or regular
+/// expression (`unencrypted_suffix` `_unencrypted` when none is given). A plain value these
+/// say is encrypted was not written by sops.
+enum Rule {
+    UnencryptedSuffix(String),
+    EncryptedSuffix(String),
+    UnencryptedRegex(regex_lite::Regex),
+    EncryptedRegex(regex_lite::Regex),
+    /// Comment-based rules: which values are encrypted cannot be told from the values.
+    Unknown,
+}
+
+impl Rule {
+    fn of(path: &str, text_of: &dyn Fn(&str) -> Option<String>) -> Result<Rule, String> {
+        let regex = |r: String| {
+            regex_lite::Regex::new(&r).map_err(|e| {
+                format!("{path}: its sops rule {r:?} is not a regular expression: {e}")
+            })
+        };
+        Ok(if let Some(s) = text_of("unencrypted_suffix") {
+            Rule::UnencryptedSuffix(s)
+        } else if let Some(s) = text_of("encrypted_suffix") {
+            Rule::EncryptedSuffix(s)
+        } else if let Some(r) = text_of("unencrypted_regex") {
+            Rule::UnencryptedRegex(regex(r)?)
+        } else if let Some(r) = text_of("encrypted_regex") {
+            Rule::EncryptedRegex(regex(r)?)
+        } else if text_of("encrypted_comment_regex").is_some()
+            || text_of("unencrypted_comment_regex").is_some()
+        {
+            Rule::Unknown
+        } else {
+            Rule::UnencryptedSuffix("_unencrypted".into())
+        })
+    }
+
+    /// Whether sops encrypts the value at this path of keys.
+    fn encrypts(&self, keys: &[String]) -> bool {
+        match self {
+            Rule::UnencryptedSuffix(s) => !keys.iter().any(|k| k.ends_with(s.as_str())),
+            Rule::EncryptedSuffix(s) => keys.iter().any(|k| k.ends_with(s.as_str())),
+            Rule::UnencryptedRegex(r) => !keys.iter().any(|k| r.is_match(k)),
+            Rule::EncryptedRegex(r) => keys.iter().any(|k| r.is_match(k)),
+            Rule::Unknown => false,
+        }
+    }
+}
+
 /// The secrets of a SOPS file, by name, decrypted with the first identity that opens its
 /// data key.
 pub fn decrypt(
     path: &str,
     text: &str,
     identities: &[age::x25519::Identity],
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, SopsError> {
     let Node::Map(mut entries) = parse(path, text)? else {
-        return Err(format!("{path} is not a mapping"));
+        return Err(format!("{path} is not a mapping").into());
     };
     let Some(at) = entries.iter().position(|(k, _)| k == "sops") else {
         return Err(format!(
             "{path} is not encrypted with sops (it has no `sops` metadata): a plain secret in Git is refused"
-        ));
+        ).into());
     };
     let (_, metadata) = entries.remove(at);
     let meta = |key: &str| -> Option<&Node> {
@@ -127,7 +199,8 @@ pub fn decrypt(
         Some(Node::Scalar(s, _)) => Some(s.clone()),
         _ => None,
     };
-    let data_key = data_key(path, meta("age"), identities)?;
+    let data_key = data_key(path, meta("age"), identities).map_err(SopsError::NoKey)?;
+    let rule = Rule::of(path, &text_of)?;
     let mac_only = text_of("mac_only_encrypted").is_some_and(|v| v == "true");
     let mut hash = Sha512::new();
     if mac_only {
@@ -139,6 +212,7 @@ pub fn decrypt(
         key: &data_key,
         hash: &mut hash,
         mac_only,
+        rule: &rule,
         secrets: &mut secrets,
     };
     for (k, v) in &entries {
@@ -146,16 +220,15 @@ pub fn decrypt(
     }
     let expected: String = hash.finalize().iter().map(|b| format!("{b:02X}")).collect();
     let (Some(mac), Some(lastmodified)) = (text_of("mac"), text_of("lastmodified")) else {
-        return Err(format!(
-            "{path}: its sops metadata has no mac or lastmodified"
-        ));
+        return Err(format!("{path}: its sops metadata has no mac or lastmodified").into());
     };
     let (found, _) = open(&data_key, &mac, &lastmodified)
         .map_err(|e| format!("{path}: its MAC cannot be read ({e})"))?;
     if found != expected {
         return Err(format!(
             "{path}: the MAC does not match its values (edited without sops?); refusing it"
-        ));
+        )
+        .into());
     }
     Ok(secrets)
 }
@@ -171,6 +244,7 @@ struct Walk<'a> {
     key: &'a [u8],
     hash: &'a mut Sha512,
     mac_only: bool,
+    rule: &'a Rule,
     secrets: &'a mut BTreeMap<String, String>,
 }
 
@@ -209,6 +283,14 @@ impl Walk<'_> {
                             keys.join(".")
                         )
                     })?
+                } else if self.rule.encrypts(keys) {
+                    // With mac_only_encrypted the MAC does not cover plain values, so one
+                    // added by hand would pass it: the file's own rules catch it.
+                    return Err(format!(
+                        "{}: the value at {} is plain, but the file's sops rules encrypt it (added without sops?); refusing it",
+                        self.path,
+                        keys.join(".")
+                    ));
                 } else if *is_bool {
                     let go = if text == "true" { "True" } else { "False" };
                     (text.clone(), go.to_string())
@@ -318,6 +400,42 @@ fn data_key(
     ))
 }
 
+/// What a repository's SOPS files hold for the keys at hand.
+#[derive(Debug, Default)]
+pub struct Decrypted {
+    /// Secret name → (value, the file it is in).
+    pub values: BTreeMap<String, (String, String)>,
+    /// Files no key at hand opens (another environment's), with why: skipped.
+    pub skipped: Vec<String>,
+}
+
+/// Every file's secrets, for a repository with several (one per environment, say): a file
+/// no key opens is skipped (and listed); one that is malformed or edited, or a name in two
+/// files, is an error naming them.
+pub fn decrypt_all(
+    files: &[(String, String)],
+    identities: &[age::x25519::Identity],
+) -> Result<Decrypted, String> {
+    let mut all = Decrypted::default();
+    for (path, text) in files {
+        match decrypt(path, text, identities) {
+            Ok(values) => {
+                for (name, value) in values {
+                    if let Some((_, first)) = all.values.get(&name) {
+                        return Err(format!(
+                            "secret {name:?} is in both {first} and {path}: a name may be in one SOPS file only"
+                        ));
+                    }
+                    all.values.insert(name, (value, path.clone()));
+                }
+            }
+            Err(SopsError::NoKey(why)) => all.skipped.push(why),
+            Err(SopsError::Invalid(why)) => return Err(why),
+        }
+    }
+    Ok(all)
+}
+
 /// The age identities in a key file's text (`AGE-SECRET-KEY-…` lines; comments skipped).
 pub fn identities(text: &str) -> Result<Vec<age::x25519::Identity>, String> {
     text.lines()
@@ -365,14 +483,23 @@ mod tests {
     fn a_wrong_key_an_edited_value_or_a_plain_file_is_refused() {
         let other = identities(&fixture("other-age-key.txt")).unwrap();
         let e = decrypt("app.enc.yaml", &fixture("app.enc.yaml"), &other).unwrap_err();
-        assert!(e.contains("none of the age keys given opens it"), "{e}");
+        assert!(
+            matches!(&e, SopsError::NoKey(why) if why.contains("none of the age keys given opens it")),
+            "{e}"
+        );
         let e = decrypt("app.enc.yaml", &fixture("app.enc.yaml"), &[]).unwrap_err();
-        assert!(e.contains("SOPS_AGE_KEY_FILE"), "{e}");
+        assert!(
+            matches!(&e, SopsError::NoKey(why) if why.contains("SOPS_AGE_KEY_FILE")),
+            "{e}"
+        );
         // An unencrypted value changed by hand: the MAC says so.
         let edited = fixture("app.enc.yaml")
             .replace("note_unencrypted: visible", "note_unencrypted: changed");
         let e = decrypt("app.enc.yaml", &edited, &key()).unwrap_err();
-        assert!(e.contains("MAC does not match"), "{e}");
+        assert!(
+            matches!(&e, SopsError::Invalid(why) if why.contains("MAC does not match")),
+            "{e}"
+        );
         // Two encrypted values swapped: each is bound to its path.
         let text = fixture("app.enc.yaml");
         let line = |k: &str| text.lines().find(|l| l.starts_with(k)).unwrap().to_string();
@@ -381,9 +508,83 @@ mod tests {
             .replace(&a, "@@A@@")
             .replace(&b, &a.replacen("db-password", "api-token", 1))
             .replace("@@A@@", &b.replacen("api-token", "db-password", 1));
-        let e = decrypt("app.enc.yaml", &swapped, &key()).unwrap_err();
+        let e = decrypt("app.enc.yaml", &swapped, &key())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot be decrypted"), "{e}");
-        let e = decrypt("plain.yaml", "db-password: hunter2\n", &key()).unwrap_err();
+        let e = decrypt("plain.yaml", "db-password: hunter2\n", &key())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not encrypted with sops"), "{e}");
+    }
+
+    #[test]
+    fn a_file_for_another_key_is_skipped_and_a_name_in_two_files_is_an_error() {
+        let file = |path: &str, name: &str| (path.to_string(), fixture(name));
+        // other.enc.yaml is for the other environment's key: skipped, and named.
+        let files = [
+            file("secrets/prod.yaml", "app.enc.yaml"),
+            file("secrets/staging.yaml", "other.enc.yaml"),
+        ];
+        let d = decrypt_all(&files, &key()).unwrap();
+        assert_eq!(
+            d.values["db-password"],
+            (
+                "hunter2-from-sops".to_string(),
+                "secrets/prod.yaml".to_string()
+            )
+        );
+        assert!(!d.values.contains_key("queue-token"));
+        assert_eq!(d.skipped.len(), 1);
+        assert!(
+            d.skipped[0].starts_with("secrets/staging.yaml: none of the age keys"),
+            "{d:?}"
+        );
+        // With both keys, both are read.
+        let mut both = key();
+        both.extend(identities(&fixture("other-age-key.txt")).unwrap());
+        let d = decrypt_all(&files, &both).unwrap();
+        assert_eq!(d.values["queue-token"].0, "for-the-other-environment");
+        // db-password is in both app fixtures: refused, naming both files.
+        let twice = [
+            file("secrets/prod.yaml", "app.enc.yaml"),
+            file("secrets/app.json", "app.enc.json"),
+        ];
+        assert_eq!(
+            decrypt_all(&twice, &key()).unwrap_err(),
+            "secret \"db-password\" is in both secrets/prod.yaml and secrets/app.json: a name may be in one SOPS file only"
+        );
+    }
+
+    /// With `mac_only_encrypted` (made by sops 3.11 from a creation rule), the MAC covers the
+    /// encrypted values only: a plain value added by hand passes it, and the file's rules
+    /// (encrypt all but `_unencrypted` keys) refuse it.
+    #[test]
+    fn a_plain_value_the_rules_say_is_encrypted_is_refused() {
+        let text = fixture("app.mac-only.enc.yaml");
+        let ok = decrypt("m.yaml", &text, &key()).unwrap();
+        assert_eq!(ok["db-password"], "hunter2-mac-only");
+        assert_eq!(ok["note_unencrypted"], "visible");
+        let injected = text.replacen(
+            "note_unencrypted: visible",
+            "note_unencrypted: visible\napi-token: injected",
+            1,
+        );
+        let e = decrypt("m.yaml", &injected, &key())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("the value at api-token is plain, but the file's sops rules encrypt it"),
+            "{e}"
+        );
+        let allowed = text.replacen(
+            "note_unencrypted: visible",
+            "note_unencrypted: visible\nother_unencrypted: fine",
+            1,
+        );
+        assert_eq!(
+            decrypt("m.yaml", &allowed, &key()).unwrap()["other_unencrypted"],
+            "fine"
+        );
     }
 }

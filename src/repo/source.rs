@@ -87,8 +87,11 @@ pub fn is_url(repo: &str) -> bool {
     repo.contains("://") || (repo.contains('@') && repo.contains(':') && !Path::new(repo).exists())
 }
 
+/// The files berth reads as text: YAML, and the JSON SOPS files under `secrets/`.
 fn wanted(path: &str) -> bool {
-    path.ends_with(".yaml") || path.ends_with(".yml")
+    path.ends_with(".yaml")
+        || path.ends_with(".yml")
+        || (path.starts_with("secrets/") && path.ends_with(".json"))
 }
 
 /// The SSH port a repository URL names: `ssh://host:2222/path` → 2222; 22 otherwise

@@ -487,7 +487,7 @@ fn an_unreachable_host_is_an_issue_and_gets_no_steps() {
     assert!(!p.hosts["a2"].reachable);
 }
 
-/// What the executor adds to a container with secrets: a salted HMAC of each value.
+/// What the executor adds to a container with secrets: a salted scrypt record of each value.
 fn seal_secrets(observed: &mut Observed, value: &str) {
     for h in observed.values_mut() {
         for c in &mut h.as_mut().unwrap().containers {

@@ -94,8 +94,8 @@ fn a_secret_is_never_shown_and_a_changed_one_is_rolled_out_by_name() {
         &["inspect", "--format", "{{json .Config.Labels}}", &name],
     );
     assert!(
-        labels.contains("berth.secrets"),
-        "the salted record is there: {labels}"
+        labels.contains("berth.secrets") && labels.contains("scrypt:15:8:1:"),
+        "the salted scrypt record is there: {labels}"
     );
     outputs.push(("labels", labels));
 

@@ -22,6 +22,8 @@ pub type Secrets = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 pub struct PodInputs {
     pub secrets: Secrets,
     pub files: Arc<crate::model::files::FileContents>,
+    /// Each secret's record, sealed once per apply and given to every container it creates.
+    pub seals: Arc<crate::apply::docker_ops::Seals>,
 }
 
 /// Why a step failed, with what the user needs to see (logs, health output).

@@ -4,7 +4,7 @@
 pub mod placement;
 pub mod status;
 
-use crate::model::secret::{self, SecretValues, SECRETS_LABEL};
+use crate::model::secret::{SecretValues, SECRETS_LABEL};
 use crate::model::{
     label, ContainerSpec, Deployment, Health, Labels, ObservedContainer, ObservedHost, Reason,
 };
@@ -186,12 +186,12 @@ pub fn changed_secrets(pod: &ObservedPod, d: &Deployment, values: &SecretValues)
             .and_then(|l| serde_json::from_str(l).ok())
             .unwrap_or_default();
         for secret in spec.secret_names() {
-            let Some(value) = values.get(secret) else {
+            if values.get(secret).is_none() {
                 continue;
-            };
+            }
             let same = sealed
                 .get(secret)
-                .is_some_and(|s| secret::matches(s, value));
+                .is_some_and(|s| values.matches(secret, s) == Some(true));
             if !same && !changed.iter().any(|c| c == secret) {
                 changed.push(secret.to_string());
             }

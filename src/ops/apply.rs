@@ -387,6 +387,7 @@ async fn execute(
     let pod_inputs = apply::PodInputs {
         secrets,
         files: inputs.files.clone(),
+        seals: Default::default(),
     };
     let outcome = apply::execute(plan, fleet, pod_inputs, logins, ui.progress(&hosts), stop)
         .await

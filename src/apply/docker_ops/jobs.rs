@@ -21,7 +21,7 @@ pub async fn run_job(
 ) -> Result<i64, OpError> {
     let name = &job.container.name;
     remove_containers(docker, std::slice::from_ref(name), project, 0).await?;
-    let (env, _) = env_list(&job.container.spec, inputs.secrets.as_ref())?;
+    let (env, _) = env_list(&job.container.spec, inputs.secrets.as_ref(), &inputs.seals)?;
     // A job is created as a pod of one container would be, on the project's network.
     let pod = PodPlan {
         name: name.clone(),

@@ -4,7 +4,7 @@
 use super::*;
 use crate::apply::PodInputs;
 
-/// A random salt (16 bytes, hex) for one secret of one container.
+/// A random salt (16 bytes, hex) for one secret.
 fn new_salt() -> Result<String, OpError> {
     let mut bytes = [0u8; 16];
     getrandom::getrandom(&mut bytes)
@@ -12,12 +12,37 @@ fn new_salt() -> Result<String, OpError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// The records of one apply's secrets: a secret is sealed (a new salt, one scrypt) the first
+/// time a container needs it, and every container created after gets the same record, so
+/// the next plan hashes each secret once.
+#[derive(Default)]
+pub struct Seals(std::sync::Mutex<BTreeMap<(String, String), String>>);
+
+impl Seals {
+    /// The record of `name` with `value`: made once per (name, value).
+    fn record(&self, name: &str, value: &str) -> Result<String, OpError> {
+        let key = (name.to_string(), crate::model::sha256_hex(value.as_bytes()));
+        if let Some(r) = self.0.lock().expect("not poisoned").get(&key) {
+            return Ok(r.clone());
+        }
+        let record = crate::model::secret::seal(&new_salt()?, value);
+        Ok(self
+            .0
+            .lock()
+            .expect("not poisoned")
+            .entry(key)
+            .or_insert(record)
+            .clone())
+    }
+}
+
 /// Resolves env values (secrets from the environment, then env files that are secrets, for
-/// the keys `env` leaves unset) and seals each secret the container is given for its label:
-/// a new random salt and an HMAC of the value keyed with it.
+/// the keys `env` leaves unset) and the record of each secret the container is given, for
+/// its label (see [`Seals`]).
 pub fn env_list(
     spec: &ContainerSpec,
     secrets: &(dyn Fn(&str) -> Option<String> + Send + Sync),
+    seals: &Seals,
 ) -> Result<(Vec<String>, BTreeMap<String, String>), OpError> {
     let value = |name: &str| secrets(name).ok_or_else(|| format!("secret {name} has no value"));
     let mut env: BTreeMap<String, String> = BTreeMap::new();
@@ -41,10 +66,7 @@ pub fn env_list(
     }
     let mut sealed = BTreeMap::new();
     for name in spec.secret_names() {
-        sealed.insert(
-            name.to_string(),
-            crate::model::secret::seal(&new_salt()?, &value(name)?),
-        );
+        sealed.insert(name.to_string(), seals.record(name, &value(name)?)?);
     }
     Ok((
         env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
@@ -226,7 +248,7 @@ pub async fn create_pod(
     addresses: &super::Addresses,
 ) -> Result<(), OpError> {
     for (i, c) in pod.containers.iter().enumerate() {
-        let (env, sealed) = env_list(&c.spec, inputs.secrets.as_ref())?;
+        let (env, sealed) = env_list(&c.spec, inputs.secrets.as_ref(), &inputs.seals)?;
         let mut body = create_body(pod, i, project, env);
         if !sealed.is_empty() {
             let labels = body.labels.get_or_insert_with(HashMap::new);

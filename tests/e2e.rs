@@ -393,6 +393,39 @@ fn unknown_host_keys_are_refused_unless_accepted() {
     );
     let r = repo.berth(&["plan", "--known-hosts", kh]);
     assert_eq!(r.code, 0, "{r:?}");
+    let learned = std::fs::read_to_string(kh).unwrap();
+    let h1 = learned
+        .lines()
+        .find(|l| l.contains("198.18.0.11"))
+        .unwrap()
+        .to_string();
+
+    // h1 recorded under a key of another algorithm (an ECDSA key it does not have): changed,
+    // refused even with --accept-new-host-keys, and the file is left alone.
+    let ecdsa = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBNSRBrMulbCQ04x+SnC8xlksU3VLO2njYQbVKuFK8cGSMXGeQNfxK6dDWVEUHwUQIhGz+yL2Z//XFvJB5OkSK78=";
+    let other = learned.replace(&h1, &format!("198.18.0.11 {ecdsa}"));
+    std::fs::write(kh, &other).unwrap();
+    let r = repo.berth(&["plan", "--known-hosts", kh, "--accept-new-host-keys"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.all().contains("HOST KEY CHANGED for 198.18.0.11:22"),
+        "{r:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(kh).unwrap(),
+        other,
+        "nothing learned"
+    );
+
+    // h1's own key marked @revoked: refused although another line knows it.
+    let key = h1.split_whitespace().skip(1).collect::<Vec<_>>().join(" ");
+    std::fs::write(kh, format!("{learned}@revoked * {key}\n")).unwrap();
+    let r = repo.berth(&["plan", "--known-hosts", kh]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.all().contains("REVOKED host key for 198.18.0.11:22"),
+        "{r:?}"
+    );
 }
 
 #[test]

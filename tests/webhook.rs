@@ -186,3 +186,93 @@ fn a_receiver_gets_apply_and_drift_events() {
     );
     assert!(!r.all().contains("t0ken-in-the-url"), "{r:?}");
 }
+
+/// An HTTPS receiver (Python's http.server behind ssl) with a self-signed certificate for
+/// 127.0.0.1; it prints each body it takes on a line.
+const HTTPS_RECEIVER: &str = r#"
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get('content-length', 0)))
+        print(body.decode(), flush=True)
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+server = http.server.HTTPServer(('127.0.0.1', 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+
+#[test]
+fn an_https_webhook_is_checked_against_the_systems_roots_with_openssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl makes the test's certificate");
+    assert!(made.status.success(), "{made:?}");
+    let mut server = std::process::Command::new("python3")
+        .args(["-c", HTTPS_RECEIVER])
+        .arg(&cert)
+        .arg(&key)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs the HTTPS receiver");
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let port = lines.next().unwrap().unwrap();
+    let url = format!("https://127.0.0.1:{port}/hooks/t0ken");
+
+    let repo = Repo::new("t-webhook-tls");
+    repo.write("deployments/web.yaml", &web("web", 1, "v1", "zone=b"));
+    repo.commit("v1");
+    let path = repo.path().to_str().unwrap().to_string();
+    // Its certificate is not among the system's roots: refused, a warning, the apply is done.
+    let r = berth_env(
+        &["apply", "--auto-approve", "-q", "--repo", &path],
+        &[("BERTH_WEBHOOK_URL", &url)],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.said()
+            .contains("the webhook did not take the apply.started event"),
+        "{r:?}"
+    );
+    // Trusted as OpenSSL is told to trust it (SSL_CERT_FILE): delivered.
+    repo.write("deployments/web.yaml", &web("web", 1, "v2", "zone=b"));
+    repo.commit("v2");
+    let r = berth_env(
+        &["apply", "--auto-approve", "-q", "--repo", &path],
+        &[
+            ("BERTH_WEBHOOK_URL", &url),
+            ("SSL_CERT_FILE", cert.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.said().contains("did not take"), "{r:?}");
+    let _ = server.kill();
+    let _ = server.wait();
+    let got: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(
+        got.len(),
+        2,
+        "apply.started and apply.succeeded over HTTPS: {got:?}"
+    );
+    assert!(got[1].contains("\"apply.succeeded\""), "{got:?}");
+}

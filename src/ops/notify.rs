@@ -113,8 +113,13 @@ impl Notifier {
         let signed = (self.key.as_deref())
             .map(|key| signature_headers(key, crate::apply::unix_now(), &body));
         let posted = tokio::task::spawn_blocking(move || {
+            let tls = ureq::tls::TlsConfig::builder()
+                .provider(ureq::tls::TlsProvider::NativeTls)
+                .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                .build();
             let agent: ureq::Agent = ureq::Agent::config_builder()
                 .timeout_global(Some(WEBHOOK_TIMEOUT))
+                .tls_config(tls)
                 .build()
                 .into();
             let mut request = agent.post(&url).header("content-type", "application/json");

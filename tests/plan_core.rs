@@ -1724,3 +1724,48 @@ fn git_going_back_to_a_kept_revision_starts_its_pods_and_keeps_the_ones_it_leave
     want.extend(vec![("example/web:2".to_string(), "exited".to_string()); 3]);
     assert_eq!(images(&observed), want);
 }
+
+/// A saved plan is held to the operator's policy when it is applied: what it creates (images,
+/// host paths, secrets by deployment) and its registry logins, one line per refusal.
+#[test]
+fn a_saved_plan_is_held_to_the_policy() {
+    let mut files = basic();
+    let web = files.files["deployments/web.yaml"].replace(
+        "env: {MODE: prod}",
+        "env: {MODE: prod, TOKEN: {secret: api-token}}\n      volumes: [/etc:/host-etc]",
+    );
+    files.files.insert("deployments/web.yaml".into(), web);
+    let desired = repo::load(&files, &|_| Some("v".into())).unwrap();
+    let p = plan_for(&desired, &empty_hosts());
+    let policy = repo::policy::parse(
+        "policy.yaml",
+        "registries: [docker.io]\nimages: ['docker.io/example/*']\nbind_mounts: [/srv]\nsecrets:\n  - {deployments: [other], allow: [api-token]}\n",
+    )
+    .unwrap();
+    let refused = plan::saved::policy_refusals(&p, &policy);
+    assert_eq!(
+        refused,
+        [
+            "web: bind mount of host path /etc is not allowed by the policy (the policy's bind_mounts (policy.yaml line 3): allows host paths under /srv)",
+            "web: deployment web may not read secret \"api-token\" under the policy (the policy's secrets (policy.yaml line 5): no rule is for deployment web)",
+        ]
+    );
+    let open = repo::policy::parse(
+        "policy.yaml",
+        "bind_mounts: [/etc]\nimages: ['docker.io/example/web', 'docker.io/example/proxy']\n",
+    )
+    .unwrap();
+    let none = plan::saved::policy_refusals(&p, &open);
+    assert!(none.is_empty(), "{none:?}");
+    let closed = repo::policy::parse(
+        "policy.yaml",
+        "bind_mounts: [/etc]\nregistries: [ghcr.io]\n",
+    )
+    .unwrap();
+    let refused = plan::saved::policy_refusals(&p, &closed);
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused[1].starts_with("web: registry docker.io (of image example/web:1"),
+        "{refused:?}"
+    );
+}

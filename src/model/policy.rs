@@ -141,9 +141,16 @@ impl Policy {
 
     fn check_registry(&self, image: &str) -> Result<(), Refusal> {
         let server = registry_of(image);
+        self.check_server(server, || {
+            format!("registry {server} (of image {image}) is not allowed by the policy")
+        })
+    }
+
+    /// A registry against `registries:`, refused with `message`.
+    fn check_server(&self, server: &str, message: impl FnOnce() -> String) -> Result<(), Refusal> {
         match &self.registries {
             Some(rule) if !rule.value.iter().any(|r| r == server) => Err(self.refusal(
-                format!("registry {server} (of image {image}) is not allowed by the policy"),
+                message(),
                 "registries",
                 rule,
                 allows_list("allows", &rule.value),
@@ -171,15 +178,9 @@ impl Policy {
 
     /// A login berth.yaml declares for a registry.
     pub fn check_login(&self, server: &str) -> Result<(), Refusal> {
-        match &self.registries {
-            Some(rule) if !rule.value.iter().any(|r| r == server) => Err(self.refusal(
-                format!("a login for registry {server} is not allowed by the policy"),
-                "registries",
-                rule,
-                allows_list("allows", &rule.value),
-            )),
-            _ => Ok(()),
-        }
+        self.check_server(server, || {
+            format!("a login for registry {server} is not allowed by the policy")
+        })
     }
 
     /// Whether `plan` (made for review, e.g. of a pull request) may send the repository's

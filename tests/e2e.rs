@@ -443,6 +443,48 @@ fn an_unreachable_host_is_named_and_the_others_are_planned() {
     assert!(r.stdout.contains("+ create   h1"), "{r:?}");
     let r = repo.berth(&["plan", "--connect-timeout", "2", "--allow-unreachable"]);
     assert_eq!(r.code, 0, "{r:?}");
+    repo.apply_ok(&["--connect-timeout", "2", "--allow-unreachable"]);
+    // Logs that leave a host out fail, naming it; one host's logs do not need h9.
+    let r = repo.berth(&["logs", "web", "--connect-timeout", "2"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.said()
+            .contains("leave out host(s) that could not be reached: h9 is unreachable"),
+        "{r:?}"
+    );
+    let r = repo.berth(&["logs", "web", "--host", "h1", "--connect-timeout", "2"]);
+    assert_eq!(r.code, 0, "{r:?}");
+
+    // No host answers at all: nothing is green, --allow-unreachable or not.
+    repo.write(
+        "inventory.yaml",
+        "hosts:\n  - {name: h9, address: 198.18.0.99, labels: {role: web}}\n",
+    );
+    repo.commit("only h9");
+    for args in [
+        &["plan", "--connect-timeout", "2", "--allow-unreachable"][..],
+        &[
+            "plan",
+            "--connect-timeout",
+            "2",
+            "--exit-code",
+            "--allow-unreachable",
+            "--format",
+            "markdown",
+        ],
+        &["drift", "--connect-timeout", "2", "--allow-unreachable"],
+        &["sync", "--connect-timeout", "2", "--allow-unreachable"],
+    ] {
+        let r = repo.berth(args);
+        assert_eq!(r.code, 1, "{args:?}: {r:?}");
+        assert!(
+            r.said().contains("no host answered (0 of 1 observed)"),
+            "{args:?}: {r:?}"
+        );
+        for green in ["No changes", "no changes", "matches Git", "no drift"] {
+            assert!(!r.all().contains(green), "{args:?} says {green:?}: {r:?}");
+        }
+    }
 }
 
 #[test]

@@ -487,6 +487,58 @@ fn an_unreachable_host_is_an_issue_and_gets_no_steps() {
     assert!(!p.hosts["a2"].reachable);
 }
 
+/// Unreachable is never green: a plan without changes says "matches Git" only when every
+/// host was observed, in text and Markdown.
+#[test]
+fn a_plan_without_changes_says_which_hosts_were_not_observed() {
+    let files = basic();
+    let mut observed = empty_hosts();
+    simulate(&make_plan(&files, &observed, false), &mut observed);
+    let p = make_plan(&files, &observed, false);
+    assert!(!p.has_changes());
+    let text = berth::render::text::plan(&p, false);
+    assert!(
+        text.contains("No changes: the live state matches Git."),
+        "{text}"
+    );
+
+    // b1 runs nothing of this project: without it there is still nothing to change.
+    observed.insert("b1".into(), Err("connection refused".into()));
+    let p = make_plan(&files, &observed, false);
+    assert!(!p.has_changes());
+    let text = berth::render::text::plan(&p, false);
+    let md = berth::render::markdown::plan(&p);
+    assert!(
+        text.contains("No changes on the 2 of 3 hosts observed; not observed, so unknown: b1."),
+        "{text}"
+    );
+    assert!(
+        md.contains("no changes on the 2 of 3 hosts observed; not observed, so unknown: b1"),
+        "{md}"
+    );
+
+    for h in ["a1", "a2", "b1"] {
+        observed.insert(h.into(), Err("connection refused".into()));
+    }
+    let p = make_plan(&files, &observed, false);
+    let text = berth::render::text::plan(&p, false);
+    let md = berth::render::markdown::plan(&p);
+    for shown in [&text, &md] {
+        assert!(
+            !shown.contains("matches Git") && !shown.contains("o changes"),
+            "{shown}"
+        );
+    }
+    assert!(
+        text.contains("Nothing observed: no host answered (0 of 3 observed)"),
+        "{text}"
+    );
+    assert!(
+        md.contains("nothing observed, no host answered (0 of 3)"),
+        "{md}"
+    );
+}
+
 /// What the executor adds to a container with secrets: a salted scrypt record of each value.
 fn seal_secrets(observed: &mut Observed, value: &str) {
     for h in observed.values_mut() {

@@ -199,7 +199,7 @@ fn a_signed_commit_deploys_and_sync_every_holds_the_last_good_commit_when_the_ne
         r.stdout.contains("commit signed by alice@example.com"),
         "{r:?}"
     );
-    let mut sync = Watched::start(&repo, &["sync", "--every", "1s", "--policy", &p]);
+    let mut sync = Watched::start(&repo, &["sync", "--every", "5s", "--policy", &p]);
     sync.wait_for("round 1 ended with exit 0");
     // An unsigned v2 on top, and a pod stopped by hand: the rounds keep v1 and repair it.
     repo.write("deployments/web.yaml", &web("web", 2, "v2", "role=web"));

@@ -28,7 +28,7 @@ fn sync_every_repairs_drift_rolls_out_commits_and_stops_on_sigterm() {
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let mut watched = Watched::start(&repo, &["sync", "--every", "1s", "--metrics", &addr]);
+    let mut watched = Watched::start(&repo, &["sync", "--every", "5s", "--metrics", &addr]);
     let running = |image: &str| {
         let c = repo.running_on("h2");
         c.len() == 1 && c[0].image.ends_with(image)

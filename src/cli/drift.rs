@@ -68,7 +68,19 @@ pub fn run(a: DriftArgs) -> Result<u8> {
                     crate::outln!("  {} {} {pod}: {}", c.host, c.deployment, c.reason);
                 }
             } else {
-                crate::outln!("no drift: the hosts match what berth applied");
+                use crate::plan::Observation;
+                match drift.observed_scope() {
+                    Observation::All => {
+                        crate::outln!("no drift: the hosts match what berth applied")
+                    }
+                    Observation::Some { observed, hosts, unseen } => crate::outln!(
+                        "no drift on the {observed} of {hosts} hosts observed; not observed, so unknown: {}",
+                        unseen.join(", ")
+                    ),
+                    Observation::None { hosts } => crate::outln!(
+                        "nothing observed: no host answered (0 of {hosts}), drift unknown"
+                    ),
+                }
             }
             for i in &drift.issues {
                 crate::outln!(

@@ -68,8 +68,18 @@ pub fn run(a: ExecArgs) -> Result<u8> {
             &names,
             a.host.as_deref(),
         );
-        let target = choose(&containers, a.pod.as_deref(), a.container.as_deref())
-            .map_err(|why| miette::miette!("{why}"))?;
+        let down: Vec<String> = (fleet.failed.iter())
+            .filter(|(h, _)| a.host.as_deref().is_none_or(|x| x == h.as_str()))
+            .map(|(h, e)| format!("{h} is unreachable: {e}"))
+            .collect();
+        let target =
+            choose(&containers, a.pod.as_deref(), a.container.as_deref()).map_err(|why| {
+                // The pod may be on a host nobody could reach: say so, not only "no pod".
+                match down.is_empty() {
+                    true => miette::miette!("{why}"),
+                    false => miette::miette!("{why} on the reachable hosts; {}", down.join("; ")),
+                }
+            })?;
         let docker = &fleet.connected[&target.host].docker;
         let raw = (a.tty && a.interactive)
             .then(crate::cli::terminal::Raw::enter)

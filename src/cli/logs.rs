@@ -63,9 +63,10 @@ pub fn run(a: LogsArgs) -> Result<u8> {
     };
     runtime().block_on(async {
         let fleet = connect_hosts(&desired, &to).await;
-        for (h, e) in &fleet.failed {
-            eprintln!("warning: {h} is unreachable: {e}");
-        }
+        let down: Vec<String> = (fleet.failed.iter())
+            .filter(|(h, _)| a.host.as_deref().is_none_or(|x| x == h.as_str()))
+            .map(|(h, e)| format!("{h} is unreachable: {e}"))
+            .collect();
         let stop = async {
             let _ = tokio::signal::ctrl_c().await;
         };
@@ -80,11 +81,18 @@ pub fn run(a: LogsArgs) -> Result<u8> {
             stop,
         )
         .await?;
+        let which = names.iter().cloned().collect::<Vec<_>>().join(", ");
+        // Logs from some hosts only are not the logs asked for: the run fails, naming the
+        // hosts left out.
+        if !down.is_empty() {
+            return Err(miette::miette!(
+                help = "pass --host to read the logs of one host that answers",
+                "the logs of {which} leave out host(s) that could not be reached:\n{}",
+                down.join("\n")
+            ));
+        }
         if followed == 0 {
-            eprintln!(
-                "no pod of {} runs on the reachable hosts",
-                names.iter().cloned().collect::<Vec<_>>().join(", ")
-            );
+            eprintln!("no pod of {which} runs on the hosts");
         }
         Ok(super::exit::OK)
     })

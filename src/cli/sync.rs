@@ -42,14 +42,30 @@ pub struct SyncArgs {
     pub notify: NotifyArgs,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
-    /// Keep running: a sync every DURATION (`30s`, `1m`, `1h`), until SIGTERM or Ctrl-C.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Keep running: a sync every DURATION (`30s`, `1m`, `1h`; at least 5s), until SIGTERM
+    /// or Ctrl-C.
+    #[arg(long, value_name = "DURATION", value_parser = parse_every)]
     pub every: Option<Duration>,
     /// With --every: serve Prometheus metrics on this port of loopback (`9187`) or this
     /// address (`0.0.0.0:9187`): last sync time and result, rounds by exit code, ready and
     /// desired pods per deployment, refused commits.
     #[arg(long, value_name = "[ADDR:]PORT", requires = "every", value_parser = crate::ops::metrics::parse_addr)]
     pub metrics: Option<std::net::SocketAddr>,
+}
+
+/// The shortest pause between rounds: each round observes every host, and rounds back to
+/// back would keep their engines busy for nothing.
+pub const MIN_EVERY: Duration = Duration::from_secs(5);
+
+fn parse_every(text: &str) -> std::result::Result<Duration, String> {
+    let every = parse_duration(text)?;
+    if every < MIN_EVERY {
+        return Err(format!(
+            "{text} is too short: rounds are at least {}s apart",
+            MIN_EVERY.as_secs()
+        ));
+    }
+    Ok(every)
 }
 
 pub fn run(a: SyncArgs, verbosity: Verbosity) -> Result<u8> {
@@ -213,4 +229,15 @@ async fn keep_syncing(
         }
     }
     Ok(super::exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rounds_are_at_least_five_seconds_apart() {
+        assert!(super::parse_every("0s").unwrap_err().contains("too short"));
+        assert!(super::parse_every("4s").is_err());
+        assert_eq!(super::parse_every("5s").unwrap().as_secs(), 5);
+        assert_eq!(super::parse_every("1m").unwrap().as_secs(), 60);
+    }
 }

@@ -360,6 +360,16 @@ pub async fn plan(source: &Source, to: &Connection, scope: &PlanScope) -> Result
 /// Unreachable hosts stop the run unless they are allowed.
 pub fn check_unreachable(plan: &Plan, to: &Connection) -> Result<()> {
     let down: Vec<String> = plan.unreachable().map(|i| i.message.clone()).collect();
+    // Going on with the reachable hosts needs one: with none, nothing was checked at all.
+    if matches!(plan.observed_scope(), plan::Observation::None { .. }) {
+        return Err(miette!(
+            help = "check the hosts' addresses, SSH keys and known_hosts; --allow-unreachable goes on only when some host answers",
+            "no host answered (0 of {} observed):\n{}",
+            plan.hosts.len(),
+            down.join("\n")
+        )
+        .into());
+    }
     if !down.is_empty() && !to.allow_unreachable {
         return Err(miette!(
             help = "rerun with --allow-unreachable to go on with the reachable hosts",

@@ -329,6 +329,20 @@ impl Plan {
     }
 }
 
+/// Which hosts a plan saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    All,
+    Some {
+        observed: usize,
+        hosts: usize,
+        unseen: Vec<String>,
+    },
+    None {
+        hosts: usize,
+    },
+}
+
 impl Change {
     /// A change without field details or specs (removals, starts, service switches).
     pub fn plain(
@@ -372,5 +386,29 @@ impl Plan {
         self.issues
             .iter()
             .filter(|i| i.kind == IssueKind::Unreachable)
+    }
+
+    /// The hosts that were not observed, by name: nothing is known of what they run.
+    pub fn unobserved_hosts(&self) -> Vec<&str> {
+        (self.hosts.iter())
+            .filter(|(_, h)| !h.reachable)
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
+
+    /// How a plan without changes may be described: "the live state matches Git" only when
+    /// every host was observed; otherwise what was and was not seen, never a green verdict
+    /// about hosts nobody looked at.
+    pub fn observed_scope(&self) -> Observation {
+        let unseen = self.unobserved_hosts();
+        match (unseen.len(), self.hosts.len()) {
+            (0, _) => Observation::All,
+            (u, n) if u == n => Observation::None { hosts: n },
+            (_, n) => Observation::Some {
+                observed: n - unseen.len(),
+                hosts: n,
+                unseen: unseen.iter().map(|h| h.to_string()).collect(),
+            },
+        }
     }
 }

@@ -79,8 +79,23 @@ fn full(plan: &Plan) -> String {
             summary(plan)
         )
     } else {
+        use crate::plan::Observation;
+        let verdict = match plan.observed_scope() {
+            Observation::All => "no changes, the live state matches Git".to_string(),
+            Observation::Some {
+                observed,
+                hosts,
+                unseen,
+            } => format!(
+                "no changes on the {observed} of {hosts} hosts observed; not observed, so unknown: {}",
+                unseen.join(", ")
+            ),
+            Observation::None { hosts } => {
+                format!("nothing observed, no host answered (0 of {hosts})")
+            }
+        };
         format!(
-            "**berth plan** for `{}` at `{commit}`: no changes, the live state matches Git",
+            "**berth plan** for `{}` at `{commit}`: {verdict}",
             super::project_title(plan)
         )
     };

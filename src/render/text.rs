@@ -179,32 +179,41 @@ pub fn plan(plan: &Plan, color: bool) -> String {
         )
         .ok();
     } else {
-        let scope = if plan.unreachable().next().is_some() {
-            " on the observed hosts"
-        } else {
-            ""
-        };
+        use crate::plan::Observation;
         // A rollout that waits (a paused canary, a blue-green before promotion, a failed or
         // aborted revision) is not the live state matching Git: say what it waits for.
         let waiting = plan
             .issues
             .iter()
             .any(|i| i.kind == crate::plan::IssueKind::Rollout);
-        if waiting {
-            writeln!(
-                out,
-                "\n{} a rollout waits, as said above; nothing else differs from Git{scope}.",
-                p.code("1", "No changes to make now:")
-            )
-            .ok();
-        } else {
-            writeln!(
-                out,
-                "\n{} the live state matches Git{scope}.",
-                p.code("1", "No changes:")
-            )
-            .ok();
-        }
+        let line =
+            match (plan.observed_scope(), waiting) {
+                (Observation::None { hosts }, _) => format!(
+                "{} no host answered (0 of {hosts} observed): nothing is known of the live state.",
+                p.code("1", "Nothing observed:")
+            ),
+                (
+                    Observation::Some {
+                        observed,
+                        hosts,
+                        unseen,
+                    },
+                    _,
+                ) => format!(
+                "{} on the {observed} of {hosts} hosts observed{}; not observed, so unknown: {}.",
+                p.code("1", "No changes"),
+                if waiting { " (a rollout waits, as said above)" } else { "" },
+                unseen.join(", ")
+            ),
+                (Observation::All, true) => format!(
+                    "{} a rollout waits, as said above; nothing else differs from Git.",
+                    p.code("1", "No changes to make now:")
+                ),
+                (Observation::All, false) => {
+                    format!("{} the live state matches Git.", p.code("1", "No changes:"))
+                }
+            };
+        writeln!(out, "\n{line}").ok();
     }
     out
 }

@@ -164,3 +164,72 @@ fn an_http_url_is_read_with_a_token_and_refused_without_one() {
     assert_eq!(src.files.commit.as_deref(), Some(head.as_str()));
     assert_eq!(src.files.files["berth.yaml"], "project: web\n");
 }
+
+/// In a clone with a commit not pushed yet, HEAD, `--ref HEAD` and `--ref main` read that
+/// commit (what is checked out, the local branch); `origin/main` reads the remote's.
+#[test]
+fn a_clone_reads_its_own_commits_and_remote_refs_only_when_named() {
+    let upstream = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    init(upstream.path());
+    std::fs::write(upstream.path().join("berth.yaml"), "project: pushed\n").unwrap();
+    git(upstream.path(), &["add", "-A"]);
+    git(upstream.path(), &["commit", "-qm", "pushed"]);
+    let clone = tempfile::tempdir().unwrap();
+    let url = upstream.path().to_str().unwrap();
+    git(clone.path(), &["clone", "-q", url, "."]);
+    git(clone.path(), &["config", "user.email", "test@berth"]);
+    git(clone.path(), &["config", "user.name", "berth test"]);
+    std::fs::write(clone.path().join("berth.yaml"), "project: local\n").unwrap();
+    git(clone.path(), &["commit", "-qam", "not pushed"]);
+    let local = git(clone.path(), &["rev-parse", "HEAD"]);
+    let path = clone.path().to_str().unwrap();
+    for git_ref in [None, Some("HEAD"), Some("main")] {
+        let src = read(&request(path, git_ref, cache.path())).unwrap();
+        assert_eq!(
+            src.files.commit.as_deref(),
+            Some(local.as_str()),
+            "{git_ref:?}"
+        );
+        assert_eq!(
+            src.files.files["berth.yaml"], "project: local\n",
+            "{git_ref:?}"
+        );
+    }
+    let src = read(&request(path, Some("origin/main"), cache.path())).unwrap();
+    assert_eq!(src.files.files["berth.yaml"], "project: pushed\n");
+}
+
+/// `validate` checks the files on disk (a pre-commit hook's question); `--ref` a commit.
+#[test]
+fn validate_reads_the_files_on_disk_and_ref_reads_a_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let write = |rel: &str, text: &str| {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("berth.yaml", "project: shop\n");
+    write(
+        "inventory.yaml",
+        "hosts:\n  - {name: h1, address: 198.18.0.11}\n",
+    );
+    write(
+        "deployments/web.yaml",
+        "name: web\npod:\n  containers:\n    - {name: app, image: 'web:1'}\n",
+    );
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "-qm", "valid"]);
+    // A typo not committed yet.
+    write(
+        "deployments/web.yaml",
+        "name: web\nreplica: 2\npod:\n  containers:\n    - {name: app, image: 'web:1'}\n",
+    );
+    let path = dir.path().to_str().unwrap();
+    let r = common::berth(&["validate", "--repo", path]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.said().contains("deployments/web.yaml:2:1"), "{r:?}");
+    let r = common::berth(&["validate", "--repo", path, "--ref", "HEAD"]);
+    assert_eq!(r.code, 0, "the commit is valid: {r:?}");
+}

@@ -23,7 +23,9 @@ pub struct RepoArgs {
         help_heading = "Repository"
     )]
     pub repo: String,
-    /// Branch, tag or commit to read (default: HEAD, or the remote's default branch).
+    /// Branch, tag or commit to read, as git names it in the checkout (default: HEAD, what is
+    /// checked out; `main` is the local branch, `origin/main` the remote-tracking one); for a
+    /// URL, the remote's branch (default: its default branch).
     #[arg(long = "ref", env = "BERTH_REF", help_heading = "Repository")]
     pub git_ref: Option<String>,
     /// Only deployments whose labels match this selector, e.g. `app=web,env in (prod)`.
@@ -192,6 +194,7 @@ impl RepoArgs {
                 .or_else(|| std::env::var_os("BERTH_KNOWN_HOSTS").map(PathBuf::from)),
             environment: self.environment.clone(),
             policy: self.policy.clone(),
+            worktree: false,
         }
     }
 }

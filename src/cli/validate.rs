@@ -6,7 +6,8 @@ use miette::Result;
 
 /// Check the repository offline, as render and plan do, without contacting a host or
 /// needing a secret: every problem is reported at its file, line and column, and berth exits
-/// 1 when there is one.
+/// 1 when there is one. It reads the files as they are on disk (what a pre-commit hook
+/// checks); --ref checks a commit instead.
 ///
 /// Examples:
 ///   berth validate
@@ -19,7 +20,11 @@ pub struct ValidateArgs {
 }
 
 pub fn run(a: ValidateArgs) -> Result<u8> {
-    let state = load_repo(&a.repo.source(None), Secrets::NotNeeded)?;
+    let source = crate::ops::context::Source {
+        worktree: true,
+        ..a.repo.source(None)
+    };
+    let state = load_repo(&source, Secrets::NotNeeded)?;
     let pods: u32 = state.deployments.iter().map(|d| d.replicas).sum();
     crate::outln!(
         "valid: project {}, {} host(s), {} deployment(s), {pods} pod(s)",

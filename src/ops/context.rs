@@ -32,6 +32,8 @@ pub struct Source {
     pub environment: Option<String>,
     /// The operator's policy file (`--policy`), outside the repository.
     pub policy: Option<PathBuf>,
+    /// Read the files as they are on disk, not a commit (`validate` without `--ref`).
+    pub worktree: bool,
 }
 
 /// How to reach the hosts.
@@ -123,6 +125,9 @@ pub fn parse_selector(text: &Option<String>) -> Result<Option<Selector>> {
 
 /// The repository's files at the commit the source names.
 pub fn read_source(from: &Source) -> Result<source::Source> {
+    if from.worktree && from.git_ref.is_none() && !source::is_url(&from.repo) {
+        return Ok(source::read_worktree(&from.repo)?);
+    }
     let cache_dir = from.cache_dir.clone().unwrap_or_else(|| {
         std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)

@@ -112,6 +112,30 @@ pub fn ssh_port(url: &str) -> u16 {
     port.and_then(|p| p.parse().ok()).unwrap_or(22)
 }
 
+/// The files as they are on disk under a local path (a checkout's working tree, with what is
+/// not committed yet), for `validate`: no commit, so no signature.
+pub fn read_worktree(repo: &str) -> Result<Source> {
+    let path = Path::new(repo);
+    if !path.exists() {
+        return Err(miette!("repository {repo} does not exist"));
+    }
+    let mut files = RepoFiles::default();
+    let root = path
+        .canonicalize()
+        .map_err(|e| miette!("cannot read {repo}: {e}"))?;
+    walk_dir(&root, &root, &mut files)?;
+    for wanted in crate::repo::load::referenced_files(&files) {
+        if let Some(bytes) = read_dir_blob(&root, &wanted)? {
+            files.blobs.insert(wanted, bytes);
+        }
+    }
+    Ok(Source {
+        files,
+        warnings: vec![],
+        commit: None,
+    })
+}
+
 pub fn read(req: &SourceRequest) -> Result<Source> {
     if is_url(req.repo) {
         return read_remote(req);
@@ -129,19 +153,7 @@ pub fn read(req: &SourceRequest) -> Result<Source> {
                     req.repo
                 ));
             }
-            let mut files = RepoFiles::default();
-            let root = path.canonicalize().into_diagnostic()?;
-            walk_dir(&root, &root, &mut files)?;
-            for wanted in crate::repo::load::referenced_files(&files) {
-                if let Some(bytes) = read_dir_blob(&root, &wanted)? {
-                    files.blobs.insert(wanted, bytes);
-                }
-            }
-            Ok(Source {
-                files,
-                warnings: vec![],
-                commit: None,
-            })
+            read_worktree(req.repo)
         }
     }
 }
@@ -277,11 +289,22 @@ fn uncommitted(repo: &Repository, subdir: &Path, files: &RepoFiles) -> Result<Ve
     Ok(out)
 }
 
+/// A ref as git reads it in a checkout: `HEAD` is what is checked out, `main` the local
+/// branch (git's own order: tags and branches before remote-tracking refs), `origin/main`
+/// the remote-tracking one, or a commit.
 fn resolve<'r>(repo: &'r Repository, spec: &str) -> Result<git2::Commit<'r>> {
+    repo.revparse_single(spec)
+        .ok()
+        .and_then(|obj| obj.peel_to_commit().ok())
+        .ok_or_else(|| miette!("ref {spec:?} is not a branch, tag or commit of the repository"))
+}
+
+/// A ref in the cache of a repository fetched by URL, where the remote's branches are
+/// `refs/remotes/origin/*`: `HEAD` is the remote's default branch, `main` its branch.
+fn resolve_fetched<'r>(repo: &'r Repository, spec: &str) -> Result<git2::Commit<'r>> {
     let candidates = [
         format!("refs/remotes/origin/{spec}"),
         format!("refs/tags/{spec}"),
-        format!("refs/heads/{spec}"),
         spec.to_string(),
     ];
     for c in &candidates {
@@ -495,7 +518,7 @@ fn read_remote(req: &SourceRequest) -> Result<Source> {
                 None => miette!("fetching {}: {}", req.repo, e.message()),
             })?;
     }
-    let commit = resolve(&repo, req.git_ref.unwrap_or("HEAD"))?;
+    let commit = resolve_fetched(&repo, req.git_ref.unwrap_or("HEAD"))?;
     let files = read_tree(&repo, &commit, Path::new(""))?;
     Ok(Source {
         files,

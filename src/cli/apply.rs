@@ -134,6 +134,13 @@ pub fn run(a: ApplyArgs, verbosity: Verbosity) -> Result<u8> {
 
 /// An apply inside a running runtime (`sync --every` runs one after another).
 pub async fn run_async(a: &ApplyArgs, verbosity: Verbosity) -> Result<u8> {
+    if let (Some(file), Some(sel)) = (&a.plan_file, &a.repo.selector) {
+        return Err(miette!(
+            help = "make the plan with -l instead: berth plan -l SELECTOR -o FILE",
+            "-l {sel} cannot narrow the saved plan {}: it applies exactly as it was made",
+            file.display()
+        ));
+    }
     let options = ApplyOptions {
         plan_file: a.plan_file.clone(),
         source: a.repo.source(Some(&a.ssh)),

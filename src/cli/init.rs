@@ -86,11 +86,37 @@ fn project_name(dir: &std::path::Path) -> String {
     }
 }
 
+/// The starter files must pass `validate` as written: a `--host` or `--user` the loader
+/// refuses stops init before it writes anything.
+fn check_starter(files: &[(&str, String)]) -> Result<()> {
+    let mut repo = crate::repo::load::RepoFiles::default();
+    for (path, text) in files {
+        repo.files.insert(path.to_string(), text.clone());
+    }
+    match crate::repo::load::load_with(&repo, None, None) {
+        Ok(_) => Ok(()),
+        Err(diags) => Err(miette!(
+            "berth init would write a repository that does not validate; check --host and --user:\n{:?}",
+            diags
+        )),
+    }
+}
+
 pub fn run(a: InitArgs) -> Result<u8> {
     std::fs::create_dir_all(&a.dir)
         .map_err(|e| miette!("cannot create {}: {e}", a.dir.display()))?;
     let project = a.project.clone().unwrap_or_else(|| project_name(&a.dir));
+    if let Err(why) = crate::model::labels::check_object_name(&project) {
+        return Err(miette!(
+            help = format!(
+                "for example --project {}",
+                project_name(std::path::Path::new(&project))
+            ),
+            "invalid --project {project:?}: {why}"
+        ));
+    }
     let files = starter(&project, &a.host, &a.user);
+    check_starter(&files)?;
     let taken: Vec<String> = files
         .iter()
         .filter(|(p, _)| a.dir.join(p).exists())
@@ -138,5 +164,6 @@ mod tests {
             project_name(std::path::Path::new("/tmp/My Shop!")),
             "my-shop"
         );
+        assert!(check_starter(&starter("shop", "bad address", "deploy")).is_err());
     }
 }

@@ -3,7 +3,7 @@ use super::exit;
 use crate::ops::context;
 use crate::render::Format;
 use clap::Args;
-use miette::{IntoDiagnostic, Result};
+use miette::Result;
 use std::path::PathBuf;
 
 /// Show what would change: compare Git with the live containers on every host.
@@ -42,7 +42,8 @@ pub fn run(a: PlanArgs) -> Result<u8> {
         runtime().block_on(context::plan(&a.repo.source(Some(&a.ssh)), &to, &scope))?;
     print_plan(&plan, a.format);
     if let Some(out) = &a.out {
-        std::fs::write(out, crate::render::json(&plan)).into_diagnostic()?;
+        std::fs::write(out, crate::render::json(&plan))
+            .map_err(|e| miette::miette!("cannot write the plan to {}: {e}", out.display()))?;
         eprintln!("plan saved to {}", out.display());
     }
     context::check_unreachable(&plan, &to)?;

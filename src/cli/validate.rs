@@ -24,6 +24,7 @@ pub fn run(a: ValidateArgs) -> Result<u8> {
         worktree: true,
         ..a.repo.source(None)
     };
+    crate::ops::context::parse_selector(&a.repo.selector)?;
     let state = load_repo(&source, Secrets::NotNeeded)?;
     let pods: u32 = state.deployments.iter().map(|d| d.replicas).sum();
     crate::outln!(

@@ -220,10 +220,28 @@ pub fn plan(plan: &Plan, color: bool) -> String {
 
 /// A field's value as a plan line shows it: digests cut to 12 hex digits (the spec diff below
 /// and the JSON plan keep them whole).
-fn shown(value: Option<&str>) -> String {
+pub(crate) fn shown(value: Option<&str>) -> String {
     match value {
         None => "(none)".to_string(),
-        Some(v) if v.starts_with("sha256:") && v.len() > 19 => format!("{}…", &v[..19]),
+        // A label or a saved plan may hold anything here: cut by characters, never bytes.
+        Some(v) if v.starts_with("sha256:") && v.chars().count() > 19 => {
+            format!("{}…", v.chars().take(19).collect::<String>())
+        }
         Some(v) => v.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_digest_is_cut_by_characters() {
+        assert_eq!(
+            super::shown(Some("sha256:0123456789abcdef")),
+            "sha256:0123456789ab…"
+        );
+        // Multi-byte characters where byte 19 falls inside one: no panic.
+        let odd = "sha256:ééééééééééééééé";
+        assert_eq!(super::shown(Some(odd)), format!("{}…", &odd[..31]));
+        assert_eq!(super::shown(None), "(none)");
     }
 }

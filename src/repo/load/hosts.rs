@@ -21,15 +21,30 @@ pub(super) fn load_hosts(l: &mut Loader, src: &SourceFile) -> Vec<Host> {
                 .with_help(format!("first declared on line {line}")),
             );
         }
-        if h.address.value.trim().is_empty() {
+        let address = &h.address.value;
+        if address.trim().is_empty() {
             l.report(src.error(
                 &h.address,
                 "empty host address",
                 "an address or DNS name is needed",
             ));
+        } else if let Some(bad) = address.chars().find(|c| !is_address_char(*c)) {
+            l.report(
+                src.error(&h.address, format!("invalid host address {address:?}"), format!("{bad:?} cannot be in an address"))
+                    .with_help("an IPv4 or IPv6 address, or a DNS name: 203.0.113.10, 2001:db8::10, web1.example.com"),
+            );
         }
         if let Some(p) = h.port.as_ref().filter(|p| p.value == 0) {
             l.report(src.error(p, "an SSH port is 1 to 65535", "port 0"));
+        }
+        if let Some(u) = (h.user.as_ref()).filter(|u| {
+            !u.value.trim().is_empty() && u.value.contains(|c: char| c.is_whitespace() || c == '@')
+        }) {
+            l.report(src.error(
+                u,
+                format!("invalid SSH user {:?}", u.value),
+                "no spaces or @ in a user name",
+            ));
         }
         if let Some(u) = h.user.as_ref().filter(|u| u.value.trim().is_empty()) {
             l.report(
@@ -85,4 +100,10 @@ pub(super) fn load_hosts(l: &mut Loader, src: &SourceFile) -> Vec<Host> {
         });
     }
     hosts
+}
+
+/// What a host address may hold: a DNS name's letters, digits, `-`, `.` and `_`, or an IPv6
+/// address's hex digits and `:` (with `[` `]` around it, or a `%` zone).
+fn is_address_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':' | '[' | ']' | '%')
 }

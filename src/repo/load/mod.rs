@@ -73,6 +73,15 @@ impl Loader<'_> {
         needs: bool,
         error: impl FnOnce() -> super::diag::SpecError,
     ) -> Option<String> {
+        if let Some(why) = secret_name_problem(name) {
+            let mut e = error();
+            e.message = format!("invalid secret name {name:?}");
+            e.label = why.into();
+            self.report(
+                e.with_help("a secret name is letters, digits, `-`, `_` and `.`: db-password"),
+            );
+            return None;
+        }
         if let Some(Err(refusal)) = self.policy.map(|p| p.check_secret(&self.secret_user, name)) {
             // Refused before its value is looked up: it is never read.
             let mut e = error();
@@ -234,10 +243,17 @@ pub fn load_under<'a>(
         secret_user: SecretUser::Edge,
     };
     let Some(project_src) = source(files, PROJECT_FILE) else {
-        l.diags.push(miette::miette!(
-            help = "a berth repository has berth.yaml at its root (see docs/repository.md)",
-            "no {PROJECT_FILE} in the repository"
-        ));
+        l.diags.push(if files.files.contains_key("berth.yml") {
+            miette::miette!(
+                help = "berth reads berth.yaml: rename berth.yml to berth.yaml (git mv berth.yml berth.yaml)",
+                "no {PROJECT_FILE} in the repository, but a berth.yml"
+            )
+        } else {
+            miette::miette!(
+                help = "a berth repository has berth.yaml at its root (see docs/repository.md)",
+                "no {PROJECT_FILE} in the repository"
+            )
+        });
         return Err(l.diags);
     };
     let project: Option<ProjectFile> = l.parse(&project_src);
@@ -402,6 +418,21 @@ fn check_restart(l: &mut Loader, src: &SourceFile, r: &Spanned<String>) -> Strin
         );
     }
     r.value.clone()
+}
+
+/// Why a secret name cannot be used: it names an environment variable
+/// (`BERTH_SECRET_<NAME>`) and a file in `$BERTH_SECRETS_DIR`.
+pub fn secret_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("empty");
+    }
+    if name.starts_with('.') {
+        return Some("it starts with a dot");
+    }
+    (!name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    .then_some("only letters, digits, -, _ and .")
 }
 
 /// The environment variable a secret's value is read from: `BERTH_SECRET_<NAME>`, upper case,

@@ -32,6 +32,11 @@ pub(super) fn load_registries(
         }
         l.check_policy(src, &r.server, |p| p.check_login(&server));
         let secret = match &r.password.value {
+            PasswordFile::Secret(SecretRef { secret }) if secret_name_problem(secret).is_some() => {
+                let why = secret_name_problem(secret).unwrap_or_default();
+                l.report(src.error(&r.password, format!("invalid secret name {secret:?}"), why));
+                continue;
+            }
             PasswordFile::Secret(SecretRef { secret }) => secret.clone(),
             PasswordFile::Other(_) => {
                 l.report(

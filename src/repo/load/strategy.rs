@@ -155,6 +155,9 @@ impl Loader<'_> {
                     );
                     continue;
                 };
+                if port.value == 0 {
+                    self.report(file.error(port, "an analysis port is 1 to 65535", "port 0"));
+                }
                 out.push(CanaryStep::Analysis(Analysis {
                     path: a.path.clone().unwrap_or_else(|| "/".into()),
                     port: port.value,

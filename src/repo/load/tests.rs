@@ -250,3 +250,16 @@ fn an_edge_analysis_needs_an_ingress_and_reads_its_limits() {
     assert!(matches!(&d.strategy.steps[1], CanaryStep::EdgeAnalysis(e)
         if e.duration_ms == 10_000 && e.max_errors_percent == 2 && e.max_latency_ms == Some(300) && e.min_requests == 1));
 }
+
+#[test]
+fn a_berth_yml_gets_a_rename_hint() {
+    let mut f = files(&[]);
+    let text = f.files.remove(PROJECT_FILE).unwrap();
+    f.files.insert("berth.yml".into(), text);
+    let e = load(&f, &|_| None).unwrap_err();
+    let shown = format!("{:?}", e.reports[0]);
+    assert!(
+        shown.contains("but a berth.yml") && shown.contains("rename berth.yml to berth.yaml"),
+        "{shown}"
+    );
+}

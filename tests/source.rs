@@ -233,3 +233,36 @@ fn validate_reads_the_files_on_disk_and_ref_reads_a_commit() {
     let r = common::berth(&["validate", "--repo", path, "--ref", "HEAD"]);
     assert_eq!(r.code, 0, "the commit is valid: {r:?}");
 }
+
+/// A 5 MB one-line value with an error in it: the report shows the part around the error.
+#[test]
+fn an_error_in_a_huge_line_prints_a_few_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |rel: &str, text: &str| {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("berth.yaml", "project: shop\n");
+    write(
+        "inventory.yaml",
+        "hosts:\n  - {name: h1, address: 198.18.0.11}\n",
+    );
+    let huge = format!(
+        "name: web\npod:\n  containers:\n    - {{name: app, image: 'web:1', env: {{A: '{}'}}, bad: 1}}\n",
+        "x".repeat(5_000_000)
+    );
+    write("deployments/web.yaml", &huge);
+    let r = common::berth(&["validate", "--repo", dir.path().to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", &r.stderr[..r.stderr.len().min(2000)]);
+    assert!(
+        r.stderr.len() < 20_000,
+        "{} bytes of output",
+        r.stderr.len()
+    );
+    assert!(
+        r.said().contains("unknown key `bad`"),
+        "{}",
+        &r.stderr[..r.stderr.len().min(2000)]
+    );
+}

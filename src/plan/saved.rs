@@ -15,6 +15,30 @@ use crate::model::Labels;
 use crate::model::{label, ObservedHost};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// serde's words for a value of the wrong shape, in the user's: "invalid length 0, expected
+/// struct Plan with 16 elements" says a list stood where an object belongs.
+fn plain_serde(message: &str) -> String {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    if message.contains("expected struct") || message.starts_with("invalid type") {
+        if let Some((_, expected)) = message.split_once("expected ") {
+            let expected = (expected.split(" with ").next().unwrap_or(expected))
+                .replace("struct Plan", "a plan")
+                .replace("struct ", "")
+                .replace("a map", "an object");
+            let found = match message.split_once("invalid type: ") {
+                Some((_, rest)) => rest
+                    .split(',')
+                    .next()
+                    .unwrap_or("another value")
+                    .to_string(),
+                None => "a list".to_string(),
+            };
+            return format!("found {found} where {} belongs", expected.trim());
+        }
+    }
+    message.to_string()
+}
+
 /// Reads a plan file's text (the JSON `berth plan -o` writes), or says where and why it is
 /// not one, pointing into the text.
 pub fn parse(name: &str, text: &str) -> Result<Plan, miette::Report> {
@@ -32,14 +56,16 @@ pub fn parse(name: &str, text: &str) -> Result<Plan, miette::Report> {
         let what = match e.classify() {
             serde_json::error::Category::Eof => "it ends too early".to_string(),
             serde_json::error::Category::Syntax => "it is not valid JSON".to_string(),
-            _ => format!("it is not a berth plan: {e}"),
+            _ => format!("it is not a berth plan ({})", plain_serde(&e.to_string())),
         };
+        // A plan file may be one huge line: the frame shows the part around the error.
+        let (shown, at) = crate::repo::diag::shortened(text, (offset, 0).into());
         miette::miette!(
-            labels = vec![miette::LabeledSpan::at(offset..offset, "here")],
+            labels = vec![miette::LabeledSpan::at(at.offset()..at.offset(), "here")],
             help = "a plan file is the JSON that `berth plan -o FILE` writes; make a new one",
             "the plan file {name} cannot be read: {what}"
         )
-        .with_source_code(miette::NamedSource::new(name, text.to_string()))
+        .with_source_code(miette::NamedSource::new(name, shown))
     })?;
     if plan.version != PLAN_VERSION {
         return Err(miette::miette!(
@@ -189,4 +215,31 @@ pub fn secrets_changed_since(
         }
     }
     changed.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    fn said(text: &str) -> String {
+        parse("plan.json", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_plan_is_said_so_without_serdes_words() {
+        let list = said("[]");
+        assert!(
+            list.contains("the plan file plan.json cannot be read"),
+            "{list}"
+        );
+        assert!(
+            !list.contains("16 elements") && !list.contains("struct"),
+            "{list}"
+        );
+        assert!(list.contains("where a plan belongs"), "{list}");
+        let number = said("{\"version\": \"two\"}");
+        assert!(!number.contains("struct"), "{number}");
+        assert!(said("{").contains("it ends too early"));
+        assert!(said("nope").contains("it is not valid JSON"));
+    }
 }

@@ -109,9 +109,10 @@ impl SourceFile {
         message: impl Into<String>,
         label: impl Into<String>,
     ) -> SpecError {
+        let (text, span) = shortened(&self.text, span);
         SpecError {
             message: message.into(),
-            src: NamedSource::new(&self.path, self.text.clone()),
+            src: NamedSource::new(&self.path, text),
             span,
             label: label.into(),
             help: None,
@@ -152,9 +153,85 @@ impl SourceFile {
     }
 }
 
+/// The longest line an error frame shows whole; past it, the part around the error.
+const MAX_LINE: usize = 240;
+
+/// The text an error frame shows: every line over [`MAX_LINE`] bytes cut (around the span
+/// on its own line, with `…` where text was left out), so a 5 MB one-line value prints a
+/// few hundred bytes; line numbers stay as they are. The span is moved to match.
+pub fn shortened(text: &str, span: SourceSpan) -> (String, SourceSpan) {
+    if !text.split('\n').any(|l| l.len() > MAX_LINE) {
+        return (text.to_string(), span);
+    }
+    let floor = |s: &str, mut i: usize| {
+        while !s.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let (start, len) = (span.offset(), span.len());
+    let mut out = String::with_capacity(text.len().min(64 * 1024));
+    let mut new_span = span;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let end = at + line.len();
+        let body = line.strip_suffix('\n').unwrap_or(line);
+        let newline = if body.len() < line.len() { "\n" } else { "" };
+        if body.len() <= MAX_LINE {
+            if (at..=end).contains(&start) {
+                new_span = (out.len() + start - at, len).into();
+            }
+            out.push_str(line);
+        } else if (at..end).contains(&start) {
+            let from = floor(body, (start - at).saturating_sub(MAX_LINE / 3));
+            let to = floor(body, (from + MAX_LINE).min(body.len()));
+            let lead = if from > 0 { "…" } else { "" };
+            out.push_str(lead);
+            let offset = out.len() + (start - at - from);
+            out.push_str(&body[from..to]);
+            new_span = (offset, len.min(to - (start - at))).into();
+            out.push_str(if to < body.len() { "…" } else { "" });
+            out.push_str(newline);
+        } else {
+            out.push_str(&body[..floor(body, MAX_LINE)]);
+            out.push('…');
+            out.push_str(newline);
+        }
+        at = end;
+    }
+    (out, new_span)
+}
+
 impl SpecError {
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_line_is_cut_around_the_error_and_lines_keep_their_numbers() {
+        let huge = format!(
+            "project: p\nnote: {}BAD{}\nlast: 1\n",
+            "x".repeat(3_000_000),
+            "y".repeat(2_000_000)
+        );
+        let at = huge.find("BAD").unwrap();
+        let (text, span) = shortened(&huge, (at, 3).into());
+        assert!(text.len() < 1_000, "{}", text.len());
+        assert_eq!(&text[span.offset()..span.offset() + span.len()], "BAD");
+        assert_eq!(text.lines().count(), 3);
+        assert!(text.lines().nth(1).unwrap().starts_with('…'));
+        // Short files are left as they are.
+        let (same, s) = shortened("a: 1\n", (3, 1).into());
+        assert_eq!((same.as_str(), s.offset()), ("a: 1\n", 3));
+        // Multi-byte text is cut on character boundaries.
+        let wide = format!("k: {}\n", "é".repeat(1000));
+        let (cut, _) = shortened(&wide, (3, 2).into());
+        assert!(cut.len() < 600, "{}", cut.len());
     }
 }

@@ -7,7 +7,7 @@ use git2::{
     Cred, FetchOptions, ObjectType, RemoteCallbacks, Repository, StatusOptions, TreeWalkMode,
     TreeWalkResult,
 };
-use miette::{miette, IntoDiagnostic, Result, WrapErr};
+use miette::{miette, Result};
 use std::path::{Path, PathBuf};
 
 pub struct SourceRequest<'a> {
@@ -238,8 +238,12 @@ fn walk_dir(root: &Path, dir: &Path, out: &mut RepoFiles) -> Result<()> {
 fn read_local_git(repo: &Repository, path: &Path, git_ref: Option<&str>) -> Result<Source> {
     let subdir = match repo.workdir() {
         Some(wd) => {
-            let wd = wd.canonicalize().into_diagnostic()?;
-            let p = path.canonicalize().into_diagnostic()?;
+            let wd = wd
+                .canonicalize()
+                .map_err(|e| miette!("cannot read {}: {e}", wd.display()))?;
+            let p = path
+                .canonicalize()
+                .map_err(|e| miette!("cannot read {}: {e}", path.display()))?;
             p.strip_prefix(&wd)
                 .map(Path::to_path_buf)
                 .unwrap_or_default()
@@ -274,7 +278,9 @@ fn uncommitted(repo: &Repository, subdir: &Path, files: &RepoFiles) -> Result<Ve
     if !prefix.is_empty() {
         opts.pathspec(&prefix);
     }
-    let statuses = repo.statuses(Some(&mut opts)).into_diagnostic()?;
+    let statuses = repo
+        .statuses(Some(&mut opts))
+        .map_err(|e| git_error("cannot list the checkout's changes", &e))?;
     let mut out: Vec<String> = statuses
         .iter()
         .filter_map(|s| s.path().ok().map(str::to_string))
@@ -287,6 +293,12 @@ fn uncommitted(repo: &Repository, subdir: &Path, files: &RepoFiles) -> Result<Ve
         .collect();
     out.sort();
     Ok(out)
+}
+
+/// A libgit2 error in the user's words: what berth was doing and libgit2's message, without
+/// its class and code (`; class=Invalid (3)`).
+fn git_error(doing: &str, e: &git2::Error) -> miette::Report {
+    miette!("{doing}: {}", e.message())
 }
 
 /// A ref as git reads it in a checkout: `HEAD` is what is checked out, `main` the local
@@ -320,13 +332,23 @@ fn resolve_fetched<'r>(repo: &'r Repository, spec: &str) -> Result<git2::Commit<
 }
 
 fn read_tree(repo: &Repository, commit: &git2::Commit, subdir: &Path) -> Result<RepoFiles> {
-    let mut tree = commit.tree().into_diagnostic()?;
+    let mut tree = commit.tree().map_err(|e| {
+        git_error(
+            &format!("cannot read the files of commit {}", commit.id()),
+            &e,
+        )
+    })?;
     if !subdir.as_os_str().is_empty() {
         let entry = tree
             .get_path(subdir)
-            .into_diagnostic()
-            .wrap_err_with(|| format!("{} is not in commit {}", subdir.display(), commit.id()))?;
-        tree = repo.find_tree(entry.id()).into_diagnostic()?;
+            .map_err(|_| miette!("{} is not in commit {}", subdir.display(), commit.id()))?;
+        tree = repo.find_tree(entry.id()).map_err(|_| {
+            miette!(
+                "{} is not a folder in commit {}",
+                subdir.display(),
+                commit.id()
+            )
+        })?;
     }
     let mut files = RepoFiles {
         commit: Some(commit.id().to_string()),
@@ -365,7 +387,12 @@ fn read_tree(repo: &Repository, commit: &git2::Commit, subdir: &Path) -> Result<
         }
     })
     .or_else(|e| if failure.is_some() { Ok(()) } else { Err(e) })
-    .into_diagnostic()?;
+    .map_err(|e| {
+        git_error(
+            &format!("cannot read the files of commit {}", commit.id()),
+            &e,
+        )
+    })?;
     if let Some(f) = failure {
         return Err(f);
     }
@@ -448,14 +475,23 @@ fn read_remote(req: &SourceRequest) -> Result<Source> {
     let repo = match Repository::open_bare(&dir) {
         Ok(r) => r,
         Err(_) => {
-            std::fs::create_dir_all(&dir).into_diagnostic()?;
-            let r = Repository::init_bare(&dir).into_diagnostic()?;
-            r.remote("origin", req.repo).into_diagnostic()?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| miette!("cannot create the cache {}: {e}", dir.display()))?;
+            let r = Repository::init_bare(&dir)
+                .map_err(|e| git_error(&format!("cannot make the cache {}", dir.display()), &e))?;
+            r.remote("origin", req.repo).map_err(|e| {
+                git_error(
+                    &format!("{} is not a repository URL git takes", req.repo),
+                    &e,
+                )
+            })?;
             r
         }
     };
     {
-        let mut remote = repo.find_remote("origin").into_diagnostic()?;
+        let mut remote = repo
+            .find_remote("origin")
+            .map_err(|e| git_error("the cached repository has no origin", &e))?;
         let mut callbacks = RemoteCallbacks::new();
         // libgit2 asks again after every refusal; one try per method, then give up.
         let mut tried_token = false;

@@ -199,9 +199,14 @@ fn a_clone_reads_its_own_commits_and_remote_refs_only_when_named() {
     let src = read(&request(path, Some("origin/main"), cache.path())).unwrap();
     assert_eq!(src.files.files["berth.yaml"], "project: pushed\n");
     // A ref that names a tree, not a commit: said so, without libgit2's class and code.
-    let e = read(&request(path, Some("HEAD^{tree}"), cache.path())).err().unwrap();
+    let e = read(&request(path, Some("HEAD^{tree}"), cache.path()))
+        .err()
+        .unwrap();
     let e = format!("{e:?}");
-    assert!(e.contains("is not a branch, tag or commit") && !e.contains("class="), "{e}");
+    assert!(
+        e.contains("is not a branch, tag or commit") && !e.contains("class="),
+        "{e}"
+    );
 }
 
 /// `validate` checks the files on disk (a pre-commit hook's question); `--ref` a commit.

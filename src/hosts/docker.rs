@@ -142,8 +142,8 @@ pub async fn raw_json(
         .await
         .map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
-    let bytes = response
-        .into_body()
+    // An engine's answer to these calls is small: a larger one is refused, not held.
+    let bytes = http_body_util::Limited::new(response.into_body(), MAX_RAW_BODY)
         .collect()
         .await
         .map_err(|e| e.to_string())?
@@ -151,6 +151,9 @@ pub async fn raw_json(
     let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     Ok((status, value))
 }
+
+/// The most berth reads of an engine's answer to a call it makes by hand (`raw_json`).
+const MAX_RAW_BODY: usize = 4 * 1024 * 1024;
 
 /// The Docker API version berth speaks: Docker 20.10's, which every engine since answers.
 pub const API_VERSION: ClientVersion = ClientVersion {

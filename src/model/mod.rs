@@ -9,6 +9,7 @@ pub mod ingress;
 pub mod job;
 pub mod jump;
 pub mod labels;
+pub mod lines;
 pub mod lock;
 pub mod names;
 pub mod observed;

@@ -153,17 +153,11 @@ async fn read_log(
         builder = builder.tail(&n.to_string());
     }
     let mut stream = docker.logs(name, Some(builder.build()));
-    let mut partial = String::new();
+    let mut lines = crate::model::lines::Lines::default();
     while let Some(Ok(chunk)) = stream.next().await {
-        partial.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-        while let Some(end) = partial.find('\n') {
-            line(partial[..end].trim_end_matches('\r').to_string());
-            partial.drain(..=end);
-        }
+        lines.push(&chunk.into_bytes(), &mut |l| line(l));
     }
-    if !partial.is_empty() {
-        line(partial);
-    }
+    lines.finish(&mut |l| line(l));
 }
 
 /// A follow may last for days: the engine's calls get no deadline but this one.

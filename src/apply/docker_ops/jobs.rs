@@ -70,18 +70,12 @@ async fn follow(docker: &Docker, name: &str, output: &JobOutput<'_>) -> Result<i
         .stderr(true)
         .build();
     let mut logs = docker.logs(name, Some(options));
-    let mut partial = String::new();
+    let mut lines = crate::model::lines::Lines::default();
     while let Some(chunk) = logs.next().await {
         let Ok(chunk) = chunk else { break };
-        partial.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-        while let Some(end) = partial.find('\n') {
-            output(partial[..end].trim_end_matches('\r'));
-            partial.drain(..=end);
-        }
+        lines.push(&chunk.into_bytes(), &mut |l| output(&l));
     }
-    if !partial.is_empty() {
-        output(&partial);
-    }
+    lines.finish(&mut |l| output(&l));
     let options = WaitContainerOptionsBuilder::default()
         .condition("not-running")
         .build();

@@ -225,6 +225,7 @@ fn corpus() -> Vec<Case> {
         deployment("text that is not YAML", "name: web\npod: [\n", &["`pod` must be a mapping"]),
         // Flags and selectors.
         args("-l with a saved plan", &["apply", "plan.json", "-l", "app=web"], &["-l app=web cannot narrow the saved plan plan.json"]),
+        args("-l with unlock", &["unlock", "-l", "app=web"], &["-l app=web does not apply to the apply lock"]),
         args("a bad selector for validate", &["validate", "-l", "app=>web"], &["invalid selector for -l"]),
         args("a plan saved into a directory that is not there", &["plan", "-o", "/nonexistent-berth-dir/plan.json"], &["cannot write the plan to /nonexistent-berth-dir/plan.json"]),
         args("a sync every second", &["sync", "--every", "1s"], &["1s is too short: rounds are at least 5s apart"]),

@@ -101,6 +101,13 @@ pub fn status(a: LockStatusArgs) -> Result<u8> {
 }
 
 pub fn run(a: UnlockArgs) -> Result<u8> {
+    if let Some(sel) = &a.repo.selector {
+        // The lock is the project's, on every host: a selector would narrow nothing.
+        return Err(miette::miette!(
+            help = "unlock takes no -l: it removes the project's lock on every host",
+            "-l {sel} does not apply to the apply lock"
+        ));
+    }
     let desired = load_repo(&a.repo.source(Some(&a.ssh)), Secrets::NotNeeded)?;
     runtime().block_on(async {
         let fleet =

@@ -85,9 +85,50 @@ pub fn left_behind(lock: Option<&Labels>, gone: bool, leases: &[Labels], now: u6
     orphans || dead
 }
 
+/// Which lease volumes an apply releasing its lock removes: its own, and those of no live
+/// lock (left by an apply killed while it released). Never those of the lock's holder now,
+/// when that is someone else (this apply lost the lock while it ran): removing them would
+/// make a live lock look dead.
+pub fn leases_to_release<'a>(
+    ours: &str,
+    holder_now: Option<&str>,
+    leases: &'a [(String, Labels)],
+) -> Vec<&'a str> {
+    leases
+        .iter()
+        .filter(|(_, l)| {
+            let id = l.get(ID_LABEL).map(String::as_str);
+            id == Some(ours) || id != holder_now
+        })
+        .map(|(name, _)| name.as_str())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_release_leaves_the_lease_of_whoever_holds_the_lock_now() {
+        let lease = |name: &str, id: &str| (name.to_string(), labels(&[(ID_LABEL, id)]));
+        let all = [
+            lease("ours-1", "a1"),
+            lease("next-1", "b2"),
+            lease("dead-1", "c3"),
+        ];
+        // Still ours: our leases and the orphans go.
+        assert_eq!(
+            leases_to_release("a1", Some("a1"), &all),
+            ["ours-1", "next-1", "dead-1"]
+        );
+        // Taken over by b2 while this apply ran: b2's lease stays.
+        assert_eq!(
+            leases_to_release("a1", Some("b2"), &all),
+            ["ours-1", "dead-1"]
+        );
+        // No lock at all: every lease is an orphan.
+        assert_eq!(leases_to_release("a1", None, &all).len(), 3);
+    }
 
     use crate::model::labels::from_pairs as labels;
 

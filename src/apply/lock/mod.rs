@@ -238,6 +238,8 @@ async fn take(c: &Connected, claim: &Claim<'_>) -> Result<Taken, LockError> {
 pub struct Locks {
     hosts: Vec<(Connected, String)>,
     project: String,
+    /// This apply's lock id.
+    id: String,
     stop: watch::Sender<bool>,
     renewal: tokio::task::JoinHandle<()>,
     lost: watch::Receiver<Option<String>>,
@@ -291,7 +293,7 @@ async fn acquire_once(
     match first_error {
         None => Ok(taken),
         Some(e) => {
-            release_hosts(claim.project, &taken).await;
+            release_hosts(claim.project, claim.id, &taken).await;
             Err(e)
         }
     }
@@ -350,24 +352,32 @@ pub async fn acquire(
     Ok(Locks {
         hosts: taken,
         project: project.to_string(),
+        id: id.clone(),
         stop,
         renewal,
         lost,
     })
 }
 
-/// Removes this apply's lock (by its network id) on each host, and every lease volume of the
-/// project there: this apply's own, and any left by an apply killed while it released. The
-/// leases go first, while the lock is still held, so that no lease of a next holder is taken
-/// for a left-over one; a kill in between leaves a lock whose holder is plainly gone.
-async fn release_hosts(project: &str, hosts: &[(Connected, String)]) -> Vec<String> {
+/// Removes this apply's lock (by its network id) on each host, with its lease volumes and
+/// any left by an apply killed while it released; never the leases of whoever holds the lock
+/// there now, if another apply took it over (see `lock::leases_to_release`). The leases go
+/// first, while the lock is still held; a kill in between leaves a lock whose holder is
+/// plainly gone.
+async fn release_hosts(project: &str, id: &str, hosts: &[(Connected, String)]) -> Vec<String> {
     join_all(hosts.iter().map(|(c, network_id)| async move {
         let mut errors = Vec::new();
+        let holder_now = match lock_network(&c.docker, project).await {
+            Ok(found) => found.and_then(|(_, labels)| labels.get(lock::ID_LABEL).cloned()),
+            Err(e) => {
+                errors.push(format!("{}: {e}", c.host.name));
+                return errors;
+            }
+        };
         match leases(&c.docker, project, None).await {
             Ok(found) => {
-                for (name, _) in found {
-                    if let Err(e) = crate::apply::docker_ops::remove_volume(&c.docker, &name).await
-                    {
+                for name in lock::leases_to_release(id, holder_now.as_deref(), &found) {
+                    if let Err(e) = crate::apply::docker_ops::remove_volume(&c.docker, name).await {
                         errors.push(format!("{}: {e}", c.host.name));
                     }
                 }
@@ -396,7 +406,7 @@ impl Locks {
     pub async fn release(self) -> Result<(), String> {
         let _ = self.stop.send(true);
         let _ = self.renewal.await;
-        let errors = release_hosts(&self.project, &self.hosts).await;
+        let errors = release_hosts(&self.project, &self.id, &self.hosts).await;
         if errors.is_empty() {
             Ok(())
         } else {

@@ -210,6 +210,28 @@ async fn authenticated(
         Ok(Ok(s)) => s,
     };
     let keys = load_keys(options, hop)?;
+    // Authentication has the same deadline: a server that stops answering after the
+    // handshake must not hold the run.
+    match tokio::time::timeout(timeout, authenticate(&mut session, keys, &hop.user)).await {
+        Err(_) => Err(format!(
+            "SSH authentication as {} did not finish within {timeout:?}",
+            hop.user
+        )),
+        Ok(Err(why)) => Err(why),
+        Ok(Ok(true)) => Ok(session),
+        Ok(Ok(false)) => Err(format!(
+            "no key was accepted for {}@{}",
+            hop.user, hop.address
+        )),
+    }
+}
+
+/// Offers each key, then the agent's: whether one was accepted.
+async fn authenticate(
+    session: &mut Session,
+    keys: Vec<PrivateKey>,
+    user: &str,
+) -> Result<bool, String> {
     // The server's preferred RSA signature hash, asked once per session (ignored for other keys).
     let hash = session
         .best_supported_rsa_hash()
@@ -219,19 +241,13 @@ async fn authenticated(
         .flatten();
     for key in keys {
         let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
-        match session.authenticate_publickey(&hop.user, key).await {
-            Ok(r) if r.success() => return Ok(session),
+        match session.authenticate_publickey(user, key).await {
+            Ok(r) if r.success() => return Ok(true),
             Ok(_) => continue,
             Err(e) => return Err(format!("authentication failed: {e}")),
         }
     }
-    if try_agent(&mut session, &hop.user, hash).await {
-        return Ok(session);
-    }
-    Err(format!(
-        "no key was accepted for {}@{}",
-        hop.user, hop.address
-    ))
+    Ok(try_agent(session, user, hash).await)
 }
 
 async fn try_agent(session: &mut Session, user: &str, hash: Option<russh::keys::HashAlg>) -> bool {

@@ -122,6 +122,22 @@ impl Spares {
 /// A raw JSON request to the engine, for the few calls bollard's models cannot express
 /// (network creation with `CheckDuplicate`, which older engines need to refuse a duplicate).
 pub async fn raw_json(
+    within: std::time::Duration,
+    session: &Session,
+    socket: &str,
+    method: hyper::Method,
+    path: &str,
+    body: serde_json::Value,
+) -> Result<(u16, serde_json::Value), String> {
+    // The whole exchange, answer body included, within the deadline (bollard's own timeout
+    // covers only the headers of the calls it makes).
+    tokio::time::timeout(within, raw_json_now(session, socket, method, path, body))
+        .await
+        .map_err(|_| format!("the Docker engine did not answer within {within:?}"))?
+}
+
+/// [`raw_json`]'s work, with no deadline of its own.
+async fn raw_json_now(
     session: &Session,
     socket: &str,
     method: hyper::Method,

@@ -124,6 +124,7 @@ async fn create(c: &Connected, claim: &Claim<'_>) -> Result<Option<String>, Stri
         body["Labels"][lock::PROCESS_LABEL] = json!(process);
     }
     let (status, reply) = raw_json(
+        c.docker.timeout(),
         &c.session,
         &c.host.docker_socket,
         hyper::Method::POST,

@@ -47,6 +47,7 @@ async fn main() {
         tokio::spawn(async move {
             let session = ssh::connect(&hop, &options, None).await?;
             let (status, _) = docker::raw_json(
+                options.command_timeout,
                 &session,
                 "/var/run/docker.sock",
                 hyper::Method::GET,

@@ -214,16 +214,8 @@ fn a_clone_reads_its_own_commits_and_remote_refs_only_when_named() {
 fn validate_reads_the_files_on_disk_and_ref_reads_a_commit() {
     let dir = tempfile::tempdir().unwrap();
     init(dir.path());
-    let write = |rel: &str, text: &str| {
-        let p = dir.path().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    };
-    write("berth.yaml", "project: shop\n");
-    write(
-        "inventory.yaml",
-        "hosts:\n  - {name: h1, address: 198.18.0.11}\n",
-    );
+    project_and_host(dir.path());
+    let write = |rel: &str, text: &str| write(dir.path(), rel, text);
     write(
         "deployments/web.yaml",
         "name: web\npod:\n  containers:\n    - {name: app, image: 'web:1'}\n",
@@ -247,16 +239,8 @@ fn validate_reads_the_files_on_disk_and_ref_reads_a_commit() {
 #[test]
 fn an_error_in_a_huge_line_prints_a_few_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let write = |rel: &str, text: &str| {
-        let p = dir.path().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    };
-    write("berth.yaml", "project: shop\n");
-    write(
-        "inventory.yaml",
-        "hosts:\n  - {name: h1, address: 198.18.0.11}\n",
-    );
+    project_and_host(dir.path());
+    let write = |rel: &str, text: &str| write(dir.path(), rel, text);
     let huge = format!(
         "name: web\npod:\n  containers:\n    - {{name: app, image: 'web:1', env: {{A: '{}'}}, bad: 1}}\n",
         "x".repeat(5_000_000)
@@ -273,5 +257,22 @@ fn an_error_in_a_huge_line_prints_a_few_lines() {
         r.said().contains("unknown key `bad`"),
         "{}",
         &r.stderr[..r.stderr.len().min(2000)]
+    );
+}
+
+/// Writes `text` at `rel` under `dir`, making its folders.
+fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// berth.yaml and an inventory of one host: all a repository needs besides deployments.
+fn project_and_host(dir: &Path) {
+    write(dir, "berth.yaml", "project: shop\n");
+    write(
+        dir,
+        "inventory.yaml",
+        "hosts:\n  - {name: h1, address: 198.18.0.11}\n",
     );
 }

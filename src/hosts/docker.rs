@@ -129,43 +129,35 @@ pub async fn raw_json(
     path: &str,
     body: serde_json::Value,
 ) -> Result<(u16, serde_json::Value), String> {
+    use http_body_util::BodyExt;
     // The whole exchange, answer body included, within the deadline (bollard's own timeout
     // covers only the headers of the calls it makes).
-    tokio::time::timeout(within, raw_json_now(session, socket, method, path, body))
+    let exchange = async {
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_string(),
+            )))
+            .map_err(|e| e.to_string())?;
+        let channel = open(session, socket).await.map_err(|e| e.to_string())?;
+        let response = send_over(channel.into_stream(), req, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        // An engine's answer to these calls is small: a larger one is refused, not held.
+        let bytes = http_body_util::Limited::new(response.into_body(), MAX_RAW_BODY)
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        Ok::<_, String>((status, value))
+    };
+    tokio::time::timeout(within, exchange)
         .await
         .map_err(|_| format!("the Docker engine did not answer within {within:?}"))?
-}
-
-/// [`raw_json`]'s work, with no deadline of its own.
-async fn raw_json_now(
-    session: &Session,
-    socket: &str,
-    method: hyper::Method,
-    path: &str,
-    body: serde_json::Value,
-) -> Result<(u16, serde_json::Value), String> {
-    use http_body_util::BodyExt;
-    let req = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            body.to_string(),
-        )))
-        .map_err(|e| e.to_string())?;
-    let channel = open(session, socket).await.map_err(|e| e.to_string())?;
-    let response = send_over(channel.into_stream(), req, None)
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    // An engine's answer to these calls is small: a larger one is refused, not held.
-    let bytes = http_body_util::Limited::new(response.into_body(), MAX_RAW_BODY)
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    Ok((status, value))
 }
 
 /// The most berth reads of an engine's answer to a call it makes by hand (`raw_json`).

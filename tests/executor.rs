@@ -7,7 +7,7 @@
 mod fixture;
 
 use berth::apply::engine::{Engine, JobOutput, OpResult, Probe};
-use berth::apply::{execute_on, Engines, Outcome, Progress, Stop};
+use berth::apply::{execute_on, Engines, Fence, Outcome, Progress};
 use berth::model::{Analysis, JobRecord, ObservedHost, Rollout};
 use berth::plan::{JobPlan, Plan, PodPlan, ServiceJoin};
 use futures_util::future::BoxFuture;
@@ -242,9 +242,9 @@ async fn run(
     plan: &Plan,
     hosts: &BTreeMap<String, ObservedHost>,
     broken: &[&str],
-    stop: Stop,
+    fence: Fence,
 ) -> Run {
-    run_with(plan, hosts, broken, &[], stop).await
+    run_with(plan, hosts, broken, &[], fence).await
 }
 
 async fn run_with(
@@ -252,7 +252,7 @@ async fn run_with(
     hosts: &BTreeMap<String, ObservedHost>,
     broken: &[&str],
     crash_on_join: &[&str],
-    stop: Stop,
+    fence: Fence,
 ) -> Run {
     let log = Arc::new(Mutex::new(Vec::new()));
     let mut memories = BTreeMap::new();
@@ -286,7 +286,7 @@ async fn run_with(
         .iter()
         .map(|(h, m)| (h.clone(), m.clone() as Arc<dyn Engine>))
         .collect();
-    let outcome = execute_on(plan, &engines, Arc::new(Quiet), stop)
+    let outcome = execute_on(plan, &engines, Arc::new(Quiet), fence)
         .await
         .unwrap();
     let log = log.lock().unwrap().clone();
@@ -297,8 +297,8 @@ async fn run_with(
     }
 }
 
-fn no_stop() -> (tokio::sync::watch::Sender<Option<String>>, Stop) {
-    tokio::sync::watch::channel(None)
+fn no_stop() -> ((), Fence) {
+    ((), Fence::open())
 }
 
 fn bump_web(rel: &str, text: String) -> String {
@@ -405,26 +405,14 @@ async fn one_deployment_failing_does_not_stop_another() {
 #[tokio::test]
 async fn an_apply_told_to_stop_changes_nothing_more() {
     let (plan, hosts) = fixture(bump_web);
-    let (tell, stop) = no_stop();
-    tell.send(Some("the lock's lease could not be renewed".into()))
-        .unwrap();
-    let r = run(&plan, &hosts, &[], stop).await;
-    let Outcome::RolledBack(failed) = &r.outcome else {
+    let fence = Fence::open();
+    fence.lose("the lock's lease could not be renewed".into());
+    let r = run(&plan, &hosts, &[], fence).await;
+    let Outcome::LockLost { why } = &r.outcome else {
         panic!("{:?}", r.outcome)
     };
-    assert!(
-        failed
-            .iter()
-            .all(|f| f.failures[0].message == "the lock's lease could not be renewed"),
-        "{failed:?}"
-    );
-    assert!(
-        !r.log
-            .iter()
-            .any(|l| l.contains(": create ") || l.contains(": remove ")),
-        "{:#?}",
-        r.log
-    );
+    assert_eq!(why, "the lock's lease could not be renewed");
+    assert!(r.log.is_empty(), "not one step ran: {:#?}", r.log);
 }
 
 #[tokio::test]

@@ -158,6 +158,7 @@ fn simulate_cut(
                         h.volumes.push(ObservedVolume {
                             name: name.clone(),
                             labels: [(label::PROJECT.to_string(), plan.project.clone())].into(),
+                            created: None,
                         });
                     }
                     Step::RemoveVolume { name } => h.volumes.retain(|v| &v.name != name),

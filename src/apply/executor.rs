@@ -86,6 +86,10 @@ pub enum Outcome {
     RolledBack(Vec<FailedWave>),
     /// A second SIGINT or SIGTERM came during a rollback: the rollback was left where it was.
     Abandoned { signal: &'static str },
+    /// The apply lock stopped being this apply's (another took it over, or its lease could
+    /// not be renewed): the apply stopped before its next step, without a rollback (the
+    /// hosts are the lock holder's now). Why.
+    LockLost { why: String },
 }
 
 /// A wave that failed, why, and whether its rollback went cleanly.
@@ -96,8 +100,7 @@ pub struct FailedWave {
     pub rollback_errors: Vec<String>,
 }
 
-/// Says why the apply must stop when set (the apply lock's lease could not be renewed).
-pub type Stop = tokio::sync::watch::Receiver<Option<String>>;
+pub use super::lock::Fence;
 
 /// Each host's engine, by host name.
 pub type Engines = BTreeMap<String, Arc<dyn Engine>>;
@@ -112,7 +115,7 @@ pub async fn execute(
     inputs: PodInputs,
     logins: Arc<Logins>,
     progress: Arc<dyn Progress>,
-    stop: Stop,
+    fence: Fence,
 ) -> Result<Outcome, String> {
     let engines: Engines = fleet
         .connected
@@ -129,17 +132,18 @@ pub async fn execute(
             (name.clone(), engine)
         })
         .collect();
-    execute_on(plan, &engines, progress, stop).await
+    execute_on(plan, &engines, progress, fence).await
 }
 
-/// Runs the plan on the given engines (Docker on the hosts, or one in memory in tests).
+/// Runs the plan on the given engines (Docker on the hosts, or one in memory in tests);
+/// `fence` is asked before each wave and step whether the apply lock is still this apply's.
 pub async fn execute_on(
     plan: &Plan,
     engines: &Engines,
     progress: Arc<dyn Progress>,
-    stop: Stop,
+    fence: Fence,
 ) -> Result<Outcome, String> {
-    let outcome = run_waves(plan, engines, &progress, &stop).await;
+    let outcome = run_waves(plan, engines, &progress, fence).await;
     progress.finish();
     outcome
 }
@@ -152,12 +156,16 @@ async fn run_waves(
     plan: &Plan,
     engines: &Engines,
     progress: &Arc<dyn Progress>,
-    stop: &Stop,
+    fence: Fence,
 ) -> Result<Outcome, String> {
     let mut waits = Waits::default();
     let drains = Arc::new(Drains::default());
     let edges = Arc::new(Edges::new(plan, engines));
-    let shared = Shared { drains, edges };
+    let shared = Shared {
+        drains,
+        edges,
+        fence,
+    };
     let waves: Vec<(usize, &Wave)> = plan.waves.iter().enumerate().collect();
     for segment in waves.chunk_by(|(_, a), (_, b)| a.deployment.is_some() && b.deployment.is_some())
     {
@@ -172,18 +180,23 @@ async fn run_waves(
         let results = join_all(
             lanes
                 .iter()
-                .map(|(_, lane)| run_lane(lane, plan, engines, &shared, progress, stop)),
+                .map(|(_, lane)| run_lane(lane, plan, engines, &shared, progress)),
         )
         .await;
         let mut failed = Vec::new();
         let mut longest = Waits::default();
         let mut abandoned = None;
+        let mut lost = None;
         for r in results {
             match r? {
                 LaneResult::Done(waited) => longest = longest.longest(waited),
                 LaneResult::Failed(f) => failed.push(f),
                 LaneResult::Abandoned(signal) => abandoned = Some(signal),
+                LaneResult::LockLost(why) => lost = Some(why),
             }
+        }
+        if let Some(why) = lost {
+            return Ok(Outcome::LockLost { why });
         }
         if let Some(signal) = abandoned {
             return Ok(Outcome::Abandoned { signal });
@@ -200,6 +213,7 @@ async fn run_waves(
 struct Shared {
     drains: Arc<Drains>,
     edges: Arc<Edges>,
+    fence: Fence,
 }
 
 /// One deployment's waves, with their places in the plan.
@@ -211,40 +225,52 @@ enum LaneResult {
     Failed(FailedWave),
     /// Its rollback was cut short by a second signal.
     Abandoned(&'static str),
+    /// The apply lock was lost: stopped where it was.
+    LockLost(String),
 }
 
 /// One deployment's waves, in order. An interrupt (Ctrl-C, or SIGTERM from cron or CI) stops
 /// the wave's steps where they are and rolls the wave back like a failure, so the lock is
-/// released and the old pods serve; the earlier waves stay done.
+/// released and the old pods serve; the earlier waves stay done. A lost lock stops the lane
+/// where it is: no step runs without the lock, a rollback's neither.
 async fn run_lane(
     lane: &[(usize, &Wave)],
     plan: &Plan,
     engines: &Engines,
     shared: &Shared,
     progress: &Arc<dyn Progress>,
-    stop: &Stop,
 ) -> Result<LaneResult, String> {
     let mut waits = Waits::default();
-    let interrupted = stopped(stop.clone());
-    tokio::pin!(interrupted);
+    let halted = halted(shared.fence.clone());
+    tokio::pin!(halted);
     for (i, wave) in lane {
         let lane_name = wave.deployment.as_deref();
+        // The lock's generation, proved on the engines before each wave.
+        if let Err(why) = shared.fence.confirm().await {
+            return Ok(LaneResult::LockLost(why));
+        }
         progress.wave(i + 1, plan.waves.len(), &wave.description);
         let (failures, waited) = tokio::select! {
             done = run_hosts(&wave.steps, lane_name, engines, shared, progress) => done?,
-            why = &mut interrupted => (
-                vec![StepFailure {
-                    host: "-".into(),
-                    message: why,
-                    details: String::new(),
-                    verdict: false,
-                }],
-                Waits::default(),
-            ),
+            halt = &mut halted => match halt {
+                Halt::LockLost(why) => return Ok(LaneResult::LockLost(why)),
+                Halt::Signal(signal) => (
+                    vec![StepFailure {
+                        host: "-".into(),
+                        message: format!("interrupted by {signal}"),
+                        details: String::new(),
+                        verdict: false,
+                    }],
+                    Waits::default(),
+                ),
+            },
         };
         waits += waited;
         if failures.is_empty() {
             continue;
+        }
+        if let Some(why) = shared.fence.lost_why() {
+            return Ok(LaneResult::LockLost(why));
         }
         for f in &failures {
             progress.failed(&f.host, &f.message);
@@ -264,6 +290,9 @@ async fn run_lane(
             done = rollback => done?,
             signal = interrupt() => return Ok(LaneResult::Abandoned(signal)),
         };
+        if let Some(why) = shared.fence.lost_why() {
+            return Ok(LaneResult::LockLost(why));
+        }
         let rollback_errors = rolled_back
             .0
             .into_iter()
@@ -317,6 +346,7 @@ async fn run_hosts(
             analysis_failures: analysis_failures.clone(),
             drains: shared.drains.clone(),
             edges: shared.edges.clone(),
+            fence: shared.fence.clone(),
             host: host.clone(),
             progress: progress.clone(),
         };
@@ -358,22 +388,30 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Resolves with why the apply must stop: a signal (SIGINT, SIGTERM), or the lock's lease
-/// lost, after which another apply may take the hosts over.
-async fn stopped(mut lease: Stop) -> String {
+/// Why an apply must stop before its end.
+enum Halt {
+    /// SIGINT or SIGTERM: roll the wave back.
+    Signal(&'static str),
+    /// The lock is not this apply's any more: stop where it is.
+    LockLost(String),
+}
+
+/// Resolves with why the apply must stop: a signal (SIGINT, SIGTERM), or the lock lost.
+async fn halted(fence: Fence) -> Halt {
+    let mut lost = fence.lost();
     let lost = async move {
         loop {
-            if let Some(why) = lease.borrow_and_update().clone() {
+            if let Some(why) = lost.borrow_and_update().clone() {
                 return why;
             }
-            if lease.changed().await.is_err() {
+            if lost.changed().await.is_err() {
                 std::future::pending::<()>().await;
             }
         }
     };
     tokio::select! {
-        signal = interrupt() => format!("interrupted by {signal}"),
-        why = lost => why,
+        signal = interrupt() => Halt::Signal(signal),
+        why = lost => Halt::LockLost(why),
     }
 }
 

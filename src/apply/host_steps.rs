@@ -108,6 +108,16 @@ async fn run_one(
     let what = describe(step);
     let progress: &dyn Progress = ctx.progress.as_ref();
     progress.step_started(&ctx.host, lane, &what);
+    // No step without the lock (see `lock::fence`).
+    if let Err(message) = ctx.fence.ready().await {
+        let failure = StepFailure {
+            host: ctx.host.clone(),
+            message,
+            details: String::new(),
+            verdict: false,
+        };
+        return (Err(failure), waited);
+    }
     if let Step::StopPod { containers, .. } | Step::RemovePod { containers, .. } = step {
         waited.strategy += ctx.drains.before_stop(&ctx.host, containers).await;
     }

@@ -45,6 +45,8 @@ pub(super) struct HostContext {
     pub(super) analysis_failures: Arc<AtomicU32>,
     pub(super) drains: Arc<Drains>,
     pub(super) edges: Arc<Edges>,
+    /// Asked before each step: is the apply lock still this apply's?
+    pub(super) fence: super::lock::Fence,
     pub(super) host: String,
     pub(super) progress: Arc<dyn Progress>,
 }

@@ -205,6 +205,11 @@ fn report(applied: &Applied) {
                  the next `berth apply` repairs it"
             );
         }
+        Outcome::LockLost { why } => {
+            eprintln!(
+                "apply stopped: {why}\nnothing was rolled back: the hosts are the other apply's now; `berth plan` shows where they stand"
+            );
+        }
         Outcome::RolledBack(failed) => {
             for f in failed {
                 eprintln!("\napply failed in \"{}\":", f.wave);

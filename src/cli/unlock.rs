@@ -5,8 +5,8 @@ use super::common::*;
 use super::exit;
 use crate::apply::lock;
 use crate::hosts::Fleet;
+use crate::model::clock::rfc3339;
 use crate::model::lock::{Holder, DEFAULT_LEASE_S};
-use crate::model::rollout::rfc3339;
 use crate::ops::context::{connect_hosts, load_repo, Secrets};
 use clap::{Args, Subcommand};
 use futures_util::future::join_all;
@@ -49,7 +49,10 @@ pub struct LockStatusArgs {
     pub ssh: SshArgs,
 }
 
-async fn holders(fleet: &Fleet, project: &str) -> Vec<(String, Result<Option<Holder>, String>)> {
+/// Each host's lock holder, with its engine's time when it was read.
+type Found = Result<Option<(Holder, u64)>, String>;
+
+async fn holders(fleet: &Fleet, project: &str) -> Vec<(String, Found)> {
     let found = join_all(
         fleet
             .connected
@@ -64,21 +67,21 @@ pub fn status(a: LockStatusArgs) -> Result<u8> {
     let desired = load_repo(&a.repo.source(Some(&a.ssh)), Secrets::NotNeeded)?;
     runtime().block_on(async {
         let fleet = connect_hosts(&desired, &a.ssh.connection()?).await;
-        let now = crate::apply::unix_now();
         for (host, found) in holders(&fleet, &desired.project).await {
             let line = match found {
                 Ok(None) => "free".to_string(),
-                Ok(Some(h)) => format!(
-                    "held by {} since {}, lease {} {}{}",
+                Ok(Some((h, now))) => format!(
+                    "held by {} since {}, {}{}",
                     h.owner,
                     rfc3339(h.since),
                     if h.expired(now) {
-                        "expired"
+                        format!(
+                            "its lease expired {} by {host}'s clock",
+                            h.expires.map_or("?".into(), rfc3339)
+                        )
                     } else {
-                        "runs until"
+                        lock::lease_words(&h, Some(now))
                     },
-                    h.expires
-                        .map_or("never (no time on the lock)".into(), rfc3339),
                     if lock::gone(&h, now) && !h.expired(now) {
                         " (its process on this machine has ended: the next apply takes it over)"
                     } else {
@@ -114,7 +117,7 @@ pub fn run(a: UnlockArgs) -> Result<u8> {
             connect_hosts(&desired, &a.ssh.connection()?).await;
         if !a.force {
             for (host, found) in holders(&fleet, &desired.project).await {
-                let Ok(Some(h)) = found else { continue };
+                let Ok(Some((h, _))) = found else { continue };
                 let fate = h.process.as_deref().map(crate::here::fate);
                 if let Some(crate::here::Fate::Running(pid)) = fate {
                     return Err(miette!(

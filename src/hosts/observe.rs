@@ -3,10 +3,11 @@
 //! lock, turned into plain values.
 //! Optionally an inspect per managed container (deep).
 
+use crate::model::clock::parse_rfc3339;
 use crate::model::rollout::ROLLOUT_LABEL;
 use crate::model::{
-    label, Health, Labels, ObservedContainer, ObservedHost, ObservedLock, ObservedVolume,
-    Resources, Rollout,
+    label, Health, ObservedContainer, ObservedHost, ObservedLock, ObservedVolume, Resources,
+    Rollout,
 };
 use bollard::models::ContainerSummary;
 use bollard::query_parameters::{
@@ -90,7 +91,7 @@ fn container(c: ContainerSummary) -> ObservedContainer {
 pub async fn lock_network(
     docker: &Docker,
     project: &str,
-) -> Result<Option<(String, Labels)>, String> {
+) -> Result<Option<(String, crate::model::lock::Record)>, String> {
     match docker
         .inspect_network(
             &crate::model::names::lock_name(project),
@@ -100,13 +101,34 @@ pub async fn lock_network(
     {
         Ok(n) => Ok(Some((
             n.id.unwrap_or_default(),
-            n.labels.unwrap_or_default().into_iter().collect(),
+            crate::model::lock::Record {
+                labels: n.labels.unwrap_or_default().into_iter().collect(),
+                created: n.created.as_deref().and_then(parse_rfc3339),
+            },
         ))),
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => Ok(None),
         Err(e) => Err(format!("inspecting the lock: {e}")),
     }
+}
+
+/// What time the engine says it is (Unix seconds): the lock is judged by the clock of the
+/// engine that keeps it.
+pub async fn engine_now(docker: &Docker) -> Result<u64, String> {
+    let info = docker
+        .info()
+        .await
+        .map_err(|e| format!("asking the engine's time: {e}"))?;
+    info.system_time
+        .as_deref()
+        .and_then(parse_rfc3339)
+        .ok_or_else(|| {
+            format!(
+                "the engine's time reads {:?}, not an RFC 3339 time",
+                info.system_time.unwrap_or_default()
+            )
+        })
 }
 
 async fn list_volumes(docker: &Docker, project: &str) -> Result<Vec<ObservedVolume>, String> {
@@ -133,6 +155,7 @@ pub async fn labelled_volumes(
         .map(|v| ObservedVolume {
             name: v.name,
             labels: v.labels.into_iter().collect(),
+            created: v.created_at.as_deref().and_then(parse_rfc3339),
         })
         .collect();
     volumes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -182,12 +205,20 @@ pub async fn observe(
     );
     // The lock only tells whether a dead apply left it; a failure to read it (two of one name
     // for an instant) is not worth failing the host for.
-    let lock = lock.ok().flatten().map(|(_, labels)| ObservedLock {
-        holder_gone: labels
+    let mut lock = lock.ok().flatten().map(|(_, found)| ObservedLock {
+        holder_gone: found
+            .labels
             .get(crate::model::lock::PROCESS_LABEL)
             .is_some_and(|p| crate::here::has_ended(p)),
-        labels,
+        labels: found.labels,
+        created: found.created,
+        engine_now: None,
     });
+    // Only a locked host needs its engine's time (a second round trip, while an apply runs
+    // or after one died): the lock's lease is judged by that engine's clock.
+    if let Some(lock) = &mut lock {
+        lock.engine_now = engine_now(docker).await.ok();
+    }
     let mut volumes = volumes?;
     let rollouts = rollouts_of(&mut volumes);
     let jobs = job_records_of(&mut volumes);

@@ -1,5 +1,6 @@
 //! The pure model: desired and observed state, labels and selectors. No I/O.
 
+pub mod clock;
 pub mod desired;
 pub mod edge_stats;
 pub mod files;

@@ -179,6 +179,10 @@ pub struct Resources {
 pub struct ObservedVolume {
     pub name: String,
     pub labels: Labels,
+    /// When its engine created it: Unix seconds by the engine's clock (the lock's leases
+    /// are judged by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<u64>,
 }
 
 impl ObservedContainer {
@@ -232,19 +236,38 @@ pub struct ObservedLock {
     /// Its holder ran on the machine that observed it, and that process has ended.
     #[serde(default)]
     pub holder_gone: bool,
+    /// When the engine created the lock, Unix seconds by its clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<u64>,
+    /// The engine's time when the lock was observed: its leases are judged by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_now: Option<u64>,
 }
 
 impl ObservedHost {
     /// Whether the host keeps the lock or leases of an apply that is gone (see
     /// `lock::left_behind`): the next apply takes them over and clears them.
-    pub fn lock_left_behind(&self, now: u64) -> bool {
-        let leases: Vec<Labels> = self.leases.iter().map(|v| v.labels.clone()).collect();
-        let lock = self.lock.as_ref();
+    pub fn lock_left_behind(&self) -> bool {
+        let leases: Vec<super::lock::Record> = self
+            .leases
+            .iter()
+            .map(|v| super::lock::Record {
+                labels: v.labels.clone(),
+                created: v.created,
+            })
+            .collect();
+        let lock = self.lock.as_ref().map(|l| {
+            let record = super::lock::Record {
+                labels: l.labels.clone(),
+                created: l.created,
+            };
+            (record, l.holder_gone, l.engine_now)
+        });
         super::lock::left_behind(
-            lock.map(|l| &l.labels),
-            lock.is_some_and(|l| l.holder_gone),
+            lock.as_ref().map(|(r, _, _)| r),
+            lock.as_ref().is_some_and(|(_, gone, _)| *gone),
             &leases,
-            now,
+            lock.as_ref().and_then(|(_, _, now)| *now),
         )
     }
 }

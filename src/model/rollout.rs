@@ -102,40 +102,11 @@ impl Rollout {
     }
 }
 
-/// Unix seconds as an RFC 3339 UTC time (`2026-11-25T19:46:51Z`); 0 reads "an unknown time".
-pub fn rfc3339(secs: u64) -> String {
-    if secs == 0 {
-        return "an unknown time".into();
-    }
-    // Days to a civil date (Howard Hinnant's algorithm, proleptic Gregorian calendar).
-    let days = (secs / 86_400) as i64 + 719_468;
-    let era = days.div_euclid(146_097);
-    let doe = days.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let t = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        t / 3600,
-        t % 3600 / 60,
-        t % 60
-    )
-}
+pub use super::clock::rfc3339;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_read_as_rfc3339() {
-        assert_eq!(rfc3339(0), "an unknown time");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_795_636_011), "2026-11-25T19:46:51Z");
-    }
 
     #[test]
     fn the_newest_state_wins() {

@@ -65,6 +65,7 @@ impl Applied {
             Applied::Ran { outcome, .. } => match outcome {
                 Outcome::Applied { .. } => exit::OK,
                 Outcome::Abandoned { .. } => exit::INTERRUPTED,
+                Outcome::LockLost { .. } => exit::LOCKED,
                 Outcome::RolledBack(failed)
                     if failed.iter().all(|f| f.rollback_errors.is_empty()) =>
                 {
@@ -136,7 +137,7 @@ pub async fn apply(options: &ApplyOptions, ui: &dyn Ui) -> Result<Applied> {
                     .into()),
                     Ok(()) if plan.waves.is_empty() => Ok(Applied::Nothing),
                     Ok(()) => {
-                        execute(&plan, &fleet, &inputs, ui, locks.lost(), &options.notifier).await
+                        execute(&plan, &fleet, &inputs, ui, locks.fence(), &options.notifier).await
                     }
                 }
             }
@@ -145,7 +146,7 @@ pub async fn apply(options: &ApplyOptions, ui: &dyn Ui) -> Result<Applied> {
         // else's apply while this one waited for its confirmation).
         None => match check_stale(&fleet, &plan, &inputs.secrets).await {
             Err(stale) => Err(stale),
-            Ok(()) => execute(&plan, &fleet, &inputs, ui, locks.lost(), &options.notifier).await,
+            Ok(()) => execute(&plan, &fleet, &inputs, ui, locks.fence(), &options.notifier).await,
         },
     };
     if let Err(e) = locks.release().await {
@@ -358,7 +359,7 @@ async fn execute(
     fleet: &Fleet,
     inputs: &Inputs,
     ui: &dyn Ui,
-    stop: apply::Stop,
+    fence: apply::Fence,
     notifier: &super::notify::Notifier,
 ) -> Result<Applied> {
     use super::notify::Event;
@@ -389,11 +390,14 @@ async fn execute(
         files: inputs.files.clone(),
         seals: Default::default(),
     };
-    let outcome = apply::execute(plan, fleet, pod_inputs, logins, ui.progress(&hosts), stop)
+    let outcome = apply::execute(plan, fleet, pod_inputs, logins, ui.progress(&hosts), fence)
         .await
         .map_err(|e| miette!("{e}"))?;
-    for warning in super::history::record(fleet, plan, &hosts, &outcome).await {
-        ui.warn(warning);
+    // Not after a lost lock: the hosts are another apply's now, and it keeps their history.
+    if !matches!(outcome, Outcome::LockLost { .. }) {
+        for warning in super::history::record(fleet, plan, &hosts, &outcome).await {
+            ui.warn(warning);
+        }
     }
     let event = Event::of(ended_event(&outcome), plan, failure_lines(&outcome));
     if let Some(warning) = notifier.send(&event).await {
@@ -418,8 +422,10 @@ fn ended_event(outcome: &Outcome) -> &'static str {
 
 /// What went wrong, a line per failed step and rollback error.
 fn failure_lines(outcome: &Outcome) -> Vec<String> {
-    let Outcome::RolledBack(failed) = outcome else {
-        return vec![];
+    let failed = match outcome {
+        Outcome::RolledBack(failed) => failed,
+        Outcome::LockLost { why } => return vec![why.clone()],
+        _ => return vec![],
     };
     failed
         .iter()
@@ -467,6 +473,10 @@ mod tests {
         // A rollback that itself failed somewhere is an error, not a clean rollback.
         let messy = Outcome::RolledBack(vec![failed(&[]), failed(&["h1: remove failed"])]);
         assert_eq!(ran(messy).exit_code(), exit::ERROR);
+        let lost = Outcome::LockLost {
+            why: "taken".into(),
+        };
+        assert_eq!(ran(lost).exit_code(), exit::LOCKED);
         let abandoned = Outcome::Abandoned { signal: "SIGINT" };
         assert_eq!(ran(abandoned).exit_code(), exit::INTERRUPTED);
     }

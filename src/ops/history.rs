@@ -34,6 +34,7 @@ pub fn result_word(outcome: &Outcome) -> &'static str {
         }
         Outcome::RolledBack(_) => "failed",
         Outcome::Abandoned { .. } => "interrupted",
+        Outcome::LockLost { .. } => "lock lost",
     }
 }
 

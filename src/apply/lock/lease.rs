@@ -1,13 +1,16 @@
-//! The lock's lease: a volume per renewal, labelled with the lock's id and when it expires.
-//! A new lease volume is written before the previous one goes, so a held lock always has
-//! one; a holder that cannot renew stops its apply before another may take the lock over.
+//! The lock's lease: a volume per renewal, labelled with the lock's id and its lease; it runs
+//! out a lease after the engine created it, by the engine's clock. A new lease volume is
+//! written before the previous one goes, so a held lock always has one. Each renewal first
+//! proves the lock is still this apply's (see `fence`); a holder that finds it taken, or
+//! that renewed too late, or that cannot renew, stops its apply before its next step.
 
-use crate::hosts::observe::labelled_volumes;
+use super::fence::{Fence, Stamp};
+use crate::hosts::observe::{labelled_volumes, lock_network};
 use crate::hosts::Connected;
+use crate::model::clock::parse_rfc3339;
 use crate::model::label;
-use crate::model::lock;
+use crate::model::lock::{self, Record};
 use crate::model::names;
-use crate::model::Labels;
 use bollard::Docker;
 use futures_util::future::join_all;
 use std::collections::HashMap;
@@ -19,7 +22,7 @@ pub(super) async fn leases(
     docker: &Docker,
     project: &str,
     id: Option<&str>,
-) -> Result<Vec<(String, Labels)>, String> {
+) -> Result<Vec<(String, Record)>, String> {
     let mut wanted = vec![format!("{}={project}", label::PROJECT)];
     wanted.push(match id {
         Some(id) => format!("{}={id}", lock::ID_LABEL),
@@ -28,73 +31,158 @@ pub(super) async fn leases(
     let found = labelled_volumes(docker, wanted)
         .await
         .map_err(|e| format!("{e} (the lock's leases)"))?;
-    Ok(found.into_iter().map(|v| (v.name, v.labels)).collect())
+    Ok(found
+        .into_iter()
+        .map(|v| {
+            let record = Record {
+                labels: v.labels,
+                created: v.created,
+            };
+            (v.name, record)
+        })
+        .collect())
 }
 
+/// Writes lease volume `n`; returns when the engine created it (its clock), when it says.
 pub(super) async fn write_lease(
     c: &Connected,
     project: &str,
     id: &str,
     n: u64,
-    expires: u64,
-) -> Result<(), String> {
+    lease_s: u64,
+) -> Result<Option<u64>, String> {
     let labels = HashMap::from([
         (label::PROJECT.to_string(), project.to_string()),
         (lock::ID_LABEL.to_string(), id.to_string()),
-        (lock::EXPIRES_LABEL.to_string(), expires.to_string()),
+        (lock::LEASE_LABEL.to_string(), lease_s.to_string()),
+        // For older berth, which judged leases by this (its writer's clock).
+        (
+            lock::EXPIRES_LABEL.to_string(),
+            (crate::apply::unix_now() + lease_s).to_string(),
+        ),
     ]);
     let req = bollard::models::VolumeCreateRequest {
         name: Some(names::lease_name(project, id, n)),
         labels: Some(labels),
         ..Default::default()
     };
-    c.docker
+    let volume = c
+        .docker
         .create_volume(req)
         .await
-        .map(|_| ())
-        .map_err(|e| format!("{}: writing the lock lease: {e}", c.host.name))
+        .map_err(|e| format!("{}: writing the lock lease: {e}", c.host.name))?;
+    Ok(volume.created_at.as_deref().and_then(parse_rfc3339))
 }
 
-/// Renews the lease on every locked host until told to stop: a new lease volume first, then
-/// the previous one goes, so a lease is always there.
+/// A host whose lock this apply holds, as the renewal keeps it.
+pub(super) struct HeldHost {
+    pub(super) c: Connected,
+    /// The lock network this apply created there: its generation.
+    pub(super) network_id: String,
+    /// When the engine created the newest lease (or the lock), by its clock.
+    pub(super) created: Option<u64>,
+    /// When this machine last renewed there.
+    pub(super) renewed: Stamp,
+}
+
+/// What one renewal on one host found.
+enum Renewal {
+    Kept(Option<u64>),
+    /// The lock is not this apply's any more, or may not be: why.
+    Lost(String),
+    /// The host did not answer: the lock may still be ours.
+    Failed(String),
+}
+
+/// Proves the lock on one host is still this apply's, then writes lease `n`. The proof
+/// comes first: a lease written for a lock another apply took would look like a dead apply's.
+async fn renew_one(h: &HeldHost, project: &str, id: &str, n: u64, lease_s: u64) -> Renewal {
+    let name = &h.c.host.name;
+    match lock_network(&h.c.docker, project).await {
+        Err(e) => return Renewal::Failed(format!("{name}: {e}")),
+        Ok(Some((network_id, _))) if network_id == h.network_id => {}
+        Ok(found) => {
+            let holder = found
+                .and_then(|(_, r)| r.labels.get(lock::OWNER_LABEL).cloned())
+                .map_or("no one holds it now".into(), |o| {
+                    format!("{o} holds it now")
+                });
+            return Renewal::Lost(format!(
+                "the apply lock on {name} was taken over while this apply was not renewing its lease ({holder}): stopping before its next step; the other apply finishes the work"
+            ));
+        }
+    }
+    let created = match write_lease(&h.c, project, id, n, lease_s).await {
+        Ok(created) => created,
+        Err(e) => return Renewal::Failed(e),
+    };
+    if let (Some(previous), Some(next)) = (h.created, created) {
+        if !lock::renewed_in_time(previous, next, lease_s) {
+            return Renewal::Lost(format!(
+                "the apply lock's lease on {name} ran out before this apply renewed it ({}s between renewals by {name}'s clock, for a {lease_s}s lease; was this process suspended?), so another apply may have taken it over: stopping before its next step",
+                next - previous
+            ));
+        }
+    }
+    let old = names::lease_name(project, id, n - 1);
+    let _ = crate::apply::docker_ops::remove_volume(&h.c.docker, &old).await;
+    Renewal::Kept(created)
+}
+
+/// Renews the lease on every locked host every third of the lease, or at once when the
+/// fence asks, until told to stop; a lost lock ends the apply through the fence.
 pub(super) async fn renew(
-    hosts: Vec<Connected>,
+    mut hosts: Vec<HeldHost>,
     project: String,
     id: String,
     lease: Duration,
+    fence: Fence,
     mut stop: watch::Receiver<bool>,
-    lost: watch::Sender<Option<String>>,
 ) {
+    let lease_s = lease.as_secs().max(1);
     let mut n = 0u64;
-    let mut renewed: Vec<std::time::Instant> = vec![std::time::Instant::now(); hosts.len()];
     loop {
         tokio::select! {
             _ = tokio::time::sleep(lease / 3) => {}
+            _ = fence.woken() => {}
             _ = stop.changed() => return,
         }
-        let expires = crate::apply::unix_now() + lease.as_secs();
-        let written = join_all(hosts.iter().map(|c| async {
-            let ok = write_lease(c, &project, &id, n + 1, expires).await.is_ok();
-            if ok {
-                let old = names::lease_name(&project, &id, n);
-                let _ = crate::apply::docker_ops::remove_volume(&c.docker, &old).await;
-            }
-            ok
-        }))
-        .await;
+        let began = Stamp::now();
         n += 1;
-        for (i, ok) in written.into_iter().enumerate() {
-            if ok {
-                renewed[i] = std::time::Instant::now();
-            } else if renewed[i].elapsed() > lease * 2 / 3 {
-                // Soon another apply may take this host's lock over: stop before it can.
-                let _ = lost.send(Some(format!(
-                    "the apply lock's lease on {} could not be renewed for {}s, so another apply may take it over: stopping",
-                    hosts[i].host.name,
-                    renewed[i].elapsed().as_secs()
-                )));
-                return;
+        let found = join_all(
+            hosts
+                .iter()
+                .map(|h| renew_one(h, &project, &id, n, lease_s)),
+        )
+        .await;
+        let mut all = true;
+        for (h, found) in hosts.iter_mut().zip(found) {
+            match found {
+                Renewal::Kept(created) => {
+                    // Unknown (an engine that does not say): the next renewal is not judged.
+                    h.created = created;
+                    h.renewed = began;
+                }
+                Renewal::Lost(why) => {
+                    fence.lose(why);
+                    return;
+                }
+                Renewal::Failed(e) => {
+                    all = false;
+                    if h.renewed.elapsed() > lease * 2 / 3 {
+                        // Soon another apply may take this host's lock over: stop before it can.
+                        fence.lose(format!(
+                            "the apply lock's lease on {} could not be renewed for {}s ({e}), so another apply may take it over: stopping",
+                            h.c.host.name,
+                            h.renewed.elapsed().as_secs()
+                        ));
+                        return;
+                    }
+                }
             }
+        }
+        if all {
+            fence.proved(began);
         }
     }
 }

@@ -1,42 +1,64 @@
 //! The apply lock on the hosts (see `model::lock` for its shape): taking it, taking over one
 //! whose holder died, and releasing it; its lease, renewed while the apply runs, is in
-//! `lease`.
+//! `lease`, and what the executor asks of it before each wave and step in `fence`.
 //!
 //! A lock whose lease has expired is removed by its network id, not its name, before this
 //! apply creates its own: if two applies both find the same dead lock, the first removal
 //! wins, the second finds nothing to remove, and only one of them can create the new lock.
 
 use crate::here;
-use crate::hosts::observe::lock_network;
+use crate::hosts::observe::{engine_now, lock_network};
 use crate::hosts::{docker::raw_json, Connected, Fleet};
 use crate::model::label;
-use crate::model::lock::{self, Holder};
+use crate::model::lock::{self, Holder, Record};
 use crate::model::names;
-use crate::model::Labels;
 use futures_util::future::join_all;
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::watch;
 
+mod fence;
 mod lease;
-use lease::{leases, renew, write_lease};
+pub use fence::Fence;
+use fence::Stamp;
+use lease::{leases, renew, write_lease, HeldHost};
 
 /// Why a lock could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error(
-        "the apply lock on {host} is held by {} since {}, its lease runs until {}; \
+        "the apply lock on {host} is held by {} since {}, {}; \
          wait with --lock-wait; if that apply is gone, the lease ends by itself, or `berth unlock` removes the lock now",
-        holder.owner, time(holder.since), holder.expires.map_or("it is released".into(), time)
+        holder.owner, time(holder.since), lease_words(holder, *engine_now)
     )]
-    Held { host: String, holder: Holder },
+    Held {
+        host: String,
+        holder: Holder,
+        /// The host's engine time when the lock was read.
+        engine_now: Option<u64>,
+    },
     #[error("cannot take the apply lock on {host}: {error}")]
     Failed { host: String, error: String },
 }
 
 fn time(secs: u64) -> String {
-    crate::model::rollout::rfc3339(secs)
+    crate::model::clock::rfc3339(secs)
+}
+
+/// How long a holder's lease has left, by its host's engine clock.
+pub fn lease_words(holder: &Holder, engine_now: Option<u64>) -> String {
+    match (holder.expires, engine_now) {
+        (None, _) => "with no time on it (it never ends by itself)".into(),
+        (Some(expires), Some(now)) => format!(
+            "its lease runs until {} ({}s left by the host's clock)",
+            time(expires),
+            expires.saturating_sub(now)
+        ),
+        (Some(expires), None) => {
+            format!("its lease runs until {} by the host's clock", time(expires))
+        }
+    }
 }
 
 /// How to take the lock.
@@ -79,18 +101,23 @@ fn status_of(e: &bollard::errors::Error) -> Option<u16> {
     }
 }
 
-/// Who holds the lock on a host now, `None` when it is free.
-pub async fn holder(c: &Connected, project: &str, lease_s: u64) -> Result<Option<Holder>, String> {
-    let Some((_, labels)) = lock_network(&c.docker, project).await? else {
+/// Who holds the lock on a host now (`None` when it is free), with the engine's time then.
+pub async fn holder(
+    c: &Connected,
+    project: &str,
+    lease_s: u64,
+) -> Result<Option<(Holder, u64)>, String> {
+    // The engine's time first: a lease renewed after this is never judged run out by it.
+    let now = engine_now(&c.docker).await?;
+    let Some((_, lock)) = lock_network(&c.docker, project).await? else {
         return Ok(None);
     };
-    let id = labels.get(lock::ID_LABEL).cloned();
-    let found = match &id {
+    let found = match lock.labels.get(lock::ID_LABEL) {
         Some(id) => leases(&c.docker, project, Some(id)).await?,
         None => vec![],
     };
-    let found: Vec<Labels> = found.into_iter().map(|(_, l)| l).collect();
-    Ok(Some(Holder::read(&labels, &found, lease_s)))
+    let found: Vec<Record> = found.into_iter().map(|(_, l)| l).collect();
+    Ok(Some((Holder::read(&lock, &found, lease_s), now)))
 }
 
 /// What happened on one host.
@@ -104,6 +131,7 @@ struct Claim<'a> {
     project: &'a str,
     id: &'a str,
     owner: &'a str,
+    /// This machine's time, only to show (`since`).
     now: u64,
     lease_s: u64,
 }
@@ -196,7 +224,10 @@ async fn take(c: &Connected, claim: &Claim<'_>) -> Result<Taken, LockError> {
         if let Some(id) = create(c, claim).await.map_err(failed)? {
             return Ok(Taken::Fresh(id));
         }
-        let Some((network_id, labels)) = (match lock_network(&c.docker, claim.project).await {
+        // The engine's time before the lock and its leases are read: a lease the holder
+        // renews after this moment cannot be judged run out by it (see `lock`).
+        let now = engine_now(&c.docker).await.map_err(failed)?;
+        let Some((network_id, found)) = (match lock_network(&c.docker, claim.project).await {
             Ok(found) => found,
             // Two locks of one name for an instant (a tie being undone): look again.
             Err(e) if e.contains("ambiguous") => continue,
@@ -204,16 +235,20 @@ async fn take(c: &Connected, claim: &Claim<'_>) -> Result<Taken, LockError> {
         }) else {
             continue;
         };
-        let their_leases = match labels.get(lock::ID_LABEL) {
+        let their_leases = match found.labels.get(lock::ID_LABEL) {
             Some(id) => leases(&c.docker, claim.project, Some(id))
                 .await
                 .map_err(failed)?,
             None => vec![],
         };
-        let lease_labels: Vec<Labels> = their_leases.iter().map(|(_, l)| l.clone()).collect();
-        let holder = Holder::read(&labels, &lease_labels, claim.lease_s);
-        if !gone(&holder, claim.now) {
-            return Err(LockError::Held { host, holder });
+        let records: Vec<Record> = their_leases.iter().map(|(_, l)| l.clone()).collect();
+        let holder = Holder::read(&found, &records, claim.lease_s);
+        if !gone(&holder, now) {
+            return Err(LockError::Held {
+                host,
+                holder,
+                engine_now: Some(now),
+            });
         }
         // Dead: remove exactly that lock (by id), then contend for a new one.
         match c.docker.remove_network(&network_id).await {
@@ -229,7 +264,11 @@ async fn take(c: &Connected, claim: &Claim<'_>) -> Result<Taken, LockError> {
         }
     }
     match holder(c, claim.project, claim.lease_s).await {
-        Ok(Some(holder)) => Err(LockError::Held { host, holder }),
+        Ok(Some((holder, now))) => Err(LockError::Held {
+            host,
+            holder,
+            engine_now: Some(now),
+        }),
         Ok(None) => Err(failed("the lock changed hands too often".into())),
         Err(e) => Err(failed(e)),
     }
@@ -243,7 +282,7 @@ pub struct Locks {
     id: String,
     stop: watch::Sender<bool>,
     renewal: tokio::task::JoinHandle<()>,
-    lost: watch::Receiver<Option<String>>,
+    fence: Fence,
 }
 
 /// One attempt on every host in parallel; on any failure the ones taken are released.
@@ -313,7 +352,8 @@ pub async fn acquire(
     let id = new_id();
     let deadline = tokio::time::Instant::now() + options.wait;
     let mut told = false;
-    let taken = loop {
+    let (taken, taken_at) = loop {
+        let began = Stamp::now();
         let claim = Claim {
             project,
             id: &id,
@@ -322,7 +362,7 @@ pub async fn acquire(
             lease_s: options.lease.as_secs(),
         };
         match acquire_once(fleet, &claim, hosts, notice).await {
-            Ok(taken) => break taken,
+            Ok(taken) => break (taken, began),
             Err(e @ LockError::Held { .. }) if tokio::time::Instant::now() < deadline => {
                 if !told {
                     notice(format!("waiting for the apply lock: {e}"));
@@ -333,22 +373,32 @@ pub async fn acquire(
             Err(e) => return Err(e),
         }
     };
-    let expires = crate::apply::unix_now() + options.lease.as_secs();
-    join_all(
+    let lease_s = options.lease.as_secs().max(1);
+    let written = join_all(
         taken
             .iter()
-            .map(|(c, _)| write_lease(c, project, &id, 0, expires)),
+            .map(|(c, _)| write_lease(c, project, &id, 0, lease_s)),
     )
     .await;
+    let held: Vec<HeldHost> = taken
+        .iter()
+        .zip(written)
+        .map(|((c, network_id), created)| HeldHost {
+            c: c.clone(),
+            network_id: network_id.clone(),
+            created: created.ok().flatten(),
+            renewed: taken_at,
+        })
+        .collect();
+    let fence = Fence::new(options.lease, taken_at);
     let (stop, stopped) = watch::channel(false);
-    let (lost_tx, lost) = watch::channel(None);
     let renewal = tokio::spawn(renew(
-        taken.iter().map(|(c, _)| c.clone()).collect(),
+        held,
         project.to_string(),
         id.clone(),
         options.lease,
+        fence.clone(),
         stopped,
-        lost_tx,
     ));
     Ok(Locks {
         hosts: taken,
@@ -356,7 +406,7 @@ pub async fn acquire(
         id: id.clone(),
         stop,
         renewal,
-        lost,
+        fence,
     })
 }
 
@@ -369,7 +419,7 @@ async fn release_hosts(project: &str, id: &str, hosts: &[(Connected, String)]) -
     join_all(hosts.iter().map(|(c, network_id)| async move {
         let mut errors = Vec::new();
         let holder_now = match lock_network(&c.docker, project).await {
-            Ok(found) => found.and_then(|(_, labels)| labels.get(lock::ID_LABEL).cloned()),
+            Ok(found) => found.and_then(|(_, lock)| lock.labels.get(lock::ID_LABEL).cloned()),
             Err(e) => {
                 errors.push(format!("{}: {e}", c.host.name));
                 return errors;
@@ -377,6 +427,7 @@ async fn release_hosts(project: &str, id: &str, hosts: &[(Connected, String)]) -
         };
         match leases(&c.docker, project, None).await {
             Ok(found) => {
+                let found: Vec<_> = found.into_iter().map(|(n, r)| (n, r.labels)).collect();
                 for name in lock::leases_to_release(id, holder_now.as_deref(), &found) {
                     if let Err(e) = crate::apply::docker_ops::remove_volume(&c.docker, name).await {
                         errors.push(format!("{}: {e}", c.host.name));
@@ -399,9 +450,9 @@ async fn release_hosts(project: &str, id: &str, hosts: &[(Connected, String)]) -
 }
 
 impl Locks {
-    /// Set with the reason when the lease could not be renewed: the apply must stop.
-    pub fn lost(&self) -> watch::Receiver<Option<String>> {
-        self.lost.clone()
+    /// What the executor asks before each wave and step: is the lock still this apply's?
+    pub fn fence(&self) -> Fence {
+        self.fence.clone()
     }
 
     pub async fn release(self) -> Result<(), String> {

@@ -308,7 +308,7 @@ pub fn build(input: &PlanInput) -> Plan {
         .observed
         .iter()
         .filter_map(|(h, o)| Some((h, o.as_ref().ok()?)))
-        .filter(|(_, o)| o.lock_left_behind(input.now))
+        .filter(|(_, o)| o.lock_left_behind())
         .map(|(h, _)| h.clone())
         .collect();
     for h in &dead_locks {

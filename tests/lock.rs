@@ -1,7 +1,9 @@
 //! The apply lock between real berth processes on the lab: a killed holder on this machine is
 //! taken over at once, one from elsewhere when its lease ends; waiting with --lock-wait,
 //! `berth lock status`, `berth unlock` refusing to remove the lock of a live process, and
-//! lease volumes left by an apply killed while releasing cleared by the next one.
+//! lease volumes left by an apply killed while releasing cleared by the next one; a holder
+//! suspended (SIGSTOP) past its lease stopping without a step when it resumes, and clocks an
+//! hour apart unable to take a live lock (leases are judged by the engines' clocks).
 
 mod common;
 use common::*;
@@ -273,4 +275,203 @@ fn a_lock_from_another_machine_holds_until_its_lease_ends_and_left_over_leases_a
         assert!(lock_networks(&repo, h).is_empty(), "lock left on {h}");
         assert!(leases(&repo, h).is_empty(), "lease left on {h}");
     }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{sig} {pid}");
+}
+
+/// The container events on `host` from `since` (Unix seconds) until now: what touched it.
+fn container_events(host: &str, since: u64) -> String {
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    docker(
+        host,
+        &[
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &until.to_string(),
+            "--filter",
+            "type=container",
+            "--filter",
+            "event=create",
+            "--filter",
+            "event=start",
+            "--filter",
+            "event=stop",
+            "--filter",
+            "event=destroy",
+            "--filter",
+            "event=kill",
+            "--filter",
+            "event=rename",
+        ],
+    )
+}
+
+#[test]
+fn a_holder_suspended_past_its_lease_resumes_and_stops_without_touching_a_host() {
+    let repo = Repo::new("t-suspend");
+    repo.write("deployments/web.yaml", &slow_web("v1", "1s"));
+    repo.commit("v1");
+    repo.apply_ok(&[]);
+    repo.write("deployments/web.yaml", &slow_web("v2", "4s"));
+    repo.commit("v2");
+
+    // The holder is suspended (a paused CI machine, a laptop's lid) while it waits for a
+    // new pod to stay ready.
+    let mut holder = Watched::start(
+        &repo,
+        &["apply", "--auto-approve", "--lock-lease", "3s", "-v"],
+    );
+    holder.wait_for("to be ready for 4s");
+    signal(holder.pid(), "STOP");
+
+    // Its lease runs out by the engines' clocks; another apply takes over and finishes.
+    let start = Instant::now();
+    loop {
+        let status = repo.berth(&["lock", "status"]);
+        if status.stdout.matches("lease expired").count() == 3 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the suspended holder's lease never ran out: {status:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let taker = repo.berth(&["apply", "--auto-approve"]);
+    assert_eq!(taker.code, 0, "{taker:?}");
+    assert!(
+        taker.stderr.contains("took over the apply lock")
+            && taker.stderr.contains(&format!("pid {}", holder.pid())),
+        "{taker:?}"
+    );
+    // A third apply holds the lock now, from elsewhere, when the first one wakes up.
+    foreign_lock(&repo, 600);
+    for h in HOSTS {
+        foreign_lease(&repo, h);
+    }
+    let resumed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    signal(holder.pid(), "CONT");
+    let (code, said) = holder.finish();
+    let said = said.join("\n");
+    assert_eq!(code, Some(4), "exit 4, the lock's code: {said}");
+    assert!(
+        said.contains("was taken over") && said.contains("ci@elsewhere pid 77 holds it now"),
+        "names who holds the lock: {said}"
+    );
+    assert!(
+        !said.contains("rolling back"),
+        "no rollback without the lock: {said}"
+    );
+    for h in HOSTS {
+        let events = container_events(h, resumed_at);
+        assert!(
+            events.trim().is_empty(),
+            "{h} was touched after the holder resumed:\n{events}"
+        );
+        // Its release left the lock and the lease of the one holding it now.
+        assert!(!lock_networks(&repo, h).is_empty(), "{h}: lock removed");
+        assert_eq!(
+            leases(&repo, h),
+            format!("berth-lease-{}-elsewhere1-0", repo.project),
+            "{h}: only the holder's lease stays"
+        );
+    }
+    let unlock = repo.berth(&["unlock"]);
+    assert_eq!(unlock.code, 0, "{unlock:?}");
+    let plan = repo.berth(&["plan", "--exit-code"]);
+    assert_eq!(plan.code, 0, "the taker converged the fleet: {plan:?}");
+}
+
+/// A lease volume of the lock `foreign_lock` puts on `host`.
+fn foreign_lease(repo: &Repo, host: &str) {
+    docker(
+        host,
+        &[
+            "volume",
+            "create",
+            "--label",
+            &format!("berth.project={}", repo.project),
+            "--label",
+            "berth.lock.id=elsewhere1",
+            "--label",
+            "berth.lock.lease=600",
+            &format!("berth-lease-{}-elsewhere1-0", repo.project),
+        ],
+    );
+}
+
+/// berth under libfaketime: its clock `offset` away from the engines' (`+1h`, `-1h`).
+fn skewed(repo: &Repo, offset: &str, args: &[&str]) -> std::process::Child {
+    let faketime = Command::new("faketime").arg("--version").output();
+    assert!(
+        faketime.is_ok(),
+        "this test needs libfaketime's `faketime` (Debian package faketime; .ci/run installs it)"
+    );
+    Command::new("faketime")
+        .args(["-f", offset])
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .arg("--repo")
+        .arg(repo.path())
+        .env("NO_COLOR", "1")
+        // Timers keep the real monotonic clock: only the wall clock is skewed.
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn clocks_an_hour_apart_cannot_take_a_live_lock() {
+    let repo = Repo::new("t-skew");
+    repo.write("deployments/web.yaml", &slow_web("v1", "1s"));
+    repo.commit("v1");
+    repo.apply_ok(&[]);
+    repo.write("deployments/web.yaml", &slow_web("v2", "3s"));
+    repo.commit("v2");
+
+    // The holder's clock is an hour slow: by its own time its leases ran out long ago.
+    let holder = skewed(
+        &repo,
+        "-1h",
+        &["apply", "--auto-approve", "--lock-lease", "3s"],
+    );
+    wait_for_lock(&repo);
+    let start = Instant::now();
+    while HOSTS.iter().any(|h| leases(&repo, h).is_empty()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no lease written"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The taker's clock is an hour fast.
+    let taker = finish(skewed(&repo, "+1h", &["apply", "--auto-approve"]));
+    assert_eq!(taker.code, 4, "a live lock was taken: {taker:?}");
+    // (faketime runs berth as its child: the pid named is not the one spawned here.)
+    assert!(
+        taker.stderr.contains("is held by") && taker.stderr.contains("left by the host's clock"),
+        "{taker:?}"
+    );
+    let holder = finish(holder);
+    assert_eq!(holder.code, 0, "the holder kept its lock: {holder:?}");
+    assert!(!holder.stderr.contains("taken over"), "{holder:?}");
+    let plan = repo.berth(&["plan", "--exit-code"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
 }

@@ -275,6 +275,10 @@ async fn run_lane(
         for f in &failures {
             progress.failed(&f.host, &f.message);
         }
+        // A rollback is steps too: not without the lock.
+        if let Err(why) = shared.fence.ready().await {
+            return Ok(LaneResult::LockLost(why));
+        }
         if !wave.on_failure.is_empty() {
             progress.rolling_back(&wave.description);
         }

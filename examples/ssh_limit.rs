@@ -39,6 +39,7 @@ async fn main() {
         key_text: None,
         connect_timeout: Duration::from_secs(30),
         command_timeout: Duration::from_secs(30),
+        pull_timeout: Duration::from_secs(30),
         config: Arc::new(route::ClientConfig::default()),
     };
     let pings = args[2..].iter().map(|spec| {

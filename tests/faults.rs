@@ -1,6 +1,6 @@
 //! Faults on hosts during an apply, on the lab: a host's link cut (its veth set down), a
-//! host's dockerd restarted. The apply ends with a documented exit code and names the host;
-//! once the host is back, the next apply converges. (A host unreachable from the start is in
+//! host's dockerd restarted, a host's dockerd frozen (SIGSTOP). The apply ends with a
+//! documented exit code and names the host; once the host is back, the next apply converges. (A host unreachable from the start is in
 //! tests/e2e.rs.)
 
 mod common;
@@ -119,5 +119,43 @@ fn a_dockerd_restarted_during_an_apply_is_named_and_the_next_apply_converges() {
     if r.code != 0 {
         assert!(r.stderr.contains("h3"), "the report names the host: {r:?}");
     }
+    assert_recovers(&repo);
+}
+
+#[test]
+fn a_frozen_dockerd_ends_the_apply_within_its_deadline_and_the_next_apply_converges() {
+    let _turn = ONE_FAULT_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let repo = Repo::new("t-freeze");
+    let apply = start_rollout(&repo);
+    // h2's engine stops answering anything, in the middle of the rollout (its containers
+    // run on: only dockerd is suspended).
+    lab(&["freeze", "h2"]);
+    let frozen = Instant::now();
+    let r = finish(apply);
+    let took = frozen.elapsed();
+    lab(&["thaw", "h2"]);
+    assert!(
+        r.code == 1 || r.code == 3,
+        "a failed apply exits 1 or 3: {r:?}"
+    );
+    assert!(
+        r.stderr
+            .contains("h2: the Docker engine did not answer within 8s"),
+        "the report names the host and what did not answer: {r:?}"
+    );
+    // One wait on the frozen engine, not one per call: the rollback on the others, the
+    // history record, the lock's renewal and release do not wait on h2 again.
+    assert!(
+        took < Duration::from_secs(8 + 20),
+        "the apply ended {took:?} after the freeze, with an 8s deadline: {r:?}"
+    );
+    for h in ["h1", "h3"] {
+        let c = repo.containers(h);
+        assert!(c.iter().all(|c| c.state == "running"), "{h}: {c:?}");
+        assert!(c.len() >= 2, "{h}: {c:?}");
+    }
+    // The lock left on h2 is taken over at once (its holder's process ended): no unlock.
     assert_recovers(&repo);
 }

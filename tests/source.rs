@@ -13,6 +13,7 @@ fn request<'a>(repo: &'a str, git_ref: Option<&'a str>, cache: &Path) -> SourceR
         cache_dir: cache.to_path_buf(),
         known_hosts: cache.join("known_hosts"),
         credentials: Default::default(),
+        fetch_timeout: std::time::Duration::from_secs(60),
     }
 }
 
@@ -274,5 +275,37 @@ fn project_and_host(dir: &Path) {
         dir,
         "inventory.yaml",
         "hosts:\n  - {name: h1, address: 198.18.0.11}\n",
+    );
+}
+
+#[test]
+fn a_git_server_that_goes_quiet_is_given_up_on_at_the_git_timeout() {
+    // A server that takes the connection and never says a word (a hung Git host, a
+    // firewall that drops the packets after the handshake).
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in server.incoming() {
+            held.push(conn);
+        }
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}/deploy.git");
+    let mut req = request(&url, None, cache.path());
+    req.fetch_timeout = std::time::Duration::from_secs(1);
+    let started = std::time::Instant::now();
+    let e = read(&req).err().expect("a silent server is an error");
+    let took = started.elapsed();
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!(
+            "fetching {url}: the Git server sent nothing for 1s"
+        )),
+        "{text}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "gave up after {took:?}"
     );
 }

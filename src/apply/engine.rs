@@ -78,6 +78,10 @@ pub trait Engine: Send + Sync {
     fn record_job<'a>(&'a self, record: &'a JobRecord) -> BoxFuture<'a, OpResult>;
     /// The last lines of a container's output, for a failure report.
     fn last_logs<'a>(&'a self, container: &'a str, lines: usize) -> BoxFuture<'a, String>;
+    /// Why this engine is not asked anything more in this run (it missed a deadline).
+    fn silent(&self) -> Option<String> {
+        None
+    }
     /// Asks each pod `check` and adds its failures to `wave_failures` (shared by the hosts of
     /// a wave); fails with (message, details) past the check's limit.
     fn analyze<'a>(
@@ -101,9 +105,15 @@ pub struct DockerEngine {
     pub logins: Arc<super::Logins>,
     /// Keeps starts away from the addresses of pods being reconnected.
     pub addresses: ops::Addresses,
+    /// Whether the engine missed a deadline in this run.
+    pub silence: crate::hosts::deadline::Silence,
 }
 
 impl Engine for DockerEngine {
+    fn silent(&self) -> Option<String> {
+        self.silence.said()
+    }
+
     fn ensure_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, OpResult> {
         ops::ensure_network(&self.docker, name, &self.project).boxed()
     }

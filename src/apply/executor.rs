@@ -128,6 +128,7 @@ pub async fn execute(
                 inputs: inputs.clone(),
                 logins: logins.clone(),
                 addresses: Default::default(),
+                silence: c.silence.clone(),
             });
             (name.clone(), engine)
         })

@@ -108,8 +108,13 @@ async fn run_one(
     let what = describe(step);
     let progress: &dyn Progress = ctx.progress.as_ref();
     progress.step_started(&ctx.host, lane, &what);
-    // No step without the lock (see `lock::fence`).
-    if let Err(message) = ctx.fence.ready().await {
+    // No step without the lock (see `lock::fence`), nor on an engine that missed a deadline
+    // (one wait per run on a frozen engine, not one per step).
+    let refused = match ctx.engine.silent() {
+        Some(said) => Err(format!("{said}; not asked to {what}")),
+        None => ctx.fence.ready().await,
+    };
+    if let Err(message) = refused {
         let failure = StepFailure {
             host: ctx.host.clone(),
             message,
@@ -143,11 +148,22 @@ async fn run_one(
         _ => {}
     }
     progress.step_done(&ctx.host, lane, &what);
-    let result = result.map_err(|StepError { message, details }| StepFailure {
-        host: ctx.host.clone(),
-        verdict: is_verdict(step, &message),
-        message,
-        details,
+    let result = result.map_err(|StepError { message, details }| {
+        // A missed deadline in the middle of a step: say that, and what it was doing.
+        match ctx.engine.silent() {
+            Some(said) => StepFailure {
+                host: ctx.host.clone(),
+                verdict: false,
+                message: format!("{said} (to {what})"),
+                details,
+            },
+            None => StepFailure {
+                host: ctx.host.clone(),
+                verdict: is_verdict(step, &message),
+                message,
+                details,
+            },
+        }
     });
     (result, waited)
 }

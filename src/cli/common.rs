@@ -53,6 +53,10 @@ pub struct RepoArgs {
         help_heading = "Repository"
     )]
     pub policy: Option<PathBuf>,
+    /// For a repository URL: how long the Git server may send nothing during a fetch before
+    /// berth gives up on it (`60s`, `2m`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s", help_heading = "Repository")]
+    pub git_timeout: std::time::Duration,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -101,9 +105,14 @@ pub struct SshArgs {
     /// How long to wait for a host's SSH handshake and Docker engine (`10`, `10s`, `1m`).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s", help_heading = "SSH")]
     pub connect_timeout: Duration,
-    /// How long one Docker API call may take; an image pull is one call.
+    /// How long one Docker API call may take, its answer included (a stop: plus its grace
+    /// time); a pull must make progress this often. A host that misses it is not asked again
+    /// in this run.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "300s", help_heading = "SSH")]
     pub command_timeout: Duration,
+    /// How long one image pull may take in all.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m", help_heading = "SSH")]
+    pub pull_timeout: Duration,
     /// At most this many SSH handshakes at once (and at most 10 to any one SSH server, as
     /// sshd's default MaxStartups drops more).
     #[arg(long, default_value_t = 64, help_heading = "SSH")]
@@ -195,6 +204,7 @@ impl RepoArgs {
             environment: self.environment.clone(),
             policy: self.policy.clone(),
             worktree: false,
+            git_timeout: Some(self.git_timeout),
         }
     }
 }
@@ -247,6 +257,7 @@ impl SshArgs {
             key_text,
             connect_timeout: self.connect_timeout,
             command_timeout: self.command_timeout,
+            pull_timeout: self.pull_timeout,
             config: Arc::new(self.client_config()?),
         })
     }

@@ -3,6 +3,7 @@
 //! since a burst of opens can overflow the remote socket's accept backlog; channels are opened
 //! ahead of need (`Spares`) so that only a host's first round of requests waits for them.
 
+use super::deadline::{missed, Deadline, Deadlined, Limits, Silence};
 use super::ssh::Session;
 use bollard::{ClientVersion, Docker};
 use hyper_util::rt::TokioIo;
@@ -29,8 +30,7 @@ fn io_error(e: impl std::fmt::Display) -> bollard::errors::Error {
     }
 }
 
-/// A channel to the engine's socket, as a byte stream.
-type EngineStream = russh::ChannelStream<russh::client::Msg>;
+/// A channel to the engine's socket.
 type EngineChannel = russh::Channel<russh::client::Msg>;
 
 async fn open(session: &Session, socket: &str) -> Result<EngineChannel, bollard::errors::Error> {
@@ -41,8 +41,8 @@ async fn open(session: &Session, socket: &str) -> Result<EngineChannel, bollard:
 }
 
 /// Sends one HTTP request over an open channel, which closes when the response is done.
-async fn send_over<B>(
-    stream: EngineStream,
+async fn send_over<B, S>(
+    stream: S,
     mut req: hyper::Request<B>,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<hyper::Response<hyper::body::Incoming>, bollard::errors::Error>
@@ -50,6 +50,7 @@ where
     B: hyper::body::Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     // HTTP/1.1 needs a Host header; hyper's low-level client does not add one.
     req.headers_mut().insert(
@@ -194,12 +195,14 @@ impl EngineApi {
 
 /// A bollard client whose requests travel over `session`, speaking `API_VERSION`, and what
 /// its engine's first answer said of its API (`check_engine`). Nothing is sent yet.
-/// Each API call may take at most `request_timeout` (image pulls included); `spares`
-/// channels are kept open ahead of need (`spares_per_host`).
+/// Each call has a deadline by what it asks (`deadline::Deadline::for_request`), its answer
+/// included; the first one missed makes the host `silence`d: later calls fail at once.
+/// `spares` channels are kept open ahead of need (`spares_per_host`).
 pub fn connect(
     session: Arc<Session>,
     socket: &str,
-    request_timeout: std::time::Duration,
+    limits: Limits,
+    silence: Silence,
     spares: usize,
 ) -> Result<(Docker, EngineApi), String> {
     let api = EngineApi::default();
@@ -216,22 +219,51 @@ pub fn connect(
         let limit = limit.clone();
         let spares = spares.clone();
         let seen = seen.clone();
+        let silence = silence.clone();
         async move {
+            if let Some(said) = silence.said() {
+                return Err(io_error(format!(
+                    "{said} earlier in this run: not asked again"
+                )));
+            }
+            let deadline =
+                Deadline::for_request(req.method().as_str(), &req.uri().to_string(), limits);
+            // Waiting for a free channel is not the engine's silence: it is outside the
+            // deadline (the calls holding the channels have theirs).
             let permit = limit.acquire_owned().await.map_err(io_error)?;
-            let channel = match spares.take() {
-                Some(channel) => channel,
-                None => open(&spares.session, &spares.socket).await?,
+            let asked = async {
+                let channel = match spares.take() {
+                    Some(channel) => channel,
+                    None => open(&spares.session, &spares.socket).await?,
+                };
+                spares.refill();
+                let stream = Deadlined::new(channel.into_stream(), deadline, silence.clone());
+                send_over(stream, req, Some(permit)).await
             };
-            spares.refill();
-            let response = send_over(channel.into_stream(), req, Some(permit)).await?;
+            // The channel's deadline ends a silent answer; this one a channel that does not
+            // open.
+            let response = match deadline.total {
+                Some(total) => tokio::time::timeout(total, asked)
+                    .await
+                    .unwrap_or_else(|_| {
+                        let said = missed(&deadline, false);
+                        silence.mark(&said);
+                        Err(io_error(said))
+                    }),
+                None => asked.await,
+            };
+            // A missed deadline reads as what it is, not as hyper's words for a cut stream.
+            let response = response.map_err(|e| silence.said().map_or(e, io_error))?;
             seen.saw(response.headers());
             Ok(response)
         }
     };
+    // bollard's own timeout (on the headers only) is a backstop behind the deadlines above.
+    let backstop = limits.pull.max(limits.command) + std::time::Duration::from_secs(60);
     let docker = Docker::connect_with_custom_transport(
         transport,
         Some("http://docker"),
-        request_timeout.as_secs().max(1),
+        backstop.as_secs(),
         &API_VERSION,
     )
     .map_err(|e| e.to_string())?;

@@ -1,6 +1,7 @@
 //! The fleet: SSH sessions to every host (in parallel, handshakes capped), a Docker client
 //! over each, and observation.
 
+pub mod deadline;
 pub mod docker;
 pub mod http;
 pub mod known_hosts;
@@ -26,6 +27,46 @@ pub struct Connected {
     pub via: Vec<Arc<ssh::Session>>,
     /// How long its engine may take to first answer (`--connect-timeout`).
     pub answer_within: std::time::Duration,
+    /// How long its engine's calls may take.
+    pub limits: deadline::Limits,
+    /// Whether its engine missed a deadline in this run (then it is not asked again).
+    pub silence: deadline::Silence,
+}
+
+impl Connected {
+    /// A raw JSON call (see `docker::raw_json`) under the host's deadline and silence.
+    pub async fn raw_json(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<(u16, serde_json::Value), String> {
+        if let Some(said) = self.silence.said() {
+            return Err(format!("{said} earlier in this run: not asked again"));
+        }
+        let within = self.limits.command;
+        let answer = docker::raw_json(
+            within,
+            &self.session,
+            &self.host.docker_socket,
+            method,
+            path,
+            body,
+        )
+        .await;
+        answer.map_err(|e| {
+            if e.contains("did not answer within") {
+                let said = format!(
+                    "the Docker engine did not answer within {}s (--command-timeout)",
+                    within.as_secs()
+                );
+                self.silence.mark(&said);
+                said
+            } else {
+                e
+            }
+        })
+    }
 }
 
 /// Credentials for pulls, by registry (as `model::registry::registry_of` names it).
@@ -129,10 +170,16 @@ pub async fn connect_all(
                 drop(permit);
                 drop(server_permit);
                 let session = session?;
+                let limits = deadline::Limits {
+                    command: options.command_timeout,
+                    pull: options.pull_timeout,
+                };
+                let silence = deadline::Silence::default();
                 let (docker, api) = docker::connect(
                     session.clone(),
                     &host.docker_socket,
-                    options.command_timeout,
+                    limits,
+                    silence.clone(),
                     spares,
                 )?;
                 Ok::<_, String>(Connected {
@@ -142,6 +189,8 @@ pub async fn connect_all(
                     session,
                     via,
                     answer_within: options.connect_timeout,
+                    limits,
+                    silence,
                 })
             })
         })

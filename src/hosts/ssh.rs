@@ -18,8 +18,11 @@ pub struct SshOptions {
     /// A private key's text (from `BERTH_SSH_KEY`), tried first.
     pub key_text: Option<String>,
     pub connect_timeout: Duration,
-    /// How long one Docker API call may take.
+    /// How long one Docker API call may take, its answer included; for a pull, the longest
+    /// time without progress.
     pub command_timeout: Duration,
+    /// How long one image pull may take.
+    pub pull_timeout: Duration,
     /// The OpenSSH client configuration: aliases, users, ports, keys, bastions.
     pub config: Arc<ClientConfig>,
 }

@@ -34,7 +34,12 @@ pub struct Source {
     pub policy: Option<PathBuf>,
     /// Read the files as they are on disk, not a commit (`validate` without `--ref`).
     pub worktree: bool,
+    /// How long a Git server may go quiet during a fetch (`--git-timeout`; default 60 s).
+    pub git_timeout: Option<std::time::Duration>,
 }
+
+/// How long a Git server may go quiet during a fetch, unless `--git-timeout` says.
+pub const GIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How to reach the hosts.
 #[derive(Debug, Clone)]
@@ -140,6 +145,7 @@ pub fn read_source(from: &Source) -> Result<source::Source> {
         cache_dir,
         known_hosts: known_hosts_path(from.known_hosts.clone()),
         credentials: source::GitCredentials::from_env(),
+        fetch_timeout: from.git_timeout.unwrap_or(GIT_TIMEOUT),
     };
     Ok(source::read(&req)?)
 }

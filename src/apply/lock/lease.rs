@@ -96,8 +96,13 @@ enum Renewal {
 
 /// Proves the lock on one host is still this apply's, then writes lease `n`. The proof
 /// comes first: a lease written for a lock another apply took would look like a dead apply's.
+/// A host whose engine missed a deadline is left alone: no step goes there any more in this
+/// run, and its lock is left to run out (the next apply on this machine takes it over).
 async fn renew_one(h: &HeldHost, project: &str, id: &str, n: u64, lease_s: u64) -> Renewal {
     let name = &h.c.host.name;
+    if h.c.silence.said().is_some() {
+        return Renewal::Kept(None);
+    }
     match lock_network(&h.c.docker, project).await {
         Err(e) => return Renewal::Failed(format!("{name}: {e}")),
         Ok(Some((network_id, _))) if network_id == h.network_id => {}
@@ -167,6 +172,8 @@ pub(super) async fn renew(
                     fence.lose(why);
                     return;
                 }
+                // The engine missed its deadline just now: out of this run, as above.
+                Renewal::Failed(_) if h.c.silence.said().is_some() => {}
                 Renewal::Failed(e) => {
                     all = false;
                     if h.renewed.elapsed() > lease * 2 / 3 {

@@ -8,7 +8,7 @@
 
 use crate::here;
 use crate::hosts::observe::{engine_now, lock_network};
-use crate::hosts::{docker::raw_json, Connected, Fleet};
+use crate::hosts::{Connected, Fleet};
 use crate::model::label;
 use crate::model::lock::{self, Holder, Record};
 use crate::model::names;
@@ -151,15 +151,9 @@ async fn create(c: &Connected, claim: &Claim<'_>) -> Result<Option<String>, Stri
     if let Some(process) = here::this_process() {
         body["Labels"][lock::PROCESS_LABEL] = json!(process);
     }
-    let (status, reply) = raw_json(
-        c.docker.timeout(),
-        &c.session,
-        &c.host.docker_socket,
-        hyper::Method::POST,
-        "/networks/create",
-        body,
-    )
-    .await?;
+    let (status, reply) = c
+        .raw_json(hyper::Method::POST, "/networks/create", body)
+        .await?;
     match status {
         201 => {
             let id = reply["Id"].as_str().unwrap_or_default().to_string();

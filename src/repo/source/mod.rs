@@ -18,6 +18,8 @@ pub struct SourceRequest<'a> {
     /// known_hosts for ssh URLs.
     pub known_hosts: PathBuf,
     pub credentials: GitCredentials,
+    /// A fetch is given up when the server sends nothing for this long.
+    pub fetch_timeout: std::time::Duration,
 }
 
 pub struct Source {

@@ -1,10 +1,15 @@
 //! A repository read by URL: fetched into a bare cache (incrementally), with a token for
-//! https or a key for ssh, the server's host key checked on the URL's port.
+//! https or a key for ssh, the server's host key checked on the URL's port, given up when
+//! the server goes quiet for `--git-timeout`.
 
 use super::{commit_facts, git_error, read_tree, Source, SourceRequest};
 use git2::{Cred, FetchOptions, RemoteCallbacks, Repository};
 use miette::{miette, Result};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// How to authenticate to a remote repository (read from the environment by the CLI).
 #[derive(Debug, Clone, Default)]
@@ -69,88 +74,15 @@ fn resolve_fetched<'r>(repo: &'r Repository, spec: &str) -> Result<git2::Commit<
 pub(super) fn read_remote(req: &SourceRequest) -> Result<Source> {
     let key = crate::model::short_hash(req.repo.as_bytes());
     let dir = req.cache_dir.join("repos").join(key);
-    let repo = match Repository::open_bare(&dir) {
-        Ok(r) => r,
-        Err(_) => {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| miette!("cannot create the cache {}: {e}", dir.display()))?;
-            let r = Repository::init_bare(&dir)
-                .map_err(|e| git_error(&format!("cannot make the cache {}", dir.display()), &e))?;
-            r.remote("origin", req.repo).map_err(|e| {
-                git_error(
-                    &format!("{} is not a repository URL git takes", req.repo),
-                    &e,
-                )
-            })?;
-            r
-        }
+    let fetch = Fetch {
+        url: req.repo.to_string(),
+        dir: dir.clone(),
+        known_hosts: req.known_hosts.clone(),
+        credentials: req.credentials.clone(),
     };
-    {
-        let mut remote = repo
-            .find_remote("origin")
-            .map_err(|e| git_error("the cached repository has no origin", &e))?;
-        let mut callbacks = RemoteCallbacks::new();
-        // libgit2 asks again after every refusal; one try per method, then give up.
-        let mut tried_token = false;
-        let mut tried_ssh = false;
-        let creds = req.credentials.clone();
-        callbacks.credentials(move |_url, user, allowed| {
-            let user = user.unwrap_or("git");
-            if allowed.is_user_pass_plaintext() {
-                if let Some(token) = &creds.token {
-                    if std::mem::replace(&mut tried_token, true) {
-                        return Err(git2::Error::from_str("the server refused BERTH_GIT_TOKEN"));
-                    }
-                    let name = creds.user.as_deref().unwrap_or("x-access-token");
-                    return Cred::userpass_plaintext(name, token);
-                }
-            }
-            if allowed.is_ssh_key() {
-                if std::mem::replace(&mut tried_ssh, true) {
-                    return Err(git2::Error::from_str("ssh authentication failed"));
-                }
-                if let Some(key) = &creds.ssh_key_file {
-                    return Cred::ssh_key(user, None, key, None);
-                }
-                return Cred::ssh_key_from_agent(user);
-            }
-            Err(git2::Error::from_str("no credentials: set BERTH_GIT_TOKEN (https) or BERTH_GIT_SSH_KEY_FILE / an ssh agent"))
-        });
-        let known_hosts = req.known_hosts.clone();
-        let port = ssh_port(req.repo);
-        let refused = std::rc::Rc::new(std::cell::RefCell::new(None::<String>));
-        let refused_in_check = refused.clone();
-        callbacks.certificate_check(move |cert, host| {
-            let Some(hostkey) = cert.as_hostkey().and_then(|h| h.hostkey()) else {
-                // TLS certificates are checked by libgit2 itself.
-                return Ok(git2::CertificateCheckStatus::CertificatePassthrough);
-            };
-            match crate::hosts::known_hosts::check_raw(&known_hosts, host, port, hostkey) {
-                Ok(()) => Ok(git2::CertificateCheckStatus::CertificateOk),
-                Err(e) => {
-                    // libgit2 replaces the callback's message with its own; keep ours.
-                    *refused_in_check.borrow_mut() = Some(e.clone());
-                    Err(git2::Error::from_str(&e))
-                }
-            }
-        });
-        let mut fo = FetchOptions::new();
-        fo.remote_callbacks(callbacks);
-        remote
-            .fetch(
-                &[
-                    "+refs/heads/*:refs/remotes/origin/*",
-                    "+refs/tags/*:refs/tags/*",
-                    "+HEAD:refs/remotes/origin/HEAD",
-                ],
-                Some(&mut fo),
-                None,
-            )
-            .map_err(|e| match refused.borrow_mut().take() {
-                Some(why) => miette!("fetching {}: {why}", req.repo),
-                None => miette!("fetching {}: {}", req.repo, e.message()),
-            })?;
-    }
+    fetch_watched(fetch, req.fetch_timeout)?;
+    let repo = Repository::open_bare(&dir)
+        .map_err(|e| git_error(&format!("cannot open the cache {}", dir.display()), &e))?;
     let commit = resolve_fetched(&repo, req.git_ref.unwrap_or("HEAD"))?;
     let files = read_tree(&repo, &commit, Path::new(""))?;
     Ok(Source {
@@ -158,6 +90,160 @@ pub(super) fn read_remote(req: &SourceRequest) -> Result<Source> {
         warnings: vec![],
         commit: Some(commit_facts(&repo, &commit)?),
     })
+}
+
+/// What a fetch into the cache needs, owned: it runs on a thread of its own.
+struct Fetch {
+    url: String,
+    dir: PathBuf,
+    known_hosts: PathBuf,
+    credentials: GitCredentials,
+}
+
+/// Signs of life from a fetch: the milliseconds since it began at the last one, and whether
+/// the caller gave up on it.
+#[derive(Default)]
+struct Watch {
+    heard_ms: AtomicU64,
+    given_up: AtomicBool,
+}
+
+impl Watch {
+    /// Notes a sign of life; false once the caller gave up (libgit2 then cancels).
+    fn heard(&self, began: Instant) -> bool {
+        let ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.heard_ms.store(ms, Ordering::Relaxed);
+        !self.given_up.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs the fetch on a thread of its own and waits while it shows signs of life (the server's
+/// answers, objects received, progress messages) at least every `idle`. libgit2 has no
+/// deadline of its own on every transport: an SSH or HTTP server that stops answering would
+/// hold the fetch, and `sync` with it, for ever. A fetch given up on is told to cancel at its
+/// next callback; if it never gets one its thread is left to end with the process.
+fn fetch_watched(fetch: Fetch, idle: Duration) -> Result<()> {
+    let url = fetch.url.clone();
+    let watch = Arc::new(Watch::default());
+    let began = Instant::now();
+    let (done, outcome) = std::sync::mpsc::channel();
+    let watching = watch.clone();
+    std::thread::Builder::new()
+        .name("git-fetch".into())
+        .spawn(move || {
+            let _ = done.send(fetch_into_cache(&fetch, &watching, began));
+        })
+        .map_err(|e| miette!("fetching {url}: cannot start the fetch: {e}"))?;
+    loop {
+        match outcome.recv_timeout(Duration::from_millis(100)) {
+            Ok(fetched) => return fetched,
+            Err(RecvTimeoutError::Timeout) => {
+                let heard = Duration::from_millis(watch.heard_ms.load(Ordering::Relaxed));
+                if began.elapsed().saturating_sub(heard) > idle {
+                    watch.given_up.store(true, Ordering::Relaxed);
+                    return Err(miette!(
+                        help = "is the Git server up and reachable? --git-timeout sets how long berth waits",
+                        "fetching {url}: the Git server sent nothing for {}s (--git-timeout): gave up",
+                        idle.as_secs()
+                    ));
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(miette!("fetching {url}: the fetch ended without an answer"))
+            }
+        }
+    }
+}
+
+fn fetch_into_cache(fetch: &Fetch, watch: &Watch, began: Instant) -> Result<()> {
+    let dir = &fetch.dir;
+    let repo = match Repository::open_bare(dir) {
+        Ok(r) => r,
+        Err(_) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| miette!("cannot create the cache {}: {e}", dir.display()))?;
+            let r = Repository::init_bare(dir)
+                .map_err(|e| git_error(&format!("cannot make the cache {}", dir.display()), &e))?;
+            r.remote("origin", &fetch.url).map_err(|e| {
+                git_error(
+                    &format!("{} is not a repository URL git takes", fetch.url),
+                    &e,
+                )
+            })?;
+            r
+        }
+    };
+    let mut remote = repo
+        .find_remote("origin")
+        .map_err(|e| git_error("the cached repository has no origin", &e))?;
+    let mut callbacks = RemoteCallbacks::new();
+    // libgit2 asks again after every refusal; one try per method, then give up.
+    let mut tried_token = false;
+    let mut tried_ssh = false;
+    let creds = fetch.credentials.clone();
+    callbacks.credentials(move |_url, user, allowed| {
+        watch.heard(began);
+        let user = user.unwrap_or("git");
+        if allowed.is_user_pass_plaintext() {
+            if let Some(token) = &creds.token {
+                if std::mem::replace(&mut tried_token, true) {
+                    return Err(git2::Error::from_str("the server refused BERTH_GIT_TOKEN"));
+                }
+                let name = creds.user.as_deref().unwrap_or("x-access-token");
+                return Cred::userpass_plaintext(name, token);
+            }
+        }
+        if allowed.is_ssh_key() {
+            if std::mem::replace(&mut tried_ssh, true) {
+                return Err(git2::Error::from_str("ssh authentication failed"));
+            }
+            if let Some(key) = &creds.ssh_key_file {
+                return Cred::ssh_key(user, None, key, None);
+            }
+            return Cred::ssh_key_from_agent(user);
+        }
+        Err(git2::Error::from_str(
+            "no credentials: set BERTH_GIT_TOKEN (https) or BERTH_GIT_SSH_KEY_FILE / an ssh agent",
+        ))
+    });
+    let known_hosts = fetch.known_hosts.clone();
+    let port = ssh_port(&fetch.url);
+    let refused = std::rc::Rc::new(std::cell::RefCell::new(None::<String>));
+    let refused_in_check = refused.clone();
+    callbacks.certificate_check(move |cert, host| {
+        watch.heard(began);
+        let Some(hostkey) = cert.as_hostkey().and_then(|h| h.hostkey()) else {
+            // TLS certificates are checked by libgit2 itself.
+            return Ok(git2::CertificateCheckStatus::CertificatePassthrough);
+        };
+        match crate::hosts::known_hosts::check_raw(&known_hosts, host, port, hostkey) {
+            Ok(()) => Ok(git2::CertificateCheckStatus::CertificateOk),
+            Err(e) => {
+                // libgit2 replaces the callback's message with its own; keep ours.
+                *refused_in_check.borrow_mut() = Some(e.clone());
+                Err(git2::Error::from_str(&e))
+            }
+        }
+    });
+    callbacks.transfer_progress(|_| watch.heard(began));
+    callbacks.sideband_progress(|_| watch.heard(began));
+    callbacks.update_tips(|_, _, _| watch.heard(began));
+    let mut fo = FetchOptions::new();
+    fo.remote_callbacks(callbacks);
+    remote
+        .fetch(
+            &[
+                "+refs/heads/*:refs/remotes/origin/*",
+                "+refs/tags/*:refs/tags/*",
+                "+HEAD:refs/remotes/origin/HEAD",
+            ],
+            Some(&mut fo),
+            None,
+        )
+        .map_err(|e| match refused.borrow_mut().take() {
+            Some(why) => miette!("fetching {}: {why}", fetch.url),
+            None => miette!("fetching {}: {}", fetch.url, e.message()),
+        })
 }
 
 #[cfg(test)]

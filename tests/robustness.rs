@@ -1,6 +1,7 @@
-//! Inputs that used to panic or reach outside the repository, checked offline (no host is
+//! Inputs that used to panic or reach outside the repository, checked offline (no lab host is
 //! contacted: each fails before connecting): plan files that are broken or hold non-ASCII
-//! text, a closed output pipe, files that are not UTF-8, symbolic links out of the repository.
+//! text, a closed output pipe, files that are not UTF-8, symbolic links out of the repository;
+//! and an SSH server on loopback that takes the connection and says nothing.
 
 mod common;
 use common::*;
@@ -243,4 +244,41 @@ fn symbolic_links_out_of_the_repository_are_refused_and_never_read() {
         assert!(r.said().contains("outside the repository"), "{r:?}");
         assert!(!r.all().contains("TOP-SECRET-CONTENT"), "{r:?}");
     }
+}
+
+#[test]
+fn an_ssh_server_that_takes_the_connection_and_says_nothing_is_given_up_on() {
+    // It accepts, then never sends its banner (a hung sshd, a black-holing firewall).
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in server.incoming() {
+            held.push(conn);
+        }
+    });
+    let dir = plain_repo(&["web"]);
+    std::fs::write(
+        dir.path().join("inventory.yaml"),
+        format!(
+            "hosts:\n  - {{name: q1, address: 127.0.0.1, port: {port}, labels: {{zone: a}}}}\n"
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let r = run(&[
+        "plan",
+        "--repo",
+        dir.path().to_str().unwrap(),
+        "--connect-timeout",
+        "1s",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.all().contains("q1") && r.all().contains("connection timed out after 1s"),
+        "{r:?}"
+    );
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    no_panic(&r);
 }

@@ -136,6 +136,17 @@ fn unsigned_unknown_and_disallowed_commits_are_refused_before_any_host_is_contac
             "{args:?}: {r:?}"
         );
     }
+    // validate reads the files on disk, which carry no signature: it checks the other
+    // rules and says where the signature is checked; with --ref it reads the commit.
+    let r = repo.berth(&["validate", "--policy", &p]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.said().contains("the files on disk carry no signature"),
+        "{r:?}"
+    );
+    let r = repo.berth(&["validate", "--policy", &p, "--ref", "HEAD"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.said().contains("it is unsigned"), "{r:?}");
     signed_commit(&repo, &mallory, "signed by a key the policy does not list");
     let r = repo.berth(&["plan", "--policy", &p]);
     assert_eq!(r.code, 1, "{r:?}");

@@ -55,7 +55,7 @@ pub struct RepoArgs {
     pub policy: Option<PathBuf>,
     /// For a repository URL: how long the Git server may send nothing during a fetch before
     /// berth gives up on it (`60s`, `2m`).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s", help_heading = "Repository")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout, default_value = "60s", help_heading = "Repository")]
     pub git_timeout: std::time::Duration,
 }
 
@@ -103,15 +103,15 @@ pub struct SshArgs {
     )]
     pub identity: Vec<PathBuf>,
     /// How long to wait for a host's SSH handshake and Docker engine (`10`, `10s`, `1m`).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s", help_heading = "SSH")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout, default_value = "10s", help_heading = "SSH")]
     pub connect_timeout: Duration,
     /// How long one Docker API call may take, its answer included (a stop: plus its grace
     /// time); a pull must make progress this often. A host that misses it is not asked again
     /// in this run.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "300s", help_heading = "SSH")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout, default_value = "300s", help_heading = "SSH")]
     pub command_timeout: Duration,
     /// How long one image pull may take in all.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m", help_heading = "SSH")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout, default_value = "30m", help_heading = "SSH")]
     pub pull_timeout: Duration,
     /// At most this many SSH handshakes at once (and at most 10 to any one SSH server, as
     /// sshd's default MaxStartups drops more).
@@ -157,6 +157,16 @@ impl LockArgs {
 /// A duration flag in the repository's units (`500ms`, `30s`, `5m`, `1h`).
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     repo::units::duration_ms(text).map(Duration::from_millis)
+}
+
+/// A timeout: a duration of at least a second (the engine and Git deadlines count seconds,
+/// and 0 would end every call at once).
+pub fn parse_timeout(text: &str) -> std::result::Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("{text} is too short: a timeout is at least 1s"));
+    }
+    Ok(d)
 }
 
 /// What a plan covers beyond pods declared in Git.

@@ -170,11 +170,22 @@ pub struct Loaded {
 pub fn load_checked(source: &Source, secrets: Secrets) -> Result<Loaded> {
     let policy = super::policy::load(source.policy.as_deref(), &source.repo)?;
     let src = read_source(source)?;
-    let signer = super::policy::check_commit(
-        policy.as_ref(),
-        source.policy.as_deref(),
-        src.commit.as_ref(),
-    )?;
+    let on_disk = source.worktree && source.git_ref.is_none();
+    let signer = if on_disk {
+        // Files on disk carry no signature: `validate` checks every other rule, and the
+        // commit's signer is checked where a commit is read (plan, apply, sync, or
+        // `validate --ref`).
+        if policy.as_ref().is_some_and(|p| p.allowed_signers.is_some()) {
+            eprintln!("note: the files on disk carry no signature: the policy's allowed_signers is checked on the commit (plan, apply, sync, validate --ref)");
+        }
+        None
+    } else {
+        super::policy::check_commit(
+            policy.as_ref(),
+            source.policy.as_deref(),
+            src.commit.as_ref(),
+        )?
+    };
     for w in &src.warnings {
         eprintln!("warning: {w}");
     }

@@ -55,7 +55,8 @@ async fn main() {
                 "/_ping",
                 serde_json::Value::Null,
             )
-            .await?;
+            .await
+            .map_err(|e| e.to_string())?;
             match status {
                 200 => Ok(()),
                 other => Err(format!("{}: /_ping answered {other}", hop.key())),

@@ -428,7 +428,11 @@ async fn a_pod_that_ends_before_it_joins_fails_its_gate_for_that_reason() {
         f.message.contains("failed its health gate") && f.message.contains("exited with code 1"),
         "{f:?}"
     );
-    assert!(f.verdict, "a crash is a verdict on the revision: {f:?}");
+    assert_eq!(
+        f.kind,
+        berth::apply::FailureKind::Verdict,
+        "a crash is a verdict on the revision: {f:?}"
+    );
     assert!(f.details.contains("it broke"), "{f:?}");
 }
 
@@ -474,6 +478,17 @@ async fn a_job_runs_before_any_new_pod_and_its_failure_touches_no_pod() {
             .message
             .contains("job migrate exited with code 3"),
         "{failed:?}"
+    );
+    // Its exit is a verdict on the revision, told by its kind, not its words: the revision
+    // is recorded failed (the rollback's records stay), so `sync` does not retry it.
+    assert_eq!(
+        failed[0].failures[0].kind,
+        berth::apply::FailureKind::Verdict
+    );
+    assert!(
+        r.log.iter().any(|l| l.contains("record web Failed")),
+        "{:#?}",
+        r.log
     );
     assert!(
         !r.log.iter().any(|l| l.contains(": create web-")

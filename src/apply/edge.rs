@@ -284,8 +284,11 @@ impl Edges {
         deployment: &str,
         revision: &str,
         check: &EdgeAnalysis,
-    ) -> Result<String, String> {
-        let routing = self.routing.as_ref().ok_or("the plan routes nothing")?;
+    ) -> Result<String, super::step::StepError> {
+        use super::step::StepError;
+        let fault = |e: String| StepError::new(e, String::new());
+        let routing =
+            (self.routing.as_ref()).ok_or_else(|| fault("the plan routes nothing".into()))?;
         let backend = haproxy::backend_name(deployment);
         let read = || async {
             let all = join_all(self.engines.iter().map(|(host, engine)| async move {
@@ -308,14 +311,14 @@ impl Edges {
             }
             Ok::<_, String>(out)
         };
-        let before = read().await?;
+        let before = read().await.map_err(fault)?;
         tokio::time::sleep(std::time::Duration::from_millis(check.duration_ms)).await;
-        let after = read().await?;
+        let after = read().await.map_err(fault)?;
         let counts: Vec<edge_stats::Counts> = after
             .iter()
             .map(|(k, a)| edge_stats::between(before.get(k).copied().unwrap_or_default(), *a))
             .collect();
-        edge_stats::verdict(check, &counts)
+        edge_stats::verdict(check, &counts).map_err(|why| StepError::verdict(why, String::new()))
     }
 
     async fn push_all(&self) -> Result<(), String> {

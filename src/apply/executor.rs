@@ -32,25 +32,21 @@ pub struct StepFailure {
     pub host: String,
     pub message: String,
     pub details: String,
-    /// The failure is a verdict on the new pods (a health gate or an analysis they failed),
-    /// not a fault of the host, the network or the operator (an interrupt).
-    pub verdict: bool,
+    pub kind: FailureKind,
 }
 
-/// Whether a step's failure judges the revision it rolls out.
-pub(super) fn is_verdict(step: &Step, message: &str) -> bool {
-    match step {
-        Step::AwaitReady { .. } => {
-            message.contains("failed its health gate") || message.contains("was not ready within")
-        }
-        Step::Analyze { .. } | Step::EdgeAnalyze { .. } => message.starts_with("analysis failed"),
-        // The revision's own code failed: a migration that fails is not retried by the next
-        // sync (as a failed health gate), until Git changes or --retry.
-        Step::RunJob { .. } => {
-            message.contains("exited with code") || message.contains("did not finish within")
-        }
-        _ => false,
-    }
+/// What a step's failure says of the revision it rolls out: what `sync` and the history
+/// decide on (its message is for people only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// A verdict on the new pods: a health gate or an analysis they failed, a job of the
+    /// revision that failed or ran out of time. The revision is marked failed: `sync` does
+    /// not retry it until Git changes (or `--retry`).
+    Verdict,
+    /// A fault of a host, the network, the engine or berth: tried again by the next run.
+    Fault,
+    /// The operator stopped it (SIGINT, SIGTERM), or the lock was lost: tried again.
+    Interrupted,
 }
 
 /// Time an apply spent waiting, by what for (per wave, the longest host of each).
@@ -260,7 +256,7 @@ async fn run_lane(
                         host: "-".into(),
                         message: format!("interrupted by {signal}"),
                         details: String::new(),
-                        verdict: false,
+                        kind: FailureKind::Interrupted,
                     }],
                     Waits::default(),
                 ),
@@ -285,7 +281,7 @@ async fn run_lane(
         }
         // Only a verdict on the new pods marks the revision failed (so `sync` does not retry
         // it); an interrupt, a host or a network fault is rolled back and tried again.
-        let on_failure = if !failures.iter().any(|f| f.verdict) {
+        let on_failure = if !failures.iter().any(|f| f.kind == FailureKind::Verdict) {
             without_failure_records(&wave.on_failure)
         } else {
             wave.on_failure.clone()
@@ -375,7 +371,7 @@ async fn run_hosts(
                 host: "?".into(),
                 message: format!("internal error: {e}"),
                 details: String::new(),
-                verdict: false,
+                kind: FailureKind::Fault,
             }),
         }
     }

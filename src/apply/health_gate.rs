@@ -33,7 +33,7 @@ pub(super) async fn await_ready(
         for (name, p) in containers.iter().zip(probes) {
             let p = p?;
             if let Some(problem) = problem_of(name, &p) {
-                return Err(StepError::new(
+                return Err(StepError::verdict(
                     format!("pod {pod} failed its health gate: {problem}"),
                     failure_details(engine, containers).await,
                 ));
@@ -51,7 +51,7 @@ pub(super) async fn await_ready(
                     let probes = join_all(containers.iter().map(|name| engine.probe(name))).await;
                     for (name, p) in containers.iter().zip(probes) {
                         if let Some(problem) = p.ok().and_then(|p| problem_of(name, &p)) {
-                            return Err(StepError::new(
+                            return Err(StepError::verdict(
                                 format!("pod {pod} failed its health gate: {problem}"),
                                 failure_details(engine, containers).await,
                             ));
@@ -68,7 +68,7 @@ pub(super) async fn await_ready(
             ready_since = None;
         }
         if Instant::now() >= deadline {
-            return Err(StepError::new(
+            return Err(StepError::verdict(
                 format!(
                     "pod {pod} was not ready within {:?}",
                     Duration::from_millis(timeout_ms)

@@ -4,7 +4,7 @@
 //! as Kubernetes starts a ReplicaSet's pods and counts `minReadySeconds` for each pod on its
 //! own: three pods of a batch on one host wait for one `min_ready`, not three.
 
-use super::executor::{is_verdict, StepFailure, Waits};
+use super::executor::{FailureKind, StepFailure, Waits};
 use super::progress::{describe, Progress};
 use super::step::{run_step, HostContext, StepError};
 use crate::plan::Step;
@@ -111,15 +111,15 @@ async fn run_one(
     // No step without the lock (see `lock::fence`), nor on an engine that missed a deadline
     // (one wait per run on a frozen engine, not one per step).
     let refused = match ctx.engine.silent() {
-        Some(said) => Err(format!("{said}; not asked to {what}")),
-        None => ctx.fence.ready().await,
+        Some(said) => Err((format!("{said}; not asked to {what}"), FailureKind::Fault)),
+        None => (ctx.fence.ready().await).map_err(|why| (why, FailureKind::Interrupted)),
     };
-    if let Err(message) = refused {
+    if let Err((message, kind)) = refused {
         let failure = StepFailure {
             host: ctx.host.clone(),
             message,
             details: String::new(),
-            verdict: false,
+            kind,
         };
         return (Err(failure), waited);
     }
@@ -148,23 +148,29 @@ async fn run_one(
         _ => {}
     }
     progress.step_done(&ctx.host, lane, &what);
-    let result = result.map_err(|StepError { message, details }| {
-        // A missed deadline in the middle of a step: say that, and what it was doing.
-        match ctx.engine.silent() {
-            Some(said) => StepFailure {
-                host: ctx.host.clone(),
-                verdict: false,
-                message: format!("{said} (to {what})"),
-                details,
-            },
-            None => StepFailure {
-                host: ctx.host.clone(),
-                verdict: is_verdict(step, &message),
-                message,
-                details,
-            },
-        }
-    });
+    let result = result.map_err(
+        |StepError {
+             message,
+             details,
+             kind,
+         }| {
+            // A missed deadline in the middle of a step: say that, and what it was doing.
+            match ctx.engine.silent() {
+                Some(said) => StepFailure {
+                    host: ctx.host.clone(),
+                    kind: FailureKind::Fault,
+                    message: format!("{said} (to {what})"),
+                    details,
+                },
+                None => StepFailure {
+                    host: ctx.host.clone(),
+                    kind,
+                    message,
+                    details,
+                },
+            }
+        },
+    );
     (result, waited)
 }
 

@@ -18,12 +18,20 @@ pub(super) async fn run_job(ctx: &HostContext, job: &crate::plan::JobPlan) -> St
         }
         tail.push_back(line.to_string());
     };
-    let code = ctx.engine.run_job(job, &output).await?;
+    let code = match ctx.engine.run_job(job, &output).await {
+        Ok(code) => code,
+        // The revision's own code ran out of time: a verdict, like an exit other than 0.
+        Err(e @ super::engine::OpError::JobTimedOut { .. }) => {
+            let details: Vec<String> = tail.lock().expect("not poisoned").drain(..).collect();
+            return Err(StepError::verdict(e.to_string(), details.join("\n")));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if code == 0 {
         return Ok(());
     }
     let details: Vec<String> = tail.lock().expect("not poisoned").drain(..).collect();
-    Err(StepError::new(
+    Err(StepError::verdict(
         format!(
             "job {} exited with code {code}; the new pods of {} were not started",
             job.job, job.deployment

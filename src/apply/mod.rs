@@ -21,6 +21,6 @@ pub fn unix_now() -> u64 {
 }
 
 pub use executor::{
-    execute, execute_on, Engines, FailedWave, Fence, Logins, Outcome, PodInputs, Progress, Secrets,
-    StepFailure, Waits,
+    execute, execute_on, Engines, FailedWave, FailureKind, Fence, Logins, Outcome, PodInputs,
+    Progress, Secrets, StepFailure, Waits,
 };

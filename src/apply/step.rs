@@ -4,6 +4,7 @@
 use super::drain::Drains;
 use super::edge::Edges;
 use super::engine::{Engine, OpError, OpResult};
+use super::executor::FailureKind;
 use super::health_gate::await_ready;
 use super::progress::Progress;
 use crate::plan::Step;
@@ -11,18 +12,29 @@ use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Why a step failed: what went wrong, and what the user needs to see of it (the pod's last
-/// log lines, its health check's output).
+/// Why a step failed: what went wrong, what the user needs to see of it (the pod's last
+/// log lines, its health check's output), and what kind of failure it is.
 pub(super) struct StepError {
     pub(super) message: String,
     pub(super) details: String,
+    pub(super) kind: FailureKind,
 }
 
 impl StepError {
+    /// A fault of a host, the network or berth: the next run tries again.
     pub(super) fn new(message: impl Into<String>, details: String) -> StepError {
         StepError {
             message: message.into(),
             details,
+            kind: FailureKind::Fault,
+        }
+    }
+
+    /// A verdict on the revision's pods (see `FailureKind::Verdict`).
+    pub(super) fn verdict(message: impl Into<String>, details: String) -> StepError {
+        StepError {
+            kind: FailureKind::Verdict,
+            ..StepError::new(message, details)
         }
     }
 }
@@ -120,14 +132,9 @@ pub(super) async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
             revision,
             check,
         } => {
-            let verdict = ctx.edges.analyze(deployment, revision, check).await;
-            match verdict {
-                Ok(summary) => {
-                    ctx.progress.output(&ctx.host, "edge analysis", &summary);
-                    Ok(())
-                }
-                Err(why) => Err(StepError::new(why, String::new())),
-            }
+            let summary = ctx.edges.analyze(deployment, revision, check).await?;
+            ctx.progress.output(&ctx.host, "edge analysis", &summary);
+            Ok(())
         }
         Step::Wait { ms, .. } => {
             tokio::time::sleep(Duration::from_millis(*ms)).await;
@@ -136,6 +143,7 @@ pub(super) async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
         Step::Analyze { pods, check } => engine
             .analyze(pods, check, &ctx.analysis_failures)
             .await
-            .map_err(|(message, details)| StepError::new(message, details)),
+            // The engine's analysis fails only on the pods' answers: a verdict.
+            .map_err(|(message, details)| StepError::verdict(message, details)),
     }
 }

@@ -120,6 +120,15 @@ impl Spares {
     }
 }
 
+/// Why a raw call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RawError {
+    #[error("the Docker engine did not answer within {0:?}")]
+    TimedOut(std::time::Duration),
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// A raw JSON request to the engine, for the few calls bollard's models cannot express
 /// (network creation with `CheckDuplicate`, which older engines need to refuse a duplicate).
 pub async fn raw_json(
@@ -129,7 +138,7 @@ pub async fn raw_json(
     method: hyper::Method,
     path: &str,
     body: serde_json::Value,
-) -> Result<(u16, serde_json::Value), String> {
+) -> Result<(u16, serde_json::Value), RawError> {
     use http_body_util::BodyExt;
     // The whole exchange, answer body included, within the deadline (bollard's own timeout
     // covers only the headers of the calls it makes).
@@ -158,7 +167,8 @@ pub async fn raw_json(
     };
     tokio::time::timeout(within, exchange)
         .await
-        .map_err(|_| format!("the Docker engine did not answer within {within:?}"))?
+        .map_err(|_| RawError::TimedOut(within))?
+        .map_err(RawError::Failed)
 }
 
 /// The most berth reads of an engine's answer to a call it makes by hand (`raw_json`).

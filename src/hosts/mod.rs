@@ -54,17 +54,16 @@ impl Connected {
             body,
         )
         .await;
-        answer.map_err(|e| {
-            if e.contains("did not answer within") {
+        answer.map_err(|e| match e {
+            docker::RawError::TimedOut(within) => {
                 let said = format!(
                     "the Docker engine did not answer within {}s (--command-timeout)",
                     within.as_secs()
                 );
                 self.silence.mark(&said);
                 said
-            } else {
-                e
             }
+            docker::RawError::Failed(e) => e,
         })
     }
 }

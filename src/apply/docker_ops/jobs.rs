@@ -48,11 +48,10 @@ pub async fn run_job(
         let deadline = Duration::from_millis(job.timeout_ms);
         match tokio::time::timeout(deadline, follow(docker, name, output)).await {
             Ok(code) => code,
-            Err(_) => Err(OpError::Refused(format!(
-                "job {} did not finish within {}s and was stopped",
-                job.job,
-                job.timeout_ms / 1000
-            ))),
+            Err(_) => Err(OpError::JobTimedOut {
+                job: job.job.clone(),
+                secs: job.timeout_ms / 1000,
+            }),
         }
     }
     .await;

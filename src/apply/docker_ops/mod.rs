@@ -26,6 +26,9 @@ pub enum OpError {
     /// An operation that failed inside a larger one.
     #[error("{doing}: {source}")]
     Within { doing: String, source: Box<OpError> },
+    /// A job that ran past its timeout (and was stopped): a verdict on its revision.
+    #[error("job {job} did not finish within {secs}s and was stopped")]
+    JobTimedOut { job: String, secs: u64 },
 }
 
 impl From<String> for OpError {

@@ -1,5 +1,6 @@
 //! This machine and this process, as an apply lock records its holder, and whether a holder
-//! recorded that way is still running here.
+//! recorded that way is still running here; and this machine's clock (`unix_now`), the one
+//! place the shell reads it.
 //!
 //! A process is named by the kernel's boot id, its pid namespace, its user, its pid and its
 //! start time: two machines never share a boot id, two containers on one kernel do not share
@@ -9,6 +10,15 @@
 //! system without `/proc`) nothing can be told and the lock's lease decides.
 
 use std::path::Path;
+
+/// This machine's clock, in Unix seconds: when a rollout state, a history record or a sync
+/// round happened. Never compared with another machine's (the apply lock is judged by the
+/// engines' clocks, see `model::lock`).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 /// This machine's name, as lock owners record it (for people to read).
 pub fn machine() -> String {

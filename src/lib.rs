@@ -1,7 +1,8 @@
 //! berth: a declarative GitOps reconciler for fleets of plain Docker hosts.
 //!
 //! The core (`model`, `repo::load`, `diff`, `plan`, `render`) does no I/O; the shell
-//! (`repo::source`, `hosts`, `apply`, `ops`, `cli`, `here`) talks to Git, SSH, Docker and this machine.
+//! (`repo::source`, `hosts`, `apply`, `ops`, `cli`, `here`) talks to Git, SSH, Docker and this machine;
+//! `known_hosts` (the SSH host keys this machine trusts) is below both the hosts and Git over SSH.
 //!
 //! A run, from repository to hosts (docs/architecture.md has the whole map):
 //! 1. `repo::source` reads files at a commit; `repo::load` checks them into a `DesiredState`.
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod diff;
 pub mod here;
 pub mod hosts;
+pub mod known_hosts;
 pub mod model;
 pub mod ops;
 pub mod plan;

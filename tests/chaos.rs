@@ -1,6 +1,6 @@
 //! Chaos: berth is killed with SIGKILL at many moments of rolling, canary and blue-green
-//! updates and of `promote` and `abort`, while a client on every host asks the service name
-//! all along. After each kill, the next plain run converges: exactly the declared pods, each
+//! updates and of `promote` and `abort` (four tests, each on a project of its own, run side
+//! by side), while a client on every host asks the service name all along. After each kill, the next plain run converges: exactly the declared pods, each
 //! ready one behind its service name, no lock left, and no client request failed, but for
 //! the one a SIGKILL can cut: a request in flight to a pod whose leave (a disconnect and a
 //! connect, two calls) was cut between the two (counted and reported).
@@ -97,11 +97,23 @@ fn assert_converged(repo: &Repo, round: &str) {
     for h in HOSTS {
         let locks = docker(
             h,
-            &["network", "ls", "-q", "--filter", "name=berth-lock-t-chaos"],
+            &[
+                "network",
+                "ls",
+                "-q",
+                "--filter",
+                &format!("name=berth-lock-{}", repo.project),
+            ],
         );
         let leases = docker(
             h,
-            &["volume", "ls", "-q", "--filter", "name=berth-lease-t-chaos"],
+            &[
+                "volume",
+                "ls",
+                "-q",
+                "--filter",
+                &format!("name=berth-lease-{}", repo.project),
+            ],
         );
         assert!(
             locks.trim().is_empty() && leases.trim().is_empty(),
@@ -110,7 +122,9 @@ fn assert_converged(repo: &Repo, round: &str) {
     }
 }
 
+#[derive(Default)]
 struct Tally {
+    rounds: usize,
     kills: usize,
     requests: usize,
     failed: usize,
@@ -128,6 +142,7 @@ fn round(
     after: Duration,
     recover: &[&str],
 ) {
+    tally.rounds += 1;
     let mark = answers(repo);
     let log = repo.path().join(".killed.log");
     let started = Command::new("date").arg("+%T").output().unwrap();
@@ -188,43 +203,64 @@ fn round(
     );
 }
 
-#[test]
-fn berth_killed_at_any_moment_converges_on_the_next_run_without_a_failed_request() {
-    let repo = Repo::new("t-chaos");
-    start_with_clients(&repo, &web_round(0, ROLLING));
-    let mut tally = Tally {
-        kills: 0,
-        requests: 0,
-        failed: 0,
-        cut_in_flight: 0,
-    };
-    let apply = ["apply", "--auto-approve"];
-    let sync = ["sync"];
-    let mut n = 0;
-    // Kill moments spread over each strategy's apply (0.3 s to 6.2 s in).
-    for (strategy, label) in [
-        (ROLLING, "rolling"),
-        (CANARY, "canary"),
-        (BLUE_GREEN, "blue-green"),
-    ] {
-        for k in 0..10 {
-            n += 1;
-            repo.write("deployments/web.yaml", &web_round(n, strategy));
-            repo.commit(&format!("round {n}"));
-            let after = Duration::from_millis(300 + 650 * k as u64);
-            round(
-                &repo,
-                &mut tally,
-                &format!("{label} round {k} (kill after {after:?})"),
-                &apply,
-                after,
-                &sync,
-            );
-        }
+/// Ten rounds of one strategy on a project of its own, each killed at another moment of
+/// its apply (0.3 s to 6.2 s in) and recovered by `sync`. The strategies run side by side,
+/// each on its own project, service name and clients.
+fn killed_rollouts(project: &str, strategy: &str, label: &str) {
+    let repo = Repo::new(project);
+    start_with_clients(&repo, &web_round(0, strategy));
+    let mut tally = Tally::default();
+    for k in 0..10 {
+        let n = k + 1;
+        repo.write("deployments/web.yaml", &web_round(n, strategy));
+        repo.commit(&format!("round {n}"));
+        let after = Duration::from_millis(300 + 650 * k as u64);
+        round(
+            &repo,
+            &mut tally,
+            &format!("{label} round {k} (kill after {after:?})"),
+            &["apply", "--auto-approve"],
+            after,
+            &["sync"],
+        );
     }
-    // promote and abort of a paused canary, killed half-way.
+    report(label, &tally);
+    assert!(
+        tally.kills >= 7,
+        "{label}: only {} of 10 runs were killed mid-run",
+        tally.kills
+    );
+}
+
+fn report(label: &str, tally: &Tally) {
+    eprintln!(
+        "chaos {label}: {} rounds, {} kills mid-run, {} requests, {} failed, {} in flight to a pod cut off mid-leave",
+        tally.rounds, tally.kills, tally.requests, tally.failed, tally.cut_in_flight
+    );
+}
+
+#[test]
+fn a_rolling_update_killed_at_any_moment_converges_without_a_failed_request() {
+    killed_rollouts("t-chaos-roll", ROLLING, "rolling");
+}
+
+#[test]
+fn a_canary_killed_at_any_moment_converges_without_a_failed_request() {
+    killed_rollouts("t-chaos-canary", CANARY, "canary");
+}
+
+#[test]
+fn a_blue_green_switch_killed_at_any_moment_converges_without_a_failed_request() {
+    killed_rollouts("t-chaos-bg", BLUE_GREEN, "blue-green");
+}
+
+#[test]
+fn promote_and_abort_killed_half_way_converge_without_a_failed_request() {
+    let repo = Repo::new("t-chaos-intent");
+    start_with_clients(&repo, &web_round(0, ROLLING));
+    let mut tally = Tally::default();
     for (k, intent) in ["promote", "abort", "promote", "abort"].iter().enumerate() {
-        n += 1;
+        let n = k + 1;
         repo.write("deployments/web.yaml", &web_round(n, PAUSED_CANARY));
         repo.commit(&format!("round {n}"));
         repo.apply_ok(&["-q"]);
@@ -233,15 +269,7 @@ fn berth_killed_at_any_moment_converges_on_the_next_run_without_a_failed_request
         let name = format!("{intent} round {k} (kill after {after:?})");
         round(&repo, &mut tally, &name, &action, after, &action);
     }
-    eprintln!(
-        "chaos: {} rounds, {} kills mid-run, {} requests, {} failed, {} in flight to a pod cut off mid-leave",
-        n, tally.kills, tally.requests, tally.failed, tally.cut_in_flight
-    );
-    assert!(
-        tally.kills >= 30,
-        "only {} runs were killed mid-run",
-        tally.kills
-    );
+    report("promote/abort", &tally);
 }
 
 /// The answers each client recorded after `mark`, per host.

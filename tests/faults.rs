@@ -1,7 +1,7 @@
 //! Faults on hosts during an apply, on the lab: a host's link cut (its veth set down), a
 //! host's dockerd restarted, a host's dockerd frozen (SIGSTOP). The apply ends with a
 //! documented exit code and names the host; once the host is back, the next apply converges. (A host unreachable from the start is in
-//! tests/e2e.rs.)
+//! tests/lab/e2e.rs.)
 
 mod common;
 use common::*;

@@ -13,13 +13,6 @@ pub mod lock;
 pub mod progress;
 mod step;
 
-/// The clock, in Unix seconds (lock and rollout timestamps, rollout delays).
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 pub use executor::{
     execute, execute_on, Engines, FailedWave, FailureKind, Fence, Logins, Outcome, PodInputs,
     Progress, Secrets, StepFailure, Waits,

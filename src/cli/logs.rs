@@ -52,7 +52,7 @@ pub fn run(a: LogsArgs) -> Result<u8> {
     check_host(&desired, a.host.as_deref())?;
     let to = a.ssh.connection()?;
     let since = a.since.map(|d| {
-        let now = crate::apply::unix_now() as i64;
+        let now = crate::here::unix_now() as i64;
         now - d.as_secs() as i64
     });
     let options = LogsOptions {

@@ -79,7 +79,7 @@ pub fn run(a: SyncArgs, verbosity: Verbosity) -> Result<u8> {
 
 /// The metrics after a round: how it ended, and each deployment's pods as they are now.
 async fn measure(metrics: &Mutex<Metrics>, args: &apply::ApplyArgs, code: u8, started: Instant) {
-    let ended = crate::apply::unix_now();
+    let ended = crate::here::unix_now();
     let pods = async {
         let desired = load_repo(&args.repo.source(Some(&args.ssh)), Secrets::NotNeeded).ok()?;
         let to = args.ssh.connection().ok()?;
@@ -188,7 +188,7 @@ async fn keep_syncing(
     let mut last_good: Option<String> = None;
     while !stopping.load(Ordering::SeqCst) {
         round += 1;
-        let started = crate::apply::unix_now();
+        let started = crate::here::unix_now();
         eprintln!(
             "sync: round {round} at {}",
             crate::model::rollout::rfc3339(started)

@@ -4,7 +4,6 @@
 pub mod deadline;
 pub mod docker;
 pub mod http;
-pub mod known_hosts;
 pub mod observe;
 pub mod route;
 pub mod ssh;

@@ -1,7 +1,7 @@
 //! One SSH session per host (russh). Docker calls run over channels of that session.
 
-use super::known_hosts;
 use super::route::{ClientConfig, Hop};
+use crate::known_hosts;
 use russh::client::{self, Handle};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use std::path::PathBuf;

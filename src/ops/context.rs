@@ -257,7 +257,7 @@ impl Context {
             selector: self.selector.as_ref(),
             prune: self.scope.prune,
             prune_volumes: self.scope.prune_volumes,
-            now: crate::apply::unix_now(),
+            now: crate::here::unix_now(),
             intents: self.scope.intents.clone(),
             retry: self.scope.retry,
             rollback_to: self.scope.rollback_to.clone(),

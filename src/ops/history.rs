@@ -56,7 +56,7 @@ pub async fn record(
     deployments.retain(|d| !d.is_empty());
     let record = ApplyRecord {
         id: id.iter().map(|b| format!("{b:02x}")).collect(),
-        at: crate::apply::unix_now(),
+        at: crate::here::unix_now(),
         user,
         machine,
         commit: plan.commit.clone(),

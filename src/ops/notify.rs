@@ -45,7 +45,7 @@ impl Event {
         Event {
             event: event.to_string(),
             project: plan.project.clone(),
-            at: crate::apply::unix_now(),
+            at: crate::here::unix_now(),
             commit: plan.commit.clone(),
             summary: crate::render::summary(plan),
             deployments,
@@ -110,8 +110,8 @@ impl Notifier {
         let url = self.url.clone()?;
         let body = serde_json::to_string(event).expect("an event serialises");
         let name = event.event.clone();
-        let signed = (self.key.as_deref())
-            .map(|key| signature_headers(key, crate::apply::unix_now(), &body));
+        let signed =
+            (self.key.as_deref()).map(|key| signature_headers(key, crate::here::unix_now(), &body));
         let posted = tokio::task::spawn_blocking(move || {
             let tls = ureq::tls::TlsConfig::builder()
                 .provider(ureq::tls::TlsProvider::NativeTls)

@@ -176,7 +176,7 @@ pub async fn record_rollout(
     remove_volume(docker, &name).await?;
     let Some(state) = state else { return Ok(()) };
     let mut state = state.clone();
-    state.since = super::unix_now();
+    state.since = crate::here::unix_now();
     let mut labels = project_labels(project);
     labels.insert(
         ROLLOUT_LABEL.to_string(),

@@ -58,7 +58,7 @@ pub(super) async fn write_lease(
         // For older berth, which judged leases by this (its writer's clock).
         (
             lock::EXPIRES_LABEL.to_string(),
-            (crate::apply::unix_now() + lease_s).to_string(),
+            (crate::here::unix_now() + lease_s).to_string(),
         ),
     ]);
     let req = bollard::models::VolumeCreateRequest {

@@ -352,7 +352,7 @@ pub async fn acquire(
             project,
             id: &id,
             owner: &owner,
-            now: crate::apply::unix_now(),
+            now: crate::here::unix_now(),
             lease_s: options.lease.as_secs(),
         };
         match acquire_once(fleet, &claim, hosts, notice).await {

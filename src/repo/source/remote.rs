@@ -80,7 +80,11 @@ pub(super) fn read_remote(req: &SourceRequest) -> Result<Source> {
         known_hosts: req.known_hosts.clone(),
         credentials: req.credentials.clone(),
     };
-    fetch_watched(fetch, req.fetch_timeout)?;
+    // A full commit id the cache already holds needs no fetch: a commit never changes (and
+    // `sync` reads again the very commit its policy check fetched).
+    if !req.git_ref.is_some_and(|r| cached_commit(&dir, r)) {
+        fetch_watched(fetch, req.fetch_timeout)?;
+    }
     let repo = Repository::open_bare(&dir)
         .map_err(|e| git_error(&format!("cannot open the cache {}", dir.display()), &e))?;
     let commit = resolve_fetched(&repo, req.git_ref.unwrap_or("HEAD"))?;
@@ -90,6 +94,13 @@ pub(super) fn read_remote(req: &SourceRequest) -> Result<Source> {
         warnings: vec![],
         commit: Some(commit_facts(&repo, &commit)?),
     })
+}
+
+/// Whether `spec` is a full commit id that the cache at `dir` holds.
+fn cached_commit(dir: &Path, spec: &str) -> bool {
+    let full = spec.len() == 40 && spec.bytes().all(|b| b.is_ascii_hexdigit());
+    full && Repository::open_bare(dir)
+        .is_ok_and(|repo| git2::Oid::from_str(spec).is_ok_and(|oid| repo.find_commit(oid).is_ok()))
 }
 
 /// What a fetch into the cache needs, owned: it runs on a thread of its own.
@@ -216,7 +227,7 @@ fn fetch_into_cache(fetch: &Fetch, watch: &Watch, began: Instant) -> Result<()> 
             // TLS certificates are checked by libgit2 itself.
             return Ok(git2::CertificateCheckStatus::CertificatePassthrough);
         };
-        match crate::hosts::known_hosts::check_raw(&known_hosts, host, port, hostkey) {
+        match crate::known_hosts::check_raw(&known_hosts, host, port, hostkey) {
             Ok(()) => Ok(git2::CertificateCheckStatus::CertificateOk),
             Err(e) => {
                 // libgit2 replaces the callback's message with its own; keep ours.

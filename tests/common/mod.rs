@@ -444,3 +444,17 @@ impl Watched {
         (self.child.wait().unwrap().code(), rest)
     }
 }
+
+/// A TCP server on loopback that takes every connection and never says a word (a hung
+/// server, a firewall that drops the packets after the handshake); its port.
+pub fn silent_server() -> u16 {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in server.incoming() {
+            held.push(conn);
+        }
+    });
+    port
+}

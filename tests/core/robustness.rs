@@ -247,15 +247,8 @@ fn symbolic_links_out_of_the_repository_are_refused_and_never_read() {
 
 #[test]
 fn an_ssh_server_that_takes_the_connection_and_says_nothing_is_given_up_on() {
-    // It accepts, then never sends its banner (a hung sshd, a black-holing firewall).
-    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = server.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in server.incoming() {
-            held.push(conn);
-        }
-    });
+    // It takes the connection and never says a word.
+    let port = crate::common::silent_server();
     let dir = plain_repo(&["web"]);
     std::fs::write(
         dir.path().join("inventory.yaml"),

@@ -286,16 +286,8 @@ fn project_and_host(dir: &Path) {
 
 #[test]
 fn a_git_server_that_goes_quiet_is_given_up_on_at_the_git_timeout() {
-    // A server that takes the connection and never says a word (a hung Git host, a
-    // firewall that drops the packets after the handshake).
-    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = server.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in server.incoming() {
-            held.push(conn);
-        }
-    });
+    // It takes the connection and never says a word.
+    let port = crate::common::silent_server();
     let cache = tempfile::tempdir().unwrap();
     let url = format!("http://127.0.0.1:{port}/deploy.git");
     let mut req = request(&url, None, cache.path());

@@ -208,8 +208,8 @@ fn foreign_lock(repo: &Repo, lease_s: u64) {
     }
 }
 
-/// Leaves a lease volume of no lock on `host`, as an apply killed while it released does.
-fn orphan_lease(repo: &Repo, host: &str) {
+/// Puts a lease volume of the lock `id` on `host`, labelled as berth labels them.
+fn lease_volume(repo: &Repo, host: &str, id: &str, n: u32, label: &str) {
     docker(
         host,
         &[
@@ -218,12 +218,17 @@ fn orphan_lease(repo: &Repo, host: &str) {
             "--label",
             &format!("berth.project={}", repo.project),
             "--label",
-            "berth.lock.id=released1",
+            &format!("berth.lock.id={id}"),
             "--label",
-            "berth.lock.expires=99999999999",
-            &format!("berth-lease-{}-released1-4", repo.project),
+            label,
+            &format!("berth-lease-{}-{id}-{n}", repo.project),
         ],
     );
+}
+
+/// Leaves a lease volume of no lock on `host`, as an apply killed while it released does.
+fn orphan_lease(repo: &Repo, host: &str) {
+    lease_volume(repo, host, "released1", 4, "berth.lock.expires=99999999999");
 }
 
 #[test]
@@ -401,20 +406,7 @@ fn a_holder_suspended_past_its_lease_resumes_and_stops_without_touching_a_host()
 
 /// A lease volume of the lock `foreign_lock` puts on `host`.
 fn foreign_lease(repo: &Repo, host: &str) {
-    docker(
-        host,
-        &[
-            "volume",
-            "create",
-            "--label",
-            &format!("berth.project={}", repo.project),
-            "--label",
-            "berth.lock.id=elsewhere1",
-            "--label",
-            "berth.lock.lease=600",
-            &format!("berth-lease-{}-elsewhere1-0", repo.project),
-        ],
-    );
+    lease_volume(repo, host, "elsewhere1", 0, "berth.lock.lease=600");
 }
 
 /// berth under libfaketime: its clock `offset` away from the engines' (`+1h`, `-1h`).

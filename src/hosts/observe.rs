@@ -11,7 +11,7 @@ use crate::model::{
 };
 use bollard::models::ContainerSummary;
 use bollard::query_parameters::{
-    InspectContainerOptions, InspectNetworkOptions, ListContainersOptionsBuilder,
+    InspectContainerOptions, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
     ListVolumesOptionsBuilder,
 };
 use bollard::Docker;
@@ -87,29 +87,46 @@ fn container(c: ContainerSummary) -> ObservedContainer {
     }
 }
 
-/// The project's lock network on a host, if there is one: its id and labels.
+/// Why the lock on a host could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LockRead {
+    /// Two networks of the lock's name, for an instant: two applies created it at once, and
+    /// one of them is giving its own up (see `apply::lock`).
+    #[error("two apply locks of one name on the host (two applies racing for it)")]
+    Ambiguous,
+    #[error("reading the apply lock: {0}")]
+    Engine(String),
+}
+
+/// The project's lock network on a host, if there is one: its id, labels and creation. A
+/// list (the engine's name filter matches parts of names, so the exact name is picked here),
+/// which also tells two locks of one name apart from one.
 pub async fn lock_network(
     docker: &Docker,
     project: &str,
-) -> Result<Option<(String, crate::model::lock::Record)>, String> {
-    match docker
-        .inspect_network(
-            &crate::model::names::lock_name(project),
-            None::<InspectNetworkOptions>,
-        )
+) -> Result<Option<(String, crate::model::lock::Record)>, LockRead> {
+    let name = crate::model::names::lock_name(project);
+    let filters = HashMap::from([("name".to_string(), vec![name.clone()])]);
+    let options = ListNetworksOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let found = docker
+        .list_networks(Some(options))
         .await
-    {
-        Ok(n) => Ok(Some((
+        .map_err(|e| LockRead::Engine(e.to_string()))?;
+    let mut exact = found
+        .into_iter()
+        .filter(|n| n.name.as_deref() == Some(name.as_str()));
+    match (exact.next(), exact.next()) {
+        (None, _) => Ok(None),
+        (Some(_), Some(_)) => Err(LockRead::Ambiguous),
+        (Some(n), None) => Ok(Some((
             n.id.unwrap_or_default(),
             crate::model::lock::Record {
                 labels: n.labels.unwrap_or_default().into_iter().collect(),
                 created: n.created.as_deref().and_then(parse_rfc3339),
             },
         ))),
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Ok(None),
-        Err(e) => Err(format!("inspecting the lock: {e}")),
     }
 }
 

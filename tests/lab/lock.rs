@@ -289,9 +289,10 @@ fn signal(pid: u32, sig: &str) {
     assert!(sent.success(), "kill -{sig} {pid}");
 }
 
-/// The container events of `repo`'s project on `host` from `since` (Unix seconds) until now:
-/// what touched its pods (other tests' projects run on the same hosts meanwhile).
-fn container_events(repo: &Repo, host: &str, since: u64) -> String {
+/// The container events of `repo`'s project on `host` from `since` until now: what touched
+/// its pods (other tests' projects run on the same hosts meanwhile). To the nanosecond: the
+/// apply that finished just before `since` may have touched them within the same second.
+fn container_events(repo: &Repo, host: &str, since: std::time::Duration) -> String {
     let until = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -302,7 +303,7 @@ fn container_events(repo: &Repo, host: &str, since: u64) -> String {
         &[
             "events",
             "--since",
-            &since.to_string(),
+            &format!("{}.{:09}", since.as_secs(), since.subsec_nanos()),
             "--until",
             &until.to_string(),
             "--filter",
@@ -370,8 +371,7 @@ fn a_holder_suspended_past_its_lease_resumes_and_stops_without_touching_a_host()
     }
     let resumed_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+        .unwrap();
     signal(holder.pid(), "CONT");
     let (code, said) = holder.finish();
     let said = said.join("\n");

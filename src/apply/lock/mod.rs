@@ -7,14 +7,13 @@
 //! wins, the second finds nothing to remove, and only one of them can create the new lock.
 
 use crate::here;
-use crate::hosts::observe::{engine_now, lock_network};
+use crate::hosts::observe::{engine_now, lock_network, LockRead};
 use crate::hosts::{Connected, Fleet};
 use crate::model::label;
 use crate::model::lock::{self, Holder, Record};
 use crate::model::names;
 use futures_util::future::join_all;
 use serde_json::json;
-use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -109,7 +108,8 @@ pub async fn holder(
 ) -> Result<Option<(Holder, u64)>, String> {
     // The engine's time first: a lease renewed after this is never judged run out by it.
     let now = engine_now(&c.docker).await?;
-    let Some((_, lock)) = lock_network(&c.docker, project).await? else {
+    let Some((_, lock)) = (lock_network(&c.docker, project).await).map_err(|e| e.to_string())?
+    else {
         return Ok(None);
     };
     let found = match lock.labels.get(lock::ID_LABEL) {
@@ -161,38 +161,23 @@ async fn create(c: &Connected, claim: &Claim<'_>) -> Result<Option<String>, Stri
             // both succeed. So look after writing: whoever sees another lock of the name
             // gives its own up. Of two racing creators at most one can miss the other (the
             // later one's look comes after both creates), so at most one keeps a lock.
-            if lock_count(c, claim.project).await? > 1 {
-                match c.docker.remove_network(&id).await {
-                    Err(e) if status_of(&e) != Some(404) => {
-                        return Err(format!("giving up a duplicate lock: {e}"))
+            match lock_network(&c.docker, claim.project).await {
+                Err(LockRead::Ambiguous) => {
+                    match c.docker.remove_network(&id).await {
+                        Err(e) if status_of(&e) != Some(404) => {
+                            return Err(format!("giving up a duplicate lock: {e}"))
+                        }
+                        _ => {}
                     }
-                    _ => {}
+                    Ok(None)
                 }
-                return Ok(None);
+                Err(e) => Err(e.to_string()),
+                Ok(_) => Ok(Some(id)),
             }
-            Ok(Some(id))
         }
         409 => Ok(None),
         other => Err(format!("the engine answered {other}: {reply}")),
     }
-}
-
-/// How many networks carry exactly the lock's name (the engine's name filter matches parts).
-async fn lock_count(c: &Connected, project: &str) -> Result<usize, String> {
-    let name = names::lock_name(project);
-    let filters = HashMap::from([("name".to_string(), vec![name.clone()])]);
-    let options = bollard::query_parameters::ListNetworksOptionsBuilder::default()
-        .filters(&filters)
-        .build();
-    let found = c
-        .docker
-        .list_networks(Some(options))
-        .await
-        .map_err(|e| format!("listing locks: {e}"))?;
-    Ok(found
-        .iter()
-        .filter(|n| n.name.as_deref() == Some(name.as_str()))
-        .count())
 }
 
 /// A short random pause, so that two applies that tied do not tie again.
@@ -224,8 +209,8 @@ async fn take(c: &Connected, claim: &Claim<'_>) -> Result<Taken, LockError> {
         let Some((network_id, found)) = (match lock_network(&c.docker, claim.project).await {
             Ok(found) => found,
             // Two locks of one name for an instant (a tie being undone): look again.
-            Err(e) if e.contains("ambiguous") => continue,
-            Err(e) => return Err(failed(e)),
+            Err(LockRead::Ambiguous) => continue,
+            Err(e) => return Err(failed(e.to_string())),
         }) else {
             continue;
         };

@@ -80,16 +80,21 @@ pub fn parse_rfc3339(text: &str) -> Option<u64> {
         }
         _ => return None,
     };
-    // A civil date to days since 1970-01-01 (Howard Hinnant's algorithm).
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset * 60;
+    u64::try_from(secs).ok()
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm, proleptic Gregorian
+/// calendar); `month` 1 to 12, `day` 1 to 31.
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let mp = (month + 9) % 12;
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset * 60;
-    u64::try_from(secs).ok()
+    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

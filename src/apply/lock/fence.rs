@@ -11,7 +11,7 @@
 //! made after the wave was reached: the lock's generation (its network id) is checked on the
 //! engines once per wave whatever the clocks say.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
@@ -67,9 +67,7 @@ struct Inner {
     /// A step may run while the newest proof is younger than this.
     fresh_for: Duration,
     /// When the newest proof on every host began (a proof counts from before it was asked).
-    proved: Mutex<Option<Stamp>>,
-    /// Moves with each proof.
-    proofs: watch::Sender<u64>,
+    proved: watch::Sender<Option<Stamp>>,
     lost: watch::Sender<Option<String>>,
     /// Wakes the renewal for a proof now.
     wake: Notify,
@@ -86,8 +84,7 @@ impl Fence {
             inner: Arc::new(Inner {
                 open,
                 fresh_for,
-                proved: Mutex::new(proved),
-                proofs: watch::channel(0).0,
+                proved: watch::channel(proved).0,
                 lost: watch::channel(None).0,
                 wake: Notify::new(),
             }),
@@ -123,8 +120,7 @@ impl Fence {
 
     /// The renewal proved the lock on every host, with a proof begun at `began`.
     pub(super) fn proved(&self, began: Stamp) {
-        *self.inner.proved.lock().expect("fence") = Some(began);
-        self.inner.proofs.send_modify(|n| *n += 1);
+        self.inner.proved.send_replace(Some(began));
     }
 
     /// Resolves when someone wants a proof now.
@@ -133,7 +129,7 @@ impl Fence {
     }
 
     fn newest(&self) -> Option<Stamp> {
-        *self.inner.proved.lock().expect("fence")
+        *self.inner.proved.borrow()
     }
 
     fn fresh(&self) -> bool {
@@ -144,15 +140,17 @@ impl Fence {
     /// Waits for a proof begun after this call; an error says why the lock is lost.
     async fn next_proof(&self) -> Result<(), String> {
         let asked = Instant::now();
-        let mut proofs = self.inner.proofs.subscribe();
+        let mut proofs = self.inner.proved.subscribe();
         let mut lost = self.lost();
         self.inner.wake.notify_one();
         loop {
             if let Some(why) = lost.borrow_and_update().clone() {
                 return Err(why);
             }
-            proofs.borrow_and_update();
-            if self.newest().is_some_and(|p| p.monotonic >= asked) {
+            if proofs
+                .borrow_and_update()
+                .is_some_and(|p| p.monotonic >= asked)
+            {
                 return Ok(());
             }
             tokio::select! {

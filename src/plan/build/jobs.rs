@@ -3,62 +3,67 @@
 
 use super::*;
 
-impl Builder<'_> {
-    /// `waves` with the waves of the jobs to run first, when they create pods of the
-    /// deployment's revision and a job has no record of a run for it. Without a reachable
-    /// host for a job, the rollout waits (no wave at all) and an issue says why.
-    pub(super) fn with_jobs(&mut self, d: &Deployment, waves: Vec<Wave>) -> Vec<Wave> {
-        if d.jobs.is_empty() {
-            return waves;
-        }
-        let project = &self.input.desired.project;
-        let revision = d.revision(project);
-        let prefix = format!("{}-{revision}-", d.name);
-        let creates = waves.iter().flat_map(|w| w.steps.values().flatten()).any(
-            |s| matches!(s, Step::CreatePod { pod } if pod.deployment == d.name && pod.name.starts_with(&prefix)),
-        );
-        if !creates {
-            return waves;
-        }
-        let mut out = Vec::new();
-        for job in d.jobs.iter().filter(|j| !self.job_done(d, j, &revision)) {
-            let Some(host) = self.job_host(job) else {
-                self.rollout_issue(
-                    d,
-                    format!(
-                        "job {} of {} has no reachable host matching {}; the rollout waits for one",
-                        job.name, d.name, job.hosts
-                    ),
-                );
-                return vec![];
-            };
-            let Some(plan) = self.job_plan(d, job, &revision) else {
-                continue;
-            };
-            let mut steps = prepare_steps(project, &plan.container.spec);
-            let record = JobRecord {
-                deployment: d.name.clone(),
-                job: job.name.clone(),
-                revision: revision.clone(),
-            };
-            steps.push(Step::RunJob {
-                job: Box::new(plan),
-            });
-            steps.push(Step::RecordJob { record });
-            out.push(Wave {
-                description: format!(
-                    "run job {} on {host} before the new pods of {}",
-                    job.name, d.name
-                ),
-                deployment: None,
-                steps: BTreeMap::from([(host, steps)]),
-                on_failure: BTreeMap::new(),
-            });
-        }
-        out.extend(waves);
-        out
+/// `waves` with the waves of the jobs to run first, when they create pods of the
+/// deployment's revision and a job has no record of a run for it. Without a reachable
+/// host for a job, the rollout waits (no wave at all) and an issue says why.
+pub(super) fn with_jobs(
+    cx: &Context,
+    d: &Deployment,
+    waves: Vec<Wave>,
+    plan: &mut DeploymentPlan,
+) -> Vec<Wave> {
+    if d.jobs.is_empty() {
+        return waves;
     }
+    let project = &cx.input.desired.project;
+    let revision = d.revision(project);
+    let prefix = format!("{}-{revision}-", d.name);
+    let creates = waves.iter().flat_map(|w| w.steps.values().flatten()).any(
+        |s| matches!(s, Step::CreatePod { pod } if pod.deployment == d.name && pod.name.starts_with(&prefix)),
+    );
+    if !creates {
+        return waves;
+    }
+    let mut out = Vec::new();
+    for job in d.jobs.iter().filter(|j| !cx.job_done(d, j, &revision)) {
+        let Some(host) = cx.job_host(job) else {
+            plan.rollout_issue(
+                d,
+                format!(
+                    "job {} of {} has no reachable host matching {}; the rollout waits for one",
+                    job.name, d.name, job.hosts
+                ),
+            );
+            return vec![];
+        };
+        let Some(plan) = cx.job_plan(d, job, &revision) else {
+            continue;
+        };
+        let mut steps = prepare_steps(project, &plan.container.spec);
+        let record = JobRecord {
+            deployment: d.name.clone(),
+            job: job.name.clone(),
+            revision: revision.clone(),
+        };
+        steps.push(Step::RunJob {
+            job: Box::new(plan),
+        });
+        steps.push(Step::RecordJob { record });
+        out.push(Wave {
+            description: format!(
+                "run job {} on {host} before the new pods of {}",
+                job.name, d.name
+            ),
+            deployment: None,
+            steps: BTreeMap::from([(host, steps)]),
+            on_failure: BTreeMap::new(),
+        });
+    }
+    out.extend(waves);
+    out
+}
 
+impl Context<'_> {
     /// Whether a host records that the job ran for this revision.
     fn job_done(&self, d: &Deployment, job: &Job, revision: &str) -> bool {
         self.input

@@ -1,4 +1,10 @@
 //! Builds a plan from the desired and the observed state. Pure.
+//!
+//! `build` is a pipeline: a read-only `Context` (each host's state, the pods observed), then
+//! each selected deployment planned on its own into a `DeploymentPlan` value (its service
+//! names repaired, a kept revision brought back, or its strategy's rollout with its jobs and
+//! the history it forgets), then the prune, folded together with the edges' routes. A
+//! strategy is chosen in one place (`strategy::of`).
 
 use super::types::*;
 use crate::diff::{self, placement, Condition, ObservedPod, Unmanaged};
@@ -7,6 +13,7 @@ use crate::model::registry::registry_of;
 use crate::model::*;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod deployment_plan;
 mod history;
 mod jobs;
 mod pods;
@@ -17,9 +24,10 @@ mod restore;
 mod routing;
 mod steps;
 mod strategy;
+use crate::model::ingress::Endpoint;
+use deployment_plan::DeploymentPlan;
 pub use progressive::Intent;
 use steps::*;
-use strategy::waves_for;
 
 pub struct PlanInput<'a> {
     pub desired: &'a DesiredState,
@@ -41,21 +49,74 @@ pub struct PlanInput<'a> {
     pub rollback_to: BTreeMap<String, String>,
 }
 
-struct Builder<'a> {
+/// What every part of the plan reads: the input, each host's state and the pods observed.
+/// Read-only while a deployment is planned; each deployment's plan is a value of its own
+/// (`DeploymentPlan`) that `build` folds into the plan.
+struct Context<'a> {
     input: &'a PlanInput<'a>,
-    changes: Vec<Change>,
-    issues: Vec<Issue>,
-    /// Per host: steps that prepare for creates (networks, volumes, images).
-    prepare: BTreeMap<String, BTreeSet<PrepareStep>>,
-    waves: Vec<Wave>,
+    hosts: BTreeMap<String, HostState>,
     pods: Vec<ObservedPod>,
     unmanaged: Vec<Unmanaged>,
-    /// Pods of deployments that left Git, kept (see `Plan::not_in_git`).
-    not_in_git: BTreeMap<String, Vec<String>>,
-    /// Per host: the host ports taken, for new ingress pods (`routing`).
-    ports_in_use: BTreeMap<String, BTreeSet<u16>>,
-    /// Where the pods the plan creates answer, for the edges.
-    endpoints: BTreeMap<String, crate::model::ingress::Endpoint>,
+    /// Where the pods planned for earlier deployments answer (their host ports are taken).
+    claimed: BTreeMap<String, Endpoint>,
+}
+
+impl<'a> Context<'a> {
+    /// The hosts' states and pods, and an issue for each host that could not be observed.
+    fn new(input: &'a PlanInput<'a>) -> (Self, Vec<Issue>) {
+        let mut cx = Context {
+            input,
+            hosts: BTreeMap::new(),
+            pods: vec![],
+            unmanaged: vec![],
+            claimed: BTreeMap::new(),
+        };
+        let mut issues = Vec::new();
+        for h in &input.desired.hosts {
+            let state = match input.observed.get(&h.name) {
+                Some(Ok(o)) => {
+                    let (pods, unmanaged) = diff::group(&input.desired.project, o);
+                    cx.pods.extend(pods);
+                    cx.unmanaged.extend(unmanaged);
+                    HostState {
+                        connection: h.clone(),
+                        reachable: true,
+                        fingerprint: Some(o.fingerprint(&input.desired.project)),
+                        error: None,
+                    }
+                }
+                other => {
+                    let error = match other {
+                        Some(Err(e)) => e.clone(),
+                        _ => "not observed".to_string(),
+                    };
+                    issues.push(Issue {
+                        kind: IssueKind::Unreachable,
+                        host: Some(h.name.clone()),
+                        deployment: None,
+                        pod: None,
+                        message: format!("{} is unreachable: {error}", h.name),
+                    });
+                    HostState {
+                        connection: h.clone(),
+                        reachable: false,
+                        fingerprint: None,
+                        error: Some(error),
+                    }
+                }
+            };
+            cx.hosts.insert(h.name.clone(), state);
+        }
+        (cx, issues)
+    }
+
+    fn reachable(&self, host: &str) -> bool {
+        self.hosts.get(host).is_some_and(|s| s.reachable)
+    }
+
+    fn project(&self) -> &'a str {
+        &self.input.desired.project
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -121,75 +182,60 @@ enum Work {
     Stop(ObservedPod),
 }
 
-/// A deployment's plan: pod work ordered by its strategy later, a rollout's own waves, or
-/// the waves that bring back a kept revision (no job runs, no history is forgotten).
-enum Planned {
-    Work(Vec<Work>),
-    Waves(Vec<Wave>),
-    Restore(Vec<Wave>),
+/// The plan: the hosts observed, each selected deployment planned on its own (its strategy
+/// chooses how), what is no longer declared pruned, the edges' routes, and notices.
+pub fn build(input: &PlanInput) -> Plan {
+    let (mut cx, mut issues) = Context::new(input);
+    let selected = selected(input);
+    issues.extend(intent_issues(input));
+    let mut parts = Vec::new();
+    for d in &selected {
+        let part = plan_deployment(&cx, d);
+        cx.claimed
+            .extend(part.endpoints.iter().map(|(k, v)| (k.clone(), v.clone())));
+        parts.push((d.name.clone(), part));
+    }
+    let pruned = prune::plan(&cx, parts.iter().map(|(_, p)| p));
+    let mut plan = assemble(&cx, parts, pruned, issues);
+    // The edges route every ingress, planned or not (`-l`): their members are needed too.
+    let routed: Vec<&Deployment> = (input.desired.deployments.iter())
+        .filter(|d| d.ingress.is_some() || selected.iter().any(|s| s.name == d.name))
+        .collect();
+    plan.services = services(&cx, &routed);
+    plan.routing = routing::routing(&cx);
+    if let Some(r) = &plan.routing {
+        routing::edge_sync(&cx, r, &plan.services, &mut plan.changes, &mut plan.waves);
+    }
+    plan.dead_locks = dead_locks(input);
+    for h in &plan.dead_locks {
+        plan.issues.push(Issue {
+            kind: IssueKind::Notice,
+            host: Some(h.clone()),
+            deployment: None,
+            pod: None,
+            message: "an apply stopped without releasing its lock (its process ended or its lease ran out); the next apply clears it".into(),
+        });
+    }
+    let pulled: BTreeSet<&str> = plan.images().iter().map(|i| registry_of(i)).collect();
+    plan.registries = (input.desired.registries.iter())
+        .filter(|r| pulled.contains(r.server.as_str()))
+        .cloned()
+        .collect();
+    plan
 }
 
-pub fn build(input: &PlanInput) -> Plan {
-    let mut b = Builder {
-        input,
-        changes: vec![],
-        issues: vec![],
-        prepare: BTreeMap::new(),
-        waves: vec![],
-        pods: vec![],
-        unmanaged: vec![],
-        not_in_git: BTreeMap::new(),
-        ports_in_use: BTreeMap::new(),
-        endpoints: BTreeMap::new(),
-    };
-    let mut hosts = BTreeMap::new();
-    for h in &input.desired.hosts {
-        match input.observed.get(&h.name) {
-            Some(Ok(o)) => {
-                hosts.insert(
-                    h.name.clone(),
-                    HostState {
-                        connection: h.clone(),
-                        reachable: true,
-                        fingerprint: Some(o.fingerprint(&input.desired.project)),
-                        error: None,
-                    },
-                );
-                let (pods, unmanaged) = diff::group(&input.desired.project, o);
-                b.pods.extend(pods);
-                b.unmanaged.extend(unmanaged);
-            }
-            other => {
-                let error = match other {
-                    Some(Err(e)) => e.clone(),
-                    _ => "not observed".to_string(),
-                };
-                b.issues.push(Issue {
-                    kind: IssueKind::Unreachable,
-                    host: Some(h.name.clone()),
-                    deployment: None,
-                    pod: None,
-                    message: format!("{} is unreachable: {error}", h.name),
-                });
-                hosts.insert(
-                    h.name.clone(),
-                    HostState {
-                        connection: h.clone(),
-                        reachable: false,
-                        fingerprint: None,
-                        error: Some(error),
-                    },
-                );
-            }
-        }
-    }
-    let selected: Vec<&Deployment> = input
-        .desired
-        .deployments
-        .iter()
+/// The deployments this plan is for: those `-l` selects, and those a promote, abort or
+/// rollback names.
+fn selected<'a>(input: &PlanInput<'a>) -> Vec<&'a Deployment> {
+    (input.desired.deployments.iter())
         .filter(|d| input.selector.is_none_or(|s| s.matches(&d.labels)))
         .filter(|d| input.intents.is_empty() || input.intents.contains_key(&d.name))
-        .collect();
+        .collect()
+}
+
+/// Promote, abort or rollback of a deployment that has none to do.
+fn intent_issues(input: &PlanInput) -> Vec<Issue> {
+    let mut issues = Vec::new();
     for name in input.intents.keys() {
         let message = match input.desired.deployments.iter().find(|d| &d.name == name) {
             None => format!("there is no deployment named {name}"),
@@ -207,7 +253,7 @@ pub fn build(input: &PlanInput) -> Plan {
             }
             Some(_) => continue,
         };
-        b.issues.push(Issue {
+        issues.push(Issue {
             kind: IssueKind::Rollout,
             host: None,
             deployment: Some(name.clone()),
@@ -215,136 +261,123 @@ pub fn build(input: &PlanInput) -> Plan {
             message,
         });
     }
-    let mut all_work: Vec<(&Deployment, Option<Wave>, Planned)> = Vec::new();
-    for d in &selected {
-        let repairs = b.membership_repairs(d);
-        if b.restores(d) {
-            let to = input.rollback_to.get(&d.name).map(String::as_str);
-            all_work.push((d, repairs, Planned::Restore(b.restore(d, &hosts, to))));
-            continue;
-        }
-        if b.held_back(d) || b.failed_before(d) {
-            all_work.push((d, repairs, Planned::Work(vec![])));
-            continue;
-        }
-        let planned = if d.strategy.kind.is_progressive() {
-            b.progressive(d, &hosts)
-        } else {
-            None
-        };
-        let work = match planned {
-            Some(waves) => Planned::Waves(waves),
-            None => Planned::Work(b.deployment(d, &hosts)),
-        };
-        all_work.push((d, repairs, work));
+    issues
+}
+
+/// One deployment's plan: its service names repaired, then a kept revision brought back
+/// (`berth rollback`), or nothing while it is held back or its revision failed, or its
+/// strategy's rollout with the jobs it waits for; and the history past its limit forgotten.
+fn plan_deployment(cx: &Context, d: &Deployment) -> DeploymentPlan {
+    let mut out = DeploymentPlan::default();
+    let repairs = repair::membership_repairs(cx, d, &mut out);
+    let body = if cx.restores(d) {
+        let to = cx.input.rollback_to.get(&d.name).map(String::as_str);
+        history::restore(cx, d, to, &mut out)
+    } else {
+        let mut waves =
+            if history::held_back(cx, d, &mut out) || repair::failed_before(cx, d, &mut out) {
+                vec![]
+            } else {
+                let mut rollout = strategy::of(d.strategy.kind).rollout(cx, d);
+                let waves = std::mem::take(&mut rollout.waves);
+                out.extend(rollout);
+                let waves = jobs::with_jobs(cx, d, waves, &mut out);
+                repair::remember_failure(cx, d, waves)
+            };
+        waves.extend(history::forget_old_revisions(cx, d, &mut out));
+        waves
+    };
+    out.waves = repairs.into_iter().chain(body).collect();
+    for w in &mut out.waves {
+        w.deployment = Some(d.name.clone());
     }
-    let mut prune_steps = b.orphans(&hosts);
-    // Preparation first, in one parallel wave.
-    if !b.prepare.is_empty() {
-        let steps = b
-            .prepare
-            .iter()
-            .map(|(h, s)| {
-                let steps = s
-                    .iter()
-                    .map(|p| match p {
-                        PrepareStep::Network(n) => Step::EnsureNetwork { name: n.clone() },
-                        PrepareStep::Volume(n) => Step::EnsureVolume { name: n.clone() },
-                        PrepareStep::Image(i) => Step::EnsureImage { image: i.clone() },
-                    })
-                    .collect();
-                (h.clone(), steps)
-            })
+    out
+}
+
+/// Folds the deployments' plans together: what they prepare first, in one parallel wave,
+/// then each deployment's waves, then the prune.
+fn assemble(
+    cx: &Context,
+    parts: Vec<(String, DeploymentPlan)>,
+    pruned: prune::Pruned,
+    mut issues: Vec<Issue>,
+) -> Plan {
+    let input = cx.input;
+    let mut prepare: BTreeMap<String, BTreeSet<PrepareStep>> = BTreeMap::new();
+    let mut changes = Vec::new();
+    let mut waves = Vec::new();
+    for (_, part) in &parts {
+        for (host, steps) in &part.prepare {
+            prepare
+                .entry(host.clone())
+                .or_default()
+                .extend(steps.iter().cloned());
+        }
+    }
+    if !prepare.is_empty() {
+        let steps = (prepare.into_iter())
+            .map(|(h, s)| (h, s.into_iter().map(PrepareStep::step).collect()))
             .collect();
-        b.waves.push(Wave {
+        waves.push(Wave {
             deployment: None,
             description: "prepare networks, volumes and images".into(),
             steps,
             on_failure: BTreeMap::new(),
         });
     }
-    for (d, repairs, work) in all_work {
-        let mut waves: Vec<Wave> = repairs.into_iter().collect();
-        waves.extend(match work {
-            Planned::Work(work) => {
-                let waves = waves_for(d, work, &network_name(&input.desired.project));
-                let waves = b.with_jobs(d, waves);
-                b.remember_failure(d, waves)
-            }
-            Planned::Waves(waves) => b.with_jobs(d, waves),
-            Planned::Restore(waves) => waves,
-        });
-        if !b.restores(d) {
-            waves.extend(b.forget_old_revisions(d));
-        }
-        b.waves.extend(waves.into_iter().map(|w| Wave {
-            deployment: Some(d.name.clone()),
-            ..w
-        }));
+    for (_, part) in parts {
+        changes.extend(part.changes);
+        issues.extend(part.issues);
+        waves.extend(part.waves);
     }
-    if input.prune_volumes {
-        let removed = removed_containers(b.waves.iter().map(|w| &w.steps).chain([&prune_steps]));
-        b.unused_volumes(&removed, &mut prune_steps);
-    }
-    if !prune_steps.is_empty() {
-        b.waves.push(Wave {
+    changes.extend(pruned.changes);
+    issues.extend(pruned.issues);
+    if !pruned.steps.is_empty() {
+        waves.push(Wave {
             deployment: None,
             description: "prune what is no longer declared in Git".into(),
-            steps: prune_steps,
+            steps: pruned.steps,
             on_failure: BTreeMap::new(),
         });
     }
-
-    // The edges route every ingress, planned or not (`-l`): their members are needed too.
-    let routed: Vec<&Deployment> = (input.desired.deployments.iter())
-        .filter(|d| d.ingress.is_some() || selected.iter().any(|s| s.name == d.name))
-        .collect();
-    let services = b.services(&routed);
-    let routing = b.routing();
-    if let Some(r) = &routing {
-        b.edge_sync(r, &services);
-    }
-    let dead_locks: Vec<String> = input
-        .observed
-        .iter()
-        .filter_map(|(h, o)| Some((h, o.as_ref().ok()?)))
-        .filter(|(_, o)| o.lock_left_behind())
-        .map(|(h, _)| h.clone())
-        .collect();
-    for h in &dead_locks {
-        b.issues.push(Issue {
-            kind: IssueKind::Notice,
-            host: Some(h.clone()),
-            deployment: None,
-            pod: None,
-            message: "an apply stopped without releasing its lock (its process ended or its lease ran out); the next apply clears it".into(),
-        });
-    }
-    let mut plan = Plan {
+    Plan {
         version: PLAN_VERSION,
         project: input.desired.project.clone(),
         environment: input.desired.environment.clone(),
-        not_in_git: b.not_in_git,
+        not_in_git: pruned.not_in_git,
         commit: input.desired.commit.clone(),
         signed_by: None,
         desired_hash: input.desired.hash(),
         selector: input.selector.map(|s| s.to_string()),
         prune: input.prune,
-        hosts,
-        changes: b.changes,
-        issues: b.issues,
-        waves: b.waves,
-        services,
-        dead_locks,
+        hosts: cx.hosts.clone(),
+        changes,
+        issues,
+        waves,
+        services: Default::default(),
+        dead_locks: vec![],
         registries: vec![],
-        routing,
-    };
-    let pulled: BTreeSet<&str> = plan.images().iter().map(|i| registry_of(i)).collect();
-    plan.registries = (input.desired.registries.iter())
-        .filter(|r| pulled.contains(r.server.as_str()))
-        .cloned()
-        .collect();
-    plan
+        routing: None,
+    }
+}
+
+impl PrepareStep {
+    fn step(self) -> Step {
+        match self {
+            PrepareStep::Network(name) => Step::EnsureNetwork { name },
+            PrepareStep::Volume(name) => Step::EnsureVolume { name },
+            PrepareStep::Image(image) => Step::EnsureImage { image },
+        }
+    }
+}
+
+/// Hosts whose lock an apply left behind.
+fn dead_locks(input: &PlanInput) -> Vec<String> {
+    (input.observed.iter())
+        .filter_map(|(h, o)| Some((h, o.as_ref().ok()?)))
+        .filter(|(_, o)| o.lock_left_behind())
+        .map(|(h, _)| h.clone())
+        .collect()
 }
 
 fn spec_map(specs: &[ContainerSpec]) -> BTreeMap<String, serde_json::Value> {
@@ -366,43 +399,42 @@ fn observed_spec_map(pod: &ObservedPod) -> BTreeMap<String, serde_json::Value> {
         .collect()
 }
 
-impl Builder<'_> {
-    /// Who is behind each service name now: what a deep observation saw, or else what the
-    /// rollout state implies (a blue-green new set waits behind the preview name; after a
-    /// promotion the old set is out of service).
-    fn services(&self, selected: &[&Deployment]) -> super::membership::Membership {
-        let mut out = super::membership::Membership::new();
-        for d in selected {
-            let Some(service) = &d.service else { continue };
-            let preview = names::preview_alias(&service.name);
-            let state = Rollout::of(self.input.observed, &d.name);
-            for p in self.pods.iter().filter(|p| p.deployment == d.name) {
-                if !p.is_running() {
-                    continue;
-                }
-                let aliases: Vec<String> = match p.behind(&[&service.name, &preview]) {
-                    Some(seen) => seen,
-                    None => match state {
-                        Some(s)
-                            if s.phase == Phase::Paused
-                                && s.strategy == StrategyKind::BlueGreen
-                                && p.revision == s.revision =>
-                        {
-                            vec![preview.clone()]
+/// Who is behind each service name now: what a deep observation saw, or else what the
+/// rollout state implies (a blue-green new set waits behind the preview name; after a
+/// promotion the old set is out of service).
+fn services(cx: &Context, selected: &[&Deployment]) -> super::membership::Membership {
+    let mut out = super::membership::Membership::new();
+    for d in selected {
+        let Some(service) = &d.service else { continue };
+        let preview = names::preview_alias(&service.name);
+        let state = Rollout::of(cx.input.observed, &d.name);
+        for p in cx.pods.iter().filter(|p| p.deployment == d.name) {
+            if !p.is_running() {
+                continue;
+            }
+            let aliases: Vec<String> = match p.behind(&[&service.name, &preview]) {
+                Some(seen) => seen,
+                None => {
+                    let decided =
+                        state.and_then(|s| strategy::of(s.strategy).behind_during(s, &p.revision));
+                    let behind = match (decided, state) {
+                        (Some(Some(b)), _) => b,
+                        (_, Some(s)) if s.phase == Phase::Promoted && p.revision == s.stable => {
+                            repair::Behind::Nothing
                         }
-                        Some(s) if s.phase == Phase::Promoted && p.revision == s.stable => vec![],
-                        _ => vec![service.name.clone()],
-                    },
-                };
-                for a in aliases {
-                    out.entry(a)
-                        .or_default()
-                        .entry(p.host.clone())
-                        .or_default()
-                        .insert(p.name.clone());
+                        _ => repair::Behind::Service,
+                    };
+                    behind.names(&service.name, &preview)
                 }
+            };
+            for a in aliases {
+                out.entry(a)
+                    .or_default()
+                    .entry(p.host.clone())
+                    .or_default()
+                    .insert(p.name.clone());
             }
         }
-        out
     }
+    out
 }

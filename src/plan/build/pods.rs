@@ -13,6 +13,7 @@ struct Judged {
 
 /// What every host's decisions for a deployment share.
 struct Scope<'s> {
+    cx: &'s Context<'s>,
     revision: &'s str,
     eligible: &'s [String],
     /// The last apply used today's replica count: a missing or extra pod is drift.
@@ -24,21 +25,25 @@ struct Scope<'s> {
     revert: bool,
 }
 
-impl Builder<'_> {
-    pub(super) fn deployment(
-        &mut self,
-        d: &Deployment,
-        hosts: &BTreeMap<String, HostState>,
-    ) -> Vec<Work> {
-        let desired = self.input.desired;
+/// A deployment's pods judged host by host against Git: the work to do about each (for its
+/// strategy to order) and the plan's changes and issues.
+pub(super) fn pod_work(cx: &Context, d: &Deployment) -> (DeploymentPlan, Vec<Work>) {
+    let mut out = DeploymentPlan::default();
+    let work = out.pod_work(cx, d);
+    (out, work)
+}
+
+impl DeploymentPlan {
+    fn pod_work(&mut self, cx: &Context, d: &Deployment) -> Vec<Work> {
+        let desired = cx.input.desired;
         let revision = d.revision(&desired.project);
         let eligible: Vec<String> = desired
             .eligible_hosts(d)
             .into_iter()
-            .filter(|h| hosts.get(&h.name).is_some_and(|s| s.reachable))
+            .filter(|h| cx.reachable(&h.name))
             .map(|h| h.name.clone())
             .collect();
-        let mine = self.pods_of(d);
+        let mine = cx.pods_of(d);
         let of_revision = |p: &&ObservedPod| p.revision == revision;
         let revert = !mine.iter().filter(of_revision).any(|p| p.is_running())
             && mine.iter().filter(of_revision).any(|p| p.is_stopped())
@@ -67,28 +72,30 @@ impl Builder<'_> {
             .iter()
             .any(|p| p.replicas == Some(d.replicas) && p.revision == revision);
         let scope = Scope {
+            cx,
             revision: &revision,
             eligible: &eligible,
             same_count,
             first_pods: mine.is_empty(),
             revert,
         };
-        let mut next_ordinal = self.next_ordinals(d);
+        let mut next_ordinal = cx.next_ordinals(d);
         let mut work = Vec::new();
         let mut all_hosts: Vec<String> = mine.iter().map(|p| p.host.clone()).collect();
         all_hosts.extend(eligible.iter().cloned());
         all_hosts.sort();
         all_hosts.dedup();
         for host in all_hosts {
-            if !hosts.get(&host).is_some_and(|s| s.reachable) {
+            if !cx.reachable(&host) {
                 continue;
             }
             let want = target.get(&host).copied().unwrap_or(0);
             let mut pods: Vec<ObservedPod> =
                 mine.iter().filter(|p| p.host == host).cloned().collect();
             pods.sort_by_key(|p| p.ordinal);
-            let judged = self.judge(d, &host, pods, &revision);
-            work.extend(self.host_work(d, &host, want, judged, &scope, &mut next_ordinal));
+            let judged = self.judge(cx, d, &host, pods, &revision);
+            let next = &mut next_ordinal;
+            work.extend(self.host_work(d, &host, want, judged, &scope, next));
         }
         work
     }
@@ -97,12 +104,13 @@ impl Builder<'_> {
     /// those to replace (with why), noting unhealthy ones as issues.
     fn judge(
         &mut self,
+        cx: &Context,
         d: &Deployment,
         host: &str,
         pods: Vec<ObservedPod>,
         revision: &str,
     ) -> Judged {
-        let desired = self.input.desired;
+        let desired = cx.input.desired;
         let mut keep: Vec<(ObservedPod, Vec<String>)> = Vec::new();
         let mut replaceable: Vec<(ObservedPod, ChangeKind, Reason, Vec<diff::FieldChange>)> =
             Vec::new();
@@ -219,7 +227,7 @@ impl Builder<'_> {
         let mut replaceable = replaceable.into_iter();
         for _ in 0..missing {
             let ordinal = next_ordinal();
-            let new = self.pod_plan(d, scope.revision, ordinal, &host);
+            let new = self.pod_plan(scope.cx, d, scope.revision, ordinal, &host);
             match replaceable.next() {
                 Some((old, kind, why, fields)) => {
                     let host_ports = d.pod.host_ports();
@@ -302,7 +310,9 @@ impl Builder<'_> {
         }
         work
     }
+}
 
+impl Context<'_> {
     /// The deployment's pods, without the old revisions kept stopped for `berth rollback
     /// --to` (`history`): those neither count as replicas nor are drift.
     pub(super) fn pods_of(&self, d: &Deployment) -> Vec<ObservedPod> {
@@ -328,144 +338,6 @@ impl Builder<'_> {
                 .expect("an unused ordinal exists");
             used.insert(o);
             o
-        }
-    }
-
-    pub(super) fn pod_issue(
-        &mut self,
-        kind: IssueKind,
-        host: &str,
-        deployment: &str,
-        pod: &str,
-        message: String,
-    ) {
-        self.issues.push(Issue {
-            kind,
-            host: Some(host.to_string()),
-            deployment: Some(deployment.to_string()),
-            pod: Some(pod.to_string()),
-            message,
-        });
-    }
-
-    /// Records a change of one pod of `d`.
-    pub(super) fn change(&mut self, d: &Deployment, mut c: PodChange) {
-        let with_specs = matches!(c.action, Action::Replace | Action::Create);
-        // Every strategy's replace says what changed, field by field (a canary's and a
-        // blue-green's as well as a rolling one's).
-        if let (Action::Replace, Some(old), true) = (c.action, c.old, c.fields.is_empty()) {
-            c.fields = diff::pod_field_changes(&old.containers, &d.pod.containers);
-        }
-        self.changes.push(Change {
-            deployment: d.name.clone(),
-            host: c.host.to_string(),
-            action: c.action,
-            kind: c.kind,
-            pod: c.old.map(|p| p.name.clone()),
-            new_pod: c.new_pod,
-            volume: None,
-            reason: c.reason,
-            fields: c.fields,
-            old_spec: c.old.filter(|_| with_specs).map(observed_spec_map),
-            new_spec: with_specs.then(|| spec_map(&d.pod.containers)),
-        });
-    }
-
-    pub(super) fn pod_plan(
-        &mut self,
-        d: &Deployment,
-        revision: &str,
-        ordinal: u32,
-        host: &str,
-    ) -> PodPlan {
-        let desired = self.input.desired;
-        let project = &desired.project;
-        let name = pod_name(&d.name, revision, ordinal);
-        let network = network_name(project);
-        let prep = self.prepare.entry(host.to_string()).or_default();
-        prep.insert(PrepareStep::Network(network.clone()));
-        let labels_json = serde_json::to_string(&d.labels).expect("labels serialise");
-        let containers = d
-            .pod
-            .containers
-            .iter()
-            .enumerate()
-            .map(|(index, c)| {
-                // `pull: never`: the host must have the image; creating the pod says if not.
-                if c.pull != PullPolicy::Never {
-                    prep.insert(PrepareStep::Image(c.pull_ref()));
-                }
-                for v in c.volumes.iter().filter(|v| v.is_named_volume()) {
-                    prep.insert(PrepareStep::Volume(volume_name(project, &v.source)));
-                }
-                let mut labels = d.labels.clone();
-                for (k, v) in [
-                    (label::PROJECT, project.clone()),
-                    (label::DEPLOYMENT, d.name.clone()),
-                    (label::POD, name.clone()),
-                    (label::CONTAINER, c.name.clone()),
-                    (label::REVISION, revision.to_string()),
-                    (label::ORDINAL, ordinal.to_string()),
-                    (label::INDEX, index.to_string()),
-                    (label::SPEC, c.canonical_json()),
-                    (label::ROLE, Role::Stable.as_str().to_string()),
-                    (label::LABELS, labels_json.clone()),
-                    (diff::REPLICAS_LABEL, d.replicas.to_string()),
-                ] {
-                    labels.insert(k.to_string(), v);
-                }
-                if let Some(commit) = &desired.commit {
-                    labels.insert(label::COMMIT.to_string(), commit.clone());
-                }
-                ContainerPlan {
-                    name: container_name(&name, &c.name),
-                    spec: c.clone(),
-                    labels,
-                }
-            })
-            .collect::<Vec<_>>();
-        let aliases = d.service.iter().map(|s| s.name.clone()).collect();
-        let ingress = self.ingress_binding(d, host, &name, revision);
-        let mut containers = containers;
-        if let (Some(b), Some(first)) = (&ingress, containers.first_mut()) {
-            first.labels.insert(
-                crate::model::ingress::INGRESS_PORT_LABEL.to_string(),
-                b.host_port.to_string(),
-            );
-        }
-        let plan = PodPlan {
-            name,
-            deployment: d.name.clone(),
-            network,
-            aliases,
-            containers,
-            ingress,
-        };
-        self.check_conflicts(d, host, &plan);
-        plan
-    }
-
-    pub(super) fn check_conflicts(&mut self, d: &Deployment, host: &str, pod: &PodPlan) {
-        let ports = d.pod.host_ports();
-        let clashes: Vec<String> = self
-            .unmanaged
-            .iter()
-            .filter(|u| u.host == host)
-            .filter_map(|u| {
-                let what = if pod.containers.iter().any(|c| c.name == u.name) {
-                    format!("has the name berth needs for pod {}", pod.name)
-                } else {
-                    let (port, proto) = u.host_ports.iter().find(|p| ports.contains(p))?;
-                    format!("holds host port {port}/{proto} that {} publishes", d.name)
-                };
-                Some(format!(
-                    "unmanaged container {} {what}; berth will not remove it",
-                    u.name
-                ))
-            })
-            .collect();
-        for message in clashes {
-            self.pod_issue(IssueKind::Conflict, host, &d.name, &pod.name, message);
         }
     }
 }

@@ -64,8 +64,9 @@ pub(super) fn push(map: &mut HostSteps, host: &str, steps: impl IntoIterator<Ite
     map.entry(host.to_string()).or_default().extend(steps);
 }
 
-/// Everything the waves of one rollout need to know.
+/// Everything the waves of one rollout need to know, and the plan they make.
 pub(super) struct Flow<'d> {
+    pub(super) cx: &'d Context<'d>,
     pub(super) d: &'d Deployment,
     pub(super) revision: String,
     pub(super) stable_revision: String,
@@ -75,7 +76,7 @@ pub(super) struct Flow<'d> {
     pub(super) eligible: Vec<String>,
     /// Hosts that carry the rollout state: every host with a pod or a place for one.
     pub(super) state_hosts: Vec<String>,
-    pub(super) waves: Vec<Wave>,
+    pub(super) out: DeploymentPlan,
 }
 
 impl Flow<'_> {
@@ -147,7 +148,7 @@ impl Flow<'_> {
         if steps.values().all(|s| s.is_empty()) {
             return;
         }
-        self.waves.push(Wave {
+        self.out.waves.push(Wave {
             deployment: None,
             description: format!("{}: {description}", self.d.name),
             steps,
@@ -262,212 +263,174 @@ pub(super) fn round_robin(mut pods: Vec<ObservedPod>) -> Vec<ObservedPod> {
     out
 }
 
-impl Builder<'_> {
-    /// Plans a canary or blue-green deployment that has a rollout to do or in progress.
-    /// `None` when there is none: the deployment is planned like any other (scaling and
-    /// repairs use rolling batches).
-    pub(super) fn progressive(
-        &mut self,
-        d: &Deployment,
-        hosts: &BTreeMap<String, HostState>,
-    ) -> Option<Vec<Wave>> {
-        let project = self.input.desired.project.clone();
-        let revision = d.revision(&project);
-        let mine = self.pods_of(d);
-        let state = model::Rollout::of(self.input.observed, &d.name).cloned();
-        let intent = self.input.intents.get(&d.name).copied();
-        let outdated = mine.iter().any(|p| p.revision != revision);
+/// Plans a canary or blue-green deployment: `strategy` plans the waves of a rollout to do
+/// or in progress; without one, the deployment is planned like a rolling one (scaling and
+/// repairs use rolling batches).
+pub(super) fn plan_with(
+    cx: &Context,
+    d: &Deployment,
+    strategy: impl FnOnce(&mut Flow, Sets, Option<model::Rollout>, Option<Intent>),
+) -> DeploymentPlan {
+    let mut out = DeploymentPlan::default();
+    let project = cx.project();
+    let revision = d.revision(project);
+    let mine = cx.pods_of(d);
+    let state = model::Rollout::of(cx.input.observed, &d.name).cloned();
+    let intent = cx.input.intents.get(&d.name).copied();
+    let outdated = mine.iter().any(|p| p.revision != revision);
+    let service = d.service.as_ref().map(|s| s.name.clone());
+    let (true, Some(service)) = (outdated, service) else {
         if !outdated {
             if intent.is_some() {
-                self.rollout_issue(d, format!("{} has no rollout in progress", d.name));
+                out.rollout_issue(d, format!("{} has no rollout in progress", d.name));
             }
-            // Every pod is on the revision, but its rollout's state was not cleared (an apply
-            // stopped just before): forget it, so nothing says the rollout is still going.
-            if let Some(s) = state.filter(|s| {
-                s.revision == revision
-                    && matches!(s.phase, model::Phase::Paused | model::Phase::Promoted)
-            }) {
-                let carriers = self.state_carriers(d);
-                let record = Step::RecordRollout {
-                    deployment: d.name.clone(),
-                    state: None,
-                };
-                self.rollout_issue(
-                    d,
-                    format!(
-                        "every pod of {} runs revision {}: its rollout is complete",
-                        d.name, s.revision
-                    ),
-                );
-                return Some(vec![Wave {
-                    deployment: Some(d.name.clone()),
-                    description: format!("the rollout of {} is complete: forget its state", d.name),
-                    steps: carriers
-                        .into_iter()
-                        .map(|h| (h, vec![record.clone()]))
-                        .collect(),
-                    on_failure: BTreeMap::new(),
-                }]);
-            }
-            return None;
-        }
-        let service = d.service.as_ref()?.name.clone();
-        // The revision that serves: a promoted blue-green's new set, otherwise the stable set
-        // of the last rollout, otherwise the one most running pods have.
-        let serving_revision = state.as_ref().map(|s| match s.phase {
-            model::Phase::Promoted => s.revision.clone(),
-            _ => s.stable.clone(),
-        });
-        let stable_revision = serving_revision
-            .filter(|r| *r != revision && mine.iter().any(|p| &p.revision == r))
-            .unwrap_or_else(|| most_common_revision(&mine, &revision));
-        let mut sets = Sets {
-            new: vec![],
-            stable: vec![],
-            parked: vec![],
-            other: vec![],
-        };
-        for p in mine.iter().cloned() {
-            if p.revision == revision && p.is_running() {
-                sets.new.push(Member::observed(&p));
-            } else if p.revision == stable_revision && p.is_running() {
-                sets.stable.push(p);
-            } else if p.revision == stable_revision && p.is_stopped() {
-                sets.parked.push(p);
-            } else {
-                sets.other.push(p);
+            if forget_complete(cx, d, &revision, state.as_ref(), &mut out) {
+                return out;
             }
         }
-        let reachable = |h: &String| hosts.get(h).is_some_and(|s| s.reachable);
-        let mut eligible: Vec<String> = self
-            .input
-            .desired
-            .eligible_hosts(d)
-            .into_iter()
-            .map(|h| h.name.clone())
-            .filter(reachable)
-            .collect();
-        eligible.sort();
-        let mut state_hosts: Vec<String> = mine.iter().map(|p| p.host.clone()).collect();
-        state_hosts.retain(reachable);
-        state_hosts.extend(eligible.iter().cloned());
-        state_hosts.sort();
-        state_hosts.dedup();
-        let mut r = Flow {
-            d,
-            network: network_name(&project),
-            revision: revision.clone(),
-            stable_revision,
-            service,
-            eligible,
-            state_hosts,
-            waves: vec![],
-        };
-        // The state of this revision's rollout, if it has one; an abort of an earlier attempt
-        // (another strategy) does not hold for this one.
-        let attempt = d.attempt();
-        let current = state.filter(|s| {
-            s.revision == revision
-                && s.phase != model::Phase::Failed
-                && (s.phase != model::Phase::Aborted || s.stops(&revision, &attempt))
-        });
-        match d.strategy.kind {
-            StrategyKind::Canary => self.canary(&mut r, sets, current, intent),
-            _ => self.blue_green(&mut r, sets, current, intent),
+        let rolling = super::strategy::rolling_without_rollout(cx, d);
+        out.extend(rolling);
+        return out;
+    };
+    // The revision that serves: a promoted blue-green's new set, otherwise the stable set
+    // of the last rollout, otherwise the one most running pods have.
+    let serving_revision = state.as_ref().map(|s| match s.phase {
+        model::Phase::Promoted => s.revision.clone(),
+        _ => s.stable.clone(),
+    });
+    let stable_revision = serving_revision
+        .filter(|r| *r != revision && mine.iter().any(|p| &p.revision == r))
+        .unwrap_or_else(|| most_common_revision(&mine, &revision));
+    let mut sets = Sets {
+        new: vec![],
+        stable: vec![],
+        parked: vec![],
+        other: vec![],
+    };
+    for p in mine.iter().cloned() {
+        if p.revision == revision && p.is_running() {
+            sets.new.push(Member::observed(&p));
+        } else if p.revision == stable_revision && p.is_running() {
+            sets.stable.push(p);
+        } else if p.revision == stable_revision && p.is_stopped() {
+            sets.parked.push(p);
+        } else {
+            sets.other.push(p);
         }
-        Some(r.waves)
     }
+    let mut eligible: Vec<String> = (cx.input.desired.eligible_hosts(d).into_iter())
+        .map(|h| h.name.clone())
+        .filter(|h| cx.reachable(h))
+        .collect();
+    eligible.sort();
+    let mut state_hosts: Vec<String> = mine.iter().map(|p| p.host.clone()).collect();
+    state_hosts.retain(|h| cx.reachable(h));
+    state_hosts.extend(eligible.iter().cloned());
+    state_hosts.sort();
+    state_hosts.dedup();
+    let mut r = Flow {
+        cx,
+        d,
+        network: network_name(project),
+        revision: revision.clone(),
+        stable_revision,
+        service,
+        eligible,
+        state_hosts,
+        out,
+    };
+    // The state of this revision's rollout, if it has one; an abort of an earlier attempt
+    // (another strategy) does not hold for this one.
+    let attempt = d.attempt();
+    let current = state.filter(|s| {
+        s.revision == revision
+            && s.phase != model::Phase::Failed
+            && (s.phase != model::Phase::Aborted || s.stops(&revision, &attempt))
+    });
+    strategy(&mut r, sets, current, intent);
+    r.out
+}
 
-    pub(super) fn rollout_issue(&mut self, d: &Deployment, message: String) {
-        self.deployment_issue(IssueKind::Rollout, d, message);
-    }
+/// Every pod is on the revision, but its rollout's state was not cleared (an apply stopped
+/// just before): a wave forgets it, so nothing says the rollout is still going.
+fn forget_complete(
+    cx: &Context,
+    d: &Deployment,
+    revision: &str,
+    state: Option<&model::Rollout>,
+    out: &mut DeploymentPlan,
+) -> bool {
+    let Some(s) = state.filter(|s| {
+        s.revision == revision && matches!(s.phase, model::Phase::Paused | model::Phase::Promoted)
+    }) else {
+        return false;
+    };
+    let record = Step::RecordRollout {
+        deployment: d.name.clone(),
+        state: None,
+    };
+    out.rollout_issue(
+        d,
+        format!(
+            "every pod of {} runs revision {}: its rollout is complete",
+            d.name, s.revision
+        ),
+    );
+    out.waves.push(Wave {
+        deployment: Some(d.name.clone()),
+        description: format!("the rollout of {} is complete: forget its state", d.name),
+        steps: (cx.state_carriers(d).into_iter())
+            .map(|h| (h, vec![record.clone()]))
+            .collect(),
+        on_failure: BTreeMap::new(),
+    });
+    true
+}
 
-    /// An issue about a whole deployment (no host, no pod).
-    pub(super) fn deployment_issue(&mut self, kind: IssueKind, d: &Deployment, message: String) {
-        self.issues.push(Issue {
-            kind,
-            host: None,
-            deployment: Some(d.name.clone()),
-            pod: None,
-            message,
-        });
-    }
-
+impl Flow<'_> {
     /// Notes a paused or aborted rollout; `true` when nothing more is to be planned.
+    /// `paused_at` says where a paused rollout of this strategy waits.
     pub(super) fn waiting(
         &mut self,
-        r: &Flow,
         current: &Option<model::Rollout>,
         intent: Option<Intent>,
+        paused_at: impl Fn(&model::Rollout) -> String,
     ) -> bool {
         let Some(s) = current else { return false };
-        let d = r.d;
-        match (s.phase, intent) {
-            (model::Phase::Aborted, Some(Intent::Promote)) => false,
-            (model::Phase::Aborted, _) => {
-                self.rollout_issue(
-                    d,
-                    format!(
-                        "the rollout of revision {} was aborted (since {}); push a new revision, or run `berth promote {}` to try it again",
-                        s.revision,
-                        rfc3339(s.since),
-                        d.name
-                    ),
-                );
-                true
-            }
-            (model::Phase::Paused, None) => {
-                let at = if d.strategy.kind == StrategyKind::Canary {
-                    format!("at step {} (weight {}%)", s.step + 1, s.weight)
-                } else {
-                    format!(
-                        "with the new set behind {}",
-                        names::preview_alias(&r.service)
-                    )
-                };
-                self.rollout_issue(
-                    d,
-                    format!(
-                        "revision {} is paused {at} since {}; `berth promote {}` goes on, `berth abort {}` rolls back",
-                        s.revision,
-                        rfc3339(s.since),
-                        d.name,
-                        d.name
-                    ),
-                );
-                true
-            }
-            _ => false,
-        }
+        let d = self.d;
+        let message = match (s.phase, intent) {
+            (model::Phase::Aborted, Some(Intent::Promote)) => return false,
+            (model::Phase::Aborted, _) => format!(
+                "the rollout of revision {} was aborted (since {}); push a new revision, or run `berth promote {}` to try it again",
+                s.revision,
+                rfc3339(s.since),
+                d.name
+            ),
+            (model::Phase::Paused, None) => format!(
+                "revision {} is paused {} since {}; `berth promote {}` goes on, `berth abort {}` rolls back",
+                s.revision,
+                paused_at(s),
+                rfc3339(s.since),
+                d.name,
+                d.name
+            ),
+            _ => return false,
+        };
+        self.out.rollout_issue(d, message);
+        true
     }
 
-    pub(super) fn member_change(
-        &mut self,
-        d: &Deployment,
-        m: &Member,
-        action: Action,
-        reason: Reason,
-    ) {
-        self.changes.push(Change::plain(
-            &d.name,
-            &m.host,
-            action,
-            ChangeKind::Pending,
-            Some(m.pod.clone()),
-            reason,
-        ));
+    pub(super) fn member_change(&mut self, m: &Member, action: Action, reason: Reason) {
+        (self.out).pod_named_change(self.d, &m.host, &m.pod, action, reason);
     }
 
     /// A service name moves between sets of pods on a host.
-    pub(super) fn switch_change(&mut self, d: &Deployment, host: &str, reason: Reason) {
-        self.changes.push(Change::plain(
-            &d.name,
-            host,
-            Action::Switch,
-            ChangeKind::Pending,
-            None,
-            reason,
-        ));
+    pub(super) fn switch_change(&mut self, host: &str, reason: Reason) {
+        self.out.switch_change(self.d, host, reason);
+    }
+
+    pub(super) fn rollout_issue(&mut self, message: String) {
+        self.out.rollout_issue(self.d, message);
     }
 }
 

@@ -3,26 +3,48 @@
 
 use super::*;
 
-impl Builder<'_> {
-    /// Pods of deployments that are not in Git (or deleted from it).
+/// What the plan prunes, and what it names but keeps.
+#[derive(Default)]
+pub(super) struct Pruned {
+    pub(super) changes: Vec<Change>,
+    pub(super) issues: Vec<Issue>,
+    /// Per host: the removals, in one wave after every deployment's.
+    pub(super) steps: BTreeMap<String, Vec<Step>>,
+    /// Pods of deployments that left Git, kept (see `Plan::not_in_git`).
+    pub(super) not_in_git: BTreeMap<String, Vec<String>>,
+}
+
+/// Pods of deployments no longer in Git, and (`--prune-volumes`) volumes nothing uses once
+/// the deployments' plans have run.
+pub(super) fn plan<'p>(cx: &Context, parts: impl Iterator<Item = &'p DeploymentPlan>) -> Pruned {
+    let mut pruned = Pruned::default();
+    pruned.steps = pruned.orphans(cx);
+    if cx.input.prune_volumes {
+        let waves: Vec<&Wave> = parts.flat_map(|p| &p.waves).collect();
+        let removed = removed_containers(waves.iter().map(|w| &w.steps).chain([&pruned.steps]));
+        let mut steps = std::mem::take(&mut pruned.steps);
+        pruned.unused_volumes(cx, &removed, &mut steps);
+        pruned.steps = steps;
+    }
+    pruned
+}
+
+impl Pruned {
     /// Steps that remove pods of deployments not in Git (with --prune); notices otherwise.
-    pub(super) fn orphans(
-        &mut self,
-        hosts: &BTreeMap<String, HostState>,
-    ) -> BTreeMap<String, Vec<Step>> {
-        let declared: BTreeSet<&str> = self
+    fn orphans(&mut self, cx: &Context) -> BTreeMap<String, Vec<Step>> {
+        let declared: BTreeSet<&str> = cx
             .input
             .desired
             .deployments
             .iter()
             .map(|d| d.name.as_str())
             .collect();
-        let orphans: Vec<ObservedPod> = self
+        let orphans: Vec<ObservedPod> = cx
             .pods
             .iter()
             .filter(|p| !declared.contains(p.deployment.as_str()))
-            .filter(|p| self.input.selector.is_none_or(|s| s.matches(&p.labels)))
-            .filter(|p| hosts.get(&p.host).is_some_and(|h| h.reachable))
+            .filter(|p| cx.input.selector.is_none_or(|s| s.matches(&p.labels)))
+            .filter(|p| cx.reachable(&p.host))
             .cloned()
             .collect();
         let mut steps: BTreeMap<String, Vec<Step>> = BTreeMap::new();
@@ -37,7 +59,7 @@ impl Builder<'_> {
                     },
                 )
             };
-            if self.input.prune {
+            if cx.input.prune {
                 self.changes.push(Change::plain(
                     &p.deployment,
                     &p.host,
@@ -75,13 +97,14 @@ impl Builder<'_> {
 
     /// Volumes of this project that no deployment declares and no container keeps using.
     /// `removed` holds the (host, container) pairs the plan removes.
-    pub(super) fn unused_volumes(
+    fn unused_volumes(
         &mut self,
+        cx: &Context,
         removed: &BTreeSet<(String, String)>,
         steps: &mut BTreeMap<String, Vec<Step>>,
     ) {
-        let project = &self.input.desired.project;
-        let declared: BTreeSet<String> = self
+        let project = &cx.input.desired.project;
+        let declared: BTreeSet<String> = cx
             .input
             .desired
             .deployments
@@ -90,7 +113,7 @@ impl Builder<'_> {
             .filter(|m| m.is_named_volume())
             .map(|m| volume_name(project, &m.source))
             .collect();
-        for (host, observed) in self.input.observed {
+        for (host, observed) in cx.input.observed {
             let Ok(observed) = observed else { continue };
             for v in &observed.volumes {
                 if v.labels.get(label::PROJECT) != Some(project) || declared.contains(&v.name) {

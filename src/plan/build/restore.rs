@@ -13,12 +13,10 @@ pub(super) struct Restore<'d> {
 
 impl Restore<'_> {
     pub(super) fn waves(&self, back: &[ObservedPod], current: &[ObservedPod]) -> Vec<Wave> {
-        let host_ports = !self.d.pod.host_ports().is_empty();
-        match self.d.strategy.kind {
-            StrategyKind::Recreate => self.stop_first(back, current),
-            _ if host_ports => self.stop_first(back, current),
-            StrategyKind::Rolling => self.in_batches(back, current),
-            StrategyKind::Canary | StrategyKind::BlueGreen => self.switch(back, current),
+        if self.d.pod.host_ports().is_empty() {
+            strategy::of(self.d.strategy.kind).restore(self, back, current)
+        } else {
+            self.stop_first(back, current)
         }
     }
 
@@ -73,7 +71,7 @@ impl Restore<'_> {
 
     /// Rolling: in batches of `max_surge + max_unavailable` across hosts, a kept pod starts
     /// and joins once ready, then a current pod on its host leaves; those stop at the end.
-    fn in_batches(&self, back: &[ObservedPod], current: &[ObservedPod]) -> Vec<Wave> {
+    pub(super) fn in_batches(&self, back: &[ObservedPod], current: &[ObservedPod]) -> Vec<Wave> {
         let (surge, unavailable) = self.d.strategy.rolling_budget(self.d.replicas);
         let batch = (surge + unavailable).max(1) as usize;
         let mut by_host: BTreeMap<&str, (Vec<&ObservedPod>, Vec<&ObservedPod>)> = BTreeMap::new();
@@ -148,7 +146,7 @@ impl Restore<'_> {
     /// Canary and blue-green: the kept set starts and passes its health gate out of
     /// service, then the service moves to it on every host at once and the current set
     /// leaves and stops.
-    fn switch(&self, back: &[ObservedPod], current: &[ObservedPod]) -> Vec<Wave> {
+    pub(super) fn switch(&self, back: &[ObservedPod], current: &[ObservedPod]) -> Vec<Wave> {
         let mut start = Phased::default();
         for p in back {
             start.add(&p.host, self.bring(p, false));
@@ -206,7 +204,7 @@ impl Restore<'_> {
 
     /// Recreate, or pods that publish a host port (one container can bind it): the current
     /// pods stop first, then the kept ones start.
-    fn stop_first(&self, back: &[ObservedPod], current: &[ObservedPod]) -> Vec<Wave> {
+    pub(super) fn stop_first(&self, back: &[ObservedPod], current: &[ObservedPod]) -> Vec<Wave> {
         let mut stop: BTreeMap<String, Vec<Step>> = BTreeMap::new();
         for p in current {
             stop.entry(p.host.clone())

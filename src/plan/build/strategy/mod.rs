@@ -1,12 +1,55 @@
-//! Each strategy orders a deployment's pod work into waves: rolling in batches, recreate
-//! stop-first; canary and blue-green are in `progressive`, since they span runs. Pure.
+//! The strategies, as values: each plans a deployment's rollout into a `DeploymentPlan`,
+//! shapes the return of a kept revision, and says what its recorded rollouts mean for the
+//! service names and the edges. `of` is the one place a strategy is chosen: a new strategy
+//! is a file and a match arm, and the trait says what it must answer. Pure.
 
+use super::repair::Behind;
+use super::restore::Restore;
 use super::*;
+use crate::model::Rollout;
 
 mod blue_green;
 mod canary;
 mod recreate;
 mod rolling;
+
+pub(super) trait Strategy {
+    /// The deployment's plan towards Git's revision (its jobs, history and repairs are the
+    /// pipeline's).
+    fn rollout(&self, cx: &Context, d: &Deployment) -> DeploymentPlan;
+
+    /// The waves that bring back a kept revision (`berth rollback --to`) in this
+    /// strategy's shape, when its pods publish no host port.
+    fn restore(&self, shape: &Restore, back: &[ObservedPod], current: &[ObservedPod]) -> Vec<Wave>;
+
+    /// Where a pod of `revision` belongs while the rollout `s` of this strategy is recorded,
+    /// when the strategy decides it: `Some(None)` leaves the pod to its rollout. `None`: the
+    /// common rules apply (the stable and the desired revision serve).
+    fn behind_during(&self, s: &Rollout, revision: &str) -> Option<Option<Behind>>;
+
+    /// Whether a new revision's pods wait behind the preview name until a promotion, even
+    /// before any rollout state covers them (an apply killed before it recorded one).
+    fn new_set_waits(&self) -> bool;
+
+    /// The share of requests the edges send to `s`'s revision while it stands.
+    fn routed_weight(&self, s: &Rollout) -> Option<u32>;
+}
+
+/// The strategy of that kind.
+pub(super) fn of(kind: StrategyKind) -> &'static dyn Strategy {
+    match kind {
+        StrategyKind::Rolling => &rolling::Rolling,
+        StrategyKind::Recreate => &recreate::Recreate,
+        StrategyKind::Canary => &canary::Canary,
+        StrategyKind::BlueGreen => &blue_green::BlueGreen,
+    }
+}
+
+/// A deployment planned without a rollout of its own (a canary or blue-green one with
+/// nothing to roll out, or no service): scaling and repairs in rolling batches.
+pub(super) fn rolling_without_rollout(cx: &Context, d: &Deployment) -> DeploymentPlan {
+    rolling::Rolling.rollout(cx, d)
+}
 
 /// One old pod to be replaced by a new one on a host.
 struct Replacement {
@@ -31,8 +74,14 @@ impl Replacement {
     }
 }
 
-/// Orders one deployment's work into waves according to its strategy.
-pub(super) fn waves_for(d: &Deployment, work: Vec<Work>, network: &str) -> Vec<Wave> {
+/// Orders one deployment's pod work into waves: stopped pods start, missing ones are
+/// created, `replace` orders the replacements its strategy's way, and the surplus goes.
+fn ordered(
+    d: &Deployment,
+    work: Vec<Work>,
+    network: &str,
+    replace: fn(&Deployment, Vec<Replacement>) -> Vec<Wave>,
+) -> Vec<Wave> {
     let aliases: Vec<String> = d.service.iter().map(|s| s.name.clone()).collect();
     let mut waves = Vec::new();
     let mut starts = Phased::default();
@@ -117,13 +166,7 @@ pub(super) fn waves_for(d: &Deployment, work: Vec<Work>, network: &str) -> Vec<W
             on_failure: fresh_undo,
         });
     }
-    match d.strategy.kind {
-        StrategyKind::Rolling => waves.extend(rolling::rolling_waves(d, replacements)),
-        StrategyKind::Recreate => waves.extend(recreate::recreate_waves(d, replacements)),
-        StrategyKind::Canary | StrategyKind::BlueGreen => {
-            waves.extend(rolling::rolling_waves(d, replacements))
-        }
-    }
+    waves.extend(replace(d, replacements));
     if !removals.is_empty() {
         waves.push(Wave {
             deployment: None,

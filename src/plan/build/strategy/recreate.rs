@@ -3,7 +3,33 @@
 
 use super::*;
 
-pub(super) fn recreate_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
+pub(super) struct Recreate;
+
+impl Strategy for Recreate {
+    fn rollout(&self, cx: &Context, d: &Deployment) -> DeploymentPlan {
+        let (mut plan, work) = pods::pod_work(cx, d);
+        plan.waves = ordered(d, work, &network_name(cx.project()), recreate_waves);
+        plan
+    }
+
+    fn restore(&self, shape: &Restore, back: &[ObservedPod], current: &[ObservedPod]) -> Vec<Wave> {
+        shape.stop_first(back, current)
+    }
+
+    fn behind_during(&self, _: &Rollout, _: &str) -> Option<Option<Behind>> {
+        None
+    }
+
+    fn new_set_waits(&self) -> bool {
+        false
+    }
+
+    fn routed_weight(&self, _: &Rollout) -> Option<u32> {
+        None
+    }
+}
+
+fn recreate_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
     let mut waves = Vec::new();
     if replacements.is_empty() {
         return waves;

@@ -2,6 +2,32 @@
 
 use super::*;
 
+pub(super) struct Rolling;
+
+impl Strategy for Rolling {
+    fn rollout(&self, cx: &Context, d: &Deployment) -> DeploymentPlan {
+        let (mut plan, work) = pods::pod_work(cx, d);
+        plan.waves = ordered(d, work, &network_name(cx.project()), rolling_waves);
+        plan
+    }
+
+    fn restore(&self, shape: &Restore, back: &[ObservedPod], current: &[ObservedPod]) -> Vec<Wave> {
+        shape.in_batches(back, current)
+    }
+
+    fn behind_during(&self, _: &Rollout, _: &str) -> Option<Option<Behind>> {
+        None
+    }
+
+    fn new_set_waits(&self) -> bool {
+        false
+    }
+
+    fn routed_weight(&self, _: &Rollout) -> Option<u32> {
+        None
+    }
+}
+
 /// Rebuilds the plan of an observed pod from its labels (`berth.spec`, `berth.index`), so a
 /// rollback can bring it back after it was removed. `None` for pods without those labels.
 fn restore_plan(old: &ObservedPod, like: &PodPlan) -> Option<PodPlan> {
@@ -54,7 +80,7 @@ fn restore_plan(old: &ObservedPod, like: &PodPlan) -> Option<PodPlan> {
 /// batch fails, its new pods are removed, its stopped pods start again, and the pods replaced
 /// by earlier batches are recreated before their replacements go: the old replica set is back
 /// at full count.
-pub(super) fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
+fn rolling_waves(d: &Deployment, replacements: Vec<Replacement>) -> Vec<Wave> {
     let (surge, unavailable) = d.strategy.rolling_budget(d.replicas);
     let batch = (surge + unavailable).max(1) as usize;
     let mut queues: BTreeMap<String, std::collections::VecDeque<Replacement>> = BTreeMap::new();

@@ -334,7 +334,6 @@ async fn run_hosts(
     shared: &Shared,
     progress: &Arc<dyn Progress>,
 ) -> Result<(Vec<StepFailure>, Waits), String> {
-    shared.edges.begin_wave(lane, steps);
     let mut tasks = Vec::new();
     // Failed analysis requests of this wave, over all hosts (the limit is fleet-wide).
     let analysis_failures = Arc::new(AtomicU32::new(0));

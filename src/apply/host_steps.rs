@@ -127,18 +127,7 @@ async fn run_one(
         waited.strategy += ctx.drains.before_stop(&ctx.host, containers).await;
     }
     let started = Instant::now();
-    let result = match ctx.edges.before(lane, &ctx.host, step).await {
-        Ok(()) => run_step(ctx, step).await,
-        Err(e) => Err(StepError::new(e, String::new())),
-    };
-    let result = match result {
-        Ok(()) => (ctx.edges.after(lane, &ctx.host, step).await)
-            .map_err(|e| StepError::new(e, String::new())),
-        failed => {
-            ctx.edges.failed(lane, step);
-            failed
-        }
-    };
+    let result = run_step(ctx, step).await;
     match step {
         Step::AwaitReady { .. }
         | Step::LeaveService { .. }

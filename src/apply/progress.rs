@@ -71,6 +71,10 @@ pub fn describe(step: &Step) -> String {
         Step::RouteWeight {
             revision, percent, ..
         } => format!("route {percent}% of requests to revision {revision} on the edges"),
+        Step::RouteEdges { add, remove } => format!(
+            "edges: {}",
+            crate::plan::membership::describe_edge_step(add, remove)
+        ),
         Step::SyncEdge => "give the edge its routes".to_string(),
         Step::EdgeAnalyze {
             revision, check, ..

@@ -125,8 +125,19 @@ pub(super) async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
         }
         Step::RunJob { job } => super::job_step::run_job(ctx, job).await,
         Step::RecordJob { record } => plain(engine.record_job(record).await),
-        // The edges take it (`Edges::after`); no engine of this host is involved.
-        Step::RouteWeight { .. } | Step::SyncEdge => Ok(()),
+        // The edges' steps: no engine of this host is involved but its edge's.
+        Step::RouteEdges { add, remove } => {
+            (ctx.edges.route(add, remove).await).map_err(|e| StepError::new(e, String::new()))
+        }
+        Step::RouteWeight {
+            deployment,
+            revision,
+            percent,
+        } => (ctx.edges.weigh(deployment, revision, *percent).await)
+            .map_err(|e| StepError::new(e, String::new())),
+        Step::SyncEdge => {
+            (ctx.edges.sync(&ctx.host).await).map_err(|e| StepError::new(e, String::new()))
+        }
         Step::EdgeAnalyze {
             deployment,
             revision,

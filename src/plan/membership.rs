@@ -2,7 +2,7 @@
 //! records the starting point, and the waves' steps move pods in and out. Pure.
 
 pub use super::types::Membership;
-use super::types::{Plan, Step};
+use super::types::{EdgeMember, Plan, Step};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn drop_pod(m: &mut Membership, host: &str, pod: &str) {
@@ -22,6 +22,47 @@ fn put(m: &mut Membership, host: &str, pod: &str, aliases: &[String]) {
             .or_default()
             .insert(pod.to_string());
     }
+}
+
+/// Applies a `RouteEdges` step to what the edges route; whether anything changed.
+pub fn route_edges(m: &mut Membership, add: &[EdgeMember], remove: &[EdgeMember]) -> bool {
+    let mut changed = false;
+    for r in remove {
+        let pods = m
+            .get_mut(&r.service)
+            .and_then(|hosts| hosts.get_mut(&r.host));
+        changed |= pods.is_some_and(|pods| pods.remove(&r.pod));
+    }
+    for a in add {
+        let pods = m.entry(a.service.clone()).or_default();
+        changed |= pods
+            .entry(a.host.clone())
+            .or_default()
+            .insert(a.pod.clone());
+    }
+    changed
+}
+
+/// A `RouteEdges` step in a few words: `route web-b-0 on h1, web-b-1 on h2; stop routing
+/// web-a-0 on h1`.
+pub fn describe_edge_step(add: &[EdgeMember], remove: &[EdgeMember]) -> String {
+    let list = |members: &[EdgeMember]| {
+        let named: Vec<String> = (members.iter().take(MEMBERS_LISTED))
+            .map(|m| format!("{} on {}", m.pod, m.host))
+            .collect();
+        match members.len().saturating_sub(MEMBERS_LISTED) {
+            0 => named.join(", "),
+            more => format!("{} and {more} more", named.join(", ")),
+        }
+    };
+    let mut parts = Vec::new();
+    if !add.is_empty() {
+        parts.push(format!("route {}", list(add)));
+    }
+    if !remove.is_empty() {
+        parts.push(format!("stop routing {}", list(remove)));
+    }
+    parts.join("; ")
 }
 
 /// Applies one host's steps to the membership, as the executor would if all goes well.

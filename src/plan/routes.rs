@@ -1,8 +1,8 @@
 //! What each edge routes before the plan and after each wave, for the plan's readers: the
-//! shares of requests by revision, from the service membership (`membership::timeline`) and
-//! the canary weights the waves set. Pure.
+//! shares of requests by revision, from the service membership the plan starts from and the
+//! edge steps of its waves (`RouteEdges`, `RouteWeight`). Pure.
 
-use super::membership::timeline;
+use super::membership::route_edges;
 use super::types::{Plan, Step};
 use crate::model::ingress::{backends, shares, Routing, Scope};
 use std::collections::BTreeMap;
@@ -13,22 +13,27 @@ pub fn timeline_of_routes(plan: &Plan) -> Vec<BTreeMap<String, String>> {
     let Some(routing) = &plan.routing else {
         return vec![];
     };
-    let members = timeline(plan);
+    let mut members = plan.services.clone();
     let mut view: Routing = routing.clone();
-    let mut out = vec![describe(&view, &members[0])];
-    for (i, wave) in plan.waves.iter().enumerate() {
+    let mut out = vec![describe(&view, &members)];
+    for wave in &plan.waves {
         for step in wave.steps.values().flatten() {
-            if let Step::RouteWeight {
-                deployment,
-                revision,
-                percent,
-            } = step
-            {
-                view.weights
-                    .insert(deployment.clone(), (revision.clone(), *percent));
+            match step {
+                Step::RouteWeight {
+                    deployment,
+                    revision,
+                    percent,
+                } => {
+                    let weight = (revision.clone(), *percent);
+                    view.weights.insert(deployment.clone(), weight);
+                }
+                Step::RouteEdges { add, remove } => {
+                    route_edges(&mut members, add, remove);
+                }
+                _ => {}
             }
         }
-        out.push(describe(&view, &members[i + 1]));
+        out.push(describe(&view, &members));
     }
     out
 }

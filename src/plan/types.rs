@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub type Membership = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 
 /// Bumped on any incompatible change of the JSON form (documented in docs/plan-format.md).
-pub const PLAN_VERSION: u32 = 2;
+pub const PLAN_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Plan {
@@ -239,6 +239,18 @@ pub enum Step {
         revision: String,
         percent: u32,
     },
+    /// Change what the edges route: each pod in `add` starts, each in `remove` stops getting
+    /// its service's requests through the edges, and every edge has the new configuration
+    /// before the step is done. The plan puts a pod's removal before it leaves its service
+    /// or stops (its drain starts with no new requests) and its addition after it joins; a
+    /// wave that moves a service between sets of pods moves the edges in one such step,
+    /// between its joins and its leaves.
+    RouteEdges {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        add: Vec<EdgeMember>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        remove: Vec<EdgeMember>,
+    },
     /// Give this host's edge the configuration its routes call for now.
     SyncEdge,
     /// Judge a canary revision by every edge's counts of its answers over a window.
@@ -258,6 +270,16 @@ pub enum Step {
         pods: Vec<ServiceJoin>,
         check: Analysis,
     },
+}
+
+/// A pod behind a service, as the edges route it.
+#[derive(
+    Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema,
+)]
+pub struct EdgeMember {
+    pub service: String,
+    pub host: String,
+    pub pod: String,
 }
 
 /// Service membership: network aliases on the pod's first container.

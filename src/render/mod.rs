@@ -118,9 +118,10 @@ pub fn summary(plan: &Plan) -> String {
     )
 }
 
-/// The waves of a plan, each followed by the service names whose members it changes:
-/// `(wave description, [(service, members after the wave)])`, with the members before the
-/// plan first (description empty). Services no wave touches are left out.
+/// The waves of a plan, each followed by its edge steps (`edge step`, what it does) and the
+/// service names whose members it changes: `(wave description, [(service, members after the
+/// wave)])`, with the members before the plan first (description empty). Services no wave
+/// touches are left out.
 pub fn waves_with_services(plan: &Plan) -> Vec<(String, Vec<(String, String)>)> {
     use crate::plan::membership::{describe, timeline};
     let t = timeline(plan);
@@ -146,10 +147,20 @@ pub fn waves_with_services(plan: &Plan) -> Vec<(String, Vec<(String, String)>)> 
             .collect(),
     )];
     for (i, wave) in plan.waves.iter().enumerate() {
-        let changed: Vec<(String, String)> = touched
-            .iter()
-            .filter(|n| members(&t[i], n) != members(&t[i + 1], n))
-            .map(|n| ((*n).clone(), members(&t[i + 1], n)))
+        let edge_steps = (wave.steps.values().flatten()).filter_map(|s| match s {
+            crate::plan::Step::RouteEdges { add, remove } => Some((
+                "edge step".to_string(),
+                crate::plan::membership::describe_edge_step(add, remove),
+            )),
+            _ => None,
+        });
+        let changed: Vec<(String, String)> = edge_steps
+            .chain(
+                touched
+                    .iter()
+                    .filter(|n| members(&t[i], n) != members(&t[i + 1], n))
+                    .map(|n| ((*n).clone(), members(&t[i + 1], n))),
+            )
             .collect();
         out.push((wave.description.clone(), changed));
     }

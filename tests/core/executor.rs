@@ -8,6 +8,7 @@ use crate::fixture;
 
 use berth::apply::engine::{Engine, JobOutput, OpResult, Probe};
 use berth::apply::{execute_on, Engines, Fence, Outcome, Progress};
+use berth::model::haproxy::EdgeFile;
 use berth::model::{Analysis, JobRecord, ObservedHost, Rollout};
 use berth::plan::{JobPlan, Plan, PodPlan, ServiceJoin};
 use futures_util::future::BoxFuture;
@@ -172,6 +173,26 @@ impl Engine for Memory {
 
     fn record_job<'a>(&'a self, record: &'a JobRecord) -> BoxFuture<'a, OpResult> {
         self.ok(format!("record job {} {}", record.job, record.revision), ())
+    }
+
+    /// Notes the servers the edge gets (`edge pod:weight pod:weight`).
+    fn edge_reload<'a>(
+        &'a self,
+        config: &'a str,
+        _: &'a [EdgeFile],
+        _: u16,
+    ) -> BoxFuture<'a, OpResult> {
+        let mut servers: Vec<String> = (config.lines())
+            .filter_map(|l| {
+                let mut words = l.split_whitespace();
+                (words.next() == Some("server")).then_some(())?;
+                let pod = words.next()?;
+                let weight = words.skip_while(|w| *w != "weight").nth(1)?;
+                Some(format!("{pod}:{weight}"))
+            })
+            .collect();
+        servers.sort();
+        self.ok(format!("edge {}", servers.join(" ")), ())
     }
 
     fn last_logs<'a>(&'a self, _: &'a str, _: usize) -> BoxFuture<'a, String> {
@@ -497,5 +518,144 @@ async fn a_job_runs_before_any_new_pod_and_its_failure_touches_no_pod() {
             || l.contains("record job")),
         "{:#?}",
         r.log
+    );
+}
+
+/// The ingress fixture (3 web pods at v1 behind the edges of hosts a1 and a2), with the web
+/// deployment's strategy `strategy` and health gates that count at once.
+fn ingress_fixture(strategy: &str) -> (Plan, BTreeMap<String, ObservedHost>) {
+    let case = fixture::dir("golden/ingress-canary");
+    let mut files = fixture::repo_files(&case.join("repo"));
+    let web = files.files.get_mut("deployments/web.yaml").unwrap();
+    let at = web.find("strategy:").unwrap();
+    web.truncate(at);
+    web.push_str(strategy);
+    files.files.insert(
+        "berth.yaml".into(),
+        "project: fx\nedge: {image: example/haproxy:2.6}\ndefaults:\n  strategy: {min_ready: 0s, drain: 0s}\n".into(),
+    );
+    let observed = fixture::observed(&case.join("observed.json"));
+    let plan = fixture::plan(&fixture::desired(&files), &observed);
+    let hosts = observed.into_iter().map(|(h, o)| (h, o.unwrap())).collect();
+    (plan, hosts)
+}
+
+/// Where each edge step of the plan's forward waves stands, in the order the waves run.
+fn edge_steps(plan: &Plan) -> Vec<(String, berth::plan::Step)> {
+    (plan.waves.iter())
+        .flat_map(|w| {
+            w.steps
+                .values()
+                .flatten()
+                .map(|s| (w.description.clone(), s.clone()))
+        })
+        .filter(|(_, s)| matches!(s, berth::plan::Step::RouteEdges { .. }))
+        .collect()
+}
+
+/// The index in the log of the first line that says `what`.
+fn at(log: &[String], what: impl Fn(&str) -> bool) -> usize {
+    log.iter()
+        .position(|l| what(l))
+        .unwrap_or_else(|| panic!("nothing in the log matches: {log:#?}"))
+}
+
+#[tokio::test]
+async fn an_ingress_canary_moves_the_edges_at_its_planned_steps() {
+    let (plan, hosts) =
+        ingress_fixture("strategy: {type: canary, steps: [{weight: 33}, {pause: {}}]}\n");
+    // The plan says when the edges change: the canary pod goes on once it joined, the
+    // stable pod it replaces comes off before it leaves.
+    let steps = edge_steps(&plan);
+    assert_eq!(steps.len(), 2, "{steps:#?}");
+    let (old, new) = ("web-3da45b7153-0", "web-f307a82838-3");
+    let shown: Vec<String> = steps
+        .iter()
+        .map(|(_, s)| berth::apply::progress::describe(s))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            format!("edges: route {new} on a1"),
+            format!("edges: stop routing {old} on a1")
+        ],
+        "{steps:#?}"
+    );
+    let (_keep, stop) = no_stop();
+    let r = run(&plan, &hosts, &[], stop).await;
+    assert!(
+        matches!(r.outcome, Outcome::Applied { .. }),
+        "{:?}",
+        r.outcome
+    );
+    let log = &r.log;
+    // Both edges (a1, a2) get each change; the weight step comes first (33% to the canary,
+    // which has no pod yet), then the canary pod, then the stable pod off.
+    let reloads: Vec<&String> = log.iter().filter(|l| l.contains(": edge ")).collect();
+    assert_eq!(reloads.len(), 6, "{log:#?}");
+    let joined = at(log, |l| l.starts_with("a1: join") && l.contains(new));
+    let on = at(log, |l| l.contains(": edge ") && l.contains(new));
+    let off = at(log, |l| {
+        l.contains(": edge ") && l.contains(new) && !l.contains(old)
+    });
+    let left = at(log, |l| l.starts_with("a1: leave") && l.contains(old));
+    assert!(joined < on && on < off && off < left, "{log:#?}");
+    let last = reloads.last().unwrap();
+    assert!(
+        last.contains(&format!("{new}:")) && !last.contains(old),
+        "{log:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_blue_green_promotion_switches_every_edge_at_once() {
+    let (plan, hosts) =
+        ingress_fixture("strategy: {type: blue-green, auto_promote: true, scale_down_delay: 0s}\n");
+    // The promotion is cut where the edges switch: the new set joins, one edge step moves
+    // every pod, the old set leaves.
+    let steps = edge_steps(&plan);
+    assert_eq!(steps.len(), 1, "{steps:#?}");
+    let berth::plan::Step::RouteEdges { add, remove } = &steps[0].1 else {
+        unreachable!()
+    };
+    assert!(
+        steps[0].0.contains("every edge switches at once"),
+        "{steps:#?}"
+    );
+    assert_eq!((add.len(), remove.len()), (3, 3), "{steps:#?}");
+    let (_keep, stop) = no_stop();
+    let r = run(&plan, &hosts, &[], stop).await;
+    assert!(
+        matches!(r.outcome, Outcome::Applied { .. }),
+        "{:?}",
+        r.outcome
+    );
+    let log = &r.log;
+    let new: Vec<&str> = add.iter().map(|m| m.pod.as_str()).collect();
+    let old: Vec<&str> = remove.iter().map(|m| m.pod.as_str()).collect();
+    // One reload per edge host, with every new pod and no old one; all joins before it,
+    // every leave after it.
+    let reloads: Vec<usize> = (0..log.len())
+        .filter(|i| log[*i].contains(": edge "))
+        .collect();
+    assert_eq!(reloads.len(), 2, "{log:#?}");
+    for i in &reloads {
+        assert!(
+            new.iter().all(|p| log[*i].contains(&format!("{p}:"))),
+            "{log:#?}"
+        );
+        assert!(!old.iter().any(|p| log[*i].contains(p)), "{log:#?}");
+    }
+    let last_join = (0..log.len())
+        .filter(|i| log[*i].contains(": join ") && log[*i].ends_with(" web"))
+        .max()
+        .unwrap();
+    let first_leave = (0..log.len())
+        .filter(|i| log[*i].contains(": leave ") && old.iter().any(|p| log[*i].contains(p)))
+        .min()
+        .unwrap();
+    assert!(
+        last_join < reloads[0] && reloads[1] < first_leave,
+        "{log:#?}"
     );
 }

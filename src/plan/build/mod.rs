@@ -14,6 +14,7 @@ use crate::model::*;
 use std::collections::{BTreeMap, BTreeSet};
 
 mod deployment_plan;
+mod edges;
 mod history;
 mod jobs;
 mod pods;
@@ -206,6 +207,7 @@ pub fn build(input: &PlanInput) -> Plan {
     if let Some(r) = &plan.routing {
         routing::edge_sync(&cx, r, &plan.services, &mut plan.changes, &mut plan.waves);
     }
+    edges::place(&mut plan);
     plan.dead_locks = dead_locks(input);
     for h in &plan.dead_locks {
         plan.issues.push(Issue {

@@ -1,6 +1,6 @@
 //! This machine and this process, as an apply lock records its holder, and whether a holder
-//! recorded that way is still running here; and this machine's clock (`unix_now`), the one
-//! place the shell reads it.
+//! recorded that way is still running here; this machine's clock (`unix_now`), the one
+//! place the shell reads it; and the signals that ask this process to stop (`interrupt`).
 //!
 //! A process is named by the kernel's boot id, its pid namespace, its user, its pid and its
 //! start time: two machines never share a boot id, two containers on one kernel do not share
@@ -113,6 +113,22 @@ fn stat_fields(proc: &Path, pid: u32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(proc.join(pid.to_string()).join("stat")).ok()?;
     let (_, rest) = stat.rsplit_once(')')?;
     Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// Resolves with the signal's name on SIGINT or SIGTERM.
+pub async fn interrupt() -> &'static str {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term => "SIGTERM",
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! Hosts push in parallel; pushes to one edge host are one at a time, and a push carries the
 //! newest state, so steps that run at once cost few reloads.
 
-use super::executor::Engines;
+use super::engine::Engines;
 use crate::model::edge_stats::{self, EdgeAnalysis};
 use crate::model::haproxy::{self, EdgeFile};
 use crate::model::ingress::{backends, Routing, EDGE_DEPLOYMENT};
@@ -129,8 +129,8 @@ impl Edges {
         deployment: &str,
         revision: &str,
         check: &EdgeAnalysis,
-    ) -> Result<String, super::step::StepError> {
-        use super::step::StepError;
+    ) -> Result<String, super::failure::StepError> {
+        use super::failure::StepError;
         let fault = |e: String| StepError::new(e, String::new());
         let routing =
             (self.routing.as_ref()).ok_or_else(|| fault("the plan routes nothing".into()))?;

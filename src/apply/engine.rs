@@ -22,6 +22,9 @@ pub use super::docker_ops::OpError;
 /// An operation's outcome.
 pub type OpResult<T = ()> = Result<T, OpError>;
 
+/// Each host's engine, by host name.
+pub type Engines = std::collections::BTreeMap<String, std::sync::Arc<dyn Engine>>;
+
 /// One host's engine, as the executor uses it. Every operation is idempotent: creating what
 /// exists or removing what is gone succeeds, so a re-run converges.
 pub trait Engine: Send + Sync {

@@ -3,16 +3,17 @@
 
 use super::drain::Drains;
 use super::edge::Edges;
+pub use super::engine::Engines;
 use super::engine::{DockerEngine, Engine};
+pub use super::failure::{FailureKind, StepFailure, Waits};
 use super::host_steps::run_host;
-pub(super) use super::step::{HostContext, StepError, StepResult};
+use super::step::HostContext;
 use crate::hosts::Fleet;
 use crate::plan::{Plan, Step, Wave};
 use futures_util::future::join_all;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub type Secrets = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
@@ -24,54 +25,6 @@ pub struct PodInputs {
     pub files: Arc<crate::model::files::FileContents>,
     /// Each secret's record, sealed once per apply and given to every container it creates.
     pub seals: Arc<crate::apply::docker_ops::Seals>,
-}
-
-/// Why a step failed, with what the user needs to see (logs, health output).
-#[derive(Debug, Clone)]
-pub struct StepFailure {
-    pub host: String,
-    pub message: String,
-    pub details: String,
-    pub kind: FailureKind,
-}
-
-/// What a step's failure says of the revision it rolls out: what `sync` and the history
-/// decide on (its message is for people only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    /// A verdict on the new pods: a health gate or an analysis they failed, a job of the
-    /// revision that failed or ran out of time. The revision is marked failed: `sync` does
-    /// not retry it until Git changes (or `--retry`).
-    Verdict,
-    /// A fault of a host, the network, the engine or berth: tried again by the next run.
-    Fault,
-    /// The operator stopped it (SIGINT, SIGTERM), or the lock was lost: tried again.
-    Interrupted,
-}
-
-/// Time an apply spent waiting, by what for (per wave, the longest host of each).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Waits {
-    /// What the strategy asked for: health gates, drains, pauses, analyses.
-    pub strategy: Duration,
-    /// Old pods stopping: SIGTERM, then SIGKILL once the stop timeout is over.
-    pub stopping: Duration,
-}
-
-impl Waits {
-    pub(super) fn longest(self, other: Waits) -> Waits {
-        Waits {
-            strategy: self.strategy.max(other.strategy),
-            stopping: self.stopping.max(other.stopping),
-        }
-    }
-}
-
-impl std::ops::AddAssign for Waits {
-    fn add_assign(&mut self, other: Waits) {
-        self.strategy += other.strategy;
-        self.stopping += other.stopping;
-    }
 }
 
 #[derive(Debug)]
@@ -97,9 +50,6 @@ pub struct FailedWave {
 }
 
 pub use super::lock::Fence;
-
-/// Each host's engine, by host name.
-pub type Engines = BTreeMap<String, Arc<dyn Engine>>;
 
 pub use super::progress::{describe, Progress};
 pub use crate::hosts::Logins;
@@ -289,7 +239,7 @@ async fn run_lane(
         let rollback = run_hosts(&on_failure, lane_name, engines, shared, progress);
         let rolled_back = tokio::select! {
             done = rollback => done?,
-            signal = interrupt() => return Ok(LaneResult::Abandoned(signal)),
+            signal = crate::here::interrupt() => return Ok(LaneResult::Abandoned(signal)),
         };
         if let Some(why) = shared.fence.lost_why() {
             return Ok(LaneResult::LockLost(why));
@@ -410,23 +360,7 @@ async fn halted(fence: Fence) -> Halt {
         }
     };
     tokio::select! {
-        signal = interrupt() => Halt::Signal(signal),
+        signal = crate::here::interrupt() => Halt::Signal(signal),
         why = lost => Halt::LockLost(why),
-    }
-}
-
-/// Resolves with the signal's name on SIGINT or SIGTERM.
-pub async fn interrupt() -> &'static str {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term => "SIGTERM",
     }
 }

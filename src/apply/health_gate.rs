@@ -3,7 +3,7 @@
 //! unhealthy fails it at once, with its last log lines and health check output.
 
 use super::engine::Engine;
-use super::executor::{StepError, StepResult};
+use super::failure::{StepError, StepResult};
 use crate::plan::ServiceJoin;
 use bollard::models::HealthStatusEnum;
 use futures_util::future::join_all;

@@ -4,9 +4,9 @@
 //! as Kubernetes starts a ReplicaSet's pods and counts `minReadySeconds` for each pod on its
 //! own: three pods of a batch on one host wait for one `min_ready`, not three.
 
-use super::executor::{FailureKind, StepFailure, Waits};
+use super::failure::{FailureKind, StepError, StepFailure, Waits};
 use super::progress::{describe, Progress};
-use super::step::{run_step, HostContext, StepError};
+use super::step::{run_step, HostContext};
 use crate::plan::Step;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::sync::Arc;

@@ -1,24 +1,31 @@
 //! A job's step: its output passed on as it comes, its exit judged, its last lines kept for
 //! the failure report.
 
-use super::executor::{HostContext, StepError, StepResult};
+use super::engine::Engine;
+use super::failure::{StepError, StepResult};
+use super::progress::Progress;
 
 /// How many of a failed job's last output lines its failure report shows.
 const JOB_TAIL_LINES: usize = 20;
 
 /// Runs a job, its output passed on as it comes; an exit other than 0 fails the step, with
 /// the output's last lines.
-pub(super) async fn run_job(ctx: &HostContext, job: &crate::plan::JobPlan) -> StepResult {
+pub(super) async fn run_job(
+    engine: &dyn Engine,
+    progress: &dyn Progress,
+    host: &str,
+    job: &crate::plan::JobPlan,
+) -> StepResult {
     let tail = std::sync::Mutex::new(std::collections::VecDeque::new());
     let output = |line: &str| {
-        ctx.progress.output(&ctx.host, &job.job, line);
+        progress.output(host, &job.job, line);
         let mut tail = tail.lock().expect("not poisoned");
         if tail.len() == JOB_TAIL_LINES {
             tail.pop_front();
         }
         tail.push_back(line.to_string());
     };
-    let code = match ctx.engine.run_job(job, &output).await {
+    let code = match engine.run_job(job, &output).await {
         Ok(code) => code,
         // The revision's own code ran out of time: a verdict, like an exit other than 0.
         Err(e @ super::engine::OpError::JobTimedOut { .. }) => {

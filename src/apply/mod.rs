@@ -6,6 +6,7 @@ mod drain;
 mod edge;
 pub mod engine;
 pub mod executor;
+mod failure;
 mod health_gate;
 mod host_steps;
 mod job_step;

@@ -3,49 +3,14 @@
 
 use super::drain::Drains;
 use super::edge::Edges;
-use super::engine::{Engine, OpError, OpResult};
-use super::executor::FailureKind;
+use super::engine::{Engine, OpResult};
+use super::failure::{StepError, StepResult};
 use super::health_gate::await_ready;
 use super::progress::Progress;
 use crate::plan::Step;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Why a step failed: what went wrong, what the user needs to see of it (the pod's last
-/// log lines, its health check's output), and what kind of failure it is.
-pub(super) struct StepError {
-    pub(super) message: String,
-    pub(super) details: String,
-    pub(super) kind: FailureKind,
-}
-
-impl StepError {
-    /// A fault of a host, the network or berth: the next run tries again.
-    pub(super) fn new(message: impl Into<String>, details: String) -> StepError {
-        StepError {
-            message: message.into(),
-            details,
-            kind: FailureKind::Fault,
-        }
-    }
-
-    /// A verdict on the revision's pods (see `FailureKind::Verdict`).
-    pub(super) fn verdict(message: impl Into<String>, details: String) -> StepError {
-        StepError {
-            kind: FailureKind::Verdict,
-            ..StepError::new(message, details)
-        }
-    }
-}
-
-impl From<OpError> for StepError {
-    fn from(e: OpError) -> StepError {
-        StepError::new(e.to_string(), String::new())
-    }
-}
-
-pub(super) type StepResult = Result<(), StepError>;
 
 fn plain(r: OpResult) -> StepResult {
     r.map_err(StepError::from)
@@ -123,7 +88,10 @@ pub(super) async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
         Step::RecordRollout { deployment, state } => {
             plain(engine.record_rollout(deployment, state.as_ref()).await)
         }
-        Step::RunJob { job } => super::job_step::run_job(ctx, job).await,
+        Step::RunJob { job } => {
+            super::job_step::run_job(ctx.engine.as_ref(), ctx.progress.as_ref(), &ctx.host, job)
+                .await
+        }
         Step::RecordJob { record } => plain(engine.record_job(record).await),
         // The edges' steps: no engine of this host is involved but its edge's.
         Step::RouteEdges { add, remove } => {

@@ -1,7 +1,7 @@
 use super::common::*;
 use super::progress::Verbosity;
-use crate::apply::{Outcome, Progress};
 use crate::ops::apply::{Applied, ApplyOptions, Ui};
+use crate::ops::apply::{Outcome, Progress};
 use crate::ops::{self, exit};
 use crate::plan::Plan;
 use crate::render::Format;

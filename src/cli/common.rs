@@ -1,8 +1,8 @@
 //! Flags shared by the subcommands, turned into the options `ops` takes, and printing.
 
-use crate::hosts::route::ClientConfig;
-use crate::hosts::ssh::SshOptions;
-use crate::ops::context::{home, known_hosts_path, Connection, PlanScope, Source};
+use crate::ops::context::{
+    home, known_hosts_path, ClientConfig, Connection, PlanScope, Source, SshOptions,
+};
 use crate::plan::{self, Plan};
 use crate::render::Format;
 use crate::repo;
@@ -146,8 +146,8 @@ pub struct LockArgs {
 }
 
 impl LockArgs {
-    pub fn options(&self) -> crate::apply::lock::LockOptions {
-        crate::apply::lock::LockOptions {
+    pub fn options(&self) -> crate::ops::lock::LockOptions {
+        crate::ops::lock::LockOptions {
             wait: self.lock_wait.unwrap_or_default(),
             lease: self.lock_lease.max(Duration::from_secs(1)),
         }

@@ -1,6 +1,5 @@
 use super::common::*;
-use crate::hosts::observe::ObserveOptions;
-use crate::ops::context::{connect_hosts, load_repo, Secrets};
+use crate::ops::context::{load_repo, observe_hosts, Depth, Secrets};
 use crate::ops::pods::{choose, deployments, exec, pod_containers, ExecMode, PodFilter};
 use clap::Args;
 use miette::Result;
@@ -57,17 +56,8 @@ pub fn run(a: ExecArgs) -> Result<u8> {
         tty: a.tty,
     };
     runtime().block_on(async {
-        let fleet = connect_hosts(&desired, &to).await;
-        let options = ObserveOptions {
-            project: desired.project.clone(),
-            ..Default::default()
-        };
-        let containers = pod_containers(
-            &fleet.observe(&options).await,
-            &desired.project,
-            &names,
-            a.host.as_deref(),
-        );
+        let (fleet, observed) = observe_hosts(&desired, &to, Depth::Shallow).await;
+        let containers = pod_containers(&observed, &desired.project, &names, a.host.as_deref());
         let down: Vec<String> = (fleet.failed.iter())
             .filter(|(h, _)| a.host.as_deref().is_none_or(|x| x == h.as_str()))
             .map(|(h, e)| format!("{h} is unreachable: {e}"))

@@ -1,7 +1,7 @@
 //! Progress of an apply: a spinner per host and deployment on a terminal, one timestamped
 //! line per event elsewhere (CI logs), or only failures with `-q`.
 
-use crate::apply::Progress;
+use crate::ops::apply::Progress;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;

@@ -1,7 +1,6 @@
 use super::common::*;
-use crate::hosts::observe::ObserveOptions;
 use crate::model::{label, ObservedHost};
-use crate::ops::context::{connect_hosts, load_repo, Secrets};
+use crate::ops::context::{load_repo, observe_hosts, Depth, Secrets};
 use clap::Args;
 use miette::Result;
 use serde::Serialize;
@@ -127,14 +126,7 @@ pub fn run(a: PsArgs) -> Result<u8> {
     let desired = load_repo(&a.repo.source(Some(&a.ssh)), Secrets::NotNeeded)?;
     super::logs::check_host(&desired, a.host.as_deref())?;
     let to = a.ssh.connection()?;
-    let observed = runtime().block_on(async {
-        let fleet = connect_hosts(&desired, &to).await;
-        let options = ObserveOptions {
-            project: desired.project.clone(),
-            ..Default::default()
-        };
-        fleet.observe(&options).await
-    });
+    let (_, observed) = runtime().block_on(observe_hosts(&desired, &to, Depth::Shallow));
     let mut unreachable = false;
     for (h, o) in &observed {
         if let Err(e) = o {

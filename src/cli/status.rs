@@ -1,8 +1,6 @@
 use super::common::*;
 use super::exit;
-use crate::diff::status::status;
-use crate::hosts::observe::ObserveOptions;
-use crate::ops::context::{connect_hosts, load_repo, parse_selector, Secrets};
+use crate::ops::context::{load_repo, parse_selector, Depth, Secrets};
 use clap::Args;
 use miette::Result;
 
@@ -28,21 +26,9 @@ pub fn run(a: StatusArgs) -> Result<u8> {
     let selector = parse_selector(&a.repo.selector)?;
     let desired = load_repo(&a.repo.source(Some(&a.ssh)), Secrets::NotNeeded)?;
     let to = a.ssh.connection()?;
-    let observed = runtime().block_on(async {
-        let fleet = connect_hosts(&desired, &to).await;
-        // Deep: an inspect per pod container shows which pods are behind their service.
-        let options = ObserveOptions {
-            project: desired.project.clone(),
-            volumes: false,
-            deep: true,
-            images: vec![],
-            edge_admin_port: None,
-        };
-        fleet.observe(&options).await
-    });
-    // Offline as to registries: each image is taken at the digest its pods run.
-    let (desired, _) = crate::plan::digests::settle(&desired, &Default::default(), &observed);
-    let s = status(&desired, &observed, selector.as_ref());
+    // Deep: an inspect per pod container shows which pods are behind their service.
+    let status = crate::ops::status::status(&desired, &to, Depth::Deep, selector.as_ref());
+    let s = runtime().block_on(status);
     match a.format {
         StateFormat::Json => crate::outln!("{}", serde_json::to_string_pretty(&s).expect("json")),
         StateFormat::Text => crate::out!("{}", crate::render::status_text(&s)),

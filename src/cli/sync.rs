@@ -6,8 +6,7 @@
 use super::apply;
 use super::common::*;
 use super::progress::Verbosity;
-use crate::hosts::observe::ObserveOptions;
-use crate::ops::context::{connect_hosts, load_repo, Secrets};
+use crate::ops::context::{load_repo, Depth, Secrets};
 use crate::ops::metrics::{serve, Metrics};
 use crate::render::Format;
 use clap::Args;
@@ -83,14 +82,7 @@ async fn measure(metrics: &Mutex<Metrics>, args: &apply::ApplyArgs, code: u8, st
     let pods = async {
         let desired = load_repo(&args.repo.source(Some(&args.ssh)), Secrets::NotNeeded).ok()?;
         let to = args.ssh.connection().ok()?;
-        let fleet = connect_hosts(&desired, &to).await;
-        let options = ObserveOptions {
-            project: desired.project.clone(),
-            ..Default::default()
-        };
-        let observed = fleet.observe(&options).await;
-        let (desired, _) = crate::plan::digests::settle(&desired, &Default::default(), &observed);
-        let s = crate::diff::status::status(&desired, &observed, None);
+        let s = crate::ops::status::status(&desired, &to, Depth::Shallow, None).await;
         let pods = s
             .deployments
             .iter()
@@ -178,7 +170,7 @@ async fn keep_syncing(
     {
         let (stopping, stop) = (stopping.clone(), stop.clone());
         tokio::spawn(async move {
-            let signal = crate::apply::executor::interrupt().await;
+            let signal = crate::here::interrupt().await;
             eprintln!("sync: {signal}: stopping after this round");
             stopping.store(true, Ordering::SeqCst);
             stop.notify_one();

@@ -3,14 +3,13 @@
 
 use super::common::*;
 use super::exit;
-use crate::apply::lock;
-use crate::hosts::Fleet;
 use crate::model::clock::rfc3339;
-use crate::model::lock::{Holder, DEFAULT_LEASE_S};
-use crate::ops::context::{connect_hosts, load_repo, Secrets};
+use crate::ops::{
+    self,
+    context::{load_repo, Secrets},
+};
 use clap::{Args, Subcommand};
-use futures_util::future::join_all;
-use miette::{miette, Result};
+use miette::Result;
 
 /// Remove the project's apply lock from every host, whoever holds it: for a lock whose apply
 /// is gone but whose lease you do not want to wait out. Refuses while the holder is a live
@@ -49,57 +48,42 @@ pub struct LockStatusArgs {
     pub ssh: SshArgs,
 }
 
-/// Each host's lock holder, with its engine's time when it was read.
-type Found = Result<Option<(Holder, u64)>, String>;
-
-async fn holders(fleet: &Fleet, project: &str) -> Vec<(String, Found)> {
-    let found = join_all(
-        fleet
-            .connected
-            .values()
-            .map(|c| lock::holder(c, project, DEFAULT_LEASE_S)),
-    )
-    .await;
-    fleet.connected.keys().cloned().zip(found).collect()
-}
-
 pub fn status(a: LockStatusArgs) -> Result<u8> {
     let desired = load_repo(&a.repo.source(Some(&a.ssh)), Secrets::NotNeeded)?;
-    runtime().block_on(async {
-        let fleet = connect_hosts(&desired, &a.ssh.connection()?).await;
-        for (host, found) in holders(&fleet, &desired.project).await {
-            let line = match found {
-                Ok(None) => "free".to_string(),
-                Ok(Some((h, now))) => format!(
-                    "held by {} since {}, {}{}",
-                    h.owner,
-                    rfc3339(h.since),
-                    if h.expired(now) {
-                        format!(
-                            "its lease expired {} by {host}'s clock",
-                            h.expires.map_or("?".into(), rfc3339)
-                        )
-                    } else {
-                        lock::lease_words(&h, Some(now))
-                    },
-                    if lock::gone(&h, now) && !h.expired(now) {
-                        " (its process on this machine has ended: the next apply takes it over)"
-                    } else {
-                        ""
-                    }
-                ),
-                Err(e) => format!("unknown: {e}"),
-            };
-            crate::outln!("{host}: {line}");
-        }
-        for (h, e) in &fleet.failed {
-            crate::outln!("{h}: unreachable: {e}");
-        }
-        Ok(if fleet.failed.is_empty() {
-            exit::OK
-        } else {
-            exit::ERROR
-        })
+    let to = a.ssh.connection()?;
+    let locks = runtime().block_on(ops::lock::status(&desired, &to));
+    for (host, found) in locks.hosts {
+        let line = match found {
+            Ok(None) => "free".to_string(),
+            Ok(Some((h, now))) => format!(
+                "held by {} since {}, {}{}",
+                h.owner,
+                rfc3339(h.since),
+                if h.expired(now) {
+                    format!(
+                        "its lease expired {} by {host}'s clock",
+                        h.expires.map_or("?".into(), rfc3339)
+                    )
+                } else {
+                    ops::lock::lease_words(&h, Some(now))
+                },
+                if ops::lock::gone(&h, now) && !h.expired(now) {
+                    " (its process on this machine has ended: the next apply takes it over)"
+                } else {
+                    ""
+                }
+            ),
+            Err(e) => format!("unknown: {e}"),
+        };
+        crate::outln!("{host}: {line}");
+    }
+    for (h, e) in &locks.unreachable {
+        crate::outln!("{h}: unreachable: {e}");
+    }
+    Ok(if locks.unreachable.is_empty() {
+        exit::OK
+    } else {
+        exit::ERROR
     })
 }
 
@@ -112,38 +96,19 @@ pub fn run(a: UnlockArgs) -> Result<u8> {
         ));
     }
     let desired = load_repo(&a.repo.source(Some(&a.ssh)), Secrets::NotNeeded)?;
-    runtime().block_on(async {
-        let fleet =
-            connect_hosts(&desired, &a.ssh.connection()?).await;
-        if !a.force {
-            for (host, found) in holders(&fleet, &desired.project).await {
-                let Ok(Some((h, _))) = found else { continue };
-                let fate = h.process.as_deref().map(crate::here::fate);
-                if let Some(crate::here::Fate::Running(pid)) = fate {
-                    return Err(miette!(
-                        help = "wait for it to finish, or stop that process first (--force removes the lock anyway)",
-                        "the apply lock on {host} is held by {}, which is still running on this machine (pid {pid})",
-                        h.owner
-                    ));
-                }
-            }
-        }
-        let names: Vec<String> = fleet.connected.keys().cloned().collect();
-        lock::force_release(&fleet, &desired.project, &names)
-            .await
-            .map_err(|e| miette!("{e}"))?;
-        eprintln!(
-            "apply lock of {} removed on {} host(s)",
-            desired.project,
-            names.len()
-        );
-        for (h, e) in &fleet.failed {
-            eprintln!("warning: {h} is unreachable: {e}");
-        }
-        Ok(if fleet.failed.is_empty() {
-            exit::OK
-        } else {
-            exit::ERROR
-        })
+    let to = a.ssh.connection()?;
+    let (removed, unreachable) = runtime().block_on(ops::lock::unlock(&desired, &to, a.force))?;
+    eprintln!(
+        "apply lock of {} removed on {} host(s)",
+        desired.project,
+        removed.len()
+    );
+    for (h, e) in &unreachable {
+        eprintln!("warning: {h} is unreachable: {e}");
+    }
+    Ok(if unreachable.is_empty() {
+        exit::OK
+    } else {
+        exit::ERROR
     })
 }

@@ -7,7 +7,6 @@ pub mod files;
 pub mod haproxy;
 pub mod history;
 pub mod ingress;
-pub mod job;
 pub mod jump;
 pub mod labels;
 pub mod lines;
@@ -23,7 +22,6 @@ pub mod selector;
 pub mod strategy;
 
 pub use desired::*;
-pub use job::Job;
 pub use labels::Labels;
 pub use observed::{
     label, ContainerState, Health, JobRecord, ObservedContainer, ObservedHost, ObservedLock,

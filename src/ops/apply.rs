@@ -4,7 +4,9 @@
 use super::context::{self, check_unreachable, Connection, PlanScope, Source};
 use super::error::{exit, Error, Result};
 use super::secrets::SecretSource;
-use crate::apply::{self, lock, lock::LockError, lock::LockOptions, Outcome, Progress};
+use crate::apply::{self, lock, lock::LockError, lock::LockOptions};
+/// What an apply ends with, and what it reports as it goes (the CLI prints both).
+pub use crate::apply::{Outcome, Progress};
 use crate::hosts::{self, Fleet};
 use crate::model::files::{by_hash, FileContents};
 use crate::plan::{IssueKind, Plan};

@@ -2,44 +2,21 @@
 //! and a plan built from what they run.
 
 use super::error::Result;
+pub use super::secrets::secret_from;
 use super::secrets::SecretSource;
-use crate::hosts::{self, observe::ObserveOptions, ssh::SshOptions, Fleet};
+pub use super::source::{home, known_hosts_path, read_source, Source, GIT_TIMEOUT};
+use crate::hosts::{self, observe::ObserveOptions, Fleet};
+/// The SSH settings a `Connection` holds (from the command line and ssh_config).
+pub use crate::hosts::{route::ClientConfig, ssh::SshOptions};
 use crate::model::policy::Policy;
 use crate::model::registry::RegistryLogin;
 use crate::model::{DesiredState, PullPolicy, Selector};
 use crate::plan::digests::{self, Observed};
 use crate::plan::{self, Issue, Plan, PlanInput};
-use crate::repo::{self, source};
+use crate::repo;
 use miette::miette;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Where the repository is and which of its deployments a run covers.
-#[derive(Debug, Clone, Default)]
-pub struct Source {
-    /// A local path or a URL.
-    pub repo: String,
-    /// Branch, tag or commit (default: HEAD, or the remote's default branch).
-    pub git_ref: Option<String>,
-    /// Only deployments whose labels match this selector (text as the user gave it).
-    pub selector: Option<String>,
-    /// Where remote repositories are cached (default: $XDG_CACHE_HOME/berth).
-    pub cache_dir: Option<PathBuf>,
-    /// known_hosts for ssh:// repositories (default: ~/.ssh/known_hosts).
-    pub known_hosts: Option<PathBuf>,
-    /// The environment (`-e`), when berth.yaml declares environments.
-    pub environment: Option<String>,
-    /// The operator's policy file (`--policy`), outside the repository.
-    pub policy: Option<PathBuf>,
-    /// Read the files as they are on disk, not a commit (`validate` without `--ref`).
-    pub worktree: bool,
-    /// How long a Git server may go quiet during a fetch (`--git-timeout`; default 60 s).
-    pub git_timeout: Option<std::time::Duration>,
-}
-
-/// How long a Git server may go quiet during a fetch, unless `--git-timeout` says.
-pub const GIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How to reach the hosts.
 #[derive(Debug, Clone)]
@@ -78,39 +55,6 @@ pub enum Secrets {
     ForSelected,
 }
 
-pub fn home() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/root"))
-}
-
-pub fn known_hosts_path(given: Option<PathBuf>) -> PathBuf {
-    given.unwrap_or_else(|| home().join(".ssh").join("known_hosts"))
-}
-
-/// A secret's value from where berth runs, in a given environment: the variable named after
-/// it (`BERTH_SECRET_NAME`), else the file `BERTH_SECRET_NAME_FILE` names, else the file NAME
-/// in `$BERTH_SECRETS_DIR` (kept outside the repository, e.g. a mounted CI secret). One line
-/// break at the end of a file is not part of the value (`echo value > file` writes one). The
-/// repository's SOPS files come after these (`ops::secrets`).
-pub fn secret_from(name: &str, env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Option<String> {
-    let var = repo::load::secret_env_var(name);
-    if let Some(value) = env(&var) {
-        return value.into_string().ok();
-    }
-    let file = match env(&format!("{var}_FILE")) {
-        Some(path) => PathBuf::from(path),
-        // A name is a file in the directory, never a path out of it.
-        None if !name.contains('/') && !name.starts_with('.') => {
-            PathBuf::from(env("BERTH_SECRETS_DIR")?).join(name)
-        }
-        None => return None,
-    };
-    let text = std::fs::read_to_string(file).ok()?;
-    let text = text.strip_suffix('\n').unwrap_or(&text);
-    Some(text.strip_suffix('\r').unwrap_or(text).to_string())
-}
-
 /// A selector given on the command line, with a diagnostic pointing into its text.
 pub fn parse_selector(text: &Option<String>) -> Result<Option<Selector>> {
     let Some(text) = text else { return Ok(None) };
@@ -126,28 +70,6 @@ pub fn parse_selector(text: &Option<String>) -> Result<Option<Selector>> {
         .with_source_code(text.clone())
         .into()
     })
-}
-
-/// The repository's files at the commit the source names.
-pub fn read_source(from: &Source) -> Result<source::Source> {
-    if from.worktree && from.git_ref.is_none() && !source::is_url(&from.repo) {
-        return Ok(source::read_worktree(&from.repo)?);
-    }
-    let cache_dir = from.cache_dir.clone().unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| home().join(".cache"))
-            .join("berth")
-    });
-    let req = source::SourceRequest {
-        repo: &from.repo,
-        git_ref: from.git_ref.as_deref(),
-        cache_dir,
-        known_hosts: known_hosts_path(from.known_hosts.clone()),
-        credentials: source::GitCredentials::from_env(),
-        fetch_timeout: from.git_timeout.unwrap_or(GIT_TIMEOUT),
-    };
-    Ok(source::read(&req)?)
 }
 
 /// Reads and checks the repository; its problems come back as diagnostics.
@@ -370,6 +292,32 @@ pub async fn connect(source: &Source, to: &Connection, scope: &PlanScope) -> Res
 /// Connects to the hosts the repository declares, in parallel.
 pub async fn connect_hosts(desired: &DesiredState, to: &Connection) -> Fleet {
     hosts::connect_all(&desired.hosts, &to.ssh, to.max_handshakes).await
+}
+
+/// How much an observation asks of each host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// One listing per host.
+    Shallow,
+    /// Also an inspect per pod container: which pods are behind their service names.
+    Deep,
+}
+
+/// Connects to the project's hosts and observes its containers on each, in one round trip
+/// per host.
+pub async fn observe_hosts(
+    desired: &DesiredState,
+    to: &Connection,
+    depth: Depth,
+) -> (Fleet, Observed) {
+    let fleet = connect_hosts(desired, to).await;
+    let options = ObserveOptions {
+        project: desired.project.clone(),
+        deep: depth == Depth::Deep,
+        ..Default::default()
+    };
+    let observed = fleet.observe(&options).await;
+    (fleet, observed)
 }
 
 /// Loads the repository, connects to its hosts, observes them and builds the plan.

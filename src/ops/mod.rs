@@ -6,11 +6,14 @@ pub mod apply;
 pub mod context;
 pub mod error;
 pub mod history;
+pub mod lock;
 pub mod metrics;
 pub mod notify;
 pub mod pods;
 pub mod policy;
 pub mod registry;
 pub mod secrets;
+pub mod source;
+pub mod status;
 
 pub use error::{exit, Error, Result};

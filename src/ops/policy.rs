@@ -102,12 +102,12 @@ pub fn check_commit(
 
 /// The commit a run would read, when the policy asks for signed commits and lets it deploy
 /// (`None` without such a policy); an error otherwise ([`is_untrusted`] tells a refusal).
-pub fn trusted_commit(source: &crate::ops::context::Source) -> crate::ops::Result<Option<String>> {
+pub fn trusted_commit(source: &crate::ops::source::Source) -> crate::ops::Result<Option<String>> {
     let policy = load(source.policy.as_deref(), &source.repo)?;
     if policy.as_ref().is_none_or(|p| p.allowed_signers.is_none()) {
         return Ok(None);
     }
-    let src = crate::ops::context::read_source(source)?;
+    let src = crate::ops::source::read_source(source)?;
     check_commit(
         policy.as_ref(),
         source.policy.as_deref(),

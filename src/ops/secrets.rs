@@ -4,8 +4,9 @@
 //! `repo::sops`), decrypted once, when a secret is first looked for there, with the keys sops
 //! itself would use (`SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY`, `~/.config/sops/age/keys.txt`).
 
-use super::context::{home, secret_from};
+use super::source::home;
 use crate::repo::{sops, RepoFiles};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// The folder of the repository whose files are SOPS-encrypted secrets.
@@ -99,4 +100,27 @@ fn age_keys() -> Result<Vec<age::x25519::Identity>, String> {
         keys.extend(sops::identities(&text).map_err(|e| format!("{}: {e}", default.display()))?);
     }
     Ok(keys)
+}
+
+/// A secret's value from where berth runs, in a given environment: the variable named after
+/// it (`BERTH_SECRET_NAME`), else the file `BERTH_SECRET_NAME_FILE` names, else the file NAME
+/// in `$BERTH_SECRETS_DIR` (kept outside the repository, e.g. a mounted CI secret). One line
+/// break at the end of a file is not part of the value (`echo value > file` writes one). The
+/// repository's SOPS files come after these (`ops::secrets`).
+pub fn secret_from(name: &str, env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Option<String> {
+    let var = crate::repo::load::secret_env_var(name);
+    if let Some(value) = env(&var) {
+        return value.into_string().ok();
+    }
+    let file = match env(&format!("{var}_FILE")) {
+        Some(path) => PathBuf::from(path),
+        // A name is a file in the directory, never a path out of it.
+        None if !name.contains('/') && !name.starts_with('.') => {
+            PathBuf::from(env("BERTH_SECRETS_DIR")?).join(name)
+        }
+        None => return None,
+    };
+    let text = std::fs::read_to_string(file).ok()?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    Some(text.strip_suffix('\r').unwrap_or(text).to_string())
 }

@@ -112,8 +112,7 @@ pub(super) fn apply_overrides(
                 l.check_policy(src, image, |p| p.check_image(&image.value));
                 spec.image = normalise_image(&image.value);
             }
-            spec.env
-                .extend(super::deployment::load_env(l, src, &c.env, needs));
+            spec.env.extend(super::env::load_env(l, src, &c.env, needs));
         }
     }
 }

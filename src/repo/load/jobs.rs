@@ -61,7 +61,7 @@ pub(super) fn load_jobs(
             name: j.name.value.clone(),
             container,
             command: j.command.as_ref().map(args),
-            env: super::deployment::load_env(l, src, &j.env, needs_secrets),
+            env: super::env::load_env(l, src, &j.env, needs_secrets),
             hosts,
             timeout_ms,
         });

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 
 mod checks;
 mod deployment;
+mod env;
 mod environments;
 mod files;
 mod hosts;

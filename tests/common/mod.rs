@@ -39,15 +39,25 @@ pub fn git_init(dir: &Path) {
 
 /// Fails (never skips) when the lab is not up.
 pub fn require_lab() {
+    require_hosts(&HOSTS);
+}
+
+/// The lab's podman hosts (`scripts/lab up 3 --podman 2`): Debian's podman behind its
+/// Docker-compatible API instead of dockerd.
+pub const PODMAN_HOSTS: [&str; 2] = ["h4", "h5"];
+
+/// Fails, saying how to bring them up, unless these lab hosts answer.
+pub fn require_hosts(hosts: &[&str]) {
     for var in ["BERTH_IDENTITY", "BERTH_KNOWN_HOSTS"] {
         if std::env::var_os(var).is_none() {
-            panic!("{var} is not set: the e2e tests need the lab. Run `scripts/test` (or `scripts/lab up 3` and source .lab/env)");
+            panic!("{var} is not set: the e2e tests need the lab. Run `scripts/test` (or `scripts/lab up 3 --bastion --podman 2` and source .lab/env)");
         }
     }
-    for i in 1..=3 {
+    for h in hosts {
+        let i: u32 = h[1..].parse().unwrap();
         let addr: SocketAddr = format!("198.18.0.{}:22", 10 + i).parse().unwrap();
         if TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err() {
-            panic!("lab host h{i} ({addr}) does not answer: run `scripts/lab up 3`");
+            panic!("lab host {h} ({addr}) does not answer: run `scripts/lab up 3 --bastion --podman 2`");
         }
     }
 }
@@ -80,19 +90,27 @@ strategy: {{min_ready: 1s, health_timeout: 30s}}
 pub struct Repo {
     pub dir: tempfile::TempDir,
     pub project: String,
+    /// The lab hosts its inventory names (h1, h2, h3 unless `Repo::on`).
+    pub hosts: Vec<&'static str>,
 }
 
 impl Repo {
     pub fn new(project: &str) -> Repo {
-        require_lab();
+        Repo::on(project, &HOSTS, &inventory())
+    }
+
+    /// A repository whose inventory (`inventory`) names these lab hosts.
+    pub fn on(project: &str, hosts: &[&'static str], inventory: &str) -> Repo {
+        require_hosts(hosts);
         let dir = tempfile::tempdir().unwrap();
         let repo = Repo {
             dir,
             project: project.to_string(),
+            hosts: hosts.to_vec(),
         };
         git_init(repo.path());
         repo.write("berth.yaml", &format!("project: {project}\n"));
-        repo.write("inventory.yaml", &inventory());
+        repo.write("inventory.yaml", inventory);
         // What an earlier, interrupted run of this test left is named, then removed.
         let left = repo.leftovers(&["ps", "-a"]);
         if !left.is_empty() {
@@ -107,7 +125,7 @@ impl Repo {
     pub fn leftovers(&self, list: &[&str]) -> Vec<String> {
         let filter = format!("label=berth.project={}", self.project);
         let mut found = Vec::new();
-        for h in HOSTS {
+        for h in &self.hosts {
             let mut args = list.to_vec();
             args.extend(["--filter", filter.as_str(), "--format", "{{.Name}}"]);
             if list[0] == "ps" {
@@ -190,7 +208,7 @@ impl Repo {
     }
 
     pub fn all_containers(&self) -> Vec<Container> {
-        HOSTS.iter().flat_map(|h| self.containers(h)).collect()
+        self.hosts.iter().flat_map(|h| self.containers(h)).collect()
     }
 
     /// This project's running containers on a host: without the old revisions a rollout
@@ -203,7 +221,7 @@ impl Repo {
 
     /// This project's running containers on every lab host.
     pub fn running_containers(&self) -> Vec<Container> {
-        HOSTS.iter().flat_map(|h| self.running_on(h)).collect()
+        self.hosts.iter().flat_map(|h| self.running_on(h)).collect()
     }
 
     /// The stopped containers on every lab host (kept revisions, or stopped by hand).
@@ -247,7 +265,7 @@ impl Repo {
             (&["volume", "ls", "-q"], &["volume", "rm", "-f"], &history),
         ];
         for (list, remove, filter) in kinds {
-            for h in HOSTS {
+            for h in &self.hosts {
                 let mut args = list.to_vec();
                 args.extend(["--filter", filter]);
                 let found = docker(h, &args);

@@ -22,6 +22,7 @@ mod history;
 mod ingress;
 mod jobs;
 mod lock;
+mod podman;
 mod pods;
 mod policy;
 mod registry;

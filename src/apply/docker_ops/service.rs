@@ -102,7 +102,10 @@ async fn reconnect_whole(
 }
 
 /// Disconnects and connects again with new aliases, at the same address where the network
-/// allows it (a pinned subnet), so established connections survive the switch.
+/// allows it (a pinned subnet), so established connections survive the switch, and with the
+/// same MAC address: an engine that gives each connection a new one (podman; Docker since
+/// 25) would otherwise leave the other pods' ARP caches pointing at the old one, and their
+/// new connections to the pod hanging for seconds.
 async fn reconnect(
     docker: &Docker,
     container: &str,
@@ -114,6 +117,10 @@ async fn reconnect(
         .as_ref()
         .and_then(|e| e.ip_address.clone())
         .filter(|a| !a.is_empty());
+    let mac_address = current
+        .as_ref()
+        .and_then(|e| e.mac_address.clone())
+        .filter(|m| !m.is_empty());
     if current.is_some() {
         let disconnect = NetworkDisconnectRequest {
             container: container.to_string(),
@@ -130,6 +137,7 @@ async fn reconnect(
         container: container.to_string(),
         endpoint_config: Some(EndpointSettings {
             aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
+            mac_address: mac_address.clone(),
             ipam_config: address.map(|a| EndpointIpamConfig {
                 ipv4_address: Some(a),
                 ..Default::default()

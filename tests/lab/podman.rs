@@ -1,0 +1,43 @@
+//! berth on podman hosts: h4 and h5 run Debian's podman behind its Docker-compatible API
+//! (`podman system service`) instead of dockerd (`scripts/lab up 3 --podman 2`). The same
+//! berth plans, applies, rolls out and reports drift there.
+
+use crate::common::*;
+
+fn podman_repo(project: &str) -> Repo {
+    let inventory = "hosts:\n  - {name: h4, address: 198.18.0.14, labels: {role: web}}\n  - {name: h5, address: 198.18.0.15, labels: {role: web}}\n";
+    let repo = Repo::on(project, &PODMAN_HOSTS, inventory);
+    for h in PODMAN_HOSTS {
+        let engine = docker(h, &["version", "--format", "{{json .Server.Components}}"]);
+        assert!(
+            engine.contains("Podman Engine"),
+            "{h} does not run podman: {engine}"
+        );
+    }
+    repo
+}
+
+#[test]
+fn drift_on_podman_hosts_is_reported_and_repaired() {
+    let repo = podman_repo("t-podman-drift");
+    repo.write("deployments/web.yaml", &web("web", 2, "v1", "role=web"));
+    repo.commit("web");
+    repo.apply_ok(&[]);
+    let clean = repo.berth(&["drift"]);
+    assert_eq!(clean.code, 0, "{clean:?}");
+
+    let h4 = repo.containers("h4");
+    docker("h4", &["stop", "-t", "1", &h4[0].name]);
+    let d = repo.berth(&["drift"]);
+    assert_eq!(d.code, 2, "{d:?}");
+    assert!(
+        d.stdout
+            .contains(&format!("h4 web {}", h4[0].name.trim_end_matches("-app")))
+            && d.stdout.contains("stopped"),
+        "{d:?}"
+    );
+    repo.apply_ok(&[]);
+    let d = repo.berth(&["drift"]);
+    assert_eq!(d.code, 0, "{d:?}");
+    assert_eq!(repo.running_containers().len(), 2);
+}

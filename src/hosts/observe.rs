@@ -157,7 +157,7 @@ pub async fn labelled_volumes(
     docker: &Docker,
     labels: Vec<String>,
 ) -> Result<Vec<ObservedVolume>, String> {
-    let filters = HashMap::from([("label".to_string(), labels)]);
+    let filters = HashMap::from([("label".to_string(), labels.clone())]);
     let options = ListVolumesOptionsBuilder::default()
         .filters(&filters)
         .build();
@@ -169,6 +169,9 @@ pub async fn labelled_volumes(
         .volumes
         .unwrap_or_default()
         .into_iter()
+        .filter(|v| {
+            crate::model::labels::pass_all(|k| v.labels.get(k).map(String::as_str), &labels)
+        })
         .map(|v| ObservedVolume {
             name: v.name,
             labels: v.labels.into_iter().collect(),

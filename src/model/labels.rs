@@ -16,6 +16,16 @@ pub fn from_pairs(pairs: &[(&str, &str)]) -> Labels {
 /// Checks a label key: an optional DNS subdomain prefix and `/`, then a name of at most 63
 /// characters that starts and ends with an alphanumeric and has `-`, `_`, `.` inside.
 /// Returns the byte offset (within `key`) and reason of the first problem.
+/// Whether labels pass every one of an engine's label filters (`key` present, or
+/// `key=value`). Docker lists what passes them all; Podman 4.3 what passes any, so a list
+/// asked with several is checked again here.
+pub fn pass_all<'a>(labels: impl Fn(&str) -> Option<&'a str>, filters: &[String]) -> bool {
+    filters.iter().all(|f| match f.split_once('=') {
+        Some((key, value)) => labels(key) == Some(value),
+        None => labels(f).is_some(),
+    })
+}
+
 pub fn check_key(key: &str) -> Result<(), (usize, String)> {
     let (prefix, name, name_at) = match key.rfind('/') {
         Some(i) => (Some(&key[..i]), &key[i + 1..], i + 1),
@@ -102,6 +112,18 @@ pub fn check_object_name(s: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn label_filters_pass_only_when_every_one_does() {
+        let labels = from_pairs(&[("berth.project", "shop"), ("berth.lease", "5")]);
+        let get = |k: &str| labels.get(k).map(String::as_str);
+        let f = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(pass_all(get, &f(&["berth.project=shop", "berth.lease"])));
+        assert!(!pass_all(get, &f(&["berth.project=shop", "berth.id"])));
+        assert!(!pass_all(get, &f(&["berth.project=other", "berth.lease"])));
+        assert!(pass_all(get, &[]));
+    }
+
     use super::*;
 
     #[test]

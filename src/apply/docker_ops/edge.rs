@@ -77,13 +77,11 @@ pub(super) async fn write_config(
 
 /// The edge containers running on this host.
 async fn running_edges(docker: &Docker, project: &str) -> Result<Vec<String>, OpError> {
-    let filters = HashMap::from([(
-        "label",
-        vec![
-            format!("{}={project}", label::PROJECT),
-            format!("{}={EDGE_DEPLOYMENT}", label::DEPLOYMENT),
-        ],
-    )]);
+    let wanted = vec![
+        format!("{}={project}", label::PROJECT),
+        format!("{}={EDGE_DEPLOYMENT}", label::DEPLOYMENT),
+    ];
+    let filters = HashMap::from([("label", wanted.clone())]);
     let options = ListContainersOptionsBuilder::default()
         .filters(&filters)
         .build();
@@ -93,6 +91,10 @@ async fn running_edges(docker: &Docker, project: &str) -> Result<Vec<String>, Op
         .map_err(doing("listing the edges"))?;
     Ok(list
         .into_iter()
+        .filter(|c| {
+            let labels = c.labels.as_ref();
+            crate::model::labels::pass_all(|k| labels?.get(k).map(String::as_str), &wanted)
+        })
         .filter_map(|c| {
             c.names?
                 .first()

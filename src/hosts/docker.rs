@@ -171,8 +171,9 @@ pub async fn raw_json(
         .map_err(RawError::Failed)
 }
 
-/// The most berth reads of an engine's answer to a call it makes by hand (`raw_json`).
-const MAX_RAW_BODY: usize = 4 * 1024 * 1024;
+/// The most berth reads of an engine's answer to a call it makes by hand (`raw_json`): the
+/// container list of a host with thousands of containers fits, as under `deadline`'s cap.
+const MAX_RAW_BODY: usize = 64 * 1024 * 1024;
 
 /// The Docker API version berth speaks: Docker 20.10's, which every engine since answers.
 pub const API_VERSION: ClientVersion = ClientVersion {

@@ -285,7 +285,7 @@ async fn observe_checked(
     c: &Connected,
     opts: &observe::ObserveOptions,
 ) -> Result<ObservedHost, String> {
-    let observe = observe::observe(&c.host.name, &c.docker, &c.session, opts);
+    let observe = observe::observe(c, opts);
     tokio::pin!(observe);
     tokio::select! {
         biased;

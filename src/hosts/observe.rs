@@ -11,8 +11,7 @@ use crate::model::{
 };
 use bollard::models::ContainerSummary;
 use bollard::query_parameters::{
-    InspectContainerOptions, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    ListVolumesOptionsBuilder,
+    InspectContainerOptions, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::future::join_all;
@@ -48,7 +47,38 @@ pub fn health_from_status(status: &str) -> Option<Health> {
     }
 }
 
-fn container(c: ContainerSummary) -> ObservedContainer {
+/// Podman's words for container states Docker has other words for (its compatible API passes
+/// some of its own through); any other word stays as the engine said it.
+fn docker_state(word: &str) -> &str {
+    match word {
+        "configured" => "created",
+        "stopped" => "exited",
+        other => other,
+    }
+}
+
+/// The host's containers from the engine's list, read leniently: the state is taken as a word
+/// (Podman says `configured`, `stopped`, `unknown`, which bollard's model refuses, and one
+/// such container would fail the whole host).
+fn containers_of(list: serde_json::Value) -> Result<Vec<ObservedContainer>, String> {
+    let serde_json::Value::Array(items) = list else {
+        return Err(format!("the container list is not a list: {list}"));
+    };
+    items
+        .into_iter()
+        .map(|mut item| {
+            let state = (item.as_object_mut())
+                .and_then(|o| o.remove("State"))
+                .and_then(|s| s.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let summary: ContainerSummary =
+                serde_json::from_value(item).map_err(|e| format!("reading a container: {e}"))?;
+            Ok(container(summary, docker_state(&state)))
+        })
+        .collect()
+}
+
+fn container(c: ContainerSummary, state: &str) -> ObservedContainer {
     let mut host_ports: Vec<(u16, String)> = c
         .ports
         .unwrap_or_default()
@@ -77,7 +107,7 @@ fn container(c: ContainerSummary) -> ObservedContainer {
             .map(|n| n.trim_start_matches('/').to_string())
             .unwrap_or_default(),
         image: c.image.unwrap_or_default(),
-        state: c.state.map(|s| s.to_string()).unwrap_or_default().into(),
+        state: state.into(),
         health: c.status.as_deref().and_then(health_from_status),
         labels: c.labels.unwrap_or_default().into_iter().collect(),
         host_ports,
@@ -209,15 +239,12 @@ async fn resources(docker: &Docker, id: &str, network: &str) -> Result<Resources
 
 /// Lists every container of the host (managed or not: unmanaged ones matter for name and
 /// port clashes) in one request; volumes are listed alongside when asked.
-pub async fn observe(
-    host: &str,
-    docker: &Docker,
-    session: &crate::hosts::ssh::Session,
-    opts: &ObserveOptions,
-) -> Result<ObservedHost, String> {
-    let list_options = ListContainersOptionsBuilder::default().all(true).build();
+pub async fn observe(c: &super::Connected, opts: &ObserveOptions) -> Result<ObservedHost, String> {
+    let (host, docker, session) = (&c.host.name, &c.docker, &c.session);
+    let path = "/v1.41/containers/json?all=true";
+    let list = c.raw_json(hyper::Method::GET, path, serde_json::Value::Null);
     let (list, volumes, lock, images, edge_generation) = tokio::join!(
-        docker.list_containers(Some(list_options)),
+        list,
         list_volumes(docker, &opts.project),
         lock_network(docker, &opts.project),
         images(docker, &opts.images),
@@ -249,8 +276,12 @@ pub async fn observe(
     if !opts.volumes {
         volumes.clear();
     }
-    let list = list.map_err(|e| format!("listing containers: {e}"))?;
-    let mut containers: Vec<ObservedContainer> = list.into_iter().map(container).collect();
+    let list = match list {
+        Ok((200, list)) => containers_of(list),
+        Ok((status, said)) => Err(format!("the engine answered {status}: {said}")),
+        Err(e) => Err(e),
+    };
+    let mut containers = list.map_err(|e| format!("listing containers: {e}"))?;
     if opts.deep {
         // Running ones only: a stopped container serves no name and its resources matter
         // only once it starts, and most stopped ones are old revisions kept for rollback.
@@ -336,4 +367,26 @@ fn rollouts_of(volumes: &mut Vec<ObservedVolume>) -> Vec<Rollout> {
         None => true,
     });
     rollouts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_podman_list_with_its_own_state_words_is_read_whole() {
+        let list = serde_json::json!([
+            {"Id": "a", "Names": ["/web-1-app"], "Image": "web:1", "State": "running",
+             "Status": "Up 3 seconds (healthy)", "Labels": {"berth.project": "shop"}},
+            {"Id": "b", "Names": ["/web-2-app"], "Image": "web:1", "State": "configured"},
+            {"Id": "c", "Names": ["/web-3-app"], "Image": "web:1", "State": "stopped"},
+            {"Id": "d", "Names": ["/web-4-app"], "Image": "web:1", "State": "unknown"}
+        ]);
+        let found = containers_of(list).unwrap();
+        let states: Vec<String> = found.iter().map(|c| c.state.to_string()).collect();
+        assert_eq!(states, ["running", "created", "exited", "unknown"]);
+        assert_eq!(found[0].name, "web-1-app");
+        assert_eq!(found[0].health, Some(crate::model::Health::Healthy));
+        assert!(containers_of(serde_json::json!({"message": "no"})).is_err());
+    }
 }

@@ -1,4 +1,4 @@
-//! berth: a declarative GitOps reconciler for fleets of plain Docker hosts.
+//! berth: a declarative GitOps reconciler for fleets of plain Docker (or Podman) hosts.
 //!
 //! The core (`model`, `repo::load`, `diff`, `plan`, `render`) does no I/O; the shell
 //! (`repo::source`, `hosts`, `apply`, `ops`, `cli`, `here`) talks to Git, SSH, Docker and this machine;
@@ -9,7 +9,8 @@
 //! 2. `hosts` connects to every host over SSH (in parallel) and `hosts::observe` lists what
 //!    each runs, in one round trip, as an `ObservedHost`.
 //! 3. `diff` pairs declared pods with running ones; `plan::build` orders the work into waves
-//!    by each deployment's strategy: the `Plan`, a value that `render` prints.
+//!    by each deployment's strategy, with the edges' route changes as steps of their own:
+//!    the `Plan`, a value that `render` prints and that holds everything the run will do.
 //! 4. `ops::apply` takes the project's lock (`apply::lock`); `apply::executor` runs the waves,
 //!    gated on health, rolling a failed wave back. An operation's result or `ops::Error`
 //!    carries its exit code; `cli` turns flags into options, prints, and exits with it.

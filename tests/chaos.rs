@@ -36,6 +36,13 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
+/// When a client's request failed: `FAIL at SECONDS: what wget said` (0 when unreadable).
+fn fail_time(line: &str) -> u64 {
+    let rest = line.trim_start_matches("FAIL at ");
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().unwrap_or(0)
+}
+
 /// Whether the killed run's log shows `host` in the middle of taking a pod out of its
 /// service (started, not done): the one moment a SIGKILL can cut into, between the
 /// disconnect and the connect that move a pod off its service name, which drops the request
@@ -175,7 +182,7 @@ fn round(
         let fails: Vec<u64> = lines
             .iter()
             .filter(|l| !l.starts_with("ok "))
-            .map(|l| l.trim_start_matches("FAIL at ").parse().unwrap_or(0))
+            .map(|l| fail_time(l))
             .collect();
         let in_window = |t: &u64| *t + 1 >= killed_at && *t <= killed_at + 3;
         let cut = was_killed && killed_mid_leave(&killed, &host);

@@ -4,6 +4,7 @@
 
 pub mod clients;
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -475,4 +476,22 @@ pub fn silent_server() -> u16 {
         }
     });
     port
+}
+
+/// One plain HTTP/1.0 GET from this machine (an edge through the lab's bridge); the body of
+/// a 200 answer, or why not.
+pub fn get(addr: SocketAddr) -> Result<String, String> {
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: shop.test\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        return Err(head.lines().next().unwrap_or_default().to_string());
+    }
+    Ok(body.trim().to_string())
 }

@@ -5,8 +5,8 @@
 
 use crate::common::*;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,23 +41,6 @@ fn unix_now_ms() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis()
-}
-
-/// One plain HTTP/1.0 GET; the body, or why not.
-fn get(addr: SocketAddr) -> Result<String, String> {
-    let mut s =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: shop.test\r\n\r\n")
-        .map_err(|e| e.to_string())?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).map_err(|e| e.to_string())?;
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
-    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
-        return Err(head.lines().next().unwrap_or_default().to_string());
-    }
-    Ok(body.trim().to_string())
 }
 
 /// Answers by body, and the failures.

@@ -42,22 +42,6 @@ fn drift_on_podman_hosts_is_reported_and_repaired() {
     assert_eq!(repo.running_containers().len(), 2);
 }
 
-/// One plain HTTP/1.0 GET from this machine; the body, or why not.
-fn get(addr: &str) -> Result<String, String> {
-    use std::io::{Read, Write};
-    let addr: std::net::SocketAddr = addr.parse().unwrap();
-    let timeout = std::time::Duration::from_secs(3);
-    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n")
-        .map_err(|e| e.to_string())?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).map_err(|e| e.to_string())?;
-    let (_, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
-    Ok(body.trim().to_string())
-}
-
 #[test]
 fn podman_hosts_run_the_edges_and_the_apply_lock_comes_off_them() {
     let repo = podman_repo("t-podman-edge");
@@ -74,7 +58,11 @@ fn podman_hosts_run_the_edges_and_the_apply_lock_comes_off_them() {
     // release must not take the edges' volume for a lease (it would fail, and say so).
     assert!(!run.all().contains("could not release"), "{run:?}");
     for edge in ["198.18.0.14:8172", "198.18.0.15:8172"] {
-        assert_eq!(get(edge), Ok("berth-lab web v1".to_string()), "{edge}");
+        assert_eq!(
+            get(edge.parse().unwrap()),
+            Ok("berth-lab web v1".to_string()),
+            "{edge}"
+        );
     }
     let again = repo.berth(&["plan"]);
     assert!(again.stdout.contains("No changes"), "{again:?}");

@@ -74,6 +74,18 @@ impl Replacement {
     }
 }
 
+/// A deployment's pods judged one by one (`pods::pod_work`) and their work ordered into
+/// waves, the replacements by `replace` (rolling batches, or recreate's stop-first).
+fn pod_waves(
+    cx: &Context,
+    d: &Deployment,
+    replace: fn(&Deployment, Vec<Replacement>) -> Vec<Wave>,
+) -> DeploymentPlan {
+    let (mut plan, work) = pods::pod_work(cx, d);
+    plan.waves = ordered(d, work, &network_name(cx.project()), replace);
+    plan
+}
+
 /// Orders one deployment's pod work into waves: stopped pods start, missing ones are
 /// created, `replace` orders the replacements its strategy's way, and the surplus goes.
 fn ordered(

@@ -7,9 +7,7 @@ pub(super) struct Recreate;
 
 impl Strategy for Recreate {
     fn rollout(&self, cx: &Context, d: &Deployment) -> DeploymentPlan {
-        let (mut plan, work) = pods::pod_work(cx, d);
-        plan.waves = ordered(d, work, &network_name(cx.project()), recreate_waves);
-        plan
+        pod_waves(cx, d, recreate_waves)
     }
 
     fn restore(&self, shape: &Restore, back: &[ObservedPod], current: &[ObservedPod]) -> Vec<Wave> {

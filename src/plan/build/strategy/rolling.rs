@@ -6,9 +6,7 @@ pub(super) struct Rolling;
 
 impl Strategy for Rolling {
     fn rollout(&self, cx: &Context, d: &Deployment) -> DeploymentPlan {
-        let (mut plan, work) = pods::pod_work(cx, d);
-        plan.waves = ordered(d, work, &network_name(cx.project()), rolling_waves);
-        plan
+        pod_waves(cx, d, rolling_waves)
     }
 
     fn restore(&self, shape: &Restore, back: &[ObservedPod], current: &[ObservedPod]) -> Vec<Wave> {

@@ -16,14 +16,10 @@ pub fn web_everywhere(replicas: u32, version: &str, strategy: &str) -> String {
         )
 }
 
-/// One client per host that asks `http://web:8080/` every 50 ms and prints each answer, or
-/// FAIL with what wget said (nothing: it ran out of time). busybox's own `wget -T` crashes in the lab image, so `timeout` bounds each request.
-pub fn client() -> String {
-    client_on(3, 2)
-}
-
-/// `client()` on `hosts` hosts, each request given `timeout_s` seconds.
-pub fn client_on(hosts: usize, timeout_s: u32) -> String {
+/// One client on each of `hosts` hosts that asks `http://web:8080/` every 50 ms and prints
+/// each answer, or FAIL with what wget said (nothing: it ran out of time). busybox's own
+/// `wget -T` crashes in the lab image, so `timeout` bounds each request.
+pub fn client_on(hosts: usize) -> String {
     r#"name: zclient
 replicas: HOSTS
 placement: {max_per_host: 1}
@@ -34,12 +30,11 @@ pod:
       command: |
         trap "exit 0" TERM
         while true; do
-          if a=$(timeout TIMEOUT wget -q -O - http://web:8080/ 2>/tmp/err); then echo "ok $a"; else echo "FAIL at $(date +%s): $(tr '\n' ' ' </tmp/err)"; fi
+          if a=$(timeout 2 wget -q -O - http://web:8080/ 2>/tmp/err); then echo "ok $a"; else echo "FAIL at $(date +%s): $(tr '\n' ' ' </tmp/err)"; fi
           sleep 0.05
         done
 "#
     .replace("HOSTS", &hosts.to_string())
-    .replace("TIMEOUT", &timeout_s.to_string())
 }
 
 /// Every answer each client recorded so far, per host.
@@ -103,15 +98,10 @@ pub fn count(all: &[(String, Vec<String>)]) -> usize {
 
 /// Deploys web at v1 and the clients, and waits until every client has heard v1.
 pub fn start_with_clients(repo: &Repo, web: &str) {
-    start_with(repo, web, &client_on(repo.hosts.len(), 2));
-}
-
-/// `start_with_clients` with these clients.
-pub fn start_with(repo: &Repo, web: &str, clients: &str) {
     repo.write("deployments/web.yaml", web);
     repo.commit("web v1");
     repo.apply_ok(&[]);
-    repo.write("deployments/zclient.yaml", clients);
+    repo.write("deployments/zclient.yaml", &client_on(repo.hosts.len()));
     repo.commit("clients");
     repo.apply_ok(&[]);
     for _ in 0..50 {

@@ -46,7 +46,9 @@ async fn main() {
         let hop = hop(spec);
         let options = options.clone();
         tokio::spawn(async move {
-            let session = ssh::connect(&hop, &options, None).await?;
+            let session = ssh::connect(&hop, &options, None)
+                .await
+                .map_err(|e| e.to_string())?;
             let (status, _) = docker::raw_json(
                 options.command_timeout,
                 &session,

@@ -3,6 +3,7 @@
 //! has to be published and no agent runs on the host.
 
 use super::docker_ops as ops;
+use crate::hosts::http::HttpError;
 use crate::hosts::ssh::Session;
 use crate::model::Analysis;
 use crate::plan::ServiceJoin;
@@ -15,7 +16,7 @@ use std::time::Duration;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One GET to `address:port` + `path`; its status code.
-async fn status(session: &Session, address: &str, port: u16, path: &str) -> Result<u16, String> {
+async fn status(session: &Session, address: &str, port: u16, path: &str) -> Result<u16, HttpError> {
     crate::hosts::http::get(session, address, port, path)
         .await
         .map(|(code, _)| code)
@@ -46,7 +47,11 @@ pub async fn analyze(
                 status(session, &address, check.port, &check.path),
             )
             .await
-            .unwrap_or_else(|_| Err(format!("no answer within {REQUEST_TIMEOUT:?}")));
+            .unwrap_or_else(|_| {
+                Err(HttpError::Answer(format!(
+                    "no answer within {REQUEST_TIMEOUT:?}"
+                )))
+            });
             match got {
                 Ok(code) if code == check.status => {}
                 Ok(code) => failures.push(format!(

@@ -4,7 +4,7 @@
 //! Hosts push in parallel; pushes to one edge host are one at a time, and a push carries the
 //! newest state, so steps that run at once cost few reloads.
 
-use super::engine::Engines;
+use super::engine::{Engines, OpError, OpResult};
 use crate::model::edge_stats::{self, EdgeAnalysis};
 use crate::model::haproxy::{self, EdgeFile};
 use crate::model::ingress::{backends, Routing, EDGE_DEPLOYMENT};
@@ -13,6 +13,19 @@ use crate::plan::{EdgeMember, Plan, PodPlan};
 use futures_util::future::join_all;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+
+/// An edge that did not take its configuration, and what its engine said.
+#[derive(Debug, thiserror::Error)]
+#[error("edge on {host}: {error}")]
+pub struct EdgeError {
+    pub host: String,
+    pub error: OpError,
+}
+
+/// The edges that did not take a change (each pushed in parallel).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct EdgeErrors(pub Vec<EdgeError>);
 
 pub struct Edges {
     routing: Option<Routing>,
@@ -70,7 +83,7 @@ impl Edges {
     }
 
     /// Changes the state; the edges get it when it changed.
-    async fn change(&self, change: impl FnOnce(&mut State) -> bool) -> Result<(), String> {
+    async fn change(&self, change: impl FnOnce(&mut State) -> bool) -> Result<(), EdgeErrors> {
         let changed = {
             let mut state = self.state.lock().expect("edge state");
             let changed = change(&mut state);
@@ -86,7 +99,7 @@ impl Edges {
     }
 
     /// `Step::RouteEdges`: pods on and off every edge.
-    pub async fn route(&self, add: &[EdgeMember], remove: &[EdgeMember]) -> Result<(), String> {
+    pub async fn route(&self, add: &[EdgeMember], remove: &[EdgeMember]) -> Result<(), EdgeErrors> {
         self.change(|s| route_edges(&mut s.members, add, remove))
             .await
     }
@@ -97,20 +110,20 @@ impl Edges {
         deployment: &str,
         revision: &str,
         percent: u32,
-    ) -> Result<(), String> {
+    ) -> Result<(), EdgeErrors> {
         let weight = (revision.to_string(), percent);
         self.change(|s| s.weights.insert(deployment.to_string(), weight.clone()) != Some(weight))
             .await
     }
 
     /// `Step::SyncEdge`: this host's edge gets the configuration, whatever it was given.
-    pub async fn sync(&self, host: &str) -> Result<(), String> {
+    pub async fn sync(&self, host: &str) -> Result<(), EdgeError> {
         self.push(host, true).await
     }
 
     /// Creates an edge pod with the configuration the host's edge should have now (no push
     /// to this host runs meanwhile, so none is lost).
-    pub async fn create(&self, host: &str, pod: &PodPlan) -> Option<Result<(), String>> {
+    pub async fn create(&self, host: &str, pod: &PodPlan) -> Option<OpResult> {
         if pod.deployment != EDGE_DEPLOYMENT {
             return None;
         }
@@ -118,8 +131,7 @@ impl Edges {
         let lock = self.pushed.get(host)?;
         let _held = lock.lock().await;
         let (config, files, _) = self.config(host)?;
-        let created = engine.create_edge(pod, &config, &files).await;
-        Some(created.map_err(|e| e.to_string()))
+        Some(engine.create_edge(pod, &config, &files).await)
     }
 
     /// Reads every edge's counts of `revision`'s pods before and after the window; the
@@ -166,18 +178,18 @@ impl Edges {
         edge_stats::verdict(check, &counts).map_err(|why| StepError::verdict(why, String::new()))
     }
 
-    async fn push_all(&self) -> Result<(), String> {
+    async fn push_all(&self) -> Result<(), EdgeErrors> {
         let results = join_all(self.engines.keys().map(|h| self.push(h, false))).await;
-        let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+        let errors: Vec<EdgeError> = results.into_iter().filter_map(Result::err).collect();
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(errors.join("; "))
+            Err(EdgeErrors(errors))
         }
     }
 
     /// Gives `host`'s edge the newest state, unless it has it (or `force`).
-    async fn push(&self, host: &str, force: bool) -> Result<(), String> {
+    async fn push(&self, host: &str, force: bool) -> Result<(), EdgeError> {
         let (Some(engine), Some(lock)) = (self.engines.get(host), self.pushed.get(host)) else {
             return Ok(());
         };
@@ -192,7 +204,10 @@ impl Edges {
         engine
             .edge_reload(&config, &files, admin_port)
             .await
-            .map_err(|e| format!("edge on {host}: {e}"))?;
+            .map_err(|error| EdgeError {
+                host: host.to_string(),
+                error,
+            })?;
         *pushed = version;
         Ok(())
     }

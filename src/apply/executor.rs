@@ -54,6 +54,14 @@ pub use super::lock::Fence;
 pub use super::progress::{describe, Progress};
 pub use crate::hosts::Logins;
 
+/// Why a plan could not be run at all (a step that fails is an `Outcome`, not this).
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The plan has steps for a host berth holds no connection to.
+    #[error("host {host} is not connected")]
+    NotConnected { host: String },
+}
+
 /// Runs the plan on the fleet's Docker engines.
 pub async fn execute(
     plan: &Plan,
@@ -62,7 +70,7 @@ pub async fn execute(
     logins: Arc<Logins>,
     progress: Arc<dyn Progress>,
     fence: Fence,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, ExecError> {
     let engines: Engines = fleet
         .connected
         .iter()
@@ -89,7 +97,7 @@ pub async fn execute_on(
     engines: &Engines,
     progress: Arc<dyn Progress>,
     fence: Fence,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, ExecError> {
     let outcome = run_waves(plan, engines, &progress, fence).await;
     progress.finish();
     outcome
@@ -104,7 +112,7 @@ async fn run_waves(
     engines: &Engines,
     progress: &Arc<dyn Progress>,
     fence: Fence,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, ExecError> {
     let mut waits = Waits::default();
     let drains = Arc::new(Drains::default());
     let edges = Arc::new(Edges::new(plan, engines));
@@ -186,7 +194,7 @@ async fn run_lane(
     engines: &Engines,
     shared: &Shared,
     progress: &Arc<dyn Progress>,
-) -> Result<LaneResult, String> {
+) -> Result<LaneResult, ExecError> {
     let mut waits = Waits::default();
     let halted = halted(shared.fence.clone());
     tokio::pin!(halted);
@@ -194,7 +202,7 @@ async fn run_lane(
         let lane_name = wave.deployment.as_deref();
         // The lock's generation, proved on the engines before each wave.
         if let Err(why) = shared.fence.confirm().await {
-            return Ok(LaneResult::LockLost(why));
+            return Ok(LaneResult::LockLost(why.0));
         }
         progress.wave(i + 1, plan.waves.len(), &wave.description);
         let (failures, waited) = tokio::select! {
@@ -224,7 +232,7 @@ async fn run_lane(
         }
         // A rollback is steps too: not without the lock.
         if let Err(why) = shared.fence.ready().await {
-            return Ok(LaneResult::LockLost(why));
+            return Ok(LaneResult::LockLost(why.0));
         }
         if !wave.on_failure.is_empty() {
             progress.rolling_back(&wave.description);
@@ -283,13 +291,13 @@ async fn run_hosts(
     engines: &Engines,
     shared: &Shared,
     progress: &Arc<dyn Progress>,
-) -> Result<(Vec<StepFailure>, Waits), String> {
+) -> Result<(Vec<StepFailure>, Waits), ExecError> {
     let mut tasks = Vec::new();
     // Failed analysis requests of this wave, over all hosts (the limit is fleet-wide).
     let analysis_failures = Arc::new(AtomicU32::new(0));
     for (host, list) in steps {
         let Some(engine) = engines.get(host) else {
-            return Err(format!("host {host} is not connected"));
+            return Err(ExecError::NotConnected { host: host.clone() });
         };
         let ctx = HostContext {
             engine: engine.clone(),

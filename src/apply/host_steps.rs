@@ -112,7 +112,7 @@ async fn run_one(
     // (one wait per run on a frozen engine, not one per step).
     let refused = match ctx.engine.silent() {
         Some(said) => Err((format!("{said}; not asked to {what}"), FailureKind::Fault)),
-        None => (ctx.fence.ready().await).map_err(|why| (why, FailureKind::Interrupted)),
+        None => (ctx.fence.ready().await).map_err(|why| (why.0, FailureKind::Interrupted)),
     };
     if let Err((message, kind)) = refused {
         let failure = StepFailure {

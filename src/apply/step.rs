@@ -35,7 +35,7 @@ pub(super) async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
         Step::EnsureVolume { name } => plain(engine.ensure_volume(name).await),
         Step::EnsureImage { image } => plain(engine.ensure_image(image).await),
         Step::CreatePod { pod } => match ctx.edges.create(&ctx.host, pod).await {
-            Some(created) => created.map_err(|e| StepError::new(e, String::new())),
+            Some(created) => plain(created),
             None => plain(engine.create_pod(pod).await),
         },
         Step::AwaitReady {
@@ -94,18 +94,16 @@ pub(super) async fn run_step(ctx: &HostContext, step: &Step) -> StepResult {
         }
         Step::RecordJob { record } => plain(engine.record_job(record).await),
         // The edges' steps: no engine of this host is involved but its edge's.
-        Step::RouteEdges { add, remove } => {
-            (ctx.edges.route(add, remove).await).map_err(|e| StepError::new(e, String::new()))
-        }
+        Step::RouteEdges { add, remove } => (ctx.edges.route(add, remove).await)
+            .map_err(|e| StepError::new(e.to_string(), String::new())),
         Step::RouteWeight {
             deployment,
             revision,
             percent,
         } => (ctx.edges.weigh(deployment, revision, *percent).await)
-            .map_err(|e| StepError::new(e, String::new())),
-        Step::SyncEdge => {
-            (ctx.edges.sync(&ctx.host).await).map_err(|e| StepError::new(e, String::new()))
-        }
+            .map_err(|e| StepError::new(e.to_string(), String::new())),
+        Step::SyncEdge => (ctx.edges.sync(&ctx.host).await)
+            .map_err(|e| StepError::new(e.to_string(), String::new())),
         Step::EdgeAnalyze {
             deployment,
             revision,

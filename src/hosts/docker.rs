@@ -5,6 +5,7 @@
 
 use super::deadline::{missed, Deadline, Deadlined, Limits, Silence};
 use super::ssh::Session;
+use super::HostError;
 use bollard::{ClientVersion, Docker};
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
@@ -215,7 +216,7 @@ pub fn connect(
     limits: Limits,
     silence: Silence,
     spares: usize,
-) -> Result<(Docker, EngineApi), String> {
+) -> Result<(Docker, EngineApi), HostError> {
     let api = EngineApi::default();
     let seen = api.clone();
     let limit = Arc::new(Semaphore::new(CHANNELS_PER_HOST));
@@ -277,19 +278,21 @@ pub fn connect(
         backstop.as_secs(),
         &API_VERSION,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(HostError::from)?;
     Ok((docker, api))
 }
 
 /// Whether the engine's first answer (to whatever berth asked first) comes within `within`
 /// and says it speaks `API_VERSION` or newer.
-pub async fn check_engine(api: &EngineApi, within: std::time::Duration) -> Result<(), String> {
+pub async fn check_engine(api: &EngineApi, within: std::time::Duration) -> Result<(), HostError> {
     let mut seen = api.0.subscribe();
     let answered = tokio::time::timeout(within, seen.wait_for(Option::is_some))
         .await
-        .map_err(|_| format!("the Docker engine did not answer within {within:?}"))?
+        .map_err(|_| HostError::Silent {
+            said: format!("the Docker engine did not answer within {within:?}"),
+        })?
         .map(|api| api.clone().unwrap_or_default())
-        .map_err(|e| format!("cannot reach the Docker engine: {e}"))?;
+        .map_err(|e| HostError::Engine(format!("cannot reach the Docker engine: {e}")))?;
     api_verdict(&answered)
 }
 
@@ -299,26 +302,26 @@ pub fn answered(api: &EngineApi) -> bool {
 }
 
 /// The engine's API as far as it is known: an error when it is older than `API_VERSION`.
-pub fn known_api_verdict(api: &EngineApi) -> Result<(), String> {
+pub fn known_api_verdict(api: &EngineApi) -> Result<(), HostError> {
     match api.0.borrow().as_deref() {
         Some(answered) => api_verdict(answered),
         None => Ok(()),
     }
 }
 
-fn api_verdict(api: &str) -> Result<(), String> {
+fn api_verdict(api: &str) -> Result<(), HostError> {
     if api.is_empty() {
-        Err(format!(
+        Err(HostError::Api(format!(
             "the engine did not say which Docker API it speaks (no Api-Version header); berth needs {}.{} or newer (Docker 20.10)",
             API_VERSION.major_version, API_VERSION.minor_version
-        ))
+        )))
     } else if speaks_at_least(api, &API_VERSION) {
         Ok(())
     } else {
-        Err(format!(
+        Err(HostError::Api(format!(
             "the Docker engine speaks API {api}; berth needs {}.{} or newer (Docker 20.10)",
             API_VERSION.major_version, API_VERSION.minor_version
-        ))
+        )))
     }
 }
 
@@ -347,11 +350,17 @@ mod tests {
         assert_eq!(known_api_verdict(&api), Ok(()), "nothing known yet");
         let within = std::time::Duration::from_millis(50);
         let silent = check_engine(&api, within).await.unwrap_err();
-        assert!(silent.contains("did not answer within"), "{silent}");
+        assert!(
+            matches!(&silent, HostError::Silent { said } if said.contains("did not answer within")),
+            "{silent}"
+        );
         answered(&api, Some("1.40"));
         answered(&api, Some("1.45"));
         let old = check_engine(&api, within).await.unwrap_err();
-        assert!(old.contains("speaks API 1.40"), "{old}");
+        assert!(
+            matches!(&old, HostError::Api(e) if e.contains("speaks API 1.40")),
+            "{old}"
+        );
         assert_eq!(known_api_verdict(&api), Err(old));
 
         let api = EngineApi::default();
@@ -361,7 +370,10 @@ mod tests {
         let api = EngineApi::default();
         answered(&api, None);
         let unsaid = check_engine(&api, within).await.unwrap_err();
-        assert!(unsaid.contains("no Api-Version header"), "{unsaid}");
+        assert!(
+            matches!(&unsaid, HostError::Api(e) if e.contains("no Api-Version header")),
+            "{unsaid}"
+        );
     }
 
     #[test]

@@ -3,10 +3,13 @@
 
 pub mod deadline;
 pub mod docker;
+mod error;
 pub mod http;
 pub mod observe;
 pub mod route;
 pub mod ssh;
+
+pub use error::{HostError, HostErrors};
 
 use crate::model::{Host, ObservedHost};
 use bollard::Docker;
@@ -39,9 +42,11 @@ impl Connected {
         method: hyper::Method,
         path: &str,
         body: serde_json::Value,
-    ) -> Result<(u16, serde_json::Value), String> {
+    ) -> Result<(u16, serde_json::Value), HostError> {
         if let Some(said) = self.silence.said() {
-            return Err(format!("{said} earlier in this run: not asked again"));
+            return Err(HostError::Silent {
+                said: format!("{said} earlier in this run: not asked again"),
+            });
         }
         let within = self.limits.command;
         let answer = docker::raw_json(
@@ -60,10 +65,22 @@ impl Connected {
                     within.as_secs()
                 );
                 self.silence.mark(&said);
-                said
+                HostError::Silent { said }
             }
-            docker::RawError::Failed(e) => e,
+            docker::RawError::Failed(e) => HostError::Engine(e),
         })
+    }
+}
+
+impl Connected {
+    /// An error of a call made through the Docker client, of the kind it is: `Silent` when the
+    /// call found the host silent or made it so (bollard's transport can only say so in
+    /// words, which stay as they are), else the error as it is.
+    pub fn kind_of(&self, e: HostError) -> HostError {
+        match e {
+            HostError::Engine(said) if self.silence.said().is_some() => HostError::Silent { said },
+            e => e,
+        }
     }
 }
 
@@ -74,7 +91,7 @@ pub type Logins = BTreeMap<String, bollard::auth::DockerCredentials>;
 #[derive(Clone)]
 pub struct Fleet {
     pub connected: BTreeMap<String, Connected>,
-    pub failed: BTreeMap<String, String>,
+    pub failed: BTreeMap<String, HostError>,
 }
 
 /// The bastion sessions of one run, by the chain of hops that leads to each: every host
@@ -84,7 +101,7 @@ struct Bastions {
     sessions: Arc<tokio::sync::Mutex<BTreeMap<String, BastionCell>>>,
 }
 
-type BastionCell = Arc<tokio::sync::OnceCell<Result<Arc<ssh::Session>, String>>>;
+type BastionCell = Arc<tokio::sync::OnceCell<Result<Arc<ssh::Session>, HostError>>>;
 
 impl Bastions {
     /// The sessions to each bastion of the chain, in order, opened once per chain prefix.
@@ -92,7 +109,7 @@ impl Bastions {
         &self,
         jumps: &[route::Hop],
         options: &ssh::SshOptions,
-    ) -> Result<Vec<Arc<ssh::Session>>, String> {
+    ) -> Result<Vec<Arc<ssh::Session>>, HostError> {
         let mut via: Vec<Arc<ssh::Session>> = Vec::new();
         let mut chain = String::new();
         for hop in jumps {
@@ -110,7 +127,7 @@ impl Bastions {
                 .get_or_init(|| async move {
                     ssh::connect(hop, options, previous.as_ref())
                         .await
-                        .map_err(|e| format!("bastion {}: {e}", hop.key()))
+                        .map_err(|e| e.within(&format!("bastion {}", hop.key())))
                 })
                 .await
                 .clone()?;
@@ -180,7 +197,7 @@ pub async fn connect_all(
                     silence.clone(),
                     spares,
                 )?;
-                Ok::<_, String>(Connected {
+                Ok::<_, HostError>(Connected {
                     host,
                     docker,
                     api,
@@ -206,9 +223,10 @@ pub async fn connect_all(
                 fleet.failed.insert(host.name.clone(), e);
             }
             Err(e) => {
-                fleet
-                    .failed
-                    .insert(host.name.clone(), format!("internal error: {e}"));
+                fleet.failed.insert(
+                    host.name.clone(),
+                    HostError::Ssh(format!("internal error while connecting: {e}")),
+                );
             }
         }
     }
@@ -223,10 +241,14 @@ impl Fleet {
         &self,
         asks: &BTreeMap<String, String>,
         logins: &Logins,
-    ) -> BTreeMap<String, Result<String, String>> {
+    ) -> BTreeMap<String, Result<String, HostError>> {
         let lookups = asks.iter().map(|(image, host)| async move {
             let Some(c) = self.connected.get(host) else {
-                return (image.clone(), Err(format!("{host} is not connected")));
+                let why = self.failed.get(host).cloned();
+                return (
+                    image.clone(),
+                    Err(why.unwrap_or_else(|| HostError::Ssh(format!("{host} is not connected")))),
+                );
             };
             let login = logins
                 .get(crate::model::registry::registry_of(image))
@@ -237,8 +259,8 @@ impl Fleet {
                     .descriptor
                     .digest
                     .filter(|d| d.starts_with("sha256:"))
-                    .ok_or_else(|| "the registry gave no digest".to_string()),
-                Err(e) => Err(e.to_string()),
+                    .ok_or_else(|| HostError::Engine("the registry gave no digest".into())),
+                Err(e) => Err(e.into()),
             };
             (image.clone(), digest)
         });
@@ -251,7 +273,7 @@ impl Fleet {
     pub async fn observe(
         &self,
         opts: &observe::ObserveOptions,
-    ) -> BTreeMap<String, Result<ObservedHost, String>> {
+    ) -> BTreeMap<String, Result<ObservedHost, HostError>> {
         let tasks: Vec<_> = self
             .connected
             .values()
@@ -264,7 +286,7 @@ impl Fleet {
                 })
             })
             .collect();
-        let mut out: BTreeMap<String, Result<ObservedHost, String>> = self
+        let mut out: BTreeMap<String, Result<ObservedHost, HostError>> = self
             .failed
             .iter()
             .map(|(h, e)| (h.clone(), Err(e.clone())))
@@ -284,7 +306,7 @@ impl Fleet {
 async fn observe_checked(
     c: &Connected,
     opts: &observe::ObserveOptions,
-) -> Result<ObservedHost, String> {
+) -> Result<ObservedHost, HostError> {
     let observe = observe::observe(c, opts);
     tokio::pin!(observe);
     tokio::select! {
@@ -296,12 +318,11 @@ async fn observe_checked(
         observed = &mut observe => {
             docker::known_api_verdict(&c.api)?;
             // Failed before the engine answered anything: say so first.
-            observed.map_err(|e| {
-                if docker::answered(&c.api) {
-                    e
-                } else {
-                    format!("cannot reach the Docker engine: {e}")
+            observed.map_err(|e| match e {
+                HostError::Engine(e) if !docker::answered(&c.api) => {
+                    HostError::Engine(format!("cannot reach the Docker engine: {e}"))
                 }
+                e => e,
             })
         }
     }

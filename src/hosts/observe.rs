@@ -3,6 +3,7 @@
 //! lock, turned into plain values.
 //! Optionally an inspect per managed container (deep).
 
+use super::HostError;
 use crate::model::clock::parse_rfc3339;
 use crate::model::rollout::ROLLOUT_LABEL;
 use crate::model::{
@@ -60,9 +61,11 @@ fn docker_state(word: &str) -> &str {
 /// The host's containers from the engine's list, read leniently: the state is taken as a word
 /// (Podman says `configured`, `stopped`, `unknown`, which bollard's model refuses, and one
 /// such container would fail the whole host).
-fn containers_of(list: serde_json::Value) -> Result<Vec<ObservedContainer>, String> {
+fn containers_of(list: serde_json::Value) -> Result<Vec<ObservedContainer>, HostError> {
     let serde_json::Value::Array(items) = list else {
-        return Err(format!("the container list is not a list: {list}"));
+        return Err(HostError::Engine(format!(
+            "the container list is not a list: {list}"
+        )));
     };
     items
         .into_iter()
@@ -71,8 +74,8 @@ fn containers_of(list: serde_json::Value) -> Result<Vec<ObservedContainer>, Stri
                 .and_then(|o| o.remove("State"))
                 .and_then(|s| s.as_str().map(str::to_string))
                 .unwrap_or_default();
-            let summary: ContainerSummary =
-                serde_json::from_value(item).map_err(|e| format!("reading a container: {e}"))?;
+            let summary: ContainerSummary = serde_json::from_value(item)
+                .map_err(|e| HostError::Engine(format!("reading a container: {e}")))?;
             Ok(container(summary, docker_state(&state)))
         })
         .collect()
@@ -125,7 +128,7 @@ pub enum LockRead {
     #[error("two apply locks of one name on the host (two applies racing for it)")]
     Ambiguous,
     #[error("reading the apply lock: {0}")]
-    Engine(String),
+    Engine(HostError),
 }
 
 /// The project's lock network on a host, if there is one: its id, labels and creation. A
@@ -143,7 +146,7 @@ pub async fn lock_network(
     let found = docker
         .list_networks(Some(options))
         .await
-        .map_err(|e| LockRead::Engine(e.to_string()))?;
+        .map_err(|e| LockRead::Engine(e.into()))?;
     let mut exact = found
         .into_iter()
         .filter(|n| n.name.as_deref() == Some(name.as_str()));
@@ -162,23 +165,23 @@ pub async fn lock_network(
 
 /// What time the engine says it is (Unix seconds): the lock is judged by the clock of the
 /// engine that keeps it.
-pub async fn engine_now(docker: &Docker) -> Result<u64, String> {
+pub async fn engine_now(docker: &Docker) -> Result<u64, HostError> {
     let info = docker
         .info()
         .await
-        .map_err(|e| format!("asking the engine's time: {e}"))?;
+        .map_err(|e| HostError::from(e).within("asking the engine's time"))?;
     info.system_time
         .as_deref()
         .and_then(parse_rfc3339)
         .ok_or_else(|| {
-            format!(
+            HostError::Engine(format!(
                 "the engine's time reads {:?}, not an RFC 3339 time",
                 info.system_time.unwrap_or_default()
-            )
+            ))
         })
 }
 
-async fn list_volumes(docker: &Docker, project: &str) -> Result<Vec<ObservedVolume>, String> {
+async fn list_volumes(docker: &Docker, project: &str) -> Result<Vec<ObservedVolume>, HostError> {
     labelled_volumes(docker, vec![format!("{}={project}", label::PROJECT)]).await
 }
 
@@ -186,7 +189,7 @@ async fn list_volumes(docker: &Docker, project: &str) -> Result<Vec<ObservedVolu
 pub async fn labelled_volumes(
     docker: &Docker,
     labels: Vec<String>,
-) -> Result<Vec<ObservedVolume>, String> {
+) -> Result<Vec<ObservedVolume>, HostError> {
     let filters = HashMap::from([("label".to_string(), labels.clone())]);
     let options = ListVolumesOptionsBuilder::default()
         .filters(&filters)
@@ -194,7 +197,7 @@ pub async fn labelled_volumes(
     let list = docker
         .list_volumes(Some(options))
         .await
-        .map_err(|e| format!("listing volumes: {e}"))?;
+        .map_err(|e| HostError::from(e).within("listing volumes"))?;
     let mut volumes: Vec<ObservedVolume> = list
         .volumes
         .unwrap_or_default()
@@ -212,11 +215,11 @@ pub async fn labelled_volumes(
     Ok(volumes)
 }
 
-async fn resources(docker: &Docker, id: &str, network: &str) -> Result<Resources, String> {
+async fn resources(docker: &Docker, id: &str, network: &str) -> Result<Resources, HostError> {
     let info = docker
         .inspect_container(id, None::<InspectContainerOptions>)
         .await
-        .map_err(|e| format!("inspecting {id}: {e}"))?;
+        .map_err(|e| HostError::from(e).within(&format!("inspecting {id}")))?;
     let hc = info.host_config.unwrap_or_default();
     let aliases = info
         .network_settings
@@ -239,7 +242,10 @@ async fn resources(docker: &Docker, id: &str, network: &str) -> Result<Resources
 
 /// Lists every container of the host (managed or not: unmanaged ones matter for name and
 /// port clashes) in one request; volumes are listed alongside when asked.
-pub async fn observe(c: &super::Connected, opts: &ObserveOptions) -> Result<ObservedHost, String> {
+pub async fn observe(
+    c: &super::Connected,
+    opts: &ObserveOptions,
+) -> Result<ObservedHost, HostError> {
     let (host, docker, session) = (&c.host.name, &c.docker, &c.session);
     let path = "/v1.41/containers/json?all=true";
     let list = c.raw_json(hyper::Method::GET, path, serde_json::Value::Null);
@@ -266,7 +272,7 @@ pub async fn observe(c: &super::Connected, opts: &ObserveOptions) -> Result<Obse
     if let Some(lock) = &mut lock {
         lock.engine_now = engine_now(docker).await.ok();
     }
-    let mut volumes = volumes?;
+    let mut volumes = volumes.map_err(|e| c.kind_of(e))?;
     let rollouts = rollouts_of(&mut volumes);
     let jobs = job_records_of(&mut volumes);
     let (leases, data): (Vec<ObservedVolume>, Vec<ObservedVolume>) = volumes
@@ -278,10 +284,12 @@ pub async fn observe(c: &super::Connected, opts: &ObserveOptions) -> Result<Obse
     }
     let list = match list {
         Ok((200, list)) => containers_of(list),
-        Ok((status, said)) => Err(format!("the engine answered {status}: {said}")),
+        Ok((status, said)) => Err(HostError::Engine(format!(
+            "the engine answered {status}: {said}"
+        ))),
         Err(e) => Err(e),
     };
-    let mut containers = list.map_err(|e| format!("listing containers: {e}"))?;
+    let mut containers = list.map_err(|e| e.within("listing containers"))?;
     if opts.deep {
         // Running ones only: a stopped container serves no name and its resources matter
         // only once it starts, and most stopped ones are old revisions kept for rollback.
@@ -297,7 +305,7 @@ pub async fn observe(c: &super::Connected, opts: &ObserveOptions) -> Result<Obse
         )
         .await;
         for (i, r) in managed.into_iter().zip(found) {
-            containers[i].resources = Some(r?);
+            containers[i].resources = Some(r.map_err(|e| c.kind_of(e))?);
         }
     }
     Ok(ObservedHost {

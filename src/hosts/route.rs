@@ -2,6 +2,7 @@
 //! client configuration (`~/.ssh/config` or `--ssh-config`) the way `ssh` reads it for the
 //! options that matter here, and the bastions (ProxyJump) to go through.
 
+use super::HostError;
 use crate::model::jump::parse_jumps;
 use crate::model::Host;
 use ssh2_config::{ParseRule, SshConfig};
@@ -47,7 +48,7 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// Reads `path`, or `~/.ssh/config` when none is given and it exists. Options berth does
     /// not use are accepted and ignored, as they are meant for `ssh` itself.
-    pub fn read(path: Option<&Path>, home: &Path) -> Result<ClientConfig, String> {
+    pub fn read(path: Option<&Path>, home: &Path) -> Result<ClientConfig, HostError> {
         let default = home.join(".ssh").join("config");
         let (path, required) = match path {
             Some(p) => (p.to_path_buf(), true),
@@ -62,16 +63,21 @@ impl ClientConfig {
                 })
             }
             Err(e) => {
-                return Err(format!(
+                return Err(HostError::Route(format!(
                     "cannot read the SSH config {}: {e}",
                     path.display()
-                ))
+                )))
             }
         };
         let rules = ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS;
         let config = SshConfig::default()
             .parse(&mut std::io::BufReader::new(file), rules)
-            .map_err(|e| format!("the SSH config {} cannot be read: {e}", path.display()))?;
+            .map_err(|e| {
+                HostError::Route(format!(
+                    "the SSH config {} cannot be read: {e}",
+                    path.display()
+                ))
+            })?;
         Ok(ClientConfig {
             config: Some(config),
             home: home.to_path_buf(),
@@ -79,11 +85,11 @@ impl ClientConfig {
     }
 
     /// From text (tests).
-    pub fn parse(text: &str, home: &Path) -> Result<ClientConfig, String> {
+    pub fn parse(text: &str, home: &Path) -> Result<ClientConfig, HostError> {
         let rules = ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS;
         let config = SshConfig::default()
             .parse(&mut text.as_bytes(), rules)
-            .map_err(|e| format!("the SSH config cannot be read: {e}"))?;
+            .map_err(|e| HostError::Route(format!("the SSH config cannot be read: {e}")))?;
         Ok(ClientConfig {
             config: Some(config),
             home: home.to_path_buf(),
@@ -94,7 +100,7 @@ impl ClientConfig {
     /// configuration (`Host` patterns). A port or user the inventory sets (other than 22 and
     /// root, its defaults) wins over the configuration's, as command-line options win in
     /// `ssh`. `proxy_jump` in the inventory wins over `ProxyJump`; `none` means none.
-    pub fn route(&self, host: &Host) -> Result<Route, String> {
+    pub fn route(&self, host: &Host) -> Result<Route, HostError> {
         let port = (host.port != 22).then_some(host.port);
         let user = (host.user != "root").then(|| host.user.clone());
         let target = self.hop(&host.address, user, port);
@@ -102,7 +108,8 @@ impl ClientConfig {
             Some(spec) => spec.to_string(),
             None => self.proxy_jump_of(&host.address).unwrap_or_default(),
         };
-        let jumps = parse_jumps(&jumps)?
+        let jumps = parse_jumps(&jumps)
+            .map_err(HostError::Route)?
             .into_iter()
             .map(|j| self.hop(&j.host, j.user, j.port))
             .collect();

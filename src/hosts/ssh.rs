@@ -1,6 +1,7 @@
 //! One SSH session per host (russh). Docker calls run over channels of that session.
 
 use super::route::{ClientConfig, Hop};
+use super::HostError;
 use crate::known_hosts;
 use russh::client::{self, Handle};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
@@ -87,25 +88,22 @@ fn host_key_order(recorded: &[russh::keys::Algorithm]) -> Vec<russh::keys::Algor
 
 /// The keys to try: `BERTH_SSH_KEY`, `-i` files, then the ones the SSH config names for this
 /// server (those that exist, as `ssh` skips missing ones).
-fn load_keys(options: &SshOptions, hop: &Hop) -> Result<Vec<PrivateKey>, String> {
+fn load_keys(options: &SshOptions, hop: &Hop) -> Result<Vec<PrivateKey>, HostError> {
     let mut keys = Vec::new();
     if let Some(text) = &options.key_text {
-        keys.push(
-            russh::keys::decode_secret_key(text, None)
-                .map_err(|e| format!("BERTH_SSH_KEY is not a usable private key: {e}"))?,
-        );
+        keys.push(russh::keys::decode_secret_key(text, None).map_err(|e| {
+            HostError::Route(format!("BERTH_SSH_KEY is not a usable private key: {e}"))
+        })?);
     }
-    for path in &options.identities {
-        match russh::keys::load_secret_key(path, None) {
-            Ok(k) => keys.push(k),
-            Err(e) => return Err(format!("cannot read identity {}: {e}", path.display())),
-        }
-    }
-    for path in hop.identities.iter().filter(|p| p.exists()) {
-        match russh::keys::load_secret_key(path, None) {
-            Ok(k) => keys.push(k),
-            Err(e) => return Err(format!("cannot read identity {}: {e}", path.display())),
-        }
+    let unreadable = |path: &std::path::Path, e| {
+        HostError::Route(format!("cannot read identity {}: {e}", path.display()))
+    };
+    for path in options
+        .identities
+        .iter()
+        .chain(hop.identities.iter().filter(|p| p.exists()))
+    {
+        keys.push(russh::keys::load_secret_key(path, None).map_err(|e| unreadable(path, e))?);
     }
     Ok(keys)
 }
@@ -116,7 +114,7 @@ pub async fn connect(
     hop: &Hop,
     options: &SshOptions,
     via: Option<&Arc<Session>>,
-) -> Result<Arc<Session>, String> {
+) -> Result<Arc<Session>, HostError> {
     let data_arrived = via.map(|_| Arc::new(tokio::sync::Notify::new()));
     let session = Arc::new(authenticated(hop, options, via, data_arrived.clone()).await?);
     if let Some(data_arrived) = data_arrived {
@@ -151,7 +149,7 @@ async fn authenticated(
     options: &SshOptions,
     via: Option<&Arc<Session>>,
     data_arrived: Option<Arc<tokio::sync::Notify>>,
-) -> Result<Session, String> {
+) -> Result<Session, HostError> {
     let known_hosts_file = hop
         .known_hosts
         .clone()
@@ -200,15 +198,19 @@ async fn authenticated(
         }
     };
     let mut session = match tokio::time::timeout(timeout, connecting).await {
-        Err(_) => return Err(format!("connection timed out after {timeout:?}")),
+        Err(_) => {
+            return Err(HostError::Ssh(format!(
+                "connection timed out after {timeout:?}"
+            )))
+        }
         Ok(Err(e)) => {
             if let Some(why) = refused.lock().expect("not poisoned").take() {
-                return Err(why);
+                return Err(HostError::Ssh(why));
             }
-            return Err(format!(
+            return Err(HostError::Ssh(format!(
                 "cannot connect to {}:{}: {e}",
                 hop.address, hop.port
-            ));
+            )));
         }
         Ok(Ok(s)) => s,
     };
@@ -216,16 +218,16 @@ async fn authenticated(
     // Authentication has the same deadline: a server that stops answering after the
     // handshake must not hold the run.
     match tokio::time::timeout(timeout, authenticate(&mut session, keys, &hop.user)).await {
-        Err(_) => Err(format!(
+        Err(_) => Err(HostError::Ssh(format!(
             "SSH authentication as {} did not finish within {timeout:?}",
             hop.user
-        )),
+        ))),
         Ok(Err(why)) => Err(why),
         Ok(Ok(true)) => Ok(session),
-        Ok(Ok(false)) => Err(format!(
+        Ok(Ok(false)) => Err(HostError::Ssh(format!(
             "no key was accepted for {}@{}",
             hop.user, hop.address
-        )),
+        ))),
     }
 }
 
@@ -234,7 +236,7 @@ async fn authenticate(
     session: &mut Session,
     keys: Vec<PrivateKey>,
     user: &str,
-) -> Result<bool, String> {
+) -> Result<bool, HostError> {
     // The server's preferred RSA signature hash, asked once per session (ignored for other keys).
     let hash = session
         .best_supported_rsa_hash()
@@ -247,7 +249,7 @@ async fn authenticate(
         match session.authenticate_publickey(user, key).await {
             Ok(r) if r.success() => return Ok(true),
             Ok(_) => continue,
-            Err(e) => return Err(format!("authentication failed: {e}")),
+            Err(e) => return Err(HostError::Ssh(format!("authentication failed: {e}"))),
         }
     }
     Ok(try_agent(session, user, hash).await)

@@ -336,7 +336,7 @@ async fn check_stale(fleet: &Fleet, plan: &Plan, secrets: &SecretSource) -> Resu
         project: plan.project.clone(),
         ..Default::default()
     };
-    let observed = fleet.observe(&options).await;
+    let observed = super::context::observe(fleet, &options).await;
     let mut stale: Vec<String> = crate::plan::saved::secrets_changed_since(plan, &observed, &|n| secrets.lookup(n))
         .into_iter()
         .map(|s| format!("{s} runs with another value than the one set now, and the plan keeps that pod (the value changed since the plan was made)"))

@@ -171,7 +171,7 @@ impl Context {
             images: digests::images_to_observe(&self.desired),
             edge_admin_port: self.desired.edge.as_ref().map(|e| e.admin_port),
         };
-        let observed = self.fleet.observe(&options).await;
+        let observed = observe(&self.fleet, &options).await;
         let (desired, notices) = self.with_digests(&observed).await?;
         let mut plan = plan::build(&PlanInput {
             desired: &desired,
@@ -198,7 +198,13 @@ impl Context {
             super::registry::logins(asks.keys().map(String::as_str), &declared, &|name: &str| {
                 self.secrets.lookup(name)
             })?;
-        let resolved = self.fleet.resolve_digests(&asks, &logins).await;
+        // What the plan shows of a registry that did not answer: its words.
+        let resolved: BTreeMap<String, std::result::Result<String, String>> = (self.fleet)
+            .resolve_digests(&asks, &logins)
+            .await
+            .into_iter()
+            .map(|(image, digest)| (image, digest.map_err(|e| e.to_string())))
+            .collect();
         let strict = self
             .desired
             .deployments
@@ -303,6 +309,14 @@ pub enum Depth {
     Deep,
 }
 
+/// Observes every connected host; a host that could not be observed or reached carries
+/// the words of why, which is what the plan and the reports show of it.
+pub async fn observe(fleet: &Fleet, options: &ObserveOptions) -> Observed {
+    (fleet.observe(options).await.into_iter())
+        .map(|(host, observed)| (host, observed.map_err(|e| e.to_string())))
+        .collect()
+}
+
 /// Connects to the project's hosts and observes its containers on each, in one round trip
 /// per host.
 pub async fn observe_hosts(
@@ -316,7 +330,7 @@ pub async fn observe_hosts(
         deep: depth == Depth::Deep,
         ..Default::default()
     };
-    let observed = fleet.observe(&options).await;
+    let observed = observe(&fleet, &options).await;
     (fleet, observed)
 }
 

@@ -4,7 +4,7 @@
 use super::context::{connect_hosts, Connection};
 use super::error::Result;
 use crate::apply::lock;
-use crate::hosts::Fleet;
+use crate::hosts::{Fleet, HostError};
 use crate::model::lock::{Holder, DEFAULT_LEASE_S};
 use crate::model::DesiredState;
 use futures_util::future::join_all;
@@ -13,7 +13,7 @@ use miette::miette;
 pub use crate::apply::lock::{gone, lease_words, LockOptions};
 
 /// A host's lock holder, with its engine's time when it was read (`None`: free).
-pub type Found = std::result::Result<Option<(Holder, u64)>, String>;
+pub type Found = std::result::Result<Option<(Holder, u64)>, HostError>;
 
 /// Each host's lock: per connected host what was found, and the hosts that did not answer.
 pub struct Locks {

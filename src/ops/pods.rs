@@ -181,7 +181,12 @@ pub async fn logs(
         project: project.to_string(),
         ..Default::default()
     };
-    let containers = pod_containers(&fleet.observe(&observe).await, project, deployments, host);
+    let containers = pod_containers(
+        &super::context::observe(fleet, &observe).await,
+        project,
+        deployments,
+        host,
+    );
     let many = pods_with_many(&containers);
     let width = containers
         .iter()
@@ -235,7 +240,7 @@ pub async fn logs(
             _ = &mut stop => break,
             Some(line) = receive.recv() => print(&line.render(width, options.timestamps)),
             _ = look.tick() => {
-                let now = pod_containers(&fleet.observe(&observe).await, project, deployments, host);
+                let now = pod_containers(&super::context::observe(fleet, &observe).await, project, deployments, host);
                 // A new pod's lines from its start, whatever --since and --tail said.
                 let fresh = LogsOptions { since: None, tail: None, ..options.clone() };
                 for c in &now {

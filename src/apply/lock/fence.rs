@@ -61,6 +61,12 @@ pub struct Fence {
     inner: Arc<Inner>,
 }
 
+/// The lock is not (or may not be) this apply's any more: why, in words. What the executor
+/// stops on (an interruption, not a verdict on the revision).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LockLost(pub String);
+
 struct Inner {
     /// No lock behind it: nothing to prove.
     open: bool,
@@ -138,14 +144,14 @@ impl Fence {
     }
 
     /// Waits for a proof begun after this call; an error says why the lock is lost.
-    async fn next_proof(&self) -> Result<(), String> {
+    async fn next_proof(&self) -> Result<(), LockLost> {
         let asked = Instant::now();
         let mut proofs = self.inner.proved.subscribe();
         let mut lost = self.lost();
         self.inner.wake.notify_one();
         loop {
             if let Some(why) = lost.borrow_and_update().clone() {
-                return Err(why);
+                return Err(LockLost(why));
             }
             if proofs
                 .borrow_and_update()
@@ -161,9 +167,9 @@ impl Fence {
     }
 
     /// Before a step: Ok once the lock is known to be this apply's as of lately.
-    pub async fn ready(&self) -> Result<(), String> {
+    pub async fn ready(&self) -> Result<(), LockLost> {
         if let Some(why) = self.lost_why() {
-            return Err(why);
+            return Err(LockLost(why));
         }
         if self.inner.open {
             return Ok(());
@@ -175,9 +181,9 @@ impl Fence {
     }
 
     /// Before a wave: a proof made from now on, on every host.
-    pub async fn confirm(&self) -> Result<(), String> {
+    pub async fn confirm(&self) -> Result<(), LockLost> {
         if let Some(why) = self.lost_why() {
-            return Err(why);
+            return Err(LockLost(why));
         }
         if self.inner.open {
             return Ok(());
@@ -186,8 +192,8 @@ impl Fence {
     }
 }
 
-fn gone() -> String {
-    "the apply lock's renewal ended".into()
+fn gone() -> LockLost {
+    LockLost("the apply lock's renewal ended".into())
 }
 
 #[cfg(test)]
@@ -222,8 +228,14 @@ mod tests {
             Ok(()),
             "fresh again, no new proof asked"
         );
-        assert_eq!(fence.confirm().await, Err("taken over by b2".into()));
-        assert_eq!(fence.ready().await, Err("taken over by b2".into()));
+        assert_eq!(
+            fence.confirm().await,
+            Err(LockLost("taken over by b2".into()))
+        );
+        assert_eq!(
+            fence.ready().await,
+            Err(LockLost("taken over by b2".into()))
+        );
         renewal.await.unwrap();
         fence.lose("another reason".into());
         assert_eq!(fence.lost_why().as_deref(), Some("taken over by b2"));

@@ -5,8 +5,8 @@
 //! that renewed too late, or that cannot renew, stops its apply before its next step.
 
 use super::fence::{Fence, Stamp};
-use crate::hosts::observe::{labelled_volumes, lock_network};
-use crate::hosts::Connected;
+use crate::hosts::observe::{labelled_volumes, lock_network, LockRead};
+use crate::hosts::{Connected, HostError};
 use crate::model::clock::parse_rfc3339;
 use crate::model::label;
 use crate::model::lock::{self, Record};
@@ -22,7 +22,7 @@ pub(super) async fn leases(
     docker: &Docker,
     project: &str,
     id: Option<&str>,
-) -> Result<Vec<(String, Record)>, String> {
+) -> Result<Vec<(String, Record)>, HostError> {
     let mut wanted = vec![format!("{}={project}", label::PROJECT)];
     wanted.push(match id {
         Some(id) => format!("{}={id}", lock::ID_LABEL),
@@ -30,7 +30,7 @@ pub(super) async fn leases(
     });
     let found = labelled_volumes(docker, wanted)
         .await
-        .map_err(|e| format!("{e} (the lock's leases)"))?;
+        .map_err(|e| e.within("reading the lock's leases"))?;
     Ok(found
         .into_iter()
         .map(|v| {
@@ -50,7 +50,7 @@ pub(super) async fn write_lease(
     id: &str,
     n: u64,
     lease_s: u64,
-) -> Result<Option<u64>, String> {
+) -> Result<Option<u64>, HostError> {
     let labels = HashMap::from([
         (label::PROJECT.to_string(), project.to_string()),
         (lock::ID_LABEL.to_string(), id.to_string()),
@@ -70,7 +70,7 @@ pub(super) async fn write_lease(
         .docker
         .create_volume(req)
         .await
-        .map_err(|e| format!("{}: writing the lock lease: {e}", c.host.name))?;
+        .map_err(|e| c.kind_of(HostError::from(e).within("writing the lock lease")))?;
     Ok(volume.created_at.as_deref().and_then(parse_rfc3339))
 }
 
@@ -91,7 +91,7 @@ enum Renewal {
     /// The lock is not this apply's any more, or may not be: why.
     Lost(String),
     /// The host did not answer: the lock may still be ours.
-    Failed(String),
+    Failed(HostError),
 }
 
 /// Proves the lock on one host is still this apply's, then writes lease `n`. The proof
@@ -104,7 +104,10 @@ async fn renew_one(h: &HeldHost, project: &str, id: &str, n: u64, lease_s: u64) 
         return Renewal::Kept(None);
     }
     match lock_network(&h.c.docker, project).await {
-        Err(e) => return Renewal::Failed(format!("{name}: {e}")),
+        Err(LockRead::Ambiguous) => {
+            return Renewal::Failed(HostError::Engine(LockRead::Ambiguous.to_string()))
+        }
+        Err(LockRead::Engine(e)) => return Renewal::Failed(e.within("reading the apply lock")),
         Ok(Some((network_id, _))) if network_id == h.network_id => {}
         Ok(found) => {
             let holder = found

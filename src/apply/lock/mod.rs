@@ -8,7 +8,7 @@
 
 use crate::here;
 use crate::hosts::observe::{engine_now, lock_network, LockRead};
-use crate::hosts::{Connected, Fleet};
+use crate::hosts::{Connected, Fleet, HostError, HostErrors};
 use crate::model::label;
 use crate::model::lock::{self, Holder, Record};
 use crate::model::names;
@@ -19,8 +19,8 @@ use tokio::sync::watch;
 
 mod fence;
 mod lease;
-pub use fence::Fence;
 use fence::Stamp;
+pub use fence::{Fence, LockLost};
 use lease::{leases, renew, write_lease, HeldHost};
 
 /// Why a lock could not be taken.
@@ -38,7 +38,7 @@ pub enum LockError {
         engine_now: Option<u64>,
     },
     #[error("cannot take the apply lock on {host}: {error}")]
-    Failed { host: String, error: String },
+    Failed { host: String, error: HostError },
 }
 
 fn time(secs: u64) -> String {
@@ -105,11 +105,10 @@ pub async fn holder(
     c: &Connected,
     project: &str,
     lease_s: u64,
-) -> Result<Option<(Holder, u64)>, String> {
+) -> Result<Option<(Holder, u64)>, HostError> {
     // The engine's time first: a lease renewed after this is never judged run out by it.
-    let now = engine_now(&c.docker).await?;
-    let Some((_, lock)) = (lock_network(&c.docker, project).await).map_err(|e| e.to_string())?
-    else {
+    let now = engine_now(&c.docker).await.map_err(|e| c.kind_of(e))?;
+    let Some((_, lock)) = (lock_network(&c.docker, project).await).map_err(lock_unread)? else {
         return Ok(None);
     };
     let found = match lock.labels.get(lock::ID_LABEL) {
@@ -136,7 +135,15 @@ struct Claim<'a> {
     lease_s: u64,
 }
 
-async fn create(c: &Connected, claim: &Claim<'_>) -> Result<Option<String>, String> {
+/// A lock that could not be read, as a host error.
+fn lock_unread(e: LockRead) -> HostError {
+    match e {
+        LockRead::Engine(e) => e.within("reading the apply lock"),
+        ambiguous => HostError::Engine(ambiguous.to_string()),
+    }
+}
+
+async fn create(c: &Connected, claim: &Claim<'_>) -> Result<Option<String>, HostError> {
     let mut body = json!({
         "Name": names::lock_name(claim.project),
         "CheckDuplicate": true,
@@ -165,18 +172,20 @@ async fn create(c: &Connected, claim: &Claim<'_>) -> Result<Option<String>, Stri
                 Err(LockRead::Ambiguous) => {
                     match c.docker.remove_network(&id).await {
                         Err(e) if status_of(&e) != Some(404) => {
-                            return Err(format!("giving up a duplicate lock: {e}"))
+                            return Err(HostError::from(e).within("giving up a duplicate lock"))
                         }
                         _ => {}
                     }
                     Ok(None)
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(lock_unread(e)),
                 Ok(_) => Ok(Some(id)),
             }
         }
         409 => Ok(None),
-        other => Err(format!("the engine answered {other}: {reply}")),
+        other => Err(HostError::Engine(format!(
+            "the engine answered {other}: {reply}"
+        ))),
     }
 }
 
@@ -190,9 +199,9 @@ async fn jitter() {
 
 async fn take(c: &Connected, claim: &Claim<'_>) -> Result<Taken, LockError> {
     let host = c.host.name.clone();
-    let failed = |error: String| LockError::Failed {
+    let failed = |error: HostError| LockError::Failed {
         host: host.clone(),
-        error,
+        error: c.kind_of(error),
     };
     // A few times: the lock may be released, found dead and removed, or given up after a
     // tie between two calls.
@@ -210,7 +219,7 @@ async fn take(c: &Connected, claim: &Claim<'_>) -> Result<Taken, LockError> {
             Ok(found) => found,
             // Two locks of one name for an instant (a tie being undone): look again.
             Err(LockRead::Ambiguous) => continue,
-            Err(e) => return Err(failed(e.to_string())),
+            Err(e) => return Err(failed(lock_unread(e))),
         }) else {
             continue;
         };
@@ -233,7 +242,11 @@ async fn take(c: &Connected, claim: &Claim<'_>) -> Result<Taken, LockError> {
         match c.docker.remove_network(&network_id).await {
             Ok(()) => {}
             Err(e) if status_of(&e) == Some(404) => {}
-            Err(e) => return Err(failed(format!("removing the expired lock: {e}"))),
+            Err(e) => {
+                return Err(failed(
+                    HostError::from(e).within("removing the expired lock"),
+                ))
+            }
         }
         if let Some(id) = create(c, claim).await.map_err(failed)? {
             for (name, _) in &their_leases {
@@ -248,7 +261,9 @@ async fn take(c: &Connected, claim: &Claim<'_>) -> Result<Taken, LockError> {
             holder,
             engine_now: Some(now),
         }),
-        Ok(None) => Err(failed("the lock changed hands too often".into())),
+        Ok(None) => Err(failed(HostError::Engine(
+            "the lock changed hands too often".into(),
+        ))),
         Err(e) => Err(failed(e)),
     }
 }
@@ -394,13 +409,14 @@ pub async fn acquire(
 /// there now, if another apply took it over (see `lock::leases_to_release`). The leases go
 /// first, while the lock is still held; a kill in between leaves a lock whose holder is
 /// plainly gone.
-async fn release_hosts(project: &str, id: &str, hosts: &[(Connected, String)]) -> Vec<String> {
-    join_all(hosts.iter().map(|(c, network_id)| async move {
+async fn release_hosts(project: &str, id: &str, hosts: &[(Connected, String)]) -> HostErrors {
+    let errors = join_all(hosts.iter().map(|(c, network_id)| async move {
         let mut errors = Vec::new();
+        let mut failed = |e: HostError| errors.push((c.host.name.clone(), c.kind_of(e)));
         let holder_now = match lock_network(&c.docker, project).await {
             Ok(found) => found.and_then(|(_, lock)| lock.labels.get(lock::ID_LABEL).cloned()),
             Err(e) => {
-                errors.push(format!("{}: {e}", c.host.name));
+                failed(lock_unread(e));
                 return errors;
             }
         };
@@ -409,23 +425,21 @@ async fn release_hosts(project: &str, id: &str, hosts: &[(Connected, String)]) -
                 let found: Vec<_> = found.into_iter().map(|(n, r)| (n, r.labels)).collect();
                 for name in lock::leases_to_release(id, holder_now.as_deref(), &found) {
                     if let Err(e) = crate::apply::docker_ops::remove_volume(&c.docker, name).await {
-                        errors.push(format!("{}: {e}", c.host.name));
+                        failed(HostError::Engine(e.to_string()));
                     }
                 }
             }
-            Err(e) => errors.push(format!("{}: {e}", c.host.name)),
+            Err(e) => failed(e),
         }
         match c.docker.remove_network(network_id).await {
             Ok(()) => {}
             Err(e) if status_of(&e) == Some(404) => {}
-            Err(e) => errors.push(format!("{}: {e}", c.host.name)),
+            Err(e) => failed(e.into()),
         }
         errors
     }))
-    .await
-    .into_iter()
-    .flatten()
-    .collect()
+    .await;
+    HostErrors(errors.into_iter().flatten().collect())
 }
 
 impl Locks {
@@ -434,31 +448,35 @@ impl Locks {
         self.fence.clone()
     }
 
-    pub async fn release(self) -> Result<(), String> {
+    pub async fn release(self) -> Result<(), HostErrors> {
         let _ = self.stop.send(true);
         let _ = self.renewal.await;
         let errors = release_hosts(&self.project, &self.id, &self.hosts).await;
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(errors.join("; "))
+            Err(errors)
         }
     }
 }
 
 /// Removes the lock on the given hosts whoever holds it (`berth unlock`), with the leases
 /// of whoever held it.
-pub async fn force_release(fleet: &Fleet, project: &str, hosts: &[String]) -> Result<(), String> {
+pub async fn force_release(
+    fleet: &Fleet,
+    project: &str,
+    hosts: &[String],
+) -> Result<(), HostErrors> {
     let connected: Vec<&Connected> = hosts
         .iter()
         .filter_map(|h| fleet.connected.get(h))
         .collect();
-    let errors: Vec<String> = join_all(connected.iter().map(|c| async move {
+    let errors = join_all(connected.iter().map(|c| async move {
         let mut errors = Vec::new();
         match c.docker.remove_network(&names::lock_name(project)).await {
             Ok(()) => {}
             Err(e) if status_of(&e) == Some(404) => {}
-            Err(e) => errors.push(format!("{}: {e}", c.host.name)),
+            Err(e) => errors.push((c.host.name.clone(), c.kind_of(e.into()))),
         }
         if let Ok(found) = leases(&c.docker, project, None).await {
             for (name, _) in found {
@@ -467,13 +485,11 @@ pub async fn force_release(fleet: &Fleet, project: &str, hosts: &[String]) -> Re
         }
         errors
     }))
-    .await
-    .into_iter()
-    .flatten()
-    .collect();
+    .await;
+    let errors = HostErrors(errors.into_iter().flatten().collect());
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(errors.join("; "))
+        Err(errors)
     }
 }

@@ -133,18 +133,8 @@ async fn reconnect(
             other => other.or_else(|e| ignore(e, &[404]))?,
         }
     }
-    let connect = |address: Option<String>| NetworkConnectRequest {
-        container: container.to_string(),
-        endpoint_config: Some(EndpointSettings {
-            aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
-            mac_address: mac_address.clone(),
-            ipam_config: address.map(|a| EndpointIpamConfig {
-                ipv4_address: Some(a),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    };
+    let connect =
+        |address: Option<String>| connect_request(container, aliases, address, mac_address.clone());
     match docker
         .connect_network(network, connect(address.clone()))
         .await
@@ -161,6 +151,28 @@ async fn reconnect(
     }
 }
 
+/// Connects `container` under `aliases` (none: no service name), at `address` and with
+/// `mac_address` when given (see `reconnect`).
+fn connect_request(
+    container: &str,
+    aliases: &[String],
+    address: Option<String>,
+    mac_address: Option<String>,
+) -> NetworkConnectRequest {
+    NetworkConnectRequest {
+        container: container.to_string(),
+        endpoint_config: Some(EndpointSettings {
+            aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
+            mac_address,
+            ipam_config: address.map(|a| EndpointIpamConfig {
+                ipv4_address: Some(a),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
 /// A container's address on a network.
 pub async fn address(docker: &Docker, container: &str, network: &str) -> Result<String, OpError> {
     endpoint(docker, container, network)
@@ -168,4 +180,34 @@ pub async fn address(docker: &Docker, container: &str, network: &str) -> Result<
         .and_then(|e| e.ip_address)
         .filter(|a| !a.is_empty())
         .ok_or_else(|| OpError::Refused(format!("{container} has no address on {network}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reconnect_keeps_the_address_and_the_mac_address_and_sets_the_names() {
+        let joined = connect_request(
+            "web-1-app",
+            &["web".into()],
+            Some("198.19.0.7".into()),
+            Some("02:42:c6:13:00:07".into()),
+        );
+        assert_eq!(joined.container, "web-1-app");
+        let endpoint = joined.endpoint_config.unwrap();
+        assert_eq!(endpoint.aliases, Some(vec!["web".to_string()]));
+        assert_eq!(endpoint.mac_address.as_deref(), Some("02:42:c6:13:00:07"));
+        let ipam = endpoint.ipam_config.unwrap();
+        assert_eq!(ipam.ipv4_address.as_deref(), Some("198.19.0.7"));
+    }
+
+    #[test]
+    fn a_pod_leaving_its_service_is_connected_under_no_name_and_may_take_any_address() {
+        let left = connect_request("web-1-app", &[], None, None);
+        let endpoint = left.endpoint_config.unwrap();
+        assert_eq!(endpoint.aliases, None);
+        assert_eq!(endpoint.ipam_config, None);
+        assert_eq!(endpoint.mac_address, None);
+    }
 }

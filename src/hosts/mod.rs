@@ -5,6 +5,7 @@ pub mod deadline;
 pub mod docker;
 mod error;
 pub mod http;
+pub mod lock_store;
 pub mod observe;
 pub mod route;
 pub mod ssh;

@@ -5,21 +5,21 @@
 //! that renewed too late, or that cannot renew, stops its apply before its next step.
 
 use super::fence::{Fence, Stamp};
-use crate::hosts::observe::{labelled_volumes, lock_network, LockRead};
-use crate::hosts::{Connected, HostError};
-use crate::model::clock::parse_rfc3339;
+use crate::hosts::lock_store::LockStore;
+use crate::hosts::observe::LockRead;
+use crate::hosts::HostError;
 use crate::model::label;
 use crate::model::lock::{self, Record};
 use crate::model::names;
-use bollard::Docker;
 use futures_util::future::join_all;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
 /// The lease volumes of the lock with this id (all of the project's when `id` is `None`).
 pub(super) async fn leases(
-    docker: &Docker,
+    store: &dyn LockStore,
     project: &str,
     id: Option<&str>,
 ) -> Result<Vec<(String, Record)>, HostError> {
@@ -28,30 +28,18 @@ pub(super) async fn leases(
         Some(id) => format!("{}={id}", lock::ID_LABEL),
         None => lock::ID_LABEL.to_string(),
     });
-    let found = labelled_volumes(docker, wanted)
-        .await
-        .map_err(|e| e.within("reading the lock's leases"))?;
-    Ok(found
-        .into_iter()
-        .map(|v| {
-            let record = Record {
-                labels: v.labels,
-                created: v.created,
-            };
-            (v.name, record)
-        })
-        .collect())
+    (store.leases(wanted).await).map_err(|e| e.within("reading the lock's leases"))
 }
 
 /// Writes lease volume `n`; returns when the engine created it (its clock), when it says.
 pub(super) async fn write_lease(
-    c: &Connected,
+    store: &dyn LockStore,
     project: &str,
     id: &str,
     n: u64,
     lease_s: u64,
 ) -> Result<Option<u64>, HostError> {
-    let labels = HashMap::from([
+    let labels = BTreeMap::from([
         (label::PROJECT.to_string(), project.to_string()),
         (lock::ID_LABEL.to_string(), id.to_string()),
         (lock::LEASE_LABEL.to_string(), lease_s.to_string()),
@@ -61,22 +49,13 @@ pub(super) async fn write_lease(
             (crate::here::unix_now() + lease_s).to_string(),
         ),
     ]);
-    let req = bollard::models::VolumeCreateRequest {
-        name: Some(names::lease_name(project, id, n)),
-        labels: Some(labels),
-        ..Default::default()
-    };
-    let volume = c
-        .docker
-        .create_volume(req)
-        .await
-        .map_err(|e| c.kind_of(HostError::from(e).within("writing the lock lease")))?;
-    Ok(volume.created_at.as_deref().and_then(parse_rfc3339))
+    let name = names::lease_name(project, id, n);
+    (store.write_lease(&name, labels).await).map_err(|e| e.within("writing the lock lease"))
 }
 
 /// A host whose lock this apply holds, as the renewal keeps it.
 pub(super) struct HeldHost {
-    pub(super) c: Connected,
+    pub(super) c: Arc<dyn LockStore>,
     /// The lock network this apply created there: its generation.
     pub(super) network_id: String,
     /// When the engine created the newest lease (or the lock), by its clock.
@@ -99,11 +78,11 @@ enum Renewal {
 /// A host whose engine missed a deadline is left alone: no step goes there any more in this
 /// run, and its lock is left to run out (the next apply on this machine takes it over).
 async fn renew_one(h: &HeldHost, project: &str, id: &str, n: u64, lease_s: u64) -> Renewal {
-    let name = &h.c.host.name;
-    if h.c.silence.said().is_some() {
+    let name = h.c.host();
+    if h.c.silent() {
         return Renewal::Kept(None);
     }
-    match lock_network(&h.c.docker, project).await {
+    match h.c.read_lock(project).await {
         Err(LockRead::Ambiguous) => {
             return Renewal::Failed(HostError::Engine(LockRead::Ambiguous.to_string()))
         }
@@ -120,7 +99,7 @@ async fn renew_one(h: &HeldHost, project: &str, id: &str, n: u64, lease_s: u64) 
             ));
         }
     }
-    let created = match write_lease(&h.c, project, id, n, lease_s).await {
+    let created = match write_lease(h.c.as_ref(), project, id, n, lease_s).await {
         Ok(created) => created,
         Err(e) => return Renewal::Failed(e),
     };
@@ -133,7 +112,7 @@ async fn renew_one(h: &HeldHost, project: &str, id: &str, n: u64, lease_s: u64) 
         }
     }
     let old = names::lease_name(project, id, n - 1);
-    let _ = crate::apply::docker_ops::remove_volume(&h.c.docker, &old).await;
+    let _ = h.c.remove_lease(&old).await;
     Renewal::Kept(created)
 }
 
@@ -176,14 +155,14 @@ pub(super) async fn renew(
                     return;
                 }
                 // The engine missed its deadline just now: out of this run, as above.
-                Renewal::Failed(_) if h.c.silence.said().is_some() => {}
+                Renewal::Failed(_) if h.c.silent() => {}
                 Renewal::Failed(e) => {
                     all = false;
                     if h.renewed.elapsed() > lease * 2 / 3 {
                         // Soon another apply may take this host's lock over: stop before it can.
                         fence.lose(format!(
                             "the apply lock's lease on {} could not be renewed for {}s ({e}), so another apply may take it over: stopping",
-                            h.c.host.name,
+                            h.c.host(),
                             h.renewed.elapsed().as_secs()
                         ));
                         return;

@@ -7,13 +7,15 @@
 //! wins, the second finds nothing to remove, and only one of them can create the new lock.
 
 use crate::here;
-use crate::hosts::observe::{engine_now, lock_network, LockRead};
-use crate::hosts::{Connected, Fleet, HostError, HostErrors};
+use crate::hosts::lock_store::LockStore;
+use crate::hosts::observe::LockRead;
+use crate::hosts::{Fleet, HostError, HostErrors};
 use crate::model::label;
 use crate::model::lock::{self, Holder, Record};
 use crate::model::names;
 use futures_util::future::join_all;
-use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -22,6 +24,9 @@ mod lease;
 use fence::Stamp;
 pub use fence::{Fence, LockLost};
 use lease::{leases, renew, write_lease, HeldHost};
+
+/// One host's engine as the lock uses it.
+type Store = Arc<dyn LockStore>;
 
 /// Why a lock could not be taken.
 #[derive(Debug, thiserror::Error)]
@@ -93,26 +98,19 @@ fn new_id() -> String {
     crate::model::desired::sha256_hex(seed.as_bytes())[..16].to_string()
 }
 
-fn status_of(e: &bollard::errors::Error) -> Option<u16> {
-    match e {
-        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
-}
-
 /// Who holds the lock on a host now (`None` when it is free), with the engine's time then.
 pub async fn holder(
-    c: &Connected,
+    store: &dyn LockStore,
     project: &str,
     lease_s: u64,
 ) -> Result<Option<(Holder, u64)>, HostError> {
     // The engine's time first: a lease renewed after this is never judged run out by it.
-    let now = engine_now(&c.docker).await.map_err(|e| c.kind_of(e))?;
-    let Some((_, lock)) = (lock_network(&c.docker, project).await).map_err(lock_unread)? else {
+    let now = store.now().await?;
+    let Some((_, lock)) = store.read_lock(project).await.map_err(lock_unread)? else {
         return Ok(None);
     };
     let found = match lock.labels.get(lock::ID_LABEL) {
-        Some(id) => leases(&c.docker, project, Some(id)).await?,
+        Some(id) => leases(store, project, Some(id)).await?,
         None => vec![],
     };
     let found: Vec<Record> = found.into_iter().map(|(_, l)| l).collect();
@@ -143,49 +141,32 @@ fn lock_unread(e: LockRead) -> HostError {
     }
 }
 
-async fn create(c: &Connected, claim: &Claim<'_>) -> Result<Option<String>, HostError> {
-    let mut body = json!({
-        "Name": names::lock_name(claim.project),
-        "CheckDuplicate": true,
-        "Labels": {
-            label::PROJECT: claim.project,
-            lock::ID_LABEL: claim.id,
-            lock::OWNER_LABEL: claim.owner,
-            lock::SINCE_LABEL: claim.now.to_string(),
-            lock::LEASE_LABEL: claim.lease_s.to_string(),
-        },
-    });
+async fn create(store: &dyn LockStore, claim: &Claim<'_>) -> Result<Option<String>, HostError> {
+    let mut labels = BTreeMap::from([
+        (label::PROJECT.to_string(), claim.project.to_string()),
+        (lock::ID_LABEL.to_string(), claim.id.to_string()),
+        (lock::OWNER_LABEL.to_string(), claim.owner.to_string()),
+        (lock::SINCE_LABEL.to_string(), claim.now.to_string()),
+        (lock::LEASE_LABEL.to_string(), claim.lease_s.to_string()),
+    ]);
     if let Some(process) = here::this_process() {
-        body["Labels"][lock::PROCESS_LABEL] = json!(process);
+        labels.insert(lock::PROCESS_LABEL.to_string(), process);
     }
-    let (status, reply) = c
-        .raw_json(hyper::Method::POST, "/networks/create", body)
-        .await?;
-    match status {
-        201 => {
-            let id = reply["Id"].as_str().unwrap_or_default().to_string();
-            // An engine's duplicate check is not atomic: two creates at the same instant can
-            // both succeed. So look after writing: whoever sees another lock of the name
-            // gives its own up. Of two racing creators at most one can miss the other (the
-            // later one's look comes after both creates), so at most one keeps a lock.
-            match lock_network(&c.docker, claim.project).await {
-                Err(LockRead::Ambiguous) => {
-                    match c.docker.remove_network(&id).await {
-                        Err(e) if status_of(&e) != Some(404) => {
-                            return Err(HostError::from(e).within("giving up a duplicate lock"))
-                        }
-                        _ => {}
-                    }
-                    Ok(None)
-                }
-                Err(e) => Err(lock_unread(e)),
-                Ok(_) => Ok(Some(id)),
-            }
+    let name = names::lock_name(claim.project);
+    let Some(id) = store.create_lock(&name, &labels).await? else {
+        return Ok(None);
+    };
+    // An engine's duplicate check is not atomic: two creates at the same instant can both
+    // succeed. So look after writing: whoever sees another lock of the name gives its own
+    // up. Of two racing creators at most one can miss the other (the later one's look comes
+    // after both creates), so at most one keeps a lock.
+    match store.read_lock(claim.project).await {
+        Err(LockRead::Ambiguous) => {
+            (store.remove_lock(&id).await).map_err(|e| e.within("giving up a duplicate lock"))?;
+            Ok(None)
         }
-        409 => Ok(None),
-        other => Err(HostError::Engine(format!(
-            "the engine answered {other}: {reply}"
-        ))),
+        Err(e) => Err(lock_unread(e)),
+        Ok(_) => Ok(Some(id)),
     }
 }
 
@@ -197,11 +178,11 @@ async fn jitter() {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
-async fn take(c: &Connected, claim: &Claim<'_>) -> Result<Taken, LockError> {
-    let host = c.host.name.clone();
+async fn take(store: &dyn LockStore, claim: &Claim<'_>) -> Result<Taken, LockError> {
+    let host = store.host().to_string();
     let failed = |error: HostError| LockError::Failed {
         host: host.clone(),
-        error: c.kind_of(error),
+        error,
     };
     // A few times: the lock may be released, found dead and removed, or given up after a
     // tie between two calls.
@@ -209,13 +190,13 @@ async fn take(c: &Connected, claim: &Claim<'_>) -> Result<Taken, LockError> {
         if attempt > 0 {
             jitter().await;
         }
-        if let Some(id) = create(c, claim).await.map_err(failed)? {
+        if let Some(id) = create(store, claim).await.map_err(failed)? {
             return Ok(Taken::Fresh(id));
         }
         // The engine's time before the lock and its leases are read: a lease the holder
         // renews after this moment cannot be judged run out by it (see `lock`).
-        let now = engine_now(&c.docker).await.map_err(failed)?;
-        let Some((network_id, found)) = (match lock_network(&c.docker, claim.project).await {
+        let now = store.now().await.map_err(failed)?;
+        let Some((network_id, found)) = (match store.read_lock(claim.project).await {
             Ok(found) => found,
             // Two locks of one name for an instant (a tie being undone): look again.
             Err(LockRead::Ambiguous) => continue,
@@ -224,7 +205,7 @@ async fn take(c: &Connected, claim: &Claim<'_>) -> Result<Taken, LockError> {
             continue;
         };
         let their_leases = match found.labels.get(lock::ID_LABEL) {
-            Some(id) => leases(&c.docker, claim.project, Some(id))
+            Some(id) => leases(store, claim.project, Some(id))
                 .await
                 .map_err(failed)?,
             None => vec![],
@@ -239,23 +220,16 @@ async fn take(c: &Connected, claim: &Claim<'_>) -> Result<Taken, LockError> {
             });
         }
         // Dead: remove exactly that lock (by id), then contend for a new one.
-        match c.docker.remove_network(&network_id).await {
-            Ok(()) => {}
-            Err(e) if status_of(&e) == Some(404) => {}
-            Err(e) => {
-                return Err(failed(
-                    HostError::from(e).within("removing the expired lock"),
-                ))
-            }
-        }
-        if let Some(id) = create(c, claim).await.map_err(failed)? {
+        (store.remove_lock(&network_id).await)
+            .map_err(|e| failed(e.within("removing the expired lock")))?;
+        if let Some(id) = create(store, claim).await.map_err(failed)? {
             for (name, _) in &their_leases {
-                let _ = crate::apply::docker_ops::remove_volume(&c.docker, name).await;
+                let _ = store.remove_lease(name).await;
             }
             return Ok(Taken::TakenOver(id, holder));
         }
     }
-    match holder(c, claim.project, claim.lease_s).await {
+    match holder(store, claim.project, claim.lease_s).await {
         Ok(Some((holder, now))) => Err(LockError::Held {
             host,
             holder,
@@ -270,7 +244,7 @@ async fn take(c: &Connected, claim: &Claim<'_>) -> Result<Taken, LockError> {
 
 /// The locks taken on a set of hosts, kept alive until released.
 pub struct Locks {
-    hosts: Vec<(Connected, String)>,
+    hosts: Vec<(Store, String)>,
     project: String,
     /// This apply's lock id.
     id: String,
@@ -281,34 +255,28 @@ pub struct Locks {
 
 /// One attempt on every host in parallel; on any failure the ones taken are released.
 async fn acquire_once(
-    fleet: &Fleet,
+    stores: &[Store],
     claim: &Claim<'_>,
-    hosts: &[String],
     notice: &(dyn Fn(String) + Sync),
-) -> Result<Vec<(Connected, String)>, LockError> {
-    let mut connected: Vec<&Connected> = hosts
-        .iter()
-        .filter_map(|h| fleet.connected.get(h))
-        .collect();
-    connected.sort_by(|a, b| a.host.name.cmp(&b.host.name));
+) -> Result<Vec<(Store, String)>, LockError> {
     // The first host decides between applies started together: whoever takes it goes on to
     // the others (in parallel), so two contenders never each hold a part and both give up.
-    let mut results = Vec::with_capacity(connected.len());
-    if let Some(first) = connected.first() {
-        results.push(take(first, claim).await);
+    let mut results = Vec::with_capacity(stores.len());
+    if let Some(first) = stores.first() {
+        results.push(take(first.as_ref(), claim).await);
     }
     if results.iter().all(Result::is_ok) {
-        results.extend(join_all(connected.iter().skip(1).map(|c| take(c, claim))).await);
+        results.extend(join_all(stores.iter().skip(1).map(|c| take(c.as_ref(), claim))).await);
     }
     let mut taken = Vec::new();
     let mut first_error = None;
-    for (c, r) in connected.iter().zip(results) {
+    for (c, r) in stores.iter().zip(results) {
         match r {
-            Ok(Taken::Fresh(id)) => taken.push(((*c).clone(), id)),
+            Ok(Taken::Fresh(id)) => taken.push((c.clone(), id)),
             Ok(Taken::TakenOver(id, old)) => {
                 notice(format!(
                     "took over the apply lock on {} from {} (taken {}, {}): that apply is gone; this one checks and repairs what it left",
-                    c.host.name,
+                    c.host(),
                     old.owner,
                     time(old.since),
                     if old.process.as_deref().is_some_and(here::has_ended) {
@@ -317,7 +285,7 @@ async fn acquire_once(
                         format!("lease expired {}", old.expires.map_or("?".into(), time))
                     }
                 ));
-                taken.push(((*c).clone(), id));
+                taken.push((c.clone(), id));
             }
             Err(e) => {
                 first_error.get_or_insert(e);
@@ -342,6 +310,27 @@ pub async fn acquire(
     options: &LockOptions,
     notice: &(dyn Fn(String) + Sync),
 ) -> Result<Locks, LockError> {
+    acquire_on(&stores(fleet, hosts), project, options, notice).await
+}
+
+/// The connected ones of these hosts, as the lock uses them, by name.
+fn stores(fleet: &Fleet, hosts: &[String]) -> Vec<Store> {
+    let mut stores: Vec<Store> = (hosts.iter())
+        .filter_map(|h| fleet.connected.get(h))
+        .map(|c| Arc::new(c.clone()) as Store)
+        .collect();
+    stores.sort_by(|a, b| a.host().cmp(b.host()));
+    stores
+}
+
+/// `acquire` on these engines, sorted by host name (the first one decides between applies
+/// started together).
+async fn acquire_on(
+    stores: &[Store],
+    project: &str,
+    options: &LockOptions,
+    notice: &(dyn Fn(String) + Sync),
+) -> Result<Locks, LockError> {
     let owner = here::owner();
     let id = new_id();
     let deadline = tokio::time::Instant::now() + options.wait;
@@ -355,7 +344,7 @@ pub async fn acquire(
             now: crate::here::unix_now(),
             lease_s: options.lease.as_secs(),
         };
-        match acquire_once(fleet, &claim, hosts, notice).await {
+        match acquire_once(stores, &claim, notice).await {
             Ok(taken) => break (taken, began),
             Err(e @ LockError::Held { .. }) if tokio::time::Instant::now() < deadline => {
                 if !told {
@@ -371,7 +360,7 @@ pub async fn acquire(
     let written = join_all(
         taken
             .iter()
-            .map(|(c, _)| write_lease(c, project, &id, 0, lease_s)),
+            .map(|(c, _)| write_lease(c.as_ref(), project, &id, 0, lease_s)),
     )
     .await;
     let held: Vec<HeldHost> = taken
@@ -409,32 +398,30 @@ pub async fn acquire(
 /// there now, if another apply took it over (see `lock::leases_to_release`). The leases go
 /// first, while the lock is still held; a kill in between leaves a lock whose holder is
 /// plainly gone.
-async fn release_hosts(project: &str, id: &str, hosts: &[(Connected, String)]) -> HostErrors {
+async fn release_hosts(project: &str, id: &str, hosts: &[(Store, String)]) -> HostErrors {
     let errors = join_all(hosts.iter().map(|(c, network_id)| async move {
         let mut errors = Vec::new();
-        let mut failed = |e: HostError| errors.push((c.host.name.clone(), c.kind_of(e)));
-        let holder_now = match lock_network(&c.docker, project).await {
+        let mut failed = |e: HostError| errors.push((c.host().to_string(), e));
+        let holder_now = match c.read_lock(project).await {
             Ok(found) => found.and_then(|(_, lock)| lock.labels.get(lock::ID_LABEL).cloned()),
             Err(e) => {
                 failed(lock_unread(e));
                 return errors;
             }
         };
-        match leases(&c.docker, project, None).await {
+        match leases(c.as_ref(), project, None).await {
             Ok(found) => {
                 let found: Vec<_> = found.into_iter().map(|(n, r)| (n, r.labels)).collect();
                 for name in lock::leases_to_release(id, holder_now.as_deref(), &found) {
-                    if let Err(e) = crate::apply::docker_ops::remove_volume(&c.docker, name).await {
-                        failed(HostError::Engine(e.to_string()));
+                    if let Err(e) = c.remove_lease(name).await {
+                        failed(e);
                     }
                 }
             }
             Err(e) => failed(e),
         }
-        match c.docker.remove_network(network_id).await {
-            Ok(()) => {}
-            Err(e) if status_of(&e) == Some(404) => {}
-            Err(e) => failed(e.into()),
+        if let Err(e) = c.remove_lock(network_id).await {
+            failed(e);
         }
         errors
     }))
@@ -467,20 +454,15 @@ pub async fn force_release(
     project: &str,
     hosts: &[String],
 ) -> Result<(), HostErrors> {
-    let connected: Vec<&Connected> = hosts
-        .iter()
-        .filter_map(|h| fleet.connected.get(h))
-        .collect();
-    let errors = join_all(connected.iter().map(|c| async move {
+    let stores = stores(fleet, hosts);
+    let errors = join_all(stores.iter().map(|c| async move {
         let mut errors = Vec::new();
-        match c.docker.remove_network(&names::lock_name(project)).await {
-            Ok(()) => {}
-            Err(e) if status_of(&e) == Some(404) => {}
-            Err(e) => errors.push((c.host.name.clone(), c.kind_of(e.into()))),
+        if let Err(e) = c.remove_lock(&names::lock_name(project)).await {
+            errors.push((c.host().to_string(), e));
         }
-        if let Ok(found) = leases(&c.docker, project, None).await {
+        if let Ok(found) = leases(c.as_ref(), project, None).await {
             for (name, _) in found {
-                let _ = crate::apply::docker_ops::remove_volume(&c.docker, &name).await;
+                let _ = c.remove_lease(&name).await;
             }
         }
         errors
@@ -493,3 +475,6 @@ pub async fn force_release(
         Err(errors)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -70,11 +70,10 @@ pub fn run(a: ExecArgs) -> Result<u8> {
                     false => miette::miette!("{why} on the reachable hosts; {}", down.join("; ")),
                 }
             })?;
-        let docker = &fleet.connected[&target.host].docker;
         let raw = (a.tty && a.interactive)
             .then(crate::cli::terminal::Raw::enter)
             .flatten();
-        let code = exec(docker, &target.name, &a.command, mode).await;
+        let code = exec(&fleet, &target.host, &target.name, &a.command, mode).await;
         drop(raw);
         let code = code?;
         Ok(u8::try_from(code).unwrap_or(super::exit::ERROR))

@@ -1,6 +1,7 @@
 //! The fleet: SSH sessions to every host (in parallel, handshakes capped), a Docker client
 //! over each, and observation.
 
+pub mod console;
 pub mod deadline;
 pub mod docker;
 mod error;

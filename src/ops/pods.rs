@@ -3,12 +3,12 @@
 //! managed container). Which containers they act on is decided from one observation, in
 //! [`pod_containers`] (pure).
 
+pub use crate::hosts::console::ExecMode;
+use crate::hosts::console::{Console, LogRequest};
 use crate::hosts::observe::ObserveOptions;
 use crate::hosts::Fleet;
 use crate::model::{label, DesiredState, ObservedHost, Selector};
 use crate::render::logs::{merge, LogLine, LogSource};
-use bollard::query_parameters::LogsOptionsBuilder;
-use futures_util::StreamExt;
 use miette::miette;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -134,34 +134,15 @@ fn source_of(c: &PodContainer, pods_with_many: &BTreeSet<String>) -> LogSource {
     }
 }
 
-/// Reads a container's log, passing each complete line (with Docker's timestamp) to `line`.
-async fn read_log(
-    docker: &bollard::Docker,
-    name: &str,
-    options: &LogsOptions,
-    line: &mut (dyn FnMut(String) + Send),
-) {
-    let mut builder = LogsOptionsBuilder::default()
-        .stdout(true)
-        .stderr(true)
-        .timestamps(true)
-        .follow(options.follow);
-    if let Some(since) = options.since {
-        builder = builder.since(since as i32);
+impl LogsOptions {
+    fn request(&self) -> LogRequest {
+        LogRequest {
+            follow: self.follow,
+            since: self.since,
+            tail: self.tail,
+        }
     }
-    if let Some(n) = options.tail {
-        builder = builder.tail(&n.to_string());
-    }
-    let mut stream = docker.logs(name, Some(builder.build()));
-    let mut lines = crate::model::lines::Lines::default();
-    while let Some(Ok(chunk)) = stream.next().await {
-        lines.push(&chunk.into_bytes(), &mut |l| line(l));
-    }
-    lines.finish(&mut |l| line(l));
 }
-
-/// A follow may last for days: the engine's calls get no deadline but this one.
-const FOLLOW_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// How often a follow looks for new pods (a rollout's).
 const NEW_PODS_EVERY: Duration = Duration::from_secs(2);
@@ -199,7 +180,8 @@ pub async fn logs(
                 return (source_of(c, &many), vec![]);
             };
             let mut lines = Vec::new();
-            read_log(&connected.docker, &c.name, options, &mut |l| lines.push(l)).await;
+            let request = options.request();
+            (connected.log_lines(&c.name, &request, &mut |l| lines.push(l))).await;
             (source_of(c, &many), lines)
         });
         let streams = futures_util::future::join_all(reads).await;
@@ -218,15 +200,16 @@ pub async fn logs(
         if !following.insert(c.name.clone()) {
             return;
         }
-        let docker = connected.docker.clone().with_timeout(FOLLOW_TIMEOUT);
+        let connected = connected.clone();
         let source = source_of(c, &many);
         let name = c.name.clone();
         let send = send.clone();
         tokio::spawn(async move {
-            read_log(&docker, &name, &options, &mut |l| {
+            let request = options.request();
+            let mut line = |l: String| {
                 let _ = send.send(LogLine::parse(&source, &l));
-            })
-            .await;
+            };
+            connected.log_lines(&name, &request, &mut line).await;
         });
     };
     for c in &containers {
@@ -305,76 +288,19 @@ pub fn choose<'c>(
     }
 }
 
-/// Whether `berth exec` passes its input to the command, and gives it a terminal.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ExecMode {
-    pub stdin: bool,
-    pub tty: bool,
-}
-
-/// Runs `command` in the container, its output on berth's, its input from berth's when
-/// asked; the command's exit code.
+/// Runs `command` in the pod container `container` on `host`, its output on berth's, its
+/// input from berth's when asked; the command's exit code.
 pub async fn exec(
-    docker: &bollard::Docker,
+    fleet: &Fleet,
+    host: &str,
     container: &str,
     command: &[String],
     mode: ExecMode,
 ) -> crate::ops::Result<i64> {
-    use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
-    use tokio::io::AsyncWriteExt;
-    let docker = docker.clone().with_timeout(FOLLOW_TIMEOUT);
-    let created = docker
-        .create_exec(
-            container,
-            CreateExecOptions {
-                cmd: Some(command.to_vec()),
-                attach_stdin: Some(mode.stdin),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                tty: Some(mode.tty),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| miette!("exec in {container}: {e}"))?;
-    let started = docker
-        .start_exec(
-            &created.id,
-            Some(StartExecOptions {
-                tty: mode.tty,
-                ..Default::default()
-            }),
-        )
-        .await
-        .map_err(|e| miette!("exec in {container}: {e}"))?;
-    let StartExecResults::Attached {
-        mut output,
-        mut input,
-    } = started
-    else {
-        return Err(miette!("exec in {container}: the engine did not attach").into());
-    };
-    if mode.stdin {
-        tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut input).await;
-            let _ = input.shutdown().await;
-        });
-    }
-    let mut stdout = tokio::io::stdout();
-    let mut stderr = tokio::io::stderr();
-    while let Some(Ok(chunk)) = output.next().await {
-        use bollard::container::LogOutput;
-        let _ = match chunk {
-            LogOutput::StdErr { message } => stderr.write_all(&message).await,
-            other => stdout.write_all(&other.into_bytes()).await,
-        };
-        let _ = stdout.flush().await;
-    }
-    let inspected = docker
-        .inspect_exec(&created.id)
-        .await
-        .map_err(|e| miette!("exec in {container}: {e}"))?;
-    Ok(inspected.exit_code.unwrap_or(0))
+    let connected =
+        (fleet.connected.get(host)).ok_or_else(|| miette!("{host} is not connected"))?;
+    let code = connected.exec(container, command, mode).await;
+    Ok(code.map_err(|e| miette!("{e}"))?)
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! The executor: a dumb interpreter of plan waves. Hosts run in parallel within a wave; waves
 //! run in order. A failed wave runs its on-failure steps and ends the apply.
 
+use super::docker_ops::DockerEngine;
 use super::drain::Drains;
 use super::edge::Edges;
+use super::engine::Engine;
 pub use super::engine::Engines;
-use super::engine::{DockerEngine, Engine};
 pub use super::failure::{FailureKind, StepFailure, Waits};
 use super::host_steps::run_host;
 use super::step::HostContext;

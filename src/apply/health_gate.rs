@@ -4,8 +4,8 @@
 
 use super::engine::Engine;
 use super::failure::{StepError, StepResult};
+use crate::model::Health;
 use crate::plan::ServiceJoin;
-use bollard::models::HealthStatusEnum;
 use futures_util::future::join_all;
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,7 @@ pub(super) async fn await_ready(
                     failure_details(engine, containers).await,
                 ));
             }
-            if p.health == Some(HealthStatusEnum::STARTING) {
+            if p.health == Some(Health::Starting) {
                 all_ready = false;
             }
         }
@@ -92,7 +92,7 @@ fn problem_of(name: &str, p: &super::engine::Probe) -> Option<String> {
             "{name} exited with code {}",
             p.exit_code.unwrap_or(-1)
         ))
-    } else if p.health == Some(HealthStatusEnum::UNHEALTHY) {
+    } else if p.health == Some(Health::Unhealthy) {
         Some(format!("{name} is unhealthy"))
     } else {
         None

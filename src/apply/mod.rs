@@ -1,6 +1,5 @@
 //! Apply: executes plan steps on hosts, gated on health, rolling back a failed wave.
 
-pub mod analysis;
 pub mod docker_ops;
 mod drain;
 mod edge;

@@ -31,6 +31,28 @@ fn io_error(e: impl std::fmt::Display) -> bollard::errors::Error {
     }
 }
 
+/// Registry credentials as the engine takes them with a pull.
+pub fn credentials(c: &crate::model::registry::Credentials) -> bollard::auth::DockerCredentials {
+    use crate::model::registry::Credentials;
+    match c {
+        Credentials::Password {
+            server,
+            username,
+            password,
+        } => bollard::auth::DockerCredentials {
+            username: Some(username.clone()),
+            password: Some(password.clone()),
+            serveraddress: Some(server.clone()),
+            ..Default::default()
+        },
+        Credentials::IdentityToken { server, token } => bollard::auth::DockerCredentials {
+            identitytoken: Some(token.clone()),
+            serveraddress: Some(server.clone()),
+            ..Default::default()
+        },
+    }
+}
+
 /// A channel to the engine's socket.
 type EngineChannel = russh::Channel<russh::client::Msg>;
 

@@ -87,7 +87,7 @@ impl Connected {
 }
 
 /// Credentials for pulls, by registry (as `model::registry::registry_of` names it).
-pub type Logins = BTreeMap<String, bollard::auth::DockerCredentials>;
+pub type Logins = BTreeMap<String, crate::model::registry::Credentials>;
 
 /// The connected hosts and, for the others, why they could not be reached.
 #[derive(Clone)]
@@ -254,7 +254,7 @@ impl Fleet {
             };
             let login = logins
                 .get(crate::model::registry::registry_of(image))
-                .cloned();
+                .map(docker::credentials);
             let found = c.docker.inspect_registry_image(image, login).await;
             let digest = match found {
                 Ok(info) => info

@@ -6,6 +6,38 @@ use serde::{Deserialize, Serialize};
 /// The registry Docker pulls an image without a registry name from.
 pub const DOCKER_HUB: &str = "docker.io";
 
+/// What a pull from a registry authenticates with, as the operator's Docker configuration or
+/// berth.yaml's `registries:` give it. It goes to the engine with each pull and nowhere else:
+/// its `Debug` shows only the server.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    Password {
+        server: String,
+        username: String,
+        password: String,
+    },
+    IdentityToken {
+        server: String,
+        token: String,
+    },
+}
+
+impl Credentials {
+    pub fn server(&self) -> &str {
+        match self {
+            Credentials::Password { server, .. } | Credentials::IdentityToken { server, .. } => {
+                server
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials for {} (not shown)", self.server())
+    }
+}
+
 /// A login for pulls from one registry, as `registries:` in berth.yaml declares it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RegistryLogin {
@@ -47,6 +79,22 @@ pub fn normalize_server(server: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_never_show_their_secret() {
+        let c = Credentials::Password {
+            server: "registry.example:5000".into(),
+            username: "deploy".into(),
+            password: "hunter2".into(),
+        };
+        let shown = format!("{c:?}");
+        assert_eq!(shown, "Credentials for registry.example:5000 (not shown)");
+        let token = Credentials::IdentityToken {
+            server: "ghcr.io".into(),
+            token: "t0k3n".into(),
+        };
+        assert!(!format!("{token:?}").contains("t0k3n"));
+    }
 
     #[test]
     fn an_image_pulls_from_the_registry_its_first_part_names() {

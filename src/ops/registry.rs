@@ -6,9 +6,8 @@
 
 use super::error::Result;
 use crate::hosts::Logins;
-use crate::model::registry::{registry_of, RegistryLogin, DOCKER_HUB};
+use crate::model::registry::{registry_of, Credentials, RegistryLogin, DOCKER_HUB};
 use crate::repo::load::secret_help;
-use bollard::auth::DockerCredentials;
 use docker_credential::{CredentialRetrievalError, DockerCredential};
 use miette::miette;
 use std::collections::BTreeSet;
@@ -37,7 +36,7 @@ pub fn logins<'a>(
 fn from_berth_yaml(
     login: &RegistryLogin,
     secret: &dyn Fn(&str) -> Option<String>,
-) -> Result<DockerCredentials> {
+) -> Result<Credentials> {
     let name = &login.password_secret;
     let Some(password) = secret(name) else {
         return Err(miette!(
@@ -47,11 +46,10 @@ fn from_berth_yaml(
         )
         .into());
     };
-    Ok(DockerCredentials {
-        username: Some(login.username.clone()),
-        password: Some(password),
-        serveraddress: Some(login.server.clone()),
-        ..Default::default()
+    Ok(Credentials::Password {
+        server: login.server.clone(),
+        username: login.username.clone(),
+        password,
     })
 }
 
@@ -64,18 +62,18 @@ fn config_key(server: &str) -> &str {
     }
 }
 
-fn from_docker_config(server: &str) -> Result<Option<DockerCredentials>> {
+fn from_docker_config(server: &str) -> Result<Option<Credentials>> {
     match docker_credential::get_credential(config_key(server)) {
-        Ok(DockerCredential::UsernamePassword(username, password)) => Ok(Some(DockerCredentials {
-            username: Some(username),
-            password: Some(password),
-            serveraddress: Some(server.to_string()),
-            ..Default::default()
-        })),
-        Ok(DockerCredential::IdentityToken(token)) => Ok(Some(DockerCredentials {
-            identitytoken: Some(token),
-            serveraddress: Some(server.to_string()),
-            ..Default::default()
+        Ok(DockerCredential::UsernamePassword(username, password)) => {
+            Ok(Some(Credentials::Password {
+                server: server.to_string(),
+                username,
+                password,
+            }))
+        }
+        Ok(DockerCredential::IdentityToken(token)) => Ok(Some(Credentials::IdentityToken {
+            server: server.to_string(),
+            token,
         })),
         Err(
             CredentialRetrievalError::NoCredentialConfigured

@@ -223,7 +223,7 @@ pub async fn remove_volume(docker: &Docker, name: &str) -> Result<(), OpError> {
 pub async fn ensure_image(
     docker: &Docker,
     image: &str,
-    login: Option<bollard::auth::DockerCredentials>,
+    login: Option<&crate::model::registry::Credentials>,
 ) -> Result<(), OpError> {
     if docker.inspect_image(image).await.is_err() {
         pull(docker, image, login).await?;
@@ -250,9 +250,10 @@ pub async fn ensure_image(
 async fn pull(
     docker: &Docker,
     image: &str,
-    login: Option<bollard::auth::DockerCredentials>,
+    login: Option<&crate::model::registry::Credentials>,
 ) -> Result<(), OpError> {
     let had_login = login.is_some();
+    let login = login.map(crate::hosts::docker::credentials);
     let options = CreateImageOptionsBuilder::default()
         .from_image(image)
         .build();
@@ -317,13 +318,16 @@ impl Addresses {
     }
 }
 
+pub mod analysis;
 pub mod edge;
+mod engine;
 pub mod history;
 pub mod jobs;
 mod pods;
 mod probe;
 mod service;
 
+pub use engine::DockerEngine;
 pub use pods::*;
 pub use probe::*;
 pub use service::*;

@@ -1,14 +1,25 @@
 //! What a health gate looks at: a container's state and health, and its last log lines.
 
 use super::*;
+use crate::model::Health;
 
 /// The state of one container as a short inspect sees it.
 pub struct Probe {
     pub running: bool,
     pub restarting: bool,
-    pub health: Option<HealthStatusEnum>,
+    pub health: Option<Health>,
     pub exit_code: Option<i64>,
     pub health_log: Vec<String>,
+}
+
+/// The engine's word for a container's health, as berth's (`none`: no healthcheck).
+fn health_of(status: HealthStatusEnum) -> Option<Health> {
+    match status {
+        HealthStatusEnum::STARTING => Some(Health::Starting),
+        HealthStatusEnum::HEALTHY => Some(Health::Healthy),
+        HealthStatusEnum::UNHEALTHY => Some(Health::Unhealthy),
+        HealthStatusEnum::NONE | HealthStatusEnum::EMPTY => None,
+    }
 }
 
 pub async fn probe(docker: &Docker, name: &str) -> Result<Probe, OpError> {
@@ -21,7 +32,7 @@ pub async fn probe(docker: &Docker, name: &str) -> Result<Probe, OpError> {
     Ok(Probe {
         running: state.running.unwrap_or(false),
         restarting: state.restarting.unwrap_or(false),
-        health: health.as_ref().and_then(|h| h.status),
+        health: health.as_ref().and_then(|h| h.status).and_then(health_of),
         exit_code: state.exit_code,
         health_log: health
             .and_then(|h| h.log)

@@ -2,7 +2,7 @@
 //! SSH connection it already holds to the pod's host (a `direct-tcpip` channel), so no port
 //! has to be published and no agent runs on the host.
 
-use super::docker_ops as ops;
+use super as ops;
 use crate::hosts::http::HttpError;
 use crate::hosts::ssh::Session;
 use crate::model::Analysis;

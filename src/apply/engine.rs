@@ -6,7 +6,6 @@ use crate::model::haproxy::EdgeFile;
 use crate::model::{Analysis, JobRecord, Rollout};
 use crate::plan::{JobPlan, PodPlan, ServiceJoin};
 use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
 use std::sync::atomic::AtomicU32;
 
 pub use super::docker_ops::Probe;
@@ -32,25 +31,16 @@ pub trait Engine: Send + Sync {
         pod: &'a PodPlan,
         config: &'a str,
         files: &'a [EdgeFile],
-    ) -> BoxFuture<'a, OpResult> {
-        let _ = (config, files);
-        self.create_pod(pod)
-    }
+    ) -> BoxFuture<'a, OpResult>;
     /// The statistics (CSV) of the edge running here.
-    fn edge_stats(&self, admin_port: u16) -> BoxFuture<'_, OpResult<String>> {
-        let _ = admin_port;
-        async { Ok(String::new()) }.boxed()
-    }
+    fn edge_stats(&self, admin_port: u16) -> BoxFuture<'_, OpResult<String>>;
     /// Gives the edges running here a new configuration; done once they serve with it.
     fn edge_reload<'a>(
         &'a self,
         config: &'a str,
         files: &'a [EdgeFile],
         admin_port: u16,
-    ) -> BoxFuture<'a, OpResult> {
-        let _ = (config, files, admin_port);
-        async { Ok(()) }.boxed()
-    }
+    ) -> BoxFuture<'a, OpResult>;
     fn start<'a>(&'a self, containers: &'a [String]) -> BoxFuture<'a, OpResult>;
     fn stop<'a>(&'a self, containers: &'a [String], timeout_s: u32) -> BoxFuture<'a, OpResult>;
     fn remove<'a>(&'a self, containers: &'a [String], timeout_s: u32) -> BoxFuture<'a, OpResult>;

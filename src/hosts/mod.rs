@@ -283,7 +283,7 @@ impl Fleet {
                 let c = c.clone();
                 let opts = opts.clone();
                 tokio::spawn(async move {
-                    let observed = observe_checked(&c, &opts).await;
+                    let observed = c.observe(&opts).await;
                     (c.host.name.clone(), observed)
                 })
             })
@@ -299,6 +299,27 @@ impl Fleet {
             }
         }
         out
+    }
+}
+
+/// What a host runs, as one engine reports it: the seam observation goes through (a
+/// connected Docker host is the one implementation).
+pub trait Observe: Send + Sync {
+    /// The project's containers, volumes, lock, images and edge on the host, in one round
+    /// trip where the engine allows.
+    fn observe<'a>(
+        &'a self,
+        opts: &'a observe::ObserveOptions,
+    ) -> futures_util::future::BoxFuture<'a, Result<ObservedHost, HostError>>;
+}
+
+impl Observe for Connected {
+    fn observe<'a>(
+        &'a self,
+        opts: &'a observe::ObserveOptions,
+    ) -> futures_util::future::BoxFuture<'a, Result<ObservedHost, HostError>> {
+        use futures_util::FutureExt;
+        observe_checked(self, opts).boxed()
     }
 }
 

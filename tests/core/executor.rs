@@ -175,6 +175,21 @@ impl Engine for Memory {
         self.ok(format!("record job {} {}", record.job, record.revision), ())
     }
 
+    /// An edge pod is a pod here (the edge steps' reloads are what the tests follow).
+    fn create_edge<'a>(
+        &'a self,
+        pod: &'a PodPlan,
+        _: &'a str,
+        _: &'a [EdgeFile],
+    ) -> BoxFuture<'a, OpResult> {
+        self.create_pod(pod)
+    }
+
+    /// No edge here counts requests: every count is zero.
+    fn edge_stats(&self, _: u16) -> BoxFuture<'_, OpResult<String>> {
+        async { Ok(String::new()) }.boxed()
+    }
+
     /// Notes the servers the edge gets (`edge pod:weight pod:weight`).
     fn edge_reload<'a>(
         &'a self,

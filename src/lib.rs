@@ -14,6 +14,11 @@
 //! 4. `ops::apply` takes the project's lock (`apply::lock`); `apply::executor` runs the waves,
 //!    gated on health, rolling a failed wave back. An operation's result or `ops::Error`
 //!    carries its exit code; `cli` turns flags into options, prints, and exits with it.
+//!
+//! The shell reaches an engine only through traits (`hosts::Observe`,
+//! `hosts::lock_store::LockStore`, `hosts::console::Console`, `apply::engine::Engine`), whose
+//! Docker-over-SSH implementations are the only code that uses the Docker client (`hosts`,
+//! `apply::docker_ops`).
 
 pub mod apply;
 pub mod cli;

@@ -1,5 +1,6 @@
 //! The fleet: SSH sessions to every host (in parallel, handshakes capped), a Docker client
-//! over each, and observation.
+//! over each, and what berth asks of a host outside a step: observation (`Observe`), the
+//! apply lock's primitives (`lock_store`), logs and exec (`console`). Errors are `HostError`s.
 
 pub mod console;
 pub mod deadline;

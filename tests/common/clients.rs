@@ -115,6 +115,32 @@ pub fn start_with_clients(repo: &Repo, web: &str) {
     panic!("the clients did not start answering: {:?}", answers(repo));
 }
 
+/// Deploys `v1` (a web on `web:v1`) with the clients, rolls it to v2 and checks what they
+/// heard meanwhile: more than `least` answers, none failed, the last ones from v2.
+pub fn rolling_update_fails_no_request(repo: &Repo, v1: &str, least: usize) {
+    start_with_clients(repo, v1);
+    repo.write("deployments/web.yaml", &v1.replace("web:v1", "web:v2"));
+    repo.commit("web v2");
+    let mark = answers(repo);
+    repo.apply_ok(&[]);
+    let all = settle(repo, &mark, 10);
+    assert!(
+        count(&all) > least,
+        "too few requests to prove anything: {all:?}"
+    );
+    assert_eq!(
+        failures(&all),
+        0,
+        "failed requests during the rollout: {}",
+        failed_report(&all)
+    );
+    let tail = last_versions(&all, 5);
+    assert!(
+        tail.iter().all(|l| l == "ok berth-lab web v2"),
+        "after the rollout only v2 answers: {tail:?}"
+    );
+}
+
 /// The share of answers from `version` among the last `n` of each client.
 pub fn last_versions(all: &[(String, Vec<String>)], n: usize) -> Vec<String> {
     all.iter()

@@ -16,9 +16,8 @@
 //!    carries its exit code; `cli` turns flags into options, prints, and exits with it.
 //!
 //! The shell reaches an engine only through traits (`hosts::Observe`,
-//! `hosts::lock_store::LockStore`, `hosts::console::Console`, `apply::engine::Engine`), whose
-//! Docker-over-SSH implementations are the only code that uses the Docker client (`hosts`,
-//! `apply::docker_ops`).
+//! `hosts::lock_store::LockStore`, `hosts::console::Console`, `hosts::engine::Engine`), whose
+//! Docker-over-SSH implementations in `hosts` are the only code that uses the Docker client.
 
 pub mod apply;
 pub mod cli;

@@ -4,7 +4,7 @@
 //! Hosts push in parallel; pushes to one edge host are one at a time, and a push carries the
 //! newest state, so steps that run at once cost few reloads.
 
-use super::engine::{Engines, OpError, OpResult};
+use crate::hosts::engine::{Engines, OpError, OpResult};
 use crate::model::edge_stats::{self, EdgeAnalysis};
 use crate::model::haproxy::{self, EdgeFile};
 use crate::model::ingress::{backends, Routing, EDGE_DEPLOYMENT};

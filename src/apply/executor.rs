@@ -1,32 +1,19 @@
 //! The executor: a dumb interpreter of plan waves. Hosts run in parallel within a wave; waves
 //! run in order. A failed wave runs its on-failure steps and ends the apply.
 
-use super::docker_ops::DockerEngine;
 use super::drain::Drains;
 use super::edge::Edges;
-use super::engine::Engine;
-pub use super::engine::Engines;
 pub use super::failure::{FailureKind, StepFailure, Waits};
 use super::host_steps::run_host;
 use super::step::HostContext;
+use crate::hosts::docker_ops::PodInputs;
+pub use crate::hosts::engine::Engines;
 use crate::hosts::Fleet;
 use crate::plan::{Plan, Step, Wave};
 use futures_util::future::join_all;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
-
-pub type Secrets = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
-
-/// What pods are created with beside their plan: secret values, and the repository's files
-/// by hash (never in the plan: a template filled in holds secrets).
-#[derive(Clone)]
-pub struct PodInputs {
-    pub secrets: Secrets,
-    pub files: Arc<crate::model::files::FileContents>,
-    /// Each secret's record, sealed once per apply and given to every container it creates.
-    pub seals: Arc<crate::apply::docker_ops::Seals>,
-}
 
 #[derive(Debug)]
 pub enum Outcome {
@@ -72,22 +59,7 @@ pub async fn execute(
     progress: Arc<dyn Progress>,
     fence: Fence,
 ) -> Result<Outcome, ExecError> {
-    let engines: Engines = fleet
-        .connected
-        .iter()
-        .map(|(name, c)| {
-            let engine: Arc<dyn Engine> = Arc::new(DockerEngine {
-                docker: c.docker.clone(),
-                session: c.session.clone(),
-                project: plan.project.clone(),
-                inputs: inputs.clone(),
-                logins: logins.clone(),
-                addresses: Default::default(),
-                silence: c.silence.clone(),
-            });
-            (name.clone(), engine)
-        })
-        .collect();
+    let engines = crate::hosts::docker_ops::engines(fleet, &plan.project, inputs, logins);
     execute_on(plan, &engines, progress, fence).await
 }
 

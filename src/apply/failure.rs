@@ -1,7 +1,7 @@
 //! How a step fails and what an apply waited for: the values the executor, the steps and
 //! `sync` share.
 
-use super::engine::OpError;
+use crate::hosts::engine::OpError;
 use std::time::Duration;
 
 /// Why a step failed, with what the user needs to see (logs, health output).

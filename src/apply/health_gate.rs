@@ -2,8 +2,8 @@
 //! joining its service the moment it is first healthy; a pod that exits, restarts or turns
 //! unhealthy fails it at once, with its last log lines and health check output.
 
-use super::engine::Engine;
 use super::failure::{StepError, StepResult};
+use crate::hosts::engine::Engine;
 use crate::model::Health;
 use crate::plan::ServiceJoin;
 use futures_util::future::join_all;
@@ -81,7 +81,7 @@ pub(super) async fn await_ready(
 }
 
 /// What keeps a container from passing its health gate, if anything.
-fn problem_of(name: &str, p: &super::engine::Probe) -> Option<String> {
+fn problem_of(name: &str, p: &crate::hosts::engine::Probe) -> Option<String> {
     if p.restarting {
         Some(format!(
             "{name} is restarting (exit code {})",

@@ -1,9 +1,9 @@
 //! A job's step: its output passed on as it comes, its exit judged, its last lines kept for
 //! the failure report.
 
-use super::engine::Engine;
 use super::failure::{StepError, StepResult};
 use super::progress::Progress;
+use crate::hosts::engine::Engine;
 
 /// How many of a failed job's last output lines its failure report shows.
 const JOB_TAIL_LINES: usize = 20;
@@ -28,7 +28,7 @@ pub(super) async fn run_job(
     let code = match engine.run_job(job, &output).await {
         Ok(code) => code,
         // The revision's own code ran out of time: a verdict, like an exit other than 0.
-        Err(e @ super::engine::OpError::JobTimedOut { .. }) => {
+        Err(e @ crate::hosts::engine::OpError::JobTimedOut { .. }) => {
             let details: Vec<String> = tail.lock().expect("not poisoned").drain(..).collect();
             return Err(StepError::verdict(e.to_string(), details.join("\n")));
         }

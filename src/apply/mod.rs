@@ -1,9 +1,7 @@
 //! Apply: executes plan steps on hosts, gated on health, rolling back a failed wave.
 
-pub mod docker_ops;
 mod drain;
 mod edge;
-pub mod engine;
 pub mod executor;
 mod failure;
 mod health_gate;
@@ -13,7 +11,8 @@ pub mod lock;
 pub mod progress;
 mod step;
 
+pub use crate::hosts::docker_ops::{PodInputs, Secrets};
 pub use executor::{
-    execute, execute_on, Engines, FailedWave, FailureKind, Fence, Logins, Outcome, PodInputs,
-    Progress, Secrets, StepFailure, Waits,
+    execute, execute_on, Engines, FailedWave, FailureKind, Fence, Logins, Outcome, Progress,
+    StepFailure, Waits,
 };

@@ -3,10 +3,10 @@
 
 use super::drain::Drains;
 use super::edge::Edges;
-use super::engine::{Engine, OpResult};
 use super::failure::{StepError, StepResult};
 use super::health_gate::await_ready;
 use super::progress::Progress;
+use crate::hosts::engine::{Engine, OpResult};
 use crate::plan::Step;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;

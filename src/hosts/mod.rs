@@ -1,10 +1,14 @@
 //! The fleet: SSH sessions to every host (in parallel, handshakes capped), a Docker client
 //! over each, and what berth asks of a host outside a step: observation (`Observe`), the
-//! apply lock's primitives (`lock_store`), logs and exec (`console`). Errors are `HostError`s.
+//! apply lock's primitives (`lock_store`), logs and exec (`console`); and what the executor
+//! asks for each step (`engine::Engine`), done on Docker by `docker_ops`. The Docker client
+//! (bollard) is used only in this module. Errors are `HostError`s.
 
 pub mod console;
 pub mod deadline;
 pub mod docker;
+pub mod docker_ops;
+pub mod engine;
 mod error;
 pub mod http;
 pub mod lock_store;

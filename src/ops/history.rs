@@ -1,8 +1,8 @@
 //! The audit log across hosts: each apply recorded on the hosts it touched, and `berth
 //! history` reading them back, merged.
 
-use crate::apply::docker_ops::history as on_host;
 use crate::apply::Outcome;
+use crate::hosts::docker_ops::history as on_host;
 use crate::hosts::Fleet;
 use crate::model::history::{merge, ApplyRecord};
 use crate::plan::Plan;

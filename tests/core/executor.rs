@@ -1,13 +1,13 @@
 //! The executor without hosts: plans built by the core from fixture repositories are run on
-//! engines kept in memory (`apply::engine::Engine`), which hold containers, their state and
+//! engines kept in memory (`hosts::engine::Engine`), which hold containers, their state and
 //! their service names, and write down every call. This checks what the lab tests cannot
 //! pin down exactly: the order of steps, what a failed wave rolls back, that lanes of other
 //! deployments go on, and that an apply told to stop does nothing more.
 
 use crate::fixture;
 
-use berth::apply::engine::{Engine, JobOutput, OpResult, Probe};
 use berth::apply::{execute_on, Engines, Fence, Outcome, Progress};
+use berth::hosts::engine::{Engine, JobOutput, OpResult, Probe};
 use berth::model::haproxy::EdgeFile;
 use berth::model::{Analysis, JobRecord, ObservedHost, Rollout};
 use berth::plan::{JobPlan, Plan, PodPlan, ServiceJoin};

@@ -327,7 +327,20 @@ mod pods;
 mod probe;
 mod service;
 
-pub use engine::DockerEngine;
+pub use engine::{engines, DockerEngine};
+
+/// Where secret values come from, by name.
+pub type Secrets = std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// What pods are created with beside their plan: secret values, and the repository's files
+/// by hash (never in the plan: a template filled in holds secrets).
+#[derive(Clone)]
+pub struct PodInputs {
+    pub secrets: Secrets,
+    pub files: std::sync::Arc<crate::model::files::FileContents>,
+    /// Each secret's record, sealed once per apply and given to every container it creates.
+    pub seals: std::sync::Arc<Seals>,
+}
 pub use pods::*;
 pub use probe::*;
 pub use service::*;

@@ -3,7 +3,7 @@
 
 use super as ops;
 use super::analysis;
-use crate::apply::engine::{Engine, JobOutput, OpError, OpResult, Probe};
+use crate::hosts::engine::{Engine, JobOutput, OpError, OpResult, Probe};
 use crate::hosts::ssh::Session;
 use crate::model::haproxy::EdgeFile;
 use crate::model::registry::registry_of;
@@ -15,12 +15,35 @@ use futures_util::FutureExt;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
+/// The engine of each connected host of the fleet, by host name, for an apply of `project`.
+pub fn engines(
+    fleet: &crate::hosts::Fleet,
+    project: &str,
+    inputs: super::PodInputs,
+    logins: Arc<crate::hosts::Logins>,
+) -> crate::hosts::engine::Engines {
+    (fleet.connected.iter())
+        .map(|(name, c)| {
+            let engine: Arc<dyn Engine> = Arc::new(DockerEngine {
+                docker: c.docker.clone(),
+                session: c.session.clone(),
+                project: project.to_string(),
+                inputs: inputs.clone(),
+                logins: logins.clone(),
+                addresses: Default::default(),
+                silence: c.silence.clone(),
+            });
+            (name.clone(), engine)
+        })
+        .collect()
+}
+
 /// A host's Docker engine over its SSH session.
 pub struct DockerEngine {
     pub docker: Docker,
     pub session: Arc<Session>,
     pub project: String,
-    pub inputs: crate::apply::PodInputs,
+    pub inputs: super::PodInputs,
     /// Credentials for pulls, by registry.
     pub logins: Arc<crate::hosts::Logins>,
     /// Keeps starts away from the addresses of pods being reconnected.

@@ -1,5 +1,5 @@
 //! What the executor asks of one host: the operations its steps need, as a trait. The real
-//! one is Docker over the host's SSH session (`docker_ops::DockerEngine`); tests give the executor an
+//! one is Docker over the host's SSH session (`hosts::docker_ops::DockerEngine`); tests give the executor an
 //! engine in memory, so its waves, lanes, rollbacks and interrupts are checked without hosts.
 
 use crate::model::haproxy::EdgeFile;

@@ -1,9 +1,9 @@
 //! Jobs: a container run to completion with its output streamed, then removed; and the
 //! record that a job ran for a revision (labels on an empty volume, as rollout states are).
 
+use super::PodInputs;
 use super::*;
-use crate::apply::engine::JobOutput;
-use crate::apply::PodInputs;
+use crate::hosts::engine::JobOutput;
 use crate::model::{label, names, JobRecord};
 use crate::plan::JobPlan;
 use std::time::Duration;

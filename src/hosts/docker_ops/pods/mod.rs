@@ -1,8 +1,8 @@
 //! Pods: their containers created (env and sealed secrets), started, stopped and removed,
 //! only ever those that carry this project's labels.
 
+use super::PodInputs;
 use super::*;
-use crate::apply::PodInputs;
 
 /// A random salt (16 bytes, hex) for one secret.
 fn new_salt() -> Result<String, OpError> {

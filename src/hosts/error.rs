@@ -37,11 +37,6 @@ impl HostError {
             silent @ Silent { .. } => silent,
         }
     }
-
-    /// Whether the host was reached (an SSH session to it was open).
-    pub fn reached(&self) -> bool {
-        !matches!(self, HostError::Route(_) | HostError::Ssh(_))
-    }
 }
 
 impl From<bollard::errors::Error> for HostError {
@@ -89,7 +84,6 @@ mod tests {
             engine,
             HostError::Engine("reading the lock: 404 no such network".into())
         );
-        assert!(engine.reached() && !HostError::Ssh("refused".into()).reached());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! `apply::lock` runs on this trait only; a connected Docker host (`Connected`) is one
 //! implementation, the lock's tests keep another in memory.
 
+use super::docker_ops::status_of;
 use super::observe::{engine_now, labelled_volumes, lock_network, LockRead};
 use super::{Connected, HostError};
 use crate::model::lock::Record;
@@ -47,13 +48,6 @@ pub trait LockStore: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<u64>, HostError>>;
     /// Removes a lease volume; one already gone is removed.
     fn remove_lease<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), HostError>>;
-}
-
-fn status_of(e: &bollard::errors::Error) -> Option<u16> {
-    match e {
-        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
 }
 
 impl LockStore for Connected {

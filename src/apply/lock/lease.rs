@@ -6,7 +6,6 @@
 
 use super::fence::{Fence, Stamp};
 use crate::hosts::lock_store::LockStore;
-use crate::hosts::observe::LockRead;
 use crate::hosts::HostError;
 use crate::model::label;
 use crate::model::lock::{self, Record};
@@ -83,10 +82,7 @@ async fn renew_one(h: &HeldHost, project: &str, id: &str, n: u64, lease_s: u64) 
         return Renewal::Kept(None);
     }
     match h.c.read_lock(project).await {
-        Err(LockRead::Ambiguous) => {
-            return Renewal::Failed(HostError::Engine(LockRead::Ambiguous.to_string()))
-        }
-        Err(LockRead::Engine(e)) => return Renewal::Failed(e.within("reading the apply lock")),
+        Err(e) => return Renewal::Failed(super::lock_unread(e)),
         Ok(Some((network_id, _))) if network_id == h.network_id => {}
         Ok(found) => {
             let holder = found

@@ -55,7 +55,7 @@ fn doing(what: impl Into<String>) -> impl FnOnce(DockerError) -> OpError {
     }
 }
 
-fn status_of(e: &DockerError) -> Option<u16> {
+pub(in crate::hosts) fn status_of(e: &DockerError) -> Option<u16> {
     match e {
         DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
         _ => None,

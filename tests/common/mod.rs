@@ -47,18 +47,22 @@ pub fn require_lab() {
 /// Docker-compatible API instead of dockerd.
 pub const PODMAN_HOSTS: [&str; 2] = ["h4", "h5"];
 
+/// The lab's fault hosts (`scripts/lab up 3 --podman 2 --fault-hosts 3`): Docker hosts that
+/// only tests/chaos/faults.rs uses, as it cuts their links and stops their engines.
+pub const FAULT_HOSTS: [&str; 3] = ["h6", "h7", "h8"];
+
 /// Fails, saying how to bring them up, unless these lab hosts answer.
 pub fn require_hosts(hosts: &[&str]) {
     for var in ["BERTH_IDENTITY", "BERTH_KNOWN_HOSTS"] {
         if std::env::var_os(var).is_none() {
-            panic!("{var} is not set: the e2e tests need the lab. Run `scripts/test` (or `scripts/lab up 3 --bastion --podman 2` and source .lab/env)");
+            panic!("{var} is not set: the e2e tests need the lab. Run `scripts/test` (or `scripts/lab up 3 --bastion --podman 2 --fault-hosts 3` and source .lab/env)");
         }
     }
     for h in hosts {
         let i: u32 = h[1..].parse().unwrap();
         let addr: SocketAddr = format!("198.18.0.{}:22", 10 + i).parse().unwrap();
         if TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err() {
-            panic!("lab host {h} ({addr}) does not answer: run `scripts/lab up 3 --bastion --podman 2`");
+            panic!("lab host {h} ({addr}) does not answer: run `scripts/lab up 3 --bastion --podman 2 --fault-hosts 3`");
         }
     }
 }

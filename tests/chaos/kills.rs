@@ -1,13 +1,13 @@
-//! Chaos: berth is killed with SIGKILL at many moments of rolling, canary and blue-green
-//! updates and of `promote` and `abort` (four tests, each on a project of its own, run side
-//! by side), while a client on every host asks the service name all along. After each kill, the next plain run converges: exactly the declared pods, each
-//! ready one behind its service name, no lock left, and no client request failed, but for
-//! the one a SIGKILL can cut: a request in flight to a pod whose leave (a disconnect and a
-//! connect, two calls) was cut between the two (counted and reported).
+//! berth is killed with SIGKILL at many moments of rolling, canary and blue-green updates and
+//! of `promote` and `abort` (four tests, each on a project of its own, run side by side),
+//! while a client on every host asks the service name all along. After each kill, the next
+//! plain run converges: exactly the declared pods, each ready one behind its service name, no
+//! lock left, and no client request failed, but for the one a SIGKILL can cut: a request in
+//! flight to a pod whose leave (a disconnect and a connect, two calls) was cut between the
+//! two (counted and reported).
 
-mod common;
-use common::clients::*;
-use common::*;
+use crate::common::clients::*;
+use crate::common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -11,7 +11,9 @@ use crate::common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const REPLICAS: usize = 6;
+/// Over the three hosts: one runs two pods, the others one each, so a round takes both a
+/// host's only pod and one of two out of the service.
+const REPLICAS: usize = 4;
 
 /// The web deployment of round `round`: each round is a new revision (its env differs), and
 /// the image rotates so the clients' answers show which version served.

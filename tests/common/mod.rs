@@ -84,7 +84,7 @@ pod:
       image: berth-lab/web:{version}
       healthcheck:
         test: [CMD, wget, -q, -O, /dev/null, http://127.0.0.1:8080/healthz]
-        interval: 1s
+        interval: 2s
         retries: 2
 strategy: {{min_ready: 1s, health_timeout: 30s}}
 "#

@@ -98,6 +98,17 @@ pub enum Command {
     ///   berth abort web --repo ./deploy
     #[command(verbatim_doc_comment)]
     Abort(rollout::RolloutArgs),
+    /// Restart a deployment: each pod replaced by a new one of the same revision, with no
+    /// change to Git, behind the same health gates as a rollout (rolling batches; recreate
+    /// stops first). The old pods serve until their replacements are ready.
+    ///
+    /// Refused while a rollout of the deployment is under way. Killed half-way, the next
+    /// apply or sync finds nothing to do: the pods not yet restarted simply run on.
+    ///
+    /// Examples:
+    ///   berth restart web --repo ./deploy
+    #[command(verbatim_doc_comment)]
+    Restart(rollout::RolloutArgs),
     /// Go back to an earlier revision, kept stopped on the hosts (`history_limit`).
     ///
     /// Without --to: undoes a canary or blue-green rollout under way (a paused canary, a
@@ -169,6 +180,7 @@ pub fn run(cli: Cli) -> miette::Result<u8> {
         Command::Lock(unlock::LockCommand::Status(a)) => unlock::status(a),
         Command::Promote(a) => rollout::run(a, crate::plan::Intent::Promote, verbosity),
         Command::Abort(a) => rollout::run(a, crate::plan::Intent::Abort, verbosity),
+        Command::Restart(a) => rollout::run(a, crate::plan::Intent::Restart, verbosity),
         Command::Rollback(a) => rollout::rollback(a, verbosity),
     }
 }

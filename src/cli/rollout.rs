@@ -1,5 +1,6 @@
-//! `berth promote`, `berth abort` and `berth rollback`: move a canary or blue-green rollout
-//! on, undo it, or go back to a kept revision, from any machine. Each plans only its deployment, shows the plan and
+//! `berth promote`, `berth abort`, `berth rollback` and `berth restart`: move a canary or
+//! blue-green rollout on, undo it, go back to a kept revision, or restart a deployment's
+//! pods, from any machine. Each plans only its deployment, shows the plan and
 //! applies it under the project's lock, as `berth apply --auto-approve` would.
 
 use super::apply;

@@ -127,6 +127,23 @@ pub enum Reason {
     KeptAfterRollback {
         revision: String,
     },
+
+    // `berth restart`.
+    /// A new pod of the same revision replaces it.
+    Restart,
+}
+
+impl Reason {
+    /// Whether the change is a restart's (`berth restart`), whatever else it says.
+    pub fn is_restart(&self) -> bool {
+        match self {
+            Reason::Restart => true,
+            Reason::StopsFirst { because, .. } | Reason::NotNeeded { because, .. } => {
+                because.is_restart()
+            }
+            _ => false,
+        }
+    }
 }
 
 fn list(items: &[String]) -> String {
@@ -233,6 +250,7 @@ impl fmt::Display for Reason {
                 "kept revision {revision} is older than the {limit} the strategy keeps (history_limit)"
             ),
             RollbackTo { revision } => write!(f, "rollback: kept revision {revision} starts again"),
+            Restart => f.write_str("restart: a new pod of the same revision replaces it"),
             KeptAfterRollback { revision } => {
                 write!(f, "rollback: revision {revision} stops, kept for `berth rollback --to`")
             }

@@ -109,8 +109,17 @@ pub fn summary(plan: &Plan) -> String {
         0 => String::new(),
         n => format!(", {n} to stop (kept for rollback)"),
     };
+    let restarts = plan
+        .changes
+        .iter()
+        .filter(|c| c.reason.is_restart())
+        .count();
+    let restarts = match restarts {
+        0 => String::new(),
+        n => format!(" ({n} restarts)"),
+    };
     format!(
-        "{} to create, {} to replace, {} to start, {} to remove{switch}{stop}",
+        "{} to create, {} to replace{restarts}, {} to start, {} to remove{switch}{stop}",
         plan.count(Action::Create),
         plan.count(Action::Replace),
         plan.count(Action::Start),

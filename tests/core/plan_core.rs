@@ -1822,3 +1822,80 @@ fn a_saved_plan_is_held_to_the_policy() {
         "{refused:?}"
     );
 }
+
+/// The revision part of a pod's name (`web-<revision>-<ordinal>`).
+fn revision_of_pod(name: &str) -> &str {
+    name.split('-').nth(1).unwrap_or_default()
+}
+
+/// `berth restart`: each pod of a settled deployment is replaced by a new pod of the same
+/// revision, in rolling batches behind health gates, and then nothing is left to do; a
+/// canary deployment restarts in rolling batches too; while Git's revision is not rolled out
+/// yet, the restart is refused with a reason and plans nothing.
+#[test]
+fn a_restart_replaces_each_pod_with_one_of_the_same_revision_once_the_rollout_is_done() {
+    for strategy in [
+        "strategy: {max_surge: 1, max_unavailable: 0}\n",
+        "strategy:\n  type: canary\n  steps: [{weight: 50}, {pause: {}}]\n",
+    ] {
+        let (mut files, mut observed) = rolled_out(strategy);
+        let p = plan_intent(&files, &observed, Some(plan::Intent::Restart), 0);
+        assert_eq!(p.count(Action::Replace), 3, "{strategy}: {:?}", p.changes);
+        for c in &p.changes {
+            assert_eq!(c.reason, Reason::Restart, "{c:?}");
+            assert_eq!(c.kind, ChangeKind::Pending, "{c:?}");
+            let (old, new) = (c.pod.as_deref().unwrap(), c.new_pod.as_deref().unwrap());
+            assert_ne!(old, new, "a new pod: {c:?}");
+            assert_eq!(revision_of_pod(old), revision_of_pod(new), "{c:?}");
+        }
+        let waves = waves_text(&p);
+        assert!(
+            waves.iter().any(|w| w.contains("rolling batch 1/3"))
+                && waves.iter().any(|w| w.contains("health gate")),
+            "{strategy}: {waves:?}"
+        );
+        assert!(
+            berth::render::summary(&p)
+                .contains("0 to create, 3 to replace (3 restarts), 0 to start"),
+            "{}",
+            berth::render::summary(&p)
+        );
+        let before = web_pods(&observed);
+        simulate(&p, &mut observed);
+        let after = web_pods(&observed);
+        assert_eq!(after.len(), 3, "{after:?}");
+        assert!(
+            after.iter().all(|p| !before.contains(p)),
+            "{before:?} {after:?}"
+        );
+        assert!(
+            !make_plan(&files, &observed, false).has_changes(),
+            "{strategy}: a restarted deployment is what Git declares"
+        );
+
+        // Git names a new revision that is not rolled out: no restart before it is.
+        bump(&mut files, "example/web:2");
+        let refused = plan_intent(&files, &observed, Some(plan::Intent::Restart), 0);
+        assert!(refused.waves.is_empty(), "{:?}", waves_text(&refused));
+        assert!(
+            refused.issues.iter().any(|i| i.kind == IssueKind::Rollout
+                && i.message
+                    .contains("web has a rollout under way (3 pod(s) of another revision")),
+            "{:?}",
+            refused.issues
+        );
+    }
+}
+
+/// The running web pods' names.
+fn web_pods(observed: &Observed) -> Vec<String> {
+    let mut v: Vec<String> = observed
+        .values()
+        .flat_map(|o| o.as_ref().unwrap().containers.iter())
+        .filter(|c| c.label(label::DEPLOYMENT) == Some("web") && c.state.to_string() == "running")
+        .filter_map(|c| c.label(label::POD).map(str::to_string))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}

@@ -1,9 +1,8 @@
-//! The end-to-end tests on the lab's real hosts (`scripts/lab up 3 --bastion`), in one test
-//! binary: one link of the crate, and the tests of every file share the test threads, so a
-//! file's slow test no longer holds up the next file's. Each test has a project of its own
-//! (and its own host ports), so tests of different files run side by side. Faults that hit a
-//! whole host (tests/faults.rs) and the chaos test, which counts failed requests, are
-//! binaries of their own and run alone.
+//! The end-to-end tests on the lab's real hosts (`scripts/lab up 3 --bastion --podman 2`), in
+//! one test binary: one link of the crate, and the tests of every file share the test threads,
+//! so a file's slow test no longer holds up the next file's. Each test has a project of its own
+//! (and its own host ports), so tests of different files run side by side. The tests that cut
+//! or stop whole hosts, and the kill tests, which count failed requests, are in tests/chaos.
 
 #[path = "../common/mod.rs"]
 mod common;

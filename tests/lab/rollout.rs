@@ -406,3 +406,72 @@ fn a_batch_is_created_and_gated_at_once_on_each_host_and_fails_no_request() {
     let tail = last_versions(&all, 5);
     assert!(tail.iter().all(|l| l == "ok berth-lab web v2"), "{tail:?}");
 }
+
+/// `berth restart web`: every pod replaced by a new pod of the same revision, in rolling
+/// batches, while clients on every host ask the service: no request fails, nothing is left
+/// to do after, and the history says it was a restart. A restart while Git names a revision
+/// not rolled out yet is refused and changes nothing.
+#[test]
+fn a_restart_replaces_every_pod_without_a_failed_request_and_leaves_nothing_to_do() {
+    let repo = Repo::new("t-restart");
+    let v1 = web_everywhere(
+        4,
+        "v1",
+        "{min_ready: 500ms, health_timeout: 30s, max_surge: 1, max_unavailable: 0}",
+    );
+    start_with_clients(&repo, &v1);
+    let web = |repo: &Repo| -> Vec<Container> {
+        let mut v: Vec<Container> = repo
+            .all_containers()
+            .into_iter()
+            .filter(|c| c.name.starts_with("web-") && c.state == "running")
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    };
+    let before = web(&repo);
+    assert_eq!(before.len(), 4, "{before:?}");
+    let mark = answers(&repo);
+    let r = repo.berth(&["restart", "web"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("4 to replace (4 restarts)"), "{r:?}");
+    let all = settle(&repo, &mark, 10);
+    let heard = since(&mark, &all);
+    assert!(
+        heard.len() > 60,
+        "too few requests to prove anything: {heard:?}"
+    );
+    assert_eq!(failures(&all), 0, "{}", failed_report(&all));
+    let after = web(&repo);
+    assert_eq!(after.len(), 4, "{after:?}");
+    let revision = |c: &Container| c.name.split('-').nth(1).unwrap_or_default().to_string();
+    for c in &after {
+        assert!(
+            before.iter().all(|b| b.id != c.id),
+            "a new container: {c:?}"
+        );
+        assert_eq!(
+            revision(c),
+            revision(&before[0]),
+            "the same revision: {c:?}"
+        );
+    }
+    let plan = repo.berth(&["plan", "--exit-code"]);
+    assert_eq!(plan.code, 0, "nothing to do after a restart: {plan:?}");
+    let history = repo.berth(&["history"]);
+    assert!(history.stdout.contains("(4 restarts)"), "{history:?}");
+
+    repo.write("deployments/web.yaml", &v1.replace("web:v1", "web:v2"));
+    repo.commit("web v2");
+    let refused = repo.berth(&["restart", "web"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused.said().contains("web has a rollout under way"),
+        "{refused:?}"
+    );
+    let unchanged = web(&repo);
+    assert!(
+        unchanged.iter().zip(&after).all(|(u, a)| u.id == a.id),
+        "a refused restart changes nothing: {unchanged:?}"
+    );
+}

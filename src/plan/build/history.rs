@@ -87,7 +87,7 @@ impl Context<'_> {
 
     /// The deployment's canary or blue-green rollout of Git's revision that waits for a
     /// promote, or whose old set is still kept after promotion.
-    fn under_way(&self, d: &Deployment) -> Option<Rollout> {
+    pub(super) fn under_way(&self, d: &Deployment) -> Option<Rollout> {
         let desired = d.revision(&self.input.desired.project);
         Rollout::of(self.input.observed, &d.name)
             .filter(|s| matches!(s.phase, Phase::Paused | Phase::Promoted) && s.revision == desired)

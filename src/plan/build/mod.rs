@@ -21,6 +21,7 @@ mod pods;
 mod progressive;
 mod prune;
 mod repair;
+mod restart;
 mod restore;
 mod routing;
 mod steps;
@@ -235,7 +236,8 @@ fn selected<'a>(input: &PlanInput<'a>) -> Vec<&'a Deployment> {
         .collect()
 }
 
-/// Promote, abort or rollback of a deployment that has none to do.
+/// Promote, abort or rollback of a deployment that has none to do (or a restart of one that
+/// is not in Git).
 fn intent_issues(input: &PlanInput) -> Vec<Issue> {
     let mut issues = Vec::new();
     for name in input.intents.keys() {
@@ -243,7 +245,10 @@ fn intent_issues(input: &PlanInput) -> Vec<Issue> {
             None => format!("there is no deployment named {name}"),
             Some(d)
                 if !d.strategy.kind.is_progressive()
-                    && input.intents.get(name) != Some(&Intent::Rollback) =>
+                    && !matches!(
+                        input.intents.get(name),
+                        Some(Intent::Rollback | Intent::Restart)
+                    ) =>
             {
                 format!(
                 "{name} rolls out with the {} strategy; promote, abort and rollback are for canary and blue-green",
@@ -267,7 +272,7 @@ fn intent_issues(input: &PlanInput) -> Vec<Issue> {
 }
 
 /// One deployment's plan: its service names repaired, then a kept revision brought back
-/// (`berth rollback`), or nothing while it is held back or its revision failed, or its
+/// (`berth rollback`), or its pods restarted (`berth restart`), or nothing while it is held back or its revision failed, or its
 /// strategy's rollout with the jobs it waits for; and the history past its limit forgotten.
 fn plan_deployment(cx: &Context, d: &Deployment) -> DeploymentPlan {
     let mut out = DeploymentPlan::default();
@@ -275,6 +280,8 @@ fn plan_deployment(cx: &Context, d: &Deployment) -> DeploymentPlan {
     let body = if cx.restores(d) {
         let to = cx.input.rollback_to.get(&d.name).map(String::as_str);
         history::restore(cx, d, to, &mut out)
+    } else if cx.input.intents.get(&d.name) == Some(&Intent::Restart) {
+        restart::waves(cx, d, &mut out)
     } else {
         let mut waves =
             if history::held_back(cx, d, &mut out) || repair::failed_before(cx, d, &mut out) {

@@ -111,11 +111,15 @@ impl DeploymentPlan {
         revision: &str,
     ) -> Judged {
         let desired = cx.input.desired;
+        let restart = cx.input.intents.get(&d.name) == Some(&Intent::Restart);
         let mut keep: Vec<(ObservedPod, Vec<String>)> = Vec::new();
         let mut replaceable: Vec<(ObservedPod, ChangeKind, Reason, Vec<diff::FieldChange>)> =
             Vec::new();
         for p in pods {
             match diff::judge(&p, d, revision, &desired.secrets) {
+                Condition::Current { .. } if restart && p.is_running() => {
+                    replaceable.push((p, ChangeKind::Pending, Reason::Restart, vec![]))
+                }
                 Condition::Current { health } => {
                     let problem = match health {
                         Some(Health::Unhealthy) => Some("unhealthy"),

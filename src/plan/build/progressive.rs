@@ -7,12 +7,14 @@
 use super::*;
 use crate::model::{self, rollout::rfc3339};
 
-/// What the user asked of a rollout in progress (`berth promote|abort|rollback`).
+/// What the user asked of a deployment by name: of a rollout in progress (`berth
+/// promote|abort|rollback`), or a restart of its settled pods (`berth restart`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Intent {
     Promote,
     Abort,
     Rollback,
+    Restart,
 }
 
 /// A running pod that is or will be behind a service name.

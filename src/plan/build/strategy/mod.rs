@@ -51,6 +51,19 @@ pub(super) fn rolling_without_rollout(cx: &Context, d: &Deployment) -> Deploymen
     rolling::Rolling.rollout(cx, d)
 }
 
+/// A restart (`berth restart`): each running pod replaced by a new one of the same revision,
+/// ordered as the strategy orders replacements where it can. A restart has no new revision
+/// for a canary to weigh or a blue-green switch to move to, so those restart in rolling
+/// batches (their `max_surge` and `max_unavailable`), as their repairs do.
+pub(super) fn restart(cx: &Context, d: &Deployment) -> DeploymentPlan {
+    match d.strategy.kind {
+        StrategyKind::Recreate => recreate::Recreate.rollout(cx, d),
+        StrategyKind::Rolling | StrategyKind::Canary | StrategyKind::BlueGreen => {
+            rolling::Rolling.rollout(cx, d)
+        }
+    }
+}
+
 /// One old pod to be replaced by a new one on a host.
 struct Replacement {
     host: String,

@@ -134,13 +134,11 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// Whether the change is a restart's (`berth restart`), whatever else it says.
+    /// Whether the change is a restart's (`berth restart`), a host port's stop-first included.
     pub fn is_restart(&self) -> bool {
         match self {
             Reason::Restart => true,
-            Reason::StopsFirst { because, .. } | Reason::NotNeeded { because, .. } => {
-                because.is_restart()
-            }
+            Reason::StopsFirst { because, .. } => because.is_restart(),
             _ => false,
         }
     }

@@ -112,7 +112,7 @@ pub fn summary(plan: &Plan) -> String {
     let restarts = plan
         .changes
         .iter()
-        .filter(|c| c.reason.is_restart())
+        .filter(|c| c.action == Action::Replace && c.reason.is_restart())
         .count();
     let restarts = match restarts {
         0 => String::new(),
